@@ -1,0 +1,56 @@
+"""Shared pieces of every datamodule: the config schema base and the registry.
+
+Sample contract (every method relies on it; one dict per item):
+
+=================  ===========================================================
+``image``          float tensor (C,H,W) for frame samples
+``video``          float tensor (T,C,H,W) for clips and sequences
+``source``/``target``  float tensors (C,H,W): two frames of one face track (pairs)
+``au``             float (K,) 0/1 occurrence; ``au_mask`` bool (K,) False where unlabelled (code 9)
+``intensity``      float (K,) or (T,K) 0–5; ``intensity_mask`` bool, same shape
+``label``          int expression class in DFEW order (0 Happy … 6 Fear)
+``landmarks``      float (P,2) pixel coordinates in the returned image (when known)
+``meta``           dict: dataset, subject, sequence (or clip), frame indices, …
+=================  ===========================================================
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Optional
+
+from affectlab.registry import Registry
+
+DATAMODULES: Registry[type] = Registry("dataset")
+
+
+@dataclass
+class DataConfig:
+    """Schema base for ``cfg.data``; each datamodule subclasses it with its own keys."""
+
+    name: str = "???"
+    #: dataset release root; None → the synthetic stand-in, generated on first use
+    root: Optional[str] = None
+    synthetic_profile: str = "quick"
+    synthetic_seed: int = 0
+    task: str = "au_occurrence"
+    fold: int = 1
+    batch_size: int = 32
+    eval_batch_size: Optional[int] = None
+    num_workers: int = 2
+    image_size: int = 112
+    #: imagenet | minus_one_one | zero_one
+    normalize: str = "imagenet"
+    #: fraction of training subjects/clips held out for model selection (seeded by split_seed)
+    val_fraction: float = 0.15
+    split_seed: int = 0
+    #: select the checkpoint on the test fold (some papers' practice); recorded in results
+    select_on_test: bool = False
+    #: cap on items per split, for smoke tests (None = all)
+    limit_items: Optional[int] = None
+
+
+def build_config(cls: type, keys: dict[str, Any]):
+    """Validate ``keys`` against ``cls.Config`` (unknown keys fail listing the valid ones)."""
+    from affectlab.config import validated
+
+    return validated(cls.Config, keys, where="data")

@@ -1,0 +1,285 @@
+"""Layered, validated configuration.
+
+Merge order (fixed): ``experiments/base.yaml`` → ``method/<m>.yaml`` → ``data/<d>.yaml`` →
+the method's ``data_overrides`` → ``trainer/<t>.yaml`` → experiment file → command-line
+``key=value``. Every section is checked against a dataclass schema in OmegaConf struct mode,
+so a misspelt key fails before any work starts and the error lists the valid keys.
+
+Selectors on the command line are upper case: ``METHOD=tcae DATA=bp4d TRAINER=cpu EXP=file``.
+"""
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Optional
+
+import yaml
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBaseException, ValidationError
+
+EXPERIMENTS_DIR = Path(__file__).resolve().parents[2] / "experiments"
+SELECTORS = ("METHOD", "DATA", "TRAINER", "EXP")
+
+
+class ConfigError(ValueError):
+    """A config that cannot be composed: unknown key, wrong type, unknown name or file."""
+
+
+@dataclass
+class TrainerConfig:
+    """Schema of ``cfg.trainer``; presets live in ``experiments/trainer/*.yaml``."""
+
+    preset: str = "cpu"
+    accelerator: str = "cpu"
+    devices: Any = 1
+    num_nodes: int = 1
+    strategy: str = "auto"
+    precision: str = "32-true"
+    sync_batchnorm: bool = False
+    max_epochs: int = 10
+    max_steps: int = -1
+    accumulate_grad_batches: int = 1
+    gradient_clip_val: Optional[float] = None
+    limit_train_batches: Any = 1.0
+    limit_val_batches: Any = 1.0
+    limit_test_batches: Any = 1.0
+    check_val_every_n_epoch: int = 1
+    log_every_n_steps: int = 10
+    #: stop a stage when its monitored metric has not improved for this many validations
+    early_stopping_patience: Optional[int] = None
+    #: learning-rate rule tied to the effective batch: none | linear | sqrt
+    lr_scaling: str = "none"
+    lr_base_batch_size: int = 256
+    channels_last: bool = False
+    enable_progress_bar: bool = True
+
+
+@dataclass
+class WandbConfig:
+    enabled: bool = True
+    project: str = "affectlab"
+    entity: Optional[str] = None
+    #: auto (online when credentials exist, else offline) | online | offline | disabled
+    mode: str = "auto"
+    tags: list[str] = field(default_factory=list)
+    group: Optional[str] = None
+
+
+@dataclass
+class LoggerConfig:
+    csv: bool = True
+    wandb: WandbConfig = field(default_factory=WandbConfig)
+
+
+@dataclass
+class LeaderboardConfig:
+    enabled: bool = True
+    #: SQLAlchemy URL of a shared board; None → sqlite under ``results/``
+    url: Optional[str] = None
+    tags: list[str] = field(default_factory=list)
+
+
+@dataclass
+class RootConfig:
+    seed: int = 0
+    deterministic: bool = False
+    run_root: str = "runs"
+    run_name: Optional[str] = None
+    #: null | auto (newest valid checkpoint of the same experiment) | path to a run directory
+    resume: Optional[str] = None
+    experiment: Optional[str] = None
+    sweep_id: Optional[str] = None
+    method: Any = None
+    data: Any = None
+    trainer: TrainerConfig = field(default_factory=TrainerConfig)
+    logger: LoggerConfig = field(default_factory=LoggerConfig)
+    leaderboard: LeaderboardConfig = field(default_factory=LeaderboardConfig)
+
+
+def _valid_keys(node: Any) -> list[str]:
+    return sorted(str(k) for k in node.keys()) if isinstance(node, DictConfig) else []
+
+
+def _explain(err: OmegaConfBaseException, schema: DictConfig, source: str) -> ConfigError:
+    full_key = getattr(err, "full_key", None) or ""
+    if isinstance(err, (ConfigKeyError, ConfigAttributeError)):
+        parts = full_key.split(".") if full_key else []
+        parent = schema
+        for part in parts[:-1]:
+            if isinstance(parent, DictConfig) and part in parent:
+                parent = parent[part]
+        level = ".".join(parts[:-1]) or "top level"
+        return ConfigError(
+            f"{source}: unknown config key {full_key!r}. Valid keys at {level}: "
+            f"{', '.join(_valid_keys(parent))}"
+        )
+    if isinstance(err, ValidationError):
+        return ConfigError(f"{source}: bad value for {full_key!r}: {err.msg}")
+    return ConfigError(f"{source}: {err}")
+
+
+def merge_into(schema: DictConfig, update: Any, source: str) -> DictConfig:
+    """Merge ``update`` into the struct-mode ``schema``, translating errors into ConfigError."""
+    try:
+        return OmegaConf.merge(schema, update)
+    except OmegaConfBaseException as err:
+        raise _explain(err, schema, source) from None
+
+
+def validated(schema_cls: type, keys: dict[str, Any], where: str) -> DictConfig:
+    """Check ``keys`` against the dataclass ``schema_cls`` and return the merged config."""
+    schema = OmegaConf.create({where: OmegaConf.structured(schema_cls)})
+    OmegaConf.set_struct(schema, True)
+    return merge_into(schema, {where: keys}, f"{where} config")[where]
+
+
+def load_yaml(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        raise ConfigError(f"config file not found: {path}")
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{path}: not valid YAML: {err}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping at the top level, got {type(data).__name__}")
+    return data
+
+
+def available(kind: str) -> list[str]:
+    """Names of the YAML files in ``experiments/<kind>/`` (method, data, trainer, exp)."""
+    return sorted(p.stem for p in (EXPERIMENTS_DIR / kind).glob("*.yaml"))
+
+
+def split_overrides(args: Iterable[str]) -> tuple[dict[str, str], list[str]]:
+    """Separate ``METHOD=…``-style selectors from ``a.b=c`` dotlist overrides."""
+    selectors: dict[str, str] = {}
+    dotlist: list[str] = []
+    for arg in args:
+        if "=" not in arg:
+            raise ConfigError(f"expected key=value, got {arg!r}")
+        key, value = arg.split("=", 1)
+        if key in SELECTORS:
+            selectors[key] = value
+        elif key.isupper():
+            raise ConfigError(f"unknown selector {key!r}; selectors are {', '.join(SELECTORS)}")
+        else:
+            dotlist.append(f"{key}={_normalise_value(value)}")
+    return selectors, dotlist
+
+
+def _normalise_value(value: str) -> str:
+    # wandb's agent renders None as the string 'None'; OmegaConf only knows null.
+    return "null" if value == "None" else value
+
+
+def _experiment_path(exp: str) -> Path:
+    path = Path(exp)
+    if path.suffix in (".yaml", ".yml") and path.is_file():
+        return path
+    candidate = EXPERIMENTS_DIR / "exp" / f"{exp}.yaml"
+    if candidate.is_file():
+        return candidate
+    raise ConfigError(
+        f"experiment {exp!r} not found (looked for {path} and {candidate}); "
+        f"available: {', '.join(available('exp'))}"
+    )
+
+
+def compose(overrides: Iterable[str] = (), **selectors: Optional[str]) -> DictConfig:
+    """Compose and validate a run config from selectors and ``key=value`` overrides.
+
+    ``compose(["METHOD=tcae", "data.fold=2"])`` and ``compose(["data.fold=2"], method="tcae")``
+    are the same call; keyword selectors win over ones in ``overrides``.
+    """
+    from affectlab.methods import METHODS
+    from data_modules import DATAMODULES
+
+    cli_selectors, dotlist = split_overrides(overrides)
+    chosen = {k: v for k, v in cli_selectors.items()}
+    chosen.update({k.upper(): v for k, v in selectors.items() if v})
+
+    base = load_yaml(EXPERIMENTS_DIR / "base.yaml")
+    exp_path = _experiment_path(chosen["EXP"]) if chosen.get("EXP") else None
+    exp = load_yaml(exp_path) if exp_path else {}
+
+    method_name = chosen.get("METHOD") or (exp.get("method") or {}).get("name") or base["method"]["name"]
+    spec = METHODS.get(method_name)
+    data_name = chosen.get("DATA") or (exp.get("data") or {}).get("name") or spec.default_data
+    dm_cls = DATAMODULES.get(data_name)
+    trainer_name = chosen.get("TRAINER") or (exp.get("trainer") or {}).get("preset") or _default_trainer()
+    trainer_file = EXPERIMENTS_DIR / "trainer" / f"{trainer_name}.yaml"
+    if not trainer_file.is_file():
+        raise ConfigError(
+            f"unknown trainer preset {trainer_name!r}. Valid presets: {', '.join(available('trainer'))}"
+        )
+
+    schema = OmegaConf.structured(RootConfig)
+    schema.method = OmegaConf.structured(spec.Config)
+    schema.data = OmegaConf.structured(dm_cls.Config)
+    OmegaConf.set_struct(schema, True)
+
+    layers: list[tuple[str, Any]] = [("experiments/base.yaml", base)]
+    method_file = EXPERIMENTS_DIR / "method" / f"{method_name}.yaml"
+    if method_file.is_file():
+        layers.append((str(method_file.relative_to(EXPERIMENTS_DIR.parent)), load_yaml(method_file)))
+    data_file = EXPERIMENTS_DIR / "data" / f"{data_name}.yaml"
+    if data_file.is_file():
+        layers.append((str(data_file.relative_to(EXPERIMENTS_DIR.parent)), {"data": load_yaml(data_file)}))
+    if spec.data_overrides:
+        layers.append((f"method {method_name} data_overrides", {"data": dict(spec.data_overrides)}))
+    layers.append((str(trainer_file.relative_to(EXPERIMENTS_DIR.parent)), {"trainer": load_yaml(trainer_file)}))
+    if exp:
+        layers.append((str(exp_path), exp))
+    if dotlist:
+        try:
+            cli = OmegaConf.from_dotlist(dotlist)
+        except OmegaConfBaseException as err:
+            raise ConfigError(f"command line: cannot parse overrides {dotlist}: {err}") from None
+        layers.append(("command line", cli))
+
+    cfg = schema
+    for source, layer in layers:
+        cfg = merge_into(cfg, layer, source)
+    cfg.method.name = method_name
+    cfg.data.name = data_name
+    cfg.trainer.preset = trainer_name
+    cfg.experiment = str(exp_path) if exp_path else None
+    _check_missing(cfg)
+    return cfg
+
+
+def _default_trainer() -> str:
+    try:
+        import torch
+
+        return "gpu" if torch.cuda.is_available() else "cpu"
+    except ImportError:  # pragma: no cover
+        return "cpu"
+
+
+def _check_missing(cfg: DictConfig) -> None:
+    missing = sorted(OmegaConf.missing_keys(cfg))
+    if missing:
+        raise ConfigError(f"config values still missing (set them with key=value): {', '.join(missing)}")
+
+
+def config_hash(cfg: DictConfig, ignore: Iterable[str] = ("resume", "run_name", "logger", "leaderboard")) -> str:
+    """Stable hash of what determines the experiment (run bookkeeping keys excluded)."""
+    container = OmegaConf.to_container(cfg, resolve=True)
+    for key in ignore:
+        container.pop(key, None)
+    text = yaml.safe_dump(container, sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def to_yaml(cfg: DictConfig) -> str:
+    return OmegaConf.to_yaml(cfg, resolve=True)
+
+
+_SAFE = re.compile(r"[^A-Za-z0-9_.-]+")
+
+
+def slug(text: str) -> str:
+    return _SAFE.sub("-", text).strip("-") or "x"
