@@ -1,0 +1,1 @@
+"""affectlab.engine — see docs/CONTRACTS.md."""

@@ -1,0 +1,1 @@
+"""affectlab.losses — see docs/CONTRACTS.md."""

@@ -1,0 +1,1 @@
+"""affectlab.models — see docs/CONTRACTS.md."""
