@@ -156,3 +156,32 @@ def au_attention_maps(
 ) -> torch.Tensor:
     """AU attention maps (B, K, h, w) for landmarks (B, P, 2) in pixels of an ``image_size`` image."""
     return attention_maps_from_centres(au_centres(landmarks, au_names), image_size, out_size, xi, supersample)
+
+
+#: neutral iBUG-68 face in face units (IOD ≈ 1, eyes at y = 0, x to the image right), from the
+#: generator's neutral positions (synthetic spec §5.2); jaw approximated by a parabola
+_TEMPLATE_68 = [
+    *[(x, 0.05 + 1.7 * (1 - x * x)) for x in [i / 8 - 1 for i in range(17)]],
+    (-0.86, -0.30), (-0.70, -0.40), (-0.52, -0.43), (-0.35, -0.40), (-0.20, -0.34),
+    (0.20, -0.34), (0.35, -0.40), (0.52, -0.43), (0.70, -0.40), (0.86, -0.30),
+    (0.0, -0.02), (0.0, 0.20), (0.0, 0.40), (0.0, 0.62),
+    (-0.20, 0.74), (-0.10, 0.77), (0.0, 0.79), (0.10, 0.77), (0.20, 0.74),
+    (-0.74, 0.0), (-0.60, -0.07), (-0.40, -0.075), (-0.27, 0.01), (-0.40, 0.06), (-0.60, 0.055),
+    (0.27, 0.01), (0.40, -0.075), (0.60, -0.07), (0.74, 0.0), (0.60, 0.055), (0.40, 0.06),
+    (-0.40, 1.08), (-0.26, 1.00), (-0.10, 0.96), (0.0, 0.975), (0.10, 0.96), (0.26, 1.00),
+    (0.40, 1.08), (0.27, 1.16), (0.12, 1.20), (0.0, 1.21), (-0.12, 1.20), (-0.27, 1.16),
+    (-0.36, 1.08), (-0.14, 1.065), (0.0, 1.07), (0.14, 1.065), (0.36, 1.08),
+    (0.14, 1.075), (0.0, 1.08), (-0.14, 1.075),
+]
+
+
+def template_landmarks(image_size: int, batch: int = 1, face_width: float = 0.7, eye_height: float = 0.36) -> torch.Tensor:
+    """A canonical frontal iBUG-68 face (batch, 68, 2) for an aligned ``image_size`` crop.
+
+    Used when a dataset provides no landmarks (``landmarks_source='template'``): the AU maps then
+    sit at the average AU positions of an aligned face.
+    """
+    t = torch.tensor(_TEMPLATE_68, dtype=torch.float32)
+    scale = face_width / 2.0 * image_size
+    xy = torch.stack([0.5 * image_size + t[:, 0] * scale, eye_height * image_size + t[:, 1] * scale * 0.8], -1)
+    return xy.expand(batch, 68, 2).clone()
