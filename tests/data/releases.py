@@ -98,8 +98,9 @@ def write_bp4d(root: Path, subjects=None, tasks=("T1", "T2"), n_frames: int = 4,
             n_img = start + n_frames + 1
             preds = []
             for k in range(n_img):
-                le = (0.35 * w + rng.normal(0, 1), 0.4 * h + rng.normal(0, 1))
-                re_ = (0.70 * w + rng.normal(0, 1), 0.45 * h + rng.normal(0, 1))
+                if k != start + 1:  # the untracked frame keeps its predecessor's pose (it borrows those landmarks)
+                    le = (0.35 * w + rng.normal(0, 1), 0.4 * h + rng.normal(0, 1))
+                    re_ = (0.70 * w + rng.normal(0, 1), 0.45 * h + rng.normal(0, 1))
                 if k >= start - 1:
                     cv2.imwrite(str(seq / f"{k:0{digits}d}.jpg"), face_image(h, w, le, re_, (10 + 7 * k) % 200))
                 preds.append(None if k == start + 1 else face_landmarks_49(le, re_) + 1.0)  # 1-based MATLAB coords
@@ -196,3 +197,11 @@ def write_disfa(root: Path, subjects=None, n_frames: int = 6, seed: int = 0, cam
             labs[au] = v
         truth[s] = labs
     return truth
+
+
+def make(name: str, root: Path, **keys):
+    from data_modules import create_datamodule
+
+    keys.setdefault("num_workers", 0)
+    keys.setdefault("batch_size", 4)
+    return create_datamodule(name, root=str(root), **keys)
