@@ -35,7 +35,7 @@ def _face68(width: float = 64.0, seed: int = 0, jitter: float = 0.01) -> torch.T
     t[60:68] = torch.tensor([[-0.36, 1.08], [-0.14, 1.065], [0, 1.07], [0.14, 1.065], [0.36, 1.08],
                              [0.14, 1.075], [0, 1.08], [-0.14, 1.075]])
     t = t + jitter * torch.randn(68, 2, generator=g)
-    return (t * torch.tensor([0.35, 0.3]) + torch.tensor([0.5, 0.3])) * width
+    return (t * torch.tensor([0.35, 0.3]) + torch.tensor([0.5, 0.3])) * width - torch.tensor([0.5, 0.0])
 
 
 def test_layout_conversion_keeps_the_same_points():
@@ -79,7 +79,7 @@ def test_map_peaks_in_the_cell_holding_the_centre_and_decays():
     peak = divmod(int(maps[0, 0].argmax()), 16)
     assert peak == (41 // 4, 20 // 4)
     # value at a cell centre follows max(0, 1 - xi * d1 / W), checked by hand for cell (3, 7)
-    d1 = abs(7 * 4 + 2 - 20.3) + abs(3 * 4 + 2 - 41.7)
+    d1 = abs(7 * 4 + 1.5 - 20.3) + abs(3 * 4 + 1.5 - 41.7)  # cell centres at 4j + 1.5 (pixel-index coords)
     assert maps[0, 0, 3, 7].item() == pytest.approx(max(0.0, 1 - 4.0 * d1 / 64))
     assert maps[0, 0, 0, 15].item() == 0.0
 
@@ -89,7 +89,7 @@ def test_each_au_map_peaks_at_its_centre(au):
     lm = _face68()[None]
     maps = au_attention_maps(lm, [au], (64, 64), (64, 64), supersample=1)[0, 0]
     centres = au_centres(lm, [au])[0, 0]
-    peak_values = [maps[int(c[1]), int(c[0])].item() for c in centres]
+    peak_values = [maps[round(float(c[1])), round(float(c[0]))].item() for c in centres]
     assert max(peak_values) == pytest.approx(maps.max().item())
 
 

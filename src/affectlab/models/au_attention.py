@@ -26,8 +26,8 @@ lip, …); the exact landmark picks are ours and listed in the table.
 
 Map (EAC-Net/JAA-Net form): ``M_i(p) = max_c max(0, 1 - xi * ||p - c||_1 / W)`` with ``W`` the image
 width, evaluated on a supersampled grid of the feature map and area-averaged to it.
-Coordinates are continuous pixels: pixel ``j`` covers ``[j, j+1)`` and its centre is ``j + 0.5``, so a
-horizontal flip maps ``x`` to ``W - x`` (see :func:`flip_landmarks`).
+Coordinates follow the datamodules (``data_modules.transforms``): the centre of pixel ``j`` is at
+``x = j``, so a horizontal flip maps ``x`` to ``W - 1 - x`` (see :func:`flip_landmarks`).
 """
 from __future__ import annotations
 
@@ -91,9 +91,9 @@ def to_49(landmarks: torch.Tensor) -> torch.Tensor:
 
 
 def flip_landmarks(landmarks49: torch.Tensor, width: float) -> torch.Tensor:
-    """Landmarks of the horizontally flipped image: mirror x (x → W − x) and swap left/right points."""
+    """Landmarks of the horizontally flipped image: mirror x (x → W − 1 − x) and swap left/right points."""
     flipped = landmarks49[..., FLIP_49, :].clone()
-    flipped[..., 0] = width - flipped[..., 0]
+    flipped[..., 0] = width - 1 - flipped[..., 0]
     return flipped
 
 
@@ -135,8 +135,9 @@ def attention_maps_from_centres(
     height, width = image_size
     h, w = out_size
     sh, sw = h * supersample, w * supersample
-    ys = (torch.arange(sh, device=centres.device, dtype=centres.dtype) + 0.5) * (height / sh)
-    xs = (torch.arange(sw, device=centres.device, dtype=centres.dtype) + 0.5) * (width / sw)
+    # centres of the sub-cells in pixel-index coordinates (pixel j spans [j - 0.5, j + 0.5))
+    ys = (torch.arange(sh, device=centres.device, dtype=centres.dtype) + 0.5) * (height / sh) - 0.5
+    xs = (torch.arange(sw, device=centres.device, dtype=centres.dtype) + 0.5) * (width / sw) - 0.5
     cx = centres[..., 0][..., None, None]  # (B, K, C, 1, 1)
     cy = centres[..., 1][..., None, None]
     dist = (xs.view(1, 1, 1, 1, sw) - cx).abs() + (ys.view(1, 1, 1, sh, 1) - cy).abs()

@@ -201,7 +201,7 @@ class TwoViewAugment(nn.Module):
     """One random view of a batch; landmarks (converted to the 49-point layout) follow the pixels.
 
     Random resized crop (square, scale ∈ [min_scale, 1] of the side, random position inside the
-    image), horizontal flip with probability ``flip_p`` (x → W − x and left/right swap), then a
+    image), horizontal flip with probability ``flip_p`` (x → W − 1 − x and left/right swap), then a
     per-image affine colour jitter ``x·(1+c) + b`` on the normalised pixels.
     """
 
@@ -223,8 +223,9 @@ class TwoViewAugment(nn.Module):
         grid = F.affine_grid(theta, list(images.shape), align_corners=False)
         out = F.grid_sample(images, grid, mode="bilinear", padding_mode="border", align_corners=False)
         size = torch.tensor([w, h], device=dev, dtype=dt)
-        normalised = 2 * lm / size - 1  # input = scale·output + shift  →  output = (input − shift)/scale
-        lm = ((normalised - shift[:, None]) / scale[:, None, None] + 1) * size / 2
+        # pixel-index → grid coordinates (align_corners=False); input = scale·output + shift
+        normalised = 2 * (lm + 0.5) / size - 1
+        lm = ((normalised - shift[:, None]) / scale[:, None, None] + 1) * size / 2 - 0.5
         flip = torch.rand(b, device=dev) < self.flip_p
         out = torch.where(flip[:, None, None, None], out.flip(-1), out)
         lm = torch.where(flip[:, None, None], flip_landmarks(lm, float(w)), lm)
