@@ -188,3 +188,29 @@ def test_train_command_pretrains_then_probes_and_records(tmp_path):
     assert (run / "artifacts" / "au_relation.csv").is_file()
     assert {p.name for p in (run / "stages").iterdir()} == {"pretrain", "probe"}
     assert json.loads((run / "results.json").read_text())["metrics"]["f1_mean"] == pytest.approx(record["metrics"]["f1_mean"])
+
+
+def test_bp4d_release_with_landmarks_runs_both_stages(tmp_path):
+    """The BP4D datamodule's 49-point landmarks feed the AU maps; 12 AUs are probed and recorded."""
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).parents[1] / "data"))
+    import releases
+
+    from affectlab.config import compose
+    from affectlab.engine.runner import train
+
+    root = tmp_path / "BP4D"
+    releases.write_bp4d(root, subjects=["F001", "F002", "F003", "F005", "F004", "F006"], tasks=("T1",), n_frames=6)
+    cfg = compose(["METHOD=region_relation", "DATA=bp4d", f"data.root={root}", "data.batch_size=4",
+                   "data.num_workers=0", "data.image_size=32", "method.small_embed_dim=16", "method.small_heads=[2,2]",
+                   "method.pretrain_epochs=1", "method.probe_epochs=1", "trainer.limit_train_batches=2",
+                   "trainer.limit_val_batches=1", "trainer.enable_progress_bar=false", f"run_root={tmp_path / 'runs'}",
+                   "leaderboard.enabled=false", "logger.wandb.enabled=false"])
+    record = train(cfg)
+    assert len([k for k in record["metrics"] if k.startswith("f1_au")]) == 12
+    (run,) = list((tmp_path / "runs" / "region_relation" / "bp4d").iterdir())
+    header = (run / "artifacts" / "au_relation.csv").read_text().splitlines()[0]
+    assert header.split(",")[1:] == ["AU01", "AU02", "AU04", "AU06", "AU07", "AU10", "AU12", "AU14", "AU15",
+                                     "AU17", "AU23", "AU24"]
