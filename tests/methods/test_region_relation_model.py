@@ -214,3 +214,19 @@ def test_bp4d_release_with_landmarks_runs_both_stages(tmp_path):
     header = (run / "artifacts" / "au_relation.csv").read_text().splitlines()[0]
     assert header.split(",")[1:] == ["AU01", "AU02", "AU04", "AU06", "AU07", "AU10", "AU12", "AU14", "AU15",
                                      "AU17", "AU23", "AU24"]
+
+
+def test_pairs_batches_use_the_two_frames_as_views():
+    from affectlab.methods.region_relation import RegionRelationPretrain
+
+    torch.manual_seed(0)
+    cfg = _tiny_cfg(pretrain_task="pairs", aug_flip_p=0.0, aug_min_scale=1.0, aug_brightness=0.0, aug_contrast=0.0)
+    module = RegionRelationPretrain(cfg, ["AU01", "AU02", "AU04", "AU06"])
+    seen = []
+    forward = module.encoder.forward
+    module.encoder.forward = lambda images, landmarks: seen.append(images) or forward(images, landmarks)
+    source, target = torch.randn(2, 3, 32, 32), torch.randn(2, 3, 32, 32)
+    terms = module.losses({"source": source, "target": target}, update_prior=False)
+    assert torch.isfinite(terms["loss"])
+    # identity augmentation (scale 1, no flip, no jitter): the views are exactly the two frames
+    assert torch.allclose(seen[0], source, atol=1e-5) and torch.allclose(seen[1], target, atol=1e-5)

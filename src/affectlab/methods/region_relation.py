@@ -83,6 +83,11 @@ class RegionRelationConfig(MethodConfig):
     pretrain: bool = True
     #: registered datamodule for pretraining frames (labels unused); None = the probe dataset
     pretrain_data: Optional[str] = None
+    #: its task: au_occurrence (frames: two augmentations of one frame) | pairs (two frames of one
+    #: track, each augmented; e.g. pretrain_data=videos with landmarks_source=template)
+    pretrain_task: str = "au_occurrence"
+    #: release root of pretrain_data (None = its synthetic stand-in)
+    pretrain_root: Optional[str] = None
     pretrain_epochs: int = 4
     pretrain_lr: float = 1e-3
     pretrain_batch_size: Optional[int] = None
@@ -110,6 +115,7 @@ CHOICES = {
     "ot_features": ("projection", "region"),
     "ot_loss_cost": ("feature", "improved"),
     "probe_mode": ("linear", "finetune"),
+    "pretrain_task": ("au_occurrence", "pairs"),
     "probe_features": ("concat", "per_au", "mean"),
 }
 
@@ -131,7 +137,7 @@ def build_encoder(cfg: DictConfig, au_names: list[str]) -> RegionRelationEncoder
 
 
 def batch_landmarks(batch: dict, source: str, image_size: int) -> torch.Tensor:
-    images = batch["image"]
+    images = batch["image"] if "image" in batch else batch["source"]
     if source == "template":
         return template_landmarks(image_size, images.shape[0]).to(images.device)
     if "landmarks" not in batch:
@@ -139,6 +145,10 @@ def batch_landmarks(batch: dict, source: str, image_size: int) -> torch.Tensor:
                        "built from them); this datamodule gives none. Use method.landmarks_source=template "
                        "for aligned faces without landmarks.")
     return batch["landmarks"].float()
+
+
+def _batch_size(batch: dict) -> int:
+    return int((batch["image"] if "image" in batch else batch["source"]).shape[0])
 
 
 def write_relation(path_stem: Path, matrix: torch.Tensor, au_names: list[str], title: str) -> None:
@@ -202,9 +212,12 @@ class RegionRelationPretrain(L.LightningModule):
 
     def losses(self, batch: dict, update_prior: bool) -> dict[str, torch.Tensor]:
         m = self.cfg.method
-        images = batch["image"]
         landmarks = batch_landmarks(batch, m.landmarks_source, self.encoder.image_size)
-        (x1, l1), (x2, l2) = self.augment(images, landmarks), self.augment(images, landmarks)
+        if "source" in batch:  # two frames of one track (pairs task), each augmented
+            first, second = batch["source"], batch["target"]
+        else:  # two augmentations of one frame
+            first = second = batch["image"]
+        (x1, l1), (x2, l2) = self.augment(first, landmarks), self.augment(second, landmarks)
         f1, f2 = self.encoder(x1, l1), self.encoder(x2, l2)
         z1, z2 = self.projector(f1), self.projector(f2)
         p1, p2 = self.predictor(z1), self.predictor(z2)
@@ -224,13 +237,13 @@ class RegionRelationPretrain(L.LightningModule):
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
         terms = self.losses(batch, update_prior=True)
         self.log_dict({f"train/{k}": v for k, v in terms.items()}, prog_bar=True, on_step=True, on_epoch=True,
-                      batch_size=batch["image"].shape[0])
+                      batch_size=_batch_size(batch))
         return terms["loss"]
 
     def validation_step(self, batch: dict, batch_idx: int) -> None:
         terms = self.losses(batch, update_prior=False)
         self.log_dict({f"val/{k}": v for k, v in terms.items()}, on_epoch=True, sync_dist=True,
-                      batch_size=batch["image"].shape[0])
+                      batch_size=_batch_size(batch))
 
     @torch.no_grad()
     def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
@@ -392,13 +405,13 @@ class RegionRelation(MethodSpec):
         region_aus = [str(a).upper() for a in m.region_aus] if m.region_aus else au_names
         pre = RegionRelationPretrain(cfg, region_aus)
         if m.pretrain:
-            keys: dict[str, Any] = {"task": "au_occurrence"}
+            keys: dict[str, Any] = {"task": m.pretrain_task}
             if m.pretrain_batch_size:
                 keys["batch_size"] = m.pretrain_batch_size
             if m.pretrain_data is None:
                 pre_dm = create_datamodule(cfg.data, **keys)
             else:
-                pre_dm = create_datamodule(m.pretrain_data, root=cfg.data.root, image_size=cfg.data.image_size,
+                pre_dm = create_datamodule(m.pretrain_data, root=m.pretrain_root, image_size=cfg.data.image_size,
                                            synthetic_profile=cfg.data.synthetic_profile,
                                            synthetic_seed=cfg.data.synthetic_seed, **keys)
             yield Stage("pretrain", pre, pre_dm, monitor="val/loss", mode="min", max_epochs=m.pretrain_epochs)
