@@ -228,11 +228,20 @@ class RegionRelationPretrain(L.LightningModule):
                                            num_iter=m.ot_iters, differentiable_plan=m.ot_differentiable_plan,
                                            loss_cost=m.ot_loss_cost)
         if update_prior:
-            self.prior.update_plans(plans)
+            self.prior.update_plans(self._gathered(plans))
             if m.ot_prior == "labels":
-                self.prior.update_labels(batch["au"], batch.get("au_mask"))
+                mask = batch.get("au_mask")
+                mask = None if mask is None else self._gathered(mask.float())
+                self.prior.update_labels(self._gathered(batch["au"].float()), mask)
         loss = region + m.ot_weight * relation
         return {"loss": loss, "region": region, "relation": relation}
+
+    def _gathered(self, tensor: torch.Tensor) -> torch.Tensor:
+        """Concatenate over DDP ranks so every rank keeps the same relation prior."""
+        trainer = self._trainer
+        if trainer is None or trainer.world_size == 1:
+            return tensor.detach()
+        return self.all_gather(tensor.detach()).flatten(0, 1)
 
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
         terms = self.losses(batch, update_prior=True)
