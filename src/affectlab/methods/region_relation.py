@@ -89,6 +89,8 @@ class RegionRelationConfig(MethodConfig):
     #: release root of pretrain_data (None = its synthetic stand-in)
     pretrain_root: Optional[str] = None
     pretrain_epochs: int = 4
+    #: encoder handed to the probe: last (end of pretraining) | val_loss (best validation loss)
+    pretrain_select: str = "last"
     pretrain_lr: float = 1e-3
     pretrain_batch_size: Optional[int] = None
     weight_decay: float = 0.05
@@ -116,6 +118,7 @@ CHOICES = {
     "ot_loss_cost": ("feature", "improved"),
     "probe_mode": ("linear", "finetune"),
     "pretrain_task": ("au_occurrence", "pairs"),
+    "pretrain_select": ("last", "val_loss"),
     "probe_features": ("concat", "per_au", "mean"),
 }
 
@@ -204,7 +207,7 @@ class RegionRelationPretrain(L.LightningModule):
     def relation_matrix(self) -> torch.Tensor:
         return self.prior.mean_plan.clone()
 
-    def _targets(self, f: torch.Tensor, z: torch.Tensor, images: torch.Tensor, lm: torch.Tensor) -> torch.Tensor:
+    def _targets(self, z: torch.Tensor, images: torch.Tensor, lm: torch.Tensor) -> torch.Tensor:
         if self.cfg.method.consistency == "simsiam":
             return z
         with torch.no_grad():
@@ -221,7 +224,7 @@ class RegionRelationPretrain(L.LightningModule):
         f1, f2 = self.encoder(x1, l1), self.encoder(x2, l2)
         z1, z2 = self.projector(f1), self.projector(f2)
         p1, p2 = self.predictor(z1), self.predictor(z2)
-        t1, t2 = self._targets(f1, z1, x1, l1), self._targets(f2, z2, x2, l2)
+        t1, t2 = self._targets(z1, x1, l1), self._targets(z2, x2, l2)
         region = region_consistency_loss(p1, p2, t1, t2)
         a, b = (z1, z2) if m.ot_features == "projection" else (f1, f2)
         relation, plans = ot_relation_loss(a, b, self.prior.relation(), beta=m.ot_beta, reg=m.ot_reg,
@@ -423,6 +426,7 @@ class RegionRelation(MethodSpec):
                 pre_dm = create_datamodule(m.pretrain_data, root=m.pretrain_root, image_size=cfg.data.image_size,
                                            synthetic_profile=cfg.data.synthetic_profile,
                                            synthetic_seed=cfg.data.synthetic_seed, **keys)
-            yield Stage("pretrain", pre, pre_dm, monitor="val/loss", mode="min", max_epochs=m.pretrain_epochs)
+            monitor = "val/loss" if m.pretrain_select == "val_loss" else None
+            yield Stage("pretrain", pre, pre_dm, monitor=monitor, mode="min", max_epochs=m.pretrain_epochs)
         probe = RegionRelationProbe(cfg, pre.encoder, au_names, dm.train_pos_weight())
         yield Stage("probe", probe, dm, monitor="val/f1_mean", mode="max", evaluate=True, max_epochs=m.probe_epochs)
