@@ -161,7 +161,7 @@ def au_attention_maps(
 
 #: neutral iBUG-68 face in face units (IOD ≈ 1, eyes at y = 0, x to the image right), from the
 #: generator's neutral positions (synthetic spec §5.2); jaw approximated by a parabola
-_TEMPLATE_68 = [
+TEMPLATE_68 = [
     *[(x, 0.05 + 1.7 * (1 - x * x)) for x in [i / 8 - 1 for i in range(17)]],
     (-0.86, -0.30), (-0.70, -0.40), (-0.52, -0.43), (-0.35, -0.40), (-0.20, -0.34),
     (0.20, -0.34), (0.35, -0.40), (0.52, -0.43), (0.70, -0.40), (0.86, -0.30),
@@ -182,7 +182,7 @@ def template_landmarks(image_size: int, batch: int = 1, face_width: float = 0.7,
     Used when a dataset provides no landmarks (``landmarks_source='template'``): the AU maps then
     sit at the average AU positions of an aligned face.
     """
-    t = torch.tensor(_TEMPLATE_68, dtype=torch.float32)
+    t = torch.tensor(TEMPLATE_68, dtype=torch.float32)
     scale = face_width / 2.0 * image_size
     xy = torch.stack([0.5 * image_size + t[:, 0] * scale, eye_height * image_size + t[:, 1] * scale * 0.8], -1)
     return xy.expand(batch, 68, 2).clone()
