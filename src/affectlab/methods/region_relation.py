@@ -44,6 +44,8 @@ class RegionRelationConfig(MethodConfig):
     #: attention inside each AU region: swin | masked | none
     region_block: str = "swin"
     region_heads: int = 4
+    #: MLP width of the region Swin block (timm default 4; 1 keeps CPU runs fast)
+    region_mlp_ratio: float = 4.0
     #: decay of the AU maps: max(0, 1 - xi * L1 distance / image width)
     attention_xi: float = 4.0
     #: AUs whose regions are learned; None = the dataset's AUs
@@ -88,7 +90,7 @@ class RegionRelationConfig(MethodConfig):
     pretrain_task: str = "au_occurrence"
     #: release root of pretrain_data (None = its synthetic stand-in)
     pretrain_root: Optional[str] = None
-    pretrain_epochs: int = 4
+    pretrain_epochs: int = 3
     #: encoder handed to the probe: last (end of pretraining) | val_loss (best validation loss)
     pretrain_select: str = "last"
     pretrain_lr: float = 1e-3
@@ -133,7 +135,8 @@ def build_encoder(cfg: DictConfig, au_names: list[str]) -> RegionRelationEncoder
     m = cfg.method
     return RegionRelationEncoder(
         au_names, cfg.data.image_size, backbone=m.backbone, checkpoint=m.checkpoint, feature_stage=m.feature_stage,
-        region_block=m.region_block, region_heads=m.region_heads, attention_xi=m.attention_xi,
+        region_block=m.region_block, region_heads=m.region_heads, region_mlp_ratio=m.region_mlp_ratio,
+        attention_xi=m.attention_xi,
         small_embed_dim=m.small_embed_dim, small_depths=list(m.small_depths), small_heads=list(m.small_heads),
         small_window=m.small_window, drop_path_rate=m.drop_path_rate,
     )

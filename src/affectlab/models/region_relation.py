@@ -102,13 +102,13 @@ class AURegionPooling(nn.Module):
     """
 
     def __init__(self, channels: int, resolution: tuple[int, int], block: str = "swin",
-                 num_heads: int = 4, window_size: int = 7) -> None:
+                 num_heads: int = 4, window_size: int = 7, mlp_ratio: float = 4.0) -> None:
         super().__init__()
         self.block_kind = block
         if block == "swin":
             window = min(window_size, *resolution)
             self.block = SwinTransformerBlock(dim=channels, input_resolution=resolution, num_heads=num_heads,
-                                              window_size=window, always_partition=True)
+                                              window_size=window, always_partition=True, mlp_ratio=mlp_ratio)
         elif block == "masked":
             self.norm = nn.LayerNorm(channels)
             self.attn = nn.MultiheadAttention(channels, num_heads, batch_first=True)
@@ -149,6 +149,7 @@ class RegionRelationEncoder(nn.Module):
         feature_stage: int = -1,
         region_block: str = "swin",
         region_heads: int = 4,
+        region_mlp_ratio: float = 4.0,
         attention_xi: float = 4.0,
         small_embed_dim: int = 32,
         small_depths: Sequence[int] = (2, 2),
@@ -166,7 +167,8 @@ class RegionRelationEncoder(nn.Module):
         side = self.image_size // self.features.reduction
         self.map_size = (side, side)
         window = swin.layers[-1].blocks[0].window_size[0]
-        self.region = AURegionPooling(self.features.out_channels, self.map_size, region_block, region_heads, window)
+        self.region = AURegionPooling(self.features.out_channels, self.map_size, region_block, region_heads, window,
+                                     region_mlp_ratio)
         self.out_channels = self.features.out_channels
 
     def attention_maps(self, landmarks: torch.Tensor) -> torch.Tensor:
