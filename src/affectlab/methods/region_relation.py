@@ -58,6 +58,8 @@ class RegionRelationConfig(MethodConfig):
     byol_momentum: float = 0.99
     projector_hidden: int = 256
     projection_dim: int = 128
+    #: BatchNorm on the projector output (SimSiam's projector)
+    projector_output_bn: bool = False
     predictor_hidden: int = 64
     # --- relation learning (improved OT) ---
     #: gamma in L = L_region + gamma * L_OT
@@ -198,7 +200,7 @@ class RegionRelationPretrain(L.LightningModule):
         self.au_names = list(au_names)
         self.encoder = build_encoder(cfg, self.au_names)
         channels = self.encoder.out_channels
-        self.projector = TokenMLP(channels, m.projector_hidden, m.projection_dim)
+        self.projector = TokenMLP(channels, m.projector_hidden, m.projection_dim, m.projector_output_bn)
         self.predictor = TokenMLP(m.projection_dim, m.predictor_hidden, m.projection_dim)
         self.augment = TwoViewAugment(m.aug_min_scale, m.aug_flip_p, m.aug_brightness, m.aug_contrast)
         self.prior = RelationPrior(len(self.au_names), m.ot_prior, m.ot_prior_momentum)

@@ -181,18 +181,23 @@ class RegionRelationEncoder(nn.Module):
         return self.region(self.features(images), self.attention_maps(landmarks))
 
 
-def mlp(in_dim: int, hidden: int, out_dim: int) -> nn.Sequential:
-    """Linear-BN-ReLU-Linear (SimSiam/BYOL projector and predictor shape), applied per AU token."""
-    return nn.Sequential(nn.Linear(in_dim, hidden), nn.BatchNorm1d(hidden), nn.ReLU(inplace=True),
-                         nn.Linear(hidden, out_dim))
+def mlp(in_dim: int, hidden: int, out_dim: int, output_bn: bool = False) -> nn.Sequential:
+    """Linear-BN-ReLU-Linear(-BN) (SimSiam/BYOL projector and predictor shape), applied per AU token.
+
+    ``output_bn`` adds SimSiam's BatchNorm on the projector output (SimSiam §4.4 finds it helps).
+    """
+    layers = [nn.Linear(in_dim, hidden), nn.BatchNorm1d(hidden), nn.ReLU(inplace=True), nn.Linear(hidden, out_dim)]
+    if output_bn:
+        layers.append(nn.BatchNorm1d(out_dim))
+    return nn.Sequential(*layers)
 
 
 class TokenMLP(nn.Module):
     """Apply an MLP with BatchNorm to (B, K, D) tokens (BN statistics shared over batch and AUs)."""
 
-    def __init__(self, in_dim: int, hidden: int, out_dim: int) -> None:
+    def __init__(self, in_dim: int, hidden: int, out_dim: int, output_bn: bool = False) -> None:
         super().__init__()
-        self.net = mlp(in_dim, hidden, out_dim)
+        self.net = mlp(in_dim, hidden, out_dim, output_bn)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b, k, d = x.shape
