@@ -162,3 +162,25 @@ def test_train_loader_drops_last_and_eval_keeps_all(mini):
     assert sum(len(b["label"]) for b in dm.train_dataloader()) == (n // 4) * 4
     dm.setup("test")
     assert sum(len(b["label"]) for b in dm.test_dataloader()) == len(dm.manifest("test"))
+
+
+def test_disfa_landmarks_align_the_eyes(tmp_path):
+    releases.write_disfa(tmp_path / "DISFA", subjects=["SN001", "SN002"], n_frames=5)
+    releases.write_disfa_landmarks(tmp_path / "DISFA", "SN001", 5)
+    size = 64
+    dm = make("disfa", tmp_path / "DISFA", fold=3, select_on_test=True, image_size=size, normalize="zero_one",
+              hflip=False)
+    assert set(dm.full_manifest()["subject"]) == {"SN001"}  # SN002 has no landmarks: skipped when aligning
+    assert "frames skipped (align=true)" in dm.skipped().set_index("item").loc["SN002", "reason"]
+    ds = dm.dataset("test")
+    for i in range(len(ds)):
+        item = ds[i]
+        if item["meta"]["subject"] != "SN001":
+            continue
+        img = item["image"].mean(0).numpy()
+        ys, xs = np.nonzero(img > 0.8)
+        for sel, ex in ((xs < size / 2, 0.34 * size), (xs >= size / 2, 0.66 * size)):
+            assert abs(xs[sel].mean() - ex) < 1.5 and abs(ys[sel].mean() - 0.4 * size) < 1.5
+        lm = item["landmarks"].numpy()
+        assert lm.shape == (66, 2)
+        np.testing.assert_allclose(lm[36:42].mean(0), (0.34 * size, 0.4 * size), atol=0.6)
