@@ -40,8 +40,10 @@ def face_landmarks_49(left_eye: tuple, right_eye: tuple) -> np.ndarray:
 
 def face_image(h: int, w: int, left_eye: tuple, right_eye: tuple, value: int) -> np.ndarray:
     img = np.full((h, w, 3), value, np.uint8)
+    radius = max(3, w // 20)
     for c in (left_eye, right_eye):
-        cv2.circle(img, (int(round(c[0])), int(round(c[1]))), 3, (255, 255, 255), -1)
+        cv2.circle(img, (int(round(c[0] * 16)), int(round(c[1] * 16))), radius * 16, (255, 255, 255), -1,
+                   lineType=cv2.LINE_AA, shift=4)
     return img
 
 
