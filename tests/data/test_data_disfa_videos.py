@@ -184,3 +184,28 @@ def test_disfa_landmarks_align_the_eyes(tmp_path):
         lm = item["landmarks"].numpy()
         assert lm.shape == (66, 2)
         np.testing.assert_allclose(lm[36:42].mean(0), (0.34 * size, 0.4 * size), atol=0.6)
+
+
+@pytest.mark.parametrize("independent", [True, False])
+def test_pair_jitter_independent_or_shared(tmp_path, independent):
+    import cv2
+
+    d = tmp_path / "videos" / "id001" / "t"
+    d.mkdir(parents=True)
+    for k in range(8):
+        img = np.zeros((16, 16, 3), np.uint8)
+        img[:, 8:] = 200  # bright right half: a flip moves it to the left
+        cv2.imwrite(str(d / f"{k}.png"), img)
+    (tmp_path / "videos" / "id002").mkdir()
+    import shutil
+
+    shutil.copytree(d, tmp_path / "videos" / "id002" / "t")
+    dm = make("videos", tmp_path / "videos", task="pairs", image_size=16, normalize="zero_one", hflip=True,
+              pair_independent_jitter=independent, val_fraction=0.5)
+    ds = dm.dataset("train")
+    differ = 0
+    for _ in range(40):
+        it = ds[0]
+        side = [bool(x[0, :, 8:].mean() > x[0, :, :8].mean()) for x in (it["source"], it["target"])]
+        differ += side[0] != side[1]
+    assert (differ > 0) if independent else (differ == 0)
