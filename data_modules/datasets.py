@@ -1,9 +1,13 @@
 """torch Datasets behind every task; each returns one dict of the sample contract (``base.py``)."""
 from __future__ import annotations
 
+import hashlib
+import os
 import zlib
+from pathlib import Path
 from typing import Optional, Sequence
 
+import cv2
 import numpy as np
 import pandas as pd
 import torch
@@ -108,9 +112,10 @@ class ClipDataset(_Base):
 
     def __init__(self, items: pd.DataFrame, transform: FaceTransform, segments: int, per_segment: int,
                  dataset: str, max_bad_fraction: float, train: bool, short_clip: str = "stretch",
-                 seed: int = 0, meta_cols: Sequence[str] = ("clip",)) -> None:
+                 seed: int = 0, meta_cols: Sequence[str] = ("clip",), cache_dir: Optional[Path] = None) -> None:
         super().__init__(dataset, transform, max_bad_fraction, len(items), train, seed)
         self.items = items.reset_index(drop=True)
+        self.cache_dir = cache_dir
         self.segments, self.per_segment, self.short_clip = segments, per_segment, short_clip
         self.meta_cols = [c for c in meta_cols if c in self.items]
         self._reduce: Optional[int] = None  # JPEG decode reduction, decided on the first clip
@@ -124,7 +129,9 @@ class ClipDataset(_Base):
         rng = self._rng(index)
         idx = clip_indices(len(paths), self.segments, self.per_segment, self.train, rng, self.short_clip)
         lms = [row["landmarks"][k] for k in idx] if "landmarks" in row and row["landmarks"] is not None else None
-        if lms is not None:
+        if self.cache_dir is not None and lms is None:
+            frames = self._cached_clip(paths)[idx]
+        elif lms is not None:
             frames, lms = self._read_for_alignment([paths[k] for k in idx], lms)
         else:
             if self._reduce is None:
@@ -140,6 +147,27 @@ class ClipDataset(_Base):
         if "label" in row and not pd.isna(row["label"]):
             sample["label"] = int(row["label"])
         return sample
+
+
+    def _cached_clip(self, paths: Sequence[str]) -> np.ndarray:
+        """All frames of a clip at the output size as one uint8 array, decoded once and memory-mapped."""
+        size = self.transform.size
+        key = hashlib.sha1("\n".join(paths).encode()).hexdigest()[:20]
+        path = self.cache_dir / f"{size}" / f"{key}.npy"
+        if path.is_file():
+            return np.load(path, mmap_mode="r")
+        probe = read_rgb(paths[0])
+        reduce = 1 if probe is None else self.transform.decode_reduction(*probe.shape[:2])
+        frames = self._read_many(paths, reduce)
+        if frames is None:
+            raise RuntimeError(f"{self.dataset}: no frame of clip {paths[0]} could be decoded")
+        if frames.shape[1:3] != (size, size):
+            frames = np.stack([cv2.resize(f, (size, size), interpolation=cv2.INTER_AREA) for f in frames])
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".tmp{os.getpid()}.npy")
+        np.save(tmp, frames)
+        os.replace(tmp, path)
+        return frames
 
 
 class PairDataset(_Base):

@@ -225,7 +225,8 @@ class FaceDataModule(L.LightningDataModule):
                                 **common)
         if c.task in ("expression", "clips"):
             return ClipDataset(self.tracks(df), tf, c.clip_segments, c.clip_frames_per_segment,
-                               short_clip=c.short_clip, meta_cols=("clip", "subject", "scene"), **common)
+                               short_clip=c.short_clip, meta_cols=("clip", "subject", "scene"),
+                               cache_dir=self.cache_dir() / "clips" if c.clip_cache else None, **common)
         if c.task == "pairs":
             return PairDataset(self.tracks(df), tf, c.pair_gap_min, c.pair_gap_max, c.pair_independent_jitter,
                                **common)
