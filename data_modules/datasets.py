@@ -27,11 +27,14 @@ class _Base(Dataset):
                  train: bool, seed: int = 0) -> None:
         self.dataset, self.transform, self.train, self.seed = dataset, transform, train, seed
         self.bad = BadImageCounter(dataset, n_items, max_bad_fraction)
-        self._epoch_rng = np.random.default_rng()
 
     def _rng(self, index: int) -> np.random.Generator:
-        # training: fresh randomness per call; evaluation: a fixed generator per item (repeatable)
-        return self._epoch_rng if self.train else np.random.default_rng(_seed(self.seed, index))
+        """Training: a generator drawn from torch's RNG, which DataLoader seeds per worker (and
+        ``seeded_train_loader`` per epoch and worker), so workers never repeat each other's jitter and a
+        resumed run replays it; evaluation: a fixed generator per item."""
+        if self.train:
+            return np.random.default_rng(int(torch.randint(0, 2**62, (1,)).item()))
+        return np.random.default_rng(_seed(self.seed, index))
 
     def _read_for_alignment(self, paths: Sequence[str], lms: Optional[list]) -> tuple[Optional[np.ndarray], Optional[list]]:
         """Decode at the reduced size alignment allows; landmarks rescaled to the decoded pixels."""
