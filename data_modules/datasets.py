@@ -55,10 +55,11 @@ class _Base(Dataset):
         if not good:
             return None
         shape = imgs[good[0]].shape
+        same = [i for i in good if imgs[i].shape == shape]  # a stray frame of another size is replaced too
         out = []
         for i, im in enumerate(imgs):
             if im is None or im.shape != shape:
-                im = imgs[min(good, key=lambda k: abs(k - i))]
+                im = imgs[min(same, key=lambda k: abs(k - i))]
             out.append(im)
         return np.stack(out)
 
