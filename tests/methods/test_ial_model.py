@@ -114,3 +114,13 @@ def test_basic_block_shortcut_and_errors():
         build_ial_net("small", num_frames=1)
     with pytest.raises(ValueError, match="preset"):
         build_ial_net("huge")
+
+
+def test_paper_network_compute_matches_official_analytic_count():
+    """methods.md §4.1 [D]: 5.62 GMACs per 16×112×112 clip (convs + linears + attention)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    net = build_ial_net("paper").eval()
+    with FlopCounterMode(display=False) as counter, torch.no_grad():
+        net(torch.rand(1, 16, 3, 112, 112))
+    assert counter.get_total_flops() / 2e9 == pytest.approx(5.62, abs=0.005)
