@@ -112,3 +112,21 @@ def test_confusion_png(tmp_path):
     cm = np.array([[3, 1], [0, 2]])
     path = save_confusion_matrix(cm, ["A", "B"], tmp_path / "cm.png", title="t")
     assert path.exists() and path.stat().st_size > 1000
+
+
+def test_registered_method_and_paper_experiment():
+    from affectlab.config import compose
+
+    cfg = compose(["METHOD=ial"])
+    assert (cfg.data.name, cfg.data.task, cfg.method.preset, cfg.data.normalize) == ("dfew", "expression", "small", "zero_one")
+    paper = compose(["EXP=ial_paper", "data.fold=3"])
+    m, d = paper.method, paper.data
+    assert (m.name, m.preset, m.attention, m.use_ial) == ("ial", "paper", "gca", True)
+    assert (m.lr, m.momentum, m.weight_decay, m.lr_step_epochs, m.lr_gamma) == (0.001, 0.9, 0.1, 7, 0.5)
+    assert (m.ce_weight, list(m.aux_weights), m.ial_weight) == (1.0, [0.05, 0.0], 0.1)
+    assert (d.name, d.fold, d.image_size, d.batch_size, d.clip_segments, d.clip_frames_per_segment) == ("dfew", 3, 112, 40, 16, 1)
+    assert d.select_on_test is False and d.normalize == "zero_one"
+    assert build_network(paper, 7).cfg.widths == [64, 128, 256]
+    ferv = compose(["EXP=ial_ferv39k_paper"])
+    assert (ferv.data.name, ferv.data.clip_segments, ferv.data.clip_frames_per_segment) == ("ferv39k", 8, 2)
+    assert build_network(ferv, 7).cfg.num_frames == 16
