@@ -29,9 +29,9 @@ class _Base(Dataset):
         # training: fresh randomness per call; evaluation: a fixed generator per item (repeatable)
         return self._epoch_rng if self.train else np.random.default_rng(_seed(self.seed, index))
 
-    def _read_many(self, paths: Sequence[str]) -> Optional[np.ndarray]:
+    def _read_many(self, paths: Sequence[str], reduce: int = 1) -> Optional[np.ndarray]:
         """Decode frames; an undecodable frame is counted and replaced by its nearest good neighbour."""
-        imgs = [read_rgb(p) for p in paths]
+        imgs = [read_rgb(p, reduce) for p in paths]
         good = [i for i, im in enumerate(imgs) if im is not None]
         for i, im in enumerate(imgs):
             if im is None:
@@ -104,6 +104,7 @@ class ClipDataset(_Base):
         self.items = items.reset_index(drop=True)
         self.segments, self.per_segment, self.short_clip = segments, per_segment, short_clip
         self.meta_cols = [c for c in meta_cols if c in self.items]
+        self._reduce: Optional[int] = None  # JPEG decode reduction, decided on the first clip
 
     def __len__(self) -> int:
         return len(self.items)
@@ -113,7 +114,11 @@ class ClipDataset(_Base):
         paths = row["frames"]
         rng = self._rng(index)
         idx = clip_indices(len(paths), self.segments, self.per_segment, self.train, rng, self.short_clip)
-        frames = self._read_many([paths[k] for k in idx])
+        has_landmarks = "landmarks" in row and row["landmarks"] is not None
+        if self._reduce is None:
+            probe = read_rgb(paths[idx[0]])
+            self._reduce = 1 if probe is None or has_landmarks else self.transform.decode_reduction(*probe.shape[:2])
+        frames = self._read_many([paths[k] for k in idx], 1 if has_landmarks else self._reduce)
         if frames is None:
             raise RuntimeError(f"{self.dataset}: no frame of clip {row.get('clip', index)} could be decoded")
         lms = [row["landmarks"][k] for k in idx] if "landmarks" in row and row["landmarks"] is not None else None

@@ -110,6 +110,18 @@ class FaceTransform:
         self.mean = torch.tensor(mean).view(1, 3, 1, 1) * 255.0
         self.std = torch.tensor(std).view(1, 3, 1, 1) * 255.0
 
+    def decode_reduction(self, height: int, width: int) -> int:
+        """Largest JPEG decode reduction (1, 2, 4) that still leaves ≥ the output size.
+
+        Only without alignment or albumentations steps, whose geometry expects full-size frames.
+        """
+        if self.pipeline is not None or (self.align and self.eyes is not None):
+            return 1
+        for factor in (4, 2):
+            if min(height, width) // factor >= self.size:
+                return factor
+        return 1
+
     def __call__(self, frames: np.ndarray, landmarks: Optional[list[Optional[np.ndarray]]] = None,
                  rng: Optional[np.random.Generator] = None) -> tuple[torch.Tensor, Optional[np.ndarray]]:
         """``frames`` (T,H,W,3) uint8 → (T,3,S,S) float tensor and the first frame's landmarks (P,2)."""
