@@ -162,3 +162,50 @@ def test_train_loader_drops_last_and_eval_keeps_all(mini):
     assert sum(len(b["label"]) for b in dm.train_dataloader()) == (n // 4) * 4
     dm.setup("test")
     assert sum(len(b["label"]) for b in dm.test_dataloader()) == len(dm.manifest("test"))
+
+
+def test_disfa_landmarks_align_the_eyes(tmp_path):
+    releases.write_disfa(tmp_path / "DISFA", subjects=["SN001", "SN002"], n_frames=5)
+    releases.write_disfa_landmarks(tmp_path / "DISFA", "SN001", 5)
+    size = 64
+    dm = make("disfa", tmp_path / "DISFA", fold=3, select_on_test=True, image_size=size, normalize="zero_one",
+              hflip=False)
+    assert set(dm.full_manifest()["subject"]) == {"SN001"}  # SN002 has no landmarks: skipped when aligning
+    assert "frames skipped (align=true)" in dm.skipped().set_index("item").loc["SN002", "reason"]
+    ds = dm.dataset("test")
+    for i in range(len(ds)):
+        item = ds[i]
+        if item["meta"]["subject"] != "SN001":
+            continue
+        img = item["image"].mean(0).numpy()
+        ys, xs = np.nonzero(img > 0.8)
+        for sel, ex in ((xs < size / 2, 0.34 * size), (xs >= size / 2, 0.66 * size)):
+            assert abs(xs[sel].mean() - ex) < 1.5 and abs(ys[sel].mean() - 0.4 * size) < 1.5
+        lm = item["landmarks"].numpy()
+        assert lm.shape == (66, 2)
+        np.testing.assert_allclose(lm[36:42].mean(0), (0.34 * size, 0.4 * size), atol=0.6)
+
+
+@pytest.mark.parametrize("independent", [True, False])
+def test_pair_jitter_independent_or_shared(tmp_path, independent):
+    import cv2
+
+    d = tmp_path / "videos" / "id001" / "t"
+    d.mkdir(parents=True)
+    for k in range(8):
+        img = np.zeros((16, 16, 3), np.uint8)
+        img[:, 8:] = 200  # bright right half: a flip moves it to the left
+        cv2.imwrite(str(d / f"{k}.png"), img)
+    (tmp_path / "videos" / "id002").mkdir()
+    import shutil
+
+    shutil.copytree(d, tmp_path / "videos" / "id002" / "t")
+    dm = make("videos", tmp_path / "videos", task="pairs", image_size=16, normalize="zero_one", hflip=True,
+              pair_independent_jitter=independent, val_fraction=0.5)
+    ds = dm.dataset("train")
+    differ = 0
+    for _ in range(40):
+        it = ds[0]
+        side = [bool(x[0, :, 8:].mean() > x[0, :, :8].mean()) for x in (it["source"], it["target"])]
+        differ += side[0] != side[1]
+    assert (differ > 0) if independent else (differ == 0)
