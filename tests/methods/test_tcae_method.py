@@ -136,3 +136,18 @@ def test_masked_labels_do_not_contribute_to_the_probe_loss():
     logits = torch.tensor([[0.0, 2.0]])
     batch = {"au": torch.tensor([[1.0, 0.0]]), "au_mask": torch.tensor([[True, False]])}
     assert probe._loss(logits, batch).item() == pytest.approx(-torch.log(torch.sigmoid(torch.tensor(0.0))).item())
+
+
+def test_configs_compose_and_the_paper_experiment_has_the_official_network():
+    from affectlab.config import ConfigError, compose
+    from affectlab.methods.tcae import net_config
+    from affectlab.models.tcae import count_parameters
+
+    paper = compose(["EXP=tcae_paper"])
+    assert paper.method.name == "tcae" and paper.data.image_size == 256 and paper.data.normalize == "zero_one"
+    assert (paper.method.lr, paper.method.momentum, paper.method.curriculum_patience) == (0.001, 0.9, 15)
+    assert count_parameters(TCAE(net_config(paper))) == 14_717_094
+    small = compose(["METHOD=tcae"])
+    assert small.data.image_size == small.method.model.image_size == 64
+    with pytest.raises(ConfigError, match="image_size"):
+        net_config(compose(["METHOD=tcae", "data.image_size=112"]))

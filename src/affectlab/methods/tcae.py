@@ -46,8 +46,13 @@ class TCAEConfig(MethodConfig):
     pretrain_root: Optional[str] = None
     pretrain_batch_size: int = 64
     pretrain_eval_batch_size: int = 32
-    #: extra keys for the pretraining datamodule (e.g. ``{pair_gap_max: 30, hflip: false}``)
-    pretrain_data_keys: Any = field(default_factory=dict)
+    #: frame gap between source and target, drawn uniformly in [min, max] (official: any two frames
+    #: of a track sampled at 1 fps)
+    pretrain_pair_gap_min: int = 1
+    pretrain_pair_gap_max: int = 30
+    #: the official loader does not flip; jitter is applied by this module (``jitter``)
+    pretrain_hflip: bool = False
+    pretrain_limit_items: Optional[int] = None
     lr: float = 1e-3
     momentum: float = 0.9
     weight_decay: float = 0.0
@@ -392,9 +397,11 @@ class TCAEMethod(MethodSpec):
                 eval_batch_size=m.pretrain_eval_batch_size,
                 num_workers=cfg.data.num_workers,
                 split_seed=cfg.data.split_seed,
-                limit_items=cfg.data.limit_items,
+                limit_items=m.pretrain_limit_items,
+                pair_gap_min=m.pretrain_pair_gap_min,
+                pair_gap_max=m.pretrain_pair_gap_max,
+                hflip=m.pretrain_hflip,
             )
-            keys.update(OmegaConf.to_container(m.pretrain_data_keys, resolve=True) or {})
             yield Stage("pretrain", pretrain, create_datamodule(m.pretrain_data, **keys),
                         monitor="val/loss", mode="min", max_epochs=m.pretrain_epochs)
         model.eval()
@@ -402,8 +409,8 @@ class TCAEMethod(MethodSpec):
         pos_weight = None
         if m.probe_pos_weight:
             datamodule.setup("fit")
-            rate = torch.as_tensor(datamodule.train_pos_weight(), dtype=torch.float32)
-            pos_weight = rate
+            rate = torch.as_tensor(datamodule.train_pos_weight(), dtype=torch.float32)  # positive rates
+            pos_weight = (1.0 - rate) / rate.clamp(min=1e-3)
         probe = TCAELinearProbe(model.encoder, _au_names(datamodule), lr=m.probe_lr,
                                 weight_decay=m.probe_weight_decay, pos_weight=pos_weight,
                                 threshold=m.probe_threshold)
