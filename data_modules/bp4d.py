@@ -121,11 +121,13 @@ class BP4DDataModule(FaceDataModule):
             raise ValueError(f"bp4d: AU numbers must be 1…99, got {bad}")
         self.aus = [int(a) for a in aus]
         self.au_names = [f"AU{a:02d}" for a in self.aus]
-        self.protocol = cfg.protocol or ("fera2015" if self.intensity else "3fold")
-        if self.protocol not in ("3fold", "fera2015"):
-            raise ValueError(f"bp4d: protocol must be 3fold or fera2015, got {self.protocol!r}")
-        if self.protocol == "3fold":
+        self.split_protocol = cfg.protocol or ("fera2015" if self.intensity else "3fold")
+        if self.split_protocol not in ("3fold", "fera2015"):
+            raise ValueError(f"bp4d: protocol must be 3fold or fera2015, got {self.split_protocol!r}")
+        if self.split_protocol == "3fold":
             check_fold("bp4d", cfg.fold, 3)
+        #: recorded in results.json
+        self.protocol = f"bp4d/{self.split_protocol}"
 
     def au_columns(self) -> list[str]:
         prefix = "int" if self.intensity else "au"
@@ -225,7 +227,7 @@ class BP4DDataModule(FaceDataModule):
         return df, skipped_frame(skipped)
 
     def _protocol(self, df: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
-        if self.protocol == "fera2015":
+        if self.split_protocol == "fera2015":
             return df[df["subject"].isin(FERA2015_TRAIN)], df[df["subject"].isin(FERA2015_DEVEL)]
         test_part = FOLD_TEST_PART[self.cfg.fold]
         known = df["part"] > 0
@@ -238,7 +240,7 @@ def fill_landmarks(df: pd.DataFrame) -> tuple[pd.DataFrame, list[dict]]:
     Sequences with no tracked frame at all lose their landmarks column value (None) and are reported.
     """
     skipped = []
-    lms = df["landmarks"].tolist()
+    lms = [x if isinstance(x, np.ndarray) else None for x in df["landmarks"].tolist()]
     for seq, idx in df.groupby("sequence", sort=False).indices.items():
         known = [i for i in idx if lms[i] is not None]
         missing = [i for i in idx if lms[i] is None]
@@ -253,8 +255,9 @@ def fill_landmarks(df: pd.DataFrame) -> tuple[pd.DataFrame, list[dict]]:
         skipped.append({"item": seq, "reason": f"{len(missing)} untracked frames use nearest landmarks", "file": ""})
     df = df.copy()
     df["landmarks"] = lms
-    if df["landmarks"].isna().any():
-        if df["landmarks"].notna().any():
+    have = np.array([x is not None for x in lms])
+    if not have.all():
+        if have.any():
             # mixing frames with and without landmarks would break batching: drop the column
             skipped.append({"item": "*", "reason": "some sequences lack landmarks: alignment off", "file": ""})
         df = df.drop(columns="landmarks")

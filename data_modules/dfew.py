@@ -66,6 +66,7 @@ class DFEWDataModule(FaceDataModule):
     unit = "clip"
     parse_keys = ("frames_dir", "fold", "drop_short", "short_clip", "clip_segments", "clip_frames_per_segment")
     class_names = list(DFER_CLASSES)
+    protocol = "dfew/5fold"
 
     def __init__(self, cfg) -> None:
         super().__init__(cfg)

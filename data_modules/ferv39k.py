@@ -61,6 +61,7 @@ class FERV39kDataModule(FaceDataModule):
     unit = "clip"
     parse_keys = ("drop_short", "short_clip", "clip_segments", "clip_frames_per_segment")
     class_names = list(DFER_CLASSES)
+    protocol = "ferv39k/official"
 
     def _dirs(self) -> tuple[Path, Path]:
         root = self.root
