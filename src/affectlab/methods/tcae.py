@@ -42,7 +42,8 @@ class TCAEConfig(MethodConfig):
     #: registered datamodule that provides the ``pretrain_task`` (frame pairs of one face track)
     pretrain_data: str = "videos"
     pretrain_task: str = "pairs"
-    #: release root of the pretraining data; None → ``data.root`` (the synthetic root when that is None)
+    #: release folder of the pretraining data; None → the synthetic stand-in (or ``data.root`` when
+    #: ``pretrain_data`` is the probe's dataset)
     pretrain_root: Optional[str] = None
     pretrain_batch_size: int = 64
     pretrain_eval_batch_size: int = 32
@@ -386,23 +387,7 @@ class TCAEMethod(MethodSpec):
         elif m.pretrain_epochs > 0:
             lr = scaled_lr(cfg, m.lr, m.pretrain_batch_size)
             pretrain = TCAEPretrainModule(model, m, lr=lr)
-            keys = dict(
-                root=m.pretrain_root if m.pretrain_root is not None else cfg.data.root,
-                synthetic_profile=cfg.data.synthetic_profile,
-                synthetic_seed=cfg.data.synthetic_seed,
-                task=m.pretrain_task,
-                image_size=model.cfg.image_size,
-                normalize="zero_one",
-                batch_size=m.pretrain_batch_size,
-                eval_batch_size=m.pretrain_eval_batch_size,
-                num_workers=cfg.data.num_workers,
-                split_seed=cfg.data.split_seed,
-                limit_items=m.pretrain_limit_items,
-                pair_gap_min=m.pretrain_pair_gap_min,
-                pair_gap_max=m.pretrain_pair_gap_max,
-                hflip=m.pretrain_hflip,
-            )
-            yield Stage("pretrain", pretrain, create_datamodule(m.pretrain_data, **keys),
+            yield Stage("pretrain", pretrain, pretrain_datamodule(cfg),
                         monitor="val/loss", mode="min", max_epochs=m.pretrain_epochs)
         model.eval()
         datamodule = create_datamodule(cfg.data)
@@ -416,6 +401,40 @@ class TCAEMethod(MethodSpec):
                                 threshold=m.probe_threshold)
         yield Stage("probe", probe, datamodule, monitor="val/f1_mean", mode="max", evaluate=True,
                     max_epochs=m.probe_epochs)
+
+
+def pretrain_datamodule(cfg: DictConfig) -> L.LightningDataModule:
+    """The frame-pair datamodule of the pretraining stage (``method.pretrain_*`` keys)."""
+    from data_modules import create_datamodule
+
+    m = cfg.method
+    root = m.pretrain_root
+    if root is None and cfg.data.root is not None:
+        if m.pretrain_data != cfg.data.name:
+            from affectlab.config import ConfigError
+
+            raise ConfigError(
+                f"tcae: data.root points at a real {cfg.data.name} release; set method.pretrain_root to the "
+                f"{m.pretrain_data} release used for pretraining (or method.pretrain_data={cfg.data.name})"
+            )
+        root = cfg.data.root
+    return create_datamodule(
+        m.pretrain_data,
+        root=root,
+        synthetic_profile=cfg.data.synthetic_profile,
+        synthetic_seed=cfg.data.synthetic_seed,
+        task=m.pretrain_task,
+        image_size=int(m.model.image_size),
+        normalize="zero_one",
+        batch_size=m.pretrain_batch_size,
+        eval_batch_size=m.pretrain_eval_batch_size,
+        num_workers=cfg.data.num_workers,
+        split_seed=cfg.data.split_seed,
+        limit_items=m.pretrain_limit_items,
+        pair_gap_min=m.pretrain_pair_gap_min,
+        pair_gap_max=m.pretrain_pair_gap_max,
+        hflip=m.pretrain_hflip,
+    )
 
 
 def _au_names(datamodule: L.LightningDataModule) -> list[str]:
