@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -24,10 +25,7 @@ def test_two_stage_pipeline_records_per_au_f1_and_the_probe_runs_alone(synth_roo
     record = train(cfg)
     names = ["au01", "au02", "au04", "au06", "au07", "au10", "au12", "au14", "au15", "au17", "au23", "au24"]
     assert set(record["metrics"]) >= {f"f1_{a}" for a in names} | {"f1_mean"}
-    run = tmp_path / record["run_dir"] if not str(record["run_dir"]).startswith("/") else record["run_dir"]
-    from pathlib import Path
-
-    run = Path(run)
+    run = Path(record["run_dir"])
     assert json.loads((run / "results.json").read_text())["method"] == "tcae"
     assert list((run / "artifacts").glob("tcae_val_epoch*.png"))
     ckpt = json.loads((run / "stages" / "pretrain" / "done.json").read_text())["checkpoint"]

@@ -39,6 +39,8 @@ class TCAEConfig(MethodConfig):
     pretrained_checkpoint: Optional[str] = None
     # --- pretraining -------------------------------------------------------------------------
     pretrain_epochs: int = 2000
+    #: optional cap on optimiser steps (CPU runs; None = epochs only)
+    pretrain_max_steps: Optional[int] = None
     #: registered datamodule that provides the ``pretrain_task`` (frame pairs of one face track)
     pretrain_data: str = "videos"
     pretrain_task: str = "pairs"
@@ -77,6 +79,7 @@ class TCAEConfig(MethodConfig):
     grid_rows: int = 6
     # --- linear probe ([X]: the official evaluation script is not public) --------------------
     probe_epochs: int = 20
+    probe_max_steps: Optional[int] = None
     probe_lr: float = 1e-3
     probe_weight_decay: float = 0.0
     #: weight positives by the train split's negative/positive ratio (off = plain BCE)
@@ -388,7 +391,8 @@ class TCAEMethod(MethodSpec):
             lr = scaled_lr(cfg, m.lr, m.pretrain_batch_size)
             pretrain = TCAEPretrainModule(model, m, lr=lr)
             yield Stage("pretrain", pretrain, pretrain_datamodule(cfg),
-                        monitor="val/loss", mode="min", max_epochs=m.pretrain_epochs)
+                        monitor="val/loss", mode="min", max_epochs=m.pretrain_epochs,
+                        max_steps=m.pretrain_max_steps if m.pretrain_max_steps is not None else -1)
         model.eval()
         datamodule = create_datamodule(cfg.data)
         pos_weight = None
@@ -400,7 +404,8 @@ class TCAEMethod(MethodSpec):
                                 weight_decay=m.probe_weight_decay, pos_weight=pos_weight,
                                 threshold=m.probe_threshold)
         yield Stage("probe", probe, datamodule, monitor="val/f1_mean", mode="max", evaluate=True,
-                    max_epochs=m.probe_epochs)
+                    max_epochs=m.probe_epochs,
+                    max_steps=m.probe_max_steps if m.probe_max_steps is not None else -1)
 
 
 def pretrain_datamodule(cfg: DictConfig) -> L.LightningDataModule:
