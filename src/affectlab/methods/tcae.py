@@ -162,9 +162,10 @@ class TCAEPretrainModule(L.LightningModule):
         emb_scale = 1.0 / (b * self.model.encoder.embedding_dim) if self.cfg.val_embedding_quirk else 1.0
         total, reduced = tcae_objective(per_sample_terms(out, source, target), self.weights, emb_scale=emb_scale)
         identity = (source - target).abs().flatten(1).mean(1).mean()
-        self.log("val/loss", total, prog_bar=True, batch_size=b)
-        self.log_dict({f"val/{k}": v for k, v in reduced.items()}, batch_size=b)
-        self.log("val/rec_identity", identity, batch_size=b)  # L1 of using the source as the prediction
+        self.log("val/loss", total, prog_bar=True, batch_size=b, sync_dist=True)
+        self.log_dict({f"val/{k}": v for k, v in reduced.items()}, batch_size=b, sync_dist=True)
+        # L1 of using the source itself as the prediction (the identity warp), for comparison with val/rec
+        self.log("val/rec_identity", identity, batch_size=b, sync_dist=True)
         self._val_sum += float(total) * b
         self._val_count += b
         if batch_idx == 0 and self.cfg.grid_rows > 0:
@@ -175,16 +176,21 @@ class TCAEPretrainModule(L.LightningModule):
         self._val_sum, self._val_count, self._grid_batch = 0.0, 0, None
 
     def on_validation_epoch_end(self) -> None:
-        if self.trainer is None or self.trainer.sanity_checking or self._val_count == 0:
+        if self.trainer is None or self.trainer.sanity_checking:
             return
-        val_loss = self._val_sum / self._val_count
+        # every rank must take the same curriculum decision: reduce the sums across processes
+        totals = self.trainer.strategy.reduce(
+            torch.tensor([self._val_sum, float(self._val_count)], device=self.device), reduce_op="sum")
+        if float(totals[1]) == 0:
+            return
+        val_loss = float(totals[0] / totals[1])
         if self.cfg.curriculum:
             event = self.curriculum.update(val_loss)
             if event == "plateau" and self.plateau is not None:
                 self.plateau.step(val_loss)
         lo, hi = self.curriculum.window
         self.log_dict({"val/window_lo": lo, "val/window_hi": hi})
-        if self._grid_batch is not None and self.artifact_dir is not None:
+        if self._grid_batch is not None and self.artifact_dir is not None and self.trainer.is_global_zero:
             path = Path(self.artifact_dir) / f"tcae_val_epoch{self.current_epoch:04d}.png"
             save_grid(path, **self._grid_batch)
             _log_image(self, "val/grid", path)
