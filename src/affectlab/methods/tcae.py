@@ -133,7 +133,7 @@ class TCAEPretrainModule(L.LightningModule):
         seed = int(self.trainer.current_epoch if self.trainer else 0)
         rng = np.random.RandomState(seed)
         self._crop = float(rng.randint(self.cfg.jitter_crop_min, self.cfg.jitter_crop_max + 1))
-        self._jitter_gen.manual_seed(10_000 + seed)
+        self._jitter_gen.manual_seed((torch.initial_seed() * 1_000_003 + seed) % 2**63)  # run seed + epoch
 
     def _pair(self, batch: dict, train: bool) -> tuple[torch.Tensor, torch.Tensor]:
         source, target = batch["source"].float(), batch["target"].float()
