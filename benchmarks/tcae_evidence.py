@@ -50,7 +50,7 @@ def embed(encoder: nn.Module, dataset, batch_size: int = 128, workers: int = 1) 
         masks.append(batch["au_mask"])
         meta = batch["meta"]
         metas.append(pd.DataFrame({k: (v.tolist() if torch.is_tensor(v) else list(v))
-                                   for k, v in meta.items() if k in ("subject", "sequence", "frame")}))
+                                   for k, v in meta.items() if k in ("index", "subject", "sequence", "frame")}))
     return {"phi": torch.cat(phis), "psi": torch.cat(psis), "au": torch.cat(aus), "mask": torch.cat(masks),
             "meta": pd.concat(metas, ignore_index=True)}
 
@@ -109,14 +109,26 @@ def ridge_r2(x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray, y_tes
     return np.array([r2_score(y_test[:, j], pred[:, j]) for j in range(y_test.shape[1])])
 
 
-def join_groundtruth(feats: dict, table: pd.DataFrame, where: str) -> pd.DataFrame:
-    meta = feats["meta"].astype({"frame": int})
-    merged = meta.reset_index().merge(table, on=["subject", "sequence", "frame"], how="left")
-    missing = merged["yaw"].isna().sum()
+def join_groundtruth(feats: dict, manifest: pd.DataFrame, release_root: Path, table: pd.DataFrame,
+                     where: str) -> pd.DataFrame:
+    """Ground-truth rows in the order of ``feats``: matched on the frame path relative to the release
+    folder (the table's ``path``), else on (subject, sequence, frame)."""
+    paths = manifest["path"].iloc[feats["meta"]["index"].to_numpy()]
+    root = release_root.resolve()
+    rel = [str(Path(p).resolve().relative_to(root)) if Path(p).resolve().is_relative_to(root) else str(p)
+           for p in paths]
+    by_path = table.drop_duplicates("path").set_index("path")
+    if all(r in by_path.index for r in rel):
+        return by_path.loc[rel].reset_index()
+    meta = feats["meta"].astype({"subject": str, "sequence": str, "frame": int})
+    meta = meta[["subject", "sequence", "frame"]].assign(_order=np.arange(len(meta)))
+    keyed = table.astype({"subject": str, "sequence": str, "frame": int})
+    merged = meta.merge(keyed, on=["subject", "sequence", "frame"], how="left").sort_values("_order")
+    missing = int(merged["yaw"].isna().sum())
     if missing:
         raise ValueError(f"{where}: {missing} of {len(meta)} frames have no ground-truth row "
-                         "(joined on subject, sequence, frame)")
-    return merged.sort_values("index")
+                         f"(matched on path, then on subject/sequence/frame); e.g. {rel[0]}")
+    return merged
 
 
 @torch.no_grad()
@@ -183,16 +195,13 @@ def main(argv: list[str] | None = None) -> int:
     if not table_path.is_file():
         raise FileNotFoundError(f"{table_path}: the generator's ground-truth table is needed for part 2")
     table = pd.read_csv(table_path)
-    table = table.astype({"subject": str, "sequence": str, "frame": int})
     au_cols = [c for c in table.columns if c.startswith("au") and c[2:].isdigit()]
     pose_cols = ["yaw", "pitch", "roll"]
     print("\n2. Ridge regression R² on test subjects (mean over targets with variance)")
     print(f"{'encoder':>14} {'phi->AU':>8} {'psi->AU':>8} {'psi->pose':>9} {'phi->pose':>9}   pose R² per angle (psi | phi)")
     for name, f in feats.items():
-        for split in ("train", "test"):
-            f[split]["meta"] = f[split]["meta"].astype({"subject": str, "sequence": str})
-        gt_tr = join_groundtruth(f["train"], table, f"{name} train")
-        gt_te = join_groundtruth(f["test"], table, f"{name} test")
+        gt_tr = join_groundtruth(f["train"], dm.manifest("train"), Path(dm.root), table, f"{name} train")
+        gt_te = join_groundtruth(f["test"], dm.manifest("test"), Path(dm.root), table, f"{name} test")
         varied = [c for c in au_cols if gt_te[c].std() > 1e-3 and gt_tr[c].std() > 1e-3]
         r2 = {}
         for emb in ("phi", "psi"):
