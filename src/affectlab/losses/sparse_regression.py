@@ -71,3 +71,35 @@ def sample_label_subset(lengths: Sequence[int], fraction: float, seed: int, scop
         m[torch.randperm(n, generator=gen)[: budget_count(n, fraction)]] = True
         masks.append(m)
     return masks
+
+
+class LabelBudget:
+    """The labelled (sequence, frame) pairs of a training set, drawn once with :func:`sample_label_subset`.
+
+    Built from the training manifest's ``sequence`` and ``frame`` columns (sequences sorted by id,
+    frames sorted within a sequence, so the draw does not depend on the manifest's row order);
+    :meth:`mask` turns a batch's ``meta`` (sequence ids, (B,T) frame indices) into a (B,T) bool mask.
+    """
+
+    def __init__(self, sequences: Sequence[str], frames: Sequence[int], fraction: float, seed: int,
+                 scope: str = "global") -> None:
+        if len(sequences) != len(frames):
+            raise ValueError(f"{len(sequences)} sequence ids but {len(frames)} frame indices")
+        per_seq: dict[str, list[int]] = {}
+        for seq, frame in zip(sequences, frames):
+            per_seq.setdefault(str(seq), []).append(int(frame))
+        ids = sorted(per_seq)
+        ordered = [torch.tensor(sorted(set(per_seq[i])), dtype=torch.long) for i in ids]
+        masks = sample_label_subset([len(f) for f in ordered], fraction, seed, scope)
+        self.labelled = {i: f[m] for i, f, m in zip(ids, ordered, masks)}
+        self.num_frames = sum(len(f) for f in ordered)
+        self.num_labelled = sum(len(v) for v in self.labelled.values())
+
+    def mask(self, sequences: Sequence[str], frames: torch.Tensor) -> torch.Tensor:
+        out = torch.zeros(frames.shape, dtype=torch.bool, device=frames.device)
+        for i, seq in enumerate(sequences):
+            chosen = self.labelled.get(str(seq))
+            if chosen is None:
+                raise KeyError(f"sequence {seq!r} is not in the training manifest the label budget was drawn from")
+            out[i] = torch.isin(frames[i], chosen.to(frames.device))
+        return out
