@@ -1,0 +1,219 @@
+"""torch Datasets behind every task; each returns one dict of the sample contract (``base.py``)."""
+from __future__ import annotations
+
+import zlib
+from typing import Optional, Sequence
+
+import numpy as np
+import pandas as pd
+import torch
+from torch.utils.data import Dataset
+
+from data_modules.frames import BadImageCounter, read_rgb
+from data_modules.sampling import clip_indices, pair_indices, sparse_label_mask
+from data_modules.transforms import FaceTransform
+
+
+def _seed(*parts: object) -> int:
+    return zlib.crc32("/".join(map(str, parts)).encode())
+
+
+class _Base(Dataset):
+    def __init__(self, dataset: str, transform: FaceTransform, max_bad_fraction: float, n_items: int,
+                 train: bool, seed: int = 0) -> None:
+        self.dataset, self.transform, self.train, self.seed = dataset, transform, train, seed
+        self.bad = BadImageCounter(dataset, n_items, max_bad_fraction)
+        self._epoch_rng = np.random.default_rng()
+
+    def _rng(self, index: int) -> np.random.Generator:
+        # training: fresh randomness per call; evaluation: a fixed generator per item (repeatable)
+        return self._epoch_rng if self.train else np.random.default_rng(_seed(self.seed, index))
+
+    def _read_many(self, paths: Sequence[str]) -> Optional[np.ndarray]:
+        """Decode frames; an undecodable frame is counted and replaced by its nearest good neighbour."""
+        imgs = [read_rgb(p) for p in paths]
+        good = [i for i, im in enumerate(imgs) if im is not None]
+        for i, im in enumerate(imgs):
+            if im is None:
+                self.bad.record(paths[i])
+        if not good:
+            return None
+        shape = imgs[good[0]].shape
+        out = []
+        for i, im in enumerate(imgs):
+            if im is None or im.shape != shape:
+                im = imgs[min(good, key=lambda k: abs(k - i))]
+            out.append(im)
+        return np.stack(out)
+
+
+class FrameDataset(_Base):
+    """One frame per item: ``image``, ``au``/``au_mask`` or ``intensity``/``intensity_mask``, ``landmarks``."""
+
+    def __init__(self, df: pd.DataFrame, transform: FaceTransform, task: str, au_columns: Sequence[str],
+                 dataset: str, max_bad_fraction: float, train: bool, occurrence_threshold: Optional[int] = None,
+                 seed: int = 0) -> None:
+        super().__init__(dataset, transform, max_bad_fraction, len(df), train, seed)
+        self.df = df.reset_index(drop=True)
+        self.paths = self.df["path"].tolist()
+        codes = self.df[list(au_columns)].to_numpy(np.int64) if au_columns else np.zeros((len(df), 0), np.int64)
+        self.mask = codes != 9
+        if task == "au_occurrence":
+            # BP4D codes are 0/1 already; DISFA intensities become 1 iff ≥ threshold
+            pos = codes >= occurrence_threshold if occurrence_threshold is not None else codes == 1
+            self.values = np.where(self.mask, pos, 0).astype(np.float32)
+        else:
+            self.values = np.where(self.mask, codes, 0).astype(np.float32)
+        self.key = "au" if task == "au_occurrence" else "intensity"
+        self.landmarks = self.df["landmarks"].tolist() if "landmarks" in self.df else None
+        self.meta_cols = [c for c in ("subject", "sequence", "frame") if c in self.df]
+
+    def __len__(self) -> int:
+        return len(self.df)
+
+    def __getitem__(self, index: int) -> dict:
+        for attempt in range(len(self)):
+            i = (index + attempt) % len(self)
+            frames = self._read_many([self.paths[i]])
+            if frames is not None:
+                break
+        lm = [self.landmarks[i]] if self.landmarks is not None else None
+        image, lm_out = self.transform(frames, lm, self._rng(i))
+        row = self.df.iloc[i]
+        sample = {
+            "image": image[0],
+            self.key: torch.from_numpy(self.values[i]),
+            f"{self.key}_mask": torch.from_numpy(self.mask[i]),
+            "meta": {"dataset": self.dataset, "index": i, **{c: _py(row[c]) for c in self.meta_cols}},
+        }
+        if lm_out is not None:
+            sample["landmarks"] = torch.from_numpy(lm_out)
+        return sample
+
+
+class ClipDataset(_Base):
+    """U×V frames per item as ``video`` (T,C,H,W); ``label`` when the items carry one.
+
+    ``items`` rows need ``frames`` (list of paths); optional ``label``, ``landmarks`` (list per frame).
+    """
+
+    def __init__(self, items: pd.DataFrame, transform: FaceTransform, segments: int, per_segment: int,
+                 dataset: str, max_bad_fraction: float, train: bool, short_clip: str = "stretch",
+                 seed: int = 0, meta_cols: Sequence[str] = ("clip",)) -> None:
+        super().__init__(dataset, transform, max_bad_fraction, len(items), train, seed)
+        self.items = items.reset_index(drop=True)
+        self.segments, self.per_segment, self.short_clip = segments, per_segment, short_clip
+        self.meta_cols = [c for c in meta_cols if c in self.items]
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, index: int) -> dict:
+        row = self.items.iloc[index]
+        paths = row["frames"]
+        rng = self._rng(index)
+        idx = clip_indices(len(paths), self.segments, self.per_segment, self.train, rng, self.short_clip)
+        frames = self._read_many([paths[k] for k in idx])
+        if frames is None:
+            raise RuntimeError(f"{self.dataset}: no frame of clip {row.get('clip', index)} could be decoded")
+        lms = [row["landmarks"][k] for k in idx] if "landmarks" in row and row["landmarks"] is not None else None
+        video, _ = self.transform(frames, lms, rng)
+        sample = {"video": video, "meta": {"dataset": self.dataset, "index": index,
+                                           "frames": torch.as_tensor(idx),
+                                           **{c: _py(row[c]) for c in self.meta_cols}}}
+        if "label" in row and not pd.isna(row["label"]):
+            sample["label"] = int(row["label"])
+        return sample
+
+
+class PairDataset(_Base):
+    """Two frames of one track (TCAE): ``source`` and ``target`` (C,H,W), gap in ``meta``.
+
+    With ``independent_jitter`` the augmentation (crop/flip) is drawn separately for each frame.
+    """
+
+    def __init__(self, tracks: pd.DataFrame, transform: FaceTransform, gap_min: int, gap_max: int,
+                 independent_jitter: bool, dataset: str, max_bad_fraction: float, train: bool,
+                 seed: int = 0) -> None:
+        super().__init__(dataset, transform, max_bad_fraction, len(tracks), train, seed)
+        self.tracks = tracks.reset_index(drop=True)
+        self.gap_min, self.gap_max, self.independent = gap_min, gap_max, independent_jitter
+
+    def __len__(self) -> int:
+        return len(self.tracks)
+
+    def __getitem__(self, index: int) -> dict:
+        row = self.tracks.iloc[index]
+        rng = self._rng(index)
+        s, t = pair_indices(len(row["frames"]), self.gap_min, self.gap_max, rng)
+        frames = self._read_many([row["frames"][s], row["frames"][t]])
+        if frames is None:
+            raise RuntimeError(f"{self.dataset}: no frame of track {row['clip']} could be decoded")
+        lms = row["landmarks"] if "landmarks" in row and row["landmarks"] is not None else None
+        if self.independent:
+            src, _ = self.transform(frames[:1], [lms[s]] if lms else None, rng)
+            tgt, _ = self.transform(frames[1:], [lms[t]] if lms else None, rng)
+            pair = torch.cat([src, tgt])
+        else:
+            pair, _ = self.transform(frames, [lms[s], lms[t]] if lms else None, rng)
+        return {"source": pair[0], "target": pair[1],
+                "meta": {"dataset": self.dataset, "clip": str(row["clip"]), "subject": str(row["subject"]),
+                         "frames": torch.tensor([s, t]), "gap": abs(t - s)}}
+
+
+class SequenceDataset(_Base):
+    """Windows of T consecutive labelled frames for semi-supervised intensity regression.
+
+    ``intensity`` (T,K); ``intensity_mask`` (T,K) is True only on the sparse, seeded subset of frames
+    whose labels are kept (``label_fraction`` of each sequence, fixed once per sequence) for training,
+    and on every coded frame for evaluation. ``frame_mask`` (T,) marks frames that exist (a sequence
+    shorter than T is padded by repeating its last frame, with ``frame_mask`` False there).
+    """
+
+    def __init__(self, windows: list[dict], transform: FaceTransform, length: int, dataset: str,
+                 max_bad_fraction: float, train: bool, seed: int = 0) -> None:
+        super().__init__(dataset, transform, max_bad_fraction, len(windows), train, seed)
+        self.windows, self.length = windows, length
+
+    @staticmethod
+    def make_windows(df: pd.DataFrame, au_columns: Sequence[str], length: int, sparse: bool,
+                     fraction: float, seed: int) -> list[dict]:
+        windows = []
+        for seq, g in df.groupby("sequence", sort=True):
+            g = g.sort_values("frame")
+            codes = g[list(au_columns)].to_numpy(np.int64)
+            coded = codes != 9
+            if sparse:
+                keep = sparse_label_mask(len(g), fraction, np.random.default_rng(_seed(seed, seq)))
+                coded = coded & keep[:, None]
+            starts = list(range(0, max(len(g) - length, 0) + 1, length))
+            if len(g) > length and starts[-1] + length < len(g):
+                starts.append(len(g) - length)  # last window flush with the end: no frame left out
+            for s in starts:
+                sl = slice(s, s + length)
+                windows.append({"sequence": seq, "subject": g["subject"].iloc[0], "paths": g["path"].tolist()[sl],
+                                "frames": g["frame"].to_numpy()[sl], "codes": codes[sl], "mask": coded[sl],
+                                "landmarks": g["landmarks"].tolist()[sl] if "landmarks" in g else None})
+        return windows
+
+    def __len__(self) -> int:
+        return len(self.windows)
+
+    def __getitem__(self, index: int) -> dict:
+        w = self.windows[index]
+        n, T = len(w["paths"]), self.length
+        take = np.minimum(np.arange(T), n - 1)
+        frames = self._read_many([w["paths"][k] for k in take])
+        lms = [w["landmarks"][k] for k in take] if w["landmarks"] is not None else None
+        video, _ = self.transform(frames, lms, self._rng(index))
+        valid = np.arange(T) < n
+        codes = np.where(w["mask"][take], w["codes"][take], 0).astype(np.float32)
+        return {"video": video, "intensity": torch.from_numpy(codes),
+                "intensity_mask": torch.from_numpy(w["mask"][take] & valid[:, None]),
+                "frame_mask": torch.from_numpy(valid),
+                "meta": {"dataset": self.dataset, "sequence": str(w["sequence"]), "subject": str(w["subject"]),
+                         "frames": torch.as_tensor(w["frames"][take])}}
+
+
+def _py(value: object) -> object:
+    return value.item() if isinstance(value, np.generic) else value
