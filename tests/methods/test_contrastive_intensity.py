@@ -206,3 +206,17 @@ def test_overlapping_evaluation_windows_count_each_frame_once():
     module.on_validation_epoch_start()
     kept = module._first_seen(batch, mask)
     assert kept[0].all() and not kept[1, :2].any() and kept[1, 2:].all()
+
+
+def test_method_config_presets_compose():
+    from affectlab.config import ConfigError, compose
+
+    cfg = compose(["METHOD=contrastive_intensity"])
+    assert (cfg.data.name, cfg.data.task, cfg.data.label_fraction) == ("disfa", "sequences", 0.02)
+    assert cfg.method.pretrain.objective == "predictive" and cfg.method.model.temporal == "gru"
+    paper = compose(["EXP=contrastive_intensity_paper"])
+    assert paper.method.model.backbone_kwargs is None and paper.data.image_size == 112
+    bp4d = compose(["METHOD=contrastive_intensity", "DATA=bp4d", "method.regress.freeze_extractor=true"])
+    assert bp4d.data.task == "sequences" and bp4d.method.regress.freeze_extractor is True
+    with pytest.raises(ConfigError, match="label_fractoin"):
+        compose(["METHOD=contrastive_intensity", "method.regress.label_fractoin=0.1"])

@@ -42,7 +42,8 @@ class ModelConfig:
     """Spatio-temporal model [X]: timm trunk (+ kwargs, e.g. a reduced ResNet for CPU) and temporal module."""
 
     backbone: str = "resnet18"
-    backbone_kwargs: dict[str, Any] = field(default_factory=dict)
+    #: extra ``timm.create_model`` keys (a mapping, or null for none)
+    backbone_kwargs: Any = None
     #: local timm-compatible weights (no downloads); None → random init
     checkpoint_path: Optional[str] = None
     #: gru | transformer (causal)
@@ -86,7 +87,7 @@ class PretrainConfig:
     max_epochs: int = 10
     max_steps: Optional[int] = None
     #: keys passed to the ``videos`` datamodule (task ``clips``), e.g. batch_size
-    data: dict[str, Any] = field(default_factory=dict)
+    data: Any = None
 
 
 @dataclass
@@ -121,9 +122,15 @@ class ContrastiveIntensityConfig(MethodConfig):
     regress: RegressConfig = field(default_factory=RegressConfig)
 
 
+def _plain(mapping: Any) -> dict[str, Any]:
+    if mapping is None:
+        return {}
+    return OmegaConf.to_container(mapping) if isinstance(mapping, DictConfig) else dict(mapping)
+
+
 def build_model(cfg: Any) -> SpatioTemporalModel:
     m = cfg.model
-    kwargs = OmegaConf.to_container(m.backbone_kwargs) if isinstance(m.backbone_kwargs, DictConfig) else dict(m.backbone_kwargs)
+    kwargs = _plain(m.backbone_kwargs)
     return SpatioTemporalModel(m.backbone, kwargs, checkpoint_path=m.checkpoint_path, temporal=m.temporal,
                                hidden_dim=m.hidden_dim, num_layers=m.num_layers, num_heads=m.num_heads,
                                dropout=m.dropout)
@@ -428,8 +435,7 @@ def pretrain_datamodule(cfg: DictConfig):
                 normalize=cfg.data.normalize, num_workers=cfg.data.num_workers, task="clips",
                 batch_size=p.batch_size,
                 clip_segments=1, clip_frames_per_segment=p.clip_length + p.temporal_jitter)
-    extra = p.data
-    keys.update(OmegaConf.to_container(extra) if isinstance(extra, DictConfig) else dict(extra))
+    keys.update(_plain(p.data))
     return create_datamodule("videos", **keys)
 
 
