@@ -60,6 +60,8 @@ class PretrainConfig:
 
     #: False → no stage 1 (the from-scratch ablation)
     enabled: bool = True
+    #: folder of unlabelled face videos (``videos`` datamodule layout); None → the synthetic stand-in
+    root: Optional[str] = None
     #: predictive (CPC/DPC-style InfoNCE, default) | instance (two views of one clip, NT-Xent)
     objective: str = "predictive"
     #: frames per clip fed to the model
@@ -425,12 +427,13 @@ class ContrastiveIntensity(MethodSpec):
 
 
 def pretrain_datamodule(cfg: DictConfig):
-    """The unlabelled ``videos`` datamodule, task ``clips`` (one segment of clip_length + jitter
-    consecutive frames), sharing root, synthetic profile, image size and normalisation with ``cfg.data``."""
+    """The unlabelled ``videos`` datamodule (root ``method.pretrain.root``), task ``clips`` (one segment
+    of clip_length + jitter consecutive frames), sharing the synthetic profile, image size and
+    normalisation with ``cfg.data``; ``method.pretrain.data`` overrides any of its keys."""
     from data_modules import create_datamodule
 
     p = cfg.method.pretrain
-    keys = dict(root=cfg.data.root, synthetic_profile=cfg.data.synthetic_profile,
+    keys = dict(root=p.root, synthetic_profile=cfg.data.synthetic_profile,
                 synthetic_seed=cfg.data.synthetic_seed, image_size=cfg.data.image_size,
                 normalize=cfg.data.normalize, num_workers=cfg.data.num_workers, task="clips",
                 batch_size=p.batch_size,
