@@ -192,3 +192,15 @@ def test_label_subset_is_uniform(scope):
         assert stats.chisquare(block.numpy()).pvalue > 1e-3
     if scope == "global":
         assert counts.sum().item() == n_draws * 10  # round(0.25 * 40) per draw
+
+
+def test_datamodule_sparse_label_sampler_is_seeded_and_uniform():
+    """The ``sequences`` task's own sampler (data_modules.sampling), used by label_scope=per_sequence."""
+    np = pytest.importorskip("numpy")
+    from data_modules.sampling import sparse_label_mask
+
+    a = sparse_label_mask(200, 0.02, np.random.default_rng(5))
+    assert a.sum() == 4 and np.array_equal(a, sparse_label_mask(200, 0.02, np.random.default_rng(5)))
+    assert not np.array_equal(a, sparse_label_mask(200, 0.02, np.random.default_rng(6)))
+    counts = sum(sparse_label_mask(30, 0.1, np.random.default_rng(s)).astype(int) for s in range(1500))
+    assert counts.sum() == 1500 * 3 and stats.chisquare(counts).pvalue > 1e-3

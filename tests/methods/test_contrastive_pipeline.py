@@ -79,3 +79,21 @@ def test_both_stages_through_the_runner(mini_root, tmp_path, extra):
     png = next((tmp_path / "runs").rglob("intensity_traces.png"))
     assert png.read_bytes()[:4] == b"\x89PNG" and str(png).startswith(run_dir)
     assert json.loads((png.parents[1] / "results.json").read_text())["metrics"] == metrics
+
+
+def test_sequences_training_mask_is_sparse_seeded_and_evaluation_dense(mini_root):
+    from data_modules import create_datamodule
+
+    def train_masks(seed):
+        dm = create_datamodule("disfa", root=str(mini_root / "DISFA"), task="sequences", sequence_length=8,
+                               label_fraction=0.25, label_mask_seed=seed, num_workers=0)
+        return [w["mask"].any(1) for w in dm.dataset("train").windows], dm
+
+    first, dm = train_masks(0)
+    again, _ = train_masks(0)
+    other, _ = train_masks(1)
+    per_sequence = [np.concatenate(first[i:i + 2]) for i in range(0, len(first), 2)]  # 16 frames = 2 windows
+    assert all(m.sum() == 4 for m in per_sequence)  # round(0.25 * 16) labelled frames per sequence
+    assert all(np.array_equal(x, y) for x, y in zip(first, again))
+    assert not all(np.array_equal(x, y) for x, y in zip(first, other))
+    assert all(w["mask"].all() for w in dm.dataset("test").windows)
