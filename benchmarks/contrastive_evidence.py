@@ -121,7 +121,7 @@ def main() -> None:
     if args.toy_data:
         disfa, videos = write_toy_release(args.toy_data, frames=args.toy_frames)
         overrides += [f"data.root={disfa}", f"method.pretrain.root={videos}", "data.image_size=48",
-                      "data.align=false", "data.hflip=false"]
+                      "data.align=false", "data.hflip=false", "method.pretrain.flip=false"]
     cfg = compose(overrides + list(args.set))
     seed = int(cfg.seed)
     work = Path(tempfile.mkdtemp(prefix="contrastive_evidence_"))
