@@ -29,9 +29,18 @@ class _Base(Dataset):
         # training: fresh randomness per call; evaluation: a fixed generator per item (repeatable)
         return self._epoch_rng if self.train else np.random.default_rng(_seed(self.seed, index))
 
-    def _read_many(self, paths: Sequence[str]) -> Optional[np.ndarray]:
+    def _read_for_alignment(self, paths: Sequence[str], lms: Optional[list]) -> tuple[Optional[np.ndarray], Optional[list]]:
+        """Decode at the reduced size alignment allows; landmarks rescaled to the decoded pixels."""
+        first = next((lm for lm in lms or [] if lm is not None), None)
+        r = self.transform.alignment_reduction(first)
+        frames = self._read_many(paths, r)
+        if r > 1 and lms is not None:
+            lms = [None if lm is None else (lm + 0.5) / r - 0.5 for lm in lms]
+        return frames, lms
+
+    def _read_many(self, paths: Sequence[str], reduce: int = 1) -> Optional[np.ndarray]:
         """Decode frames; an undecodable frame is counted and replaced by its nearest good neighbour."""
-        imgs = [read_rgb(p) for p in paths]
+        imgs = [read_rgb(p, reduce) for p in paths]
         good = [i for i, im in enumerate(imgs) if im is not None]
         for i, im in enumerate(imgs):
             if im is None:
@@ -74,10 +83,10 @@ class FrameDataset(_Base):
     def __getitem__(self, index: int) -> dict:
         for attempt in range(len(self)):
             i = (index + attempt) % len(self)
-            frames = self._read_many([self.paths[i]])
+            lm = [self.landmarks[i]] if self.landmarks is not None else None
+            frames, lm = self._read_for_alignment([self.paths[i]], lm)
             if frames is not None:
                 break
-        lm = [self.landmarks[i]] if self.landmarks is not None else None
         image, lm_out = self.transform(frames, lm, self._rng(i))
         row = self.df.iloc[i]
         sample = {
@@ -104,6 +113,7 @@ class ClipDataset(_Base):
         self.items = items.reset_index(drop=True)
         self.segments, self.per_segment, self.short_clip = segments, per_segment, short_clip
         self.meta_cols = [c for c in meta_cols if c in self.items]
+        self._reduce: Optional[int] = None  # JPEG decode reduction, decided on the first clip
 
     def __len__(self) -> int:
         return len(self.items)
@@ -113,10 +123,16 @@ class ClipDataset(_Base):
         paths = row["frames"]
         rng = self._rng(index)
         idx = clip_indices(len(paths), self.segments, self.per_segment, self.train, rng, self.short_clip)
-        frames = self._read_many([paths[k] for k in idx])
+        lms = [row["landmarks"][k] for k in idx] if "landmarks" in row and row["landmarks"] is not None else None
+        if lms is not None:
+            frames, lms = self._read_for_alignment([paths[k] for k in idx], lms)
+        else:
+            if self._reduce is None:
+                probe = read_rgb(paths[idx[0]])
+                self._reduce = 1 if probe is None else self.transform.decode_reduction(*probe.shape[:2])
+            frames = self._read_many([paths[k] for k in idx], self._reduce)
         if frames is None:
             raise RuntimeError(f"{self.dataset}: no frame of clip {row.get('clip', index)} could be decoded")
-        lms = [row["landmarks"][k] for k in idx] if "landmarks" in row and row["landmarks"] is not None else None
         video, _ = self.transform(frames, lms, rng)
         sample = {"video": video, "meta": {"dataset": self.dataset, "index": index,
                                            "frames": torch.as_tensor(idx),

@@ -235,6 +235,10 @@ class FaceDataModule(L.LightningDataModule):
             return SequenceDataset(windows, tf, c.sequence_length, **common)
         raise ValueError(f"unknown task {c.task!r}")
 
+    def prepare_data(self) -> None:
+        """Parse (and for DISFA/videos extract frames) once, on the main process only."""
+        self.full_manifest()
+
     def setup(self, stage: Optional[str] = None) -> None:
         wanted = {"fit": ("train", "val"), "validate": ("val",), "test": ("test",), "predict": ("test",)}
         for split in wanted.get(stage, SPLITS):
@@ -281,7 +285,6 @@ class FaceDataModule(L.LightningDataModule):
                 codes = df[self.au_columns()].to_numpy(np.int64)
                 mask = codes != 9
                 thr = self.occurrence_threshold
-                pos = (codes >= thr) if (thr is not None and self.cfg.task != "au_intensity") else codes
                 if self.cfg.task == "au_intensity" or self.cfg.task == "sequences":
                     rate = np.where(mask, codes, 0).sum(0) / np.maximum(mask.sum(0), 1)
                     info["mean_intensity"] = dict(zip(self.au_names, np.round(rate, 3).tolist()))

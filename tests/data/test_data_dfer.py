@@ -142,7 +142,7 @@ def test_clip_index_arithmetic_by_hand():
 def test_clip_transform_identical_across_frames(mini):
     root, _ = mini
     steps = [{"name": "RandomResizedCrop", "size": [24, 24], "scale": [0.3, 0.6]},
-             {"name": "Rotate", "limit": 30, "p": 1.0, "border_mode": 0, "fill": 255}]
+             {"name": "Rotate", "limit": [20, 30], "p": 1.0, "border_mode": 0, "fill": 255}]
     dm = make("dfew", root / "DFEW", train_transforms=steps, image_size=24, normalize="zero_one")
     for i in range(3):
         v = dm.dataset("train")[i]["video"].numpy()[:, 0] * 255
