@@ -94,7 +94,7 @@ def _fit(module: L.LightningModule, dm, epochs: int, monitor: str | None, mode: 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--budgets", type=float, nargs="+", default=[0.005, 0.02, 0.1, 1.0])
+    parser.add_argument("--budgets", type=float, nargs="*", default=[0.005, 0.02, 0.1, 1.0])
     parser.add_argument("--scratch", type=float, nargs="*", default=[0.02],
                         help="budgets also trained from scratch (no stage 1)")
     parser.add_argument("--toy-data", type=Path, default=None)
