@@ -108,7 +108,7 @@ class BP4DDataModule(FaceDataModule):
     release = "BP4D"
     layout = LAYOUT
     tasks = ("au_occurrence", "au_intensity", "pairs", "clips", "sequences")
-    parse_keys = ("aus", "intensity_aus", "frame_offset", "landmarks_one_based", "task")
+    parse_keys = ("aus", "intensity_aus", "frame_offset", "landmarks_one_based", "task", "align")
     eyes = EYES_49
     flip_permutation = [i - 1 for i in REFLECT_49]
 
@@ -218,7 +218,7 @@ class BP4DDataModule(FaceDataModule):
                 frames.append(row)
         df = pd.DataFrame(frames)
         if "landmarks" in df:
-            df, extra = fill_landmarks(df)
+            df, extra = fill_landmarks(df, self.cfg.align)
             skipped += extra
         part_of = {s: p for p, subs in PARTS.items() for s in subs}
         df["part"] = df["subject"].map(part_of).fillna(0).astype(int)
@@ -234,20 +234,25 @@ class BP4DDataModule(FaceDataModule):
         return df[known & (df["part"] != test_part)], df[df["part"] == test_part]
 
 
-def fill_landmarks(df: pd.DataFrame) -> tuple[pd.DataFrame, list[dict]]:
+def fill_landmarks(df: pd.DataFrame, align: bool) -> tuple[pd.DataFrame, list[dict]]:
     """Untracked frames borrow the nearest tracked frame's landmarks in their sequence.
 
-    Sequences with no tracked frame at all lose their landmarks column value (None) and are reported.
+    A sequence with no tracked frame at all cannot be aligned like the others: with ``align`` its
+    frames are skipped (and listed); without, the landmarks column is dropped for the whole dataset
+    (a batch cannot mix items with and without landmarks).
     """
     skipped = []
     lms = [x if isinstance(x, np.ndarray) else None for x in df["landmarks"].tolist()]
+    drop_rows = []
     for seq, idx in df.groupby("sequence", sort=False).indices.items():
         known = [i for i in idx if lms[i] is not None]
         missing = [i for i in idx if lms[i] is None]
         if not missing:
             continue
         if not known:
-            skipped.append({"item": seq, "reason": "no landmarks in sequence (not aligned)", "file": ""})
+            drop_rows += list(idx)
+            reason = "no landmarks in sequence: frames skipped (align=true)" if align else "no landmarks in sequence"
+            skipped.append({"item": seq, "reason": reason, "file": ""})
             continue
         pos = np.array(known)
         for i in missing:
@@ -255,10 +260,9 @@ def fill_landmarks(df: pd.DataFrame) -> tuple[pd.DataFrame, list[dict]]:
         skipped.append({"item": seq, "reason": f"{len(missing)} untracked frames use nearest landmarks", "file": ""})
     df = df.copy()
     df["landmarks"] = lms
-    have = np.array([x is not None for x in lms])
-    if not have.all():
-        if have.any():
-            # mixing frames with and without landmarks would break batching: drop the column
-            skipped.append({"item": "*", "reason": "some sequences lack landmarks: alignment off", "file": ""})
+    if drop_rows and align:
+        df = df.drop(index=df.index[drop_rows]).reset_index(drop=True)
+    elif drop_rows:
+        skipped.append({"item": "*", "reason": "some sequences lack landmarks: landmarks not returned", "file": ""})
         df = df.drop(columns="landmarks")
     return df, skipped

@@ -110,7 +110,7 @@ class DISFADataModule(FaceDataModule):
     release = "DISFA"
     layout = LAYOUT
     tasks = ("au_occurrence", "au_intensity", "pairs", "clips", "sequences")
-    parse_keys = ("camera", "landmarks_one_based")
+    parse_keys = ("camera", "landmarks_one_based", "align")
     protocol = "disfa/3fold"
     eyes = EYES_66
     flip_permutation = reflect_66()
@@ -142,7 +142,8 @@ class DISFADataModule(FaceDataModule):
 
     def _source_paths(self) -> list[Path]:
         videos, labels = self._dirs()
-        return sorted(videos.glob("*.avi")) + sorted(labels.glob("SN*/*.txt"))
+        landmark_dirs = sorted((self.root / "Landmark_Points").glob("SN*/tmp_frame_lm"))
+        return sorted(videos.glob("*.avi")) + sorted(labels.glob("SN*/*.txt")) + landmark_dirs
 
     def _parse(self) -> tuple[pd.DataFrame, pd.DataFrame]:
         video_dir, label_dir = self._dirs()
@@ -190,7 +191,7 @@ class DISFADataModule(FaceDataModule):
         if "landmarks" in df:
             from data_modules.bp4d import fill_landmarks
 
-            df, extra = fill_landmarks(df)
+            df, extra = fill_landmarks(df, self.cfg.align)
             skipped += extra
         part_of = {s: p for p, subs in PARTS.items() for s in subs}
         df["part"] = df["subject"].map(part_of).fillna(0).astype(int)

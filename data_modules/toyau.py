@@ -15,12 +15,13 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from data_modules.base import DATAMODULES, DataConfig
+from data_modules.seeded_sampler import seeded_train_loader
 
 
 @dataclass
 class ToyAUConfig(DataConfig):
     subjects: int = 9
-    frames_per_subject: int = 24
+    frames_per_subject: int = 48
     num_aus: int = 4
     image_size: int = 32
     batch_size: int = 16
@@ -100,19 +101,22 @@ class ToyAUDataModule(L.LightningDataModule):
         """Positive rate of each AU on the training split."""
         return torch.tensor(self.manifest("train")[self.au_names].mean().to_numpy(), dtype=torch.float32)
 
-    def _loader(self, split: str, shuffle: bool) -> DataLoader:
+    def _dataset(self, split: str) -> _Frames:
         index = self.manifest(split).index.to_numpy()
         if self.cfg.limit_items:
             index = index[: self.cfg.limit_items]
-        batch = self.cfg.batch_size if shuffle else (self.cfg.eval_batch_size or self.cfg.batch_size)
-        return DataLoader(_Frames(self.images, self.labels, self.subjects, index), batch_size=batch,
-                          shuffle=shuffle, drop_last=shuffle, num_workers=self.cfg.num_workers)
+        return _Frames(self.images, self.labels, self.subjects, index)
 
     def train_dataloader(self) -> DataLoader:
-        return self._loader("train", shuffle=True)
+        return seeded_train_loader(self._dataset("train"), self.cfg.batch_size, self.cfg.split_seed,
+                                   num_workers=self.cfg.num_workers)
+
+    def _eval_loader(self, split: str) -> DataLoader:
+        return DataLoader(self._dataset(split), batch_size=self.cfg.eval_batch_size or self.cfg.batch_size,
+                          num_workers=self.cfg.num_workers)
 
     def val_dataloader(self) -> DataLoader:
-        return self._loader("val", shuffle=False)
+        return self._eval_loader("val")
 
     def test_dataloader(self) -> DataLoader:
-        return self._loader("test", shuffle=False)
+        return self._eval_loader("test")

@@ -110,6 +110,35 @@ class FaceTransform:
         self.mean = torch.tensor(mean).view(1, 3, 1, 1) * 255.0
         self.std = torch.tensor(std).view(1, 3, 1, 1) * 255.0
 
+    def decode_reduction(self, height: int, width: int) -> int:
+        """Largest JPEG decode reduction (1, 2, 4) that still leaves ≥ the output size.
+
+        Only without alignment or albumentations steps, whose geometry expects full-size frames.
+        """
+        if self.pipeline is not None or (self.align and self.eyes is not None):
+            return 1
+        for factor in (4, 2):
+            if min(height, width) // factor >= self.size:
+                return factor
+        return 1
+
+    def alignment_reduction(self, landmarks: Optional[np.ndarray]) -> int:
+        """JPEG decode reduction (1, 2, 4, 8) for a frame that alignment will shrink anyway.
+
+        The similarity's scale is known from the landmarks before decoding; decoding at 1/r with
+        r ≤ 1/scale is faster and avoids the aliasing of warping a large frame straight down to a
+        small output (a 1040×1392 BP4D frame becomes ~112 px wide).
+        """
+        if landmarks is None or not self.align or self.eyes is None:
+            return 1
+        eyes = eye_centres(landmarks, self.eyes)
+        span = float(np.linalg.norm(eyes[1] - eyes[0]))
+        scale = self.eye_distance * self.size / max(span, 1e-6)
+        for r in (8, 4, 2):
+            if scale * r <= 1.0:
+                return r
+        return 1
+
     def __call__(self, frames: np.ndarray, landmarks: Optional[list[Optional[np.ndarray]]] = None,
                  rng: Optional[np.random.Generator] = None) -> tuple[torch.Tensor, Optional[np.ndarray]]:
         """``frames`` (T,H,W,3) uint8 → (T,3,S,S) float tensor and the first frame's landmarks (P,2)."""
@@ -119,6 +148,7 @@ class FaceTransform:
             frames, lms = self._align(frames, lms)
         lm0 = lms[0]
         if self.pipeline is not None:
+            self.pipeline.set_random_seed(int(rng.integers(0, 2**31)))  # all randomness flows from rng
             if len(frames) == 1:
                 out = self.pipeline(image=frames[0], keypoints=lm0 if lm0 is not None else np.zeros((0, 2)))
                 frames = out["image"][None]

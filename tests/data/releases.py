@@ -40,8 +40,10 @@ def face_landmarks_49(left_eye: tuple, right_eye: tuple) -> np.ndarray:
 
 def face_image(h: int, w: int, left_eye: tuple, right_eye: tuple, value: int) -> np.ndarray:
     img = np.full((h, w, 3), value, np.uint8)
+    radius = max(3, w // 20)
     for c in (left_eye, right_eye):
-        cv2.circle(img, (int(round(c[0])), int(round(c[1]))), 3, (255, 255, 255), -1)
+        cv2.circle(img, (int(round(c[0] * 16)), int(round(c[1] * 16))), radius * 16, (255, 255, 255), -1,
+                   lineType=cv2.LINE_AA, shift=4)
     return img
 
 
@@ -171,12 +173,37 @@ def write_ferv39k(root: Path, scenes=("Action", "Crime"), per_class: int = 3, se
     return truth
 
 
-def write_video(path: Path, n: int, size=(40, 32)) -> None:
+def write_video(path: Path, n: int, size=(40, 32), eyes=None) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     wr = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 20, size)
     for k in range(n):
-        wr.write(grey(k, size[1], size[0]))
+        img = grey(k, size[1], size[0]) if eyes is None else face_image(size[1], size[0], *eyes[k], 60)
+        wr.write(img)
     wr.release()
+
+
+def landmarks_66(left_eye: tuple, right_eye: tuple) -> np.ndarray:
+    """66 iBUG-style points; eyes are points 37–42 and 43–48 (1-based) around the given centres."""
+    pts = face_landmarks_49(left_eye, right_eye)[:1].repeat(66, 0) + np.arange(66)[:, None] * 0.1
+    ang = np.linspace(0, 2 * np.pi, 6, endpoint=False)
+    ring = np.stack([np.cos(ang), np.sin(ang)], 1) * 3
+    pts[36:42] = np.array(left_eye) + ring
+    pts[42:48] = np.array(right_eye) + ring
+    return pts
+
+
+def write_disfa_landmarks(root: Path, subject: str, n_frames: int, size=(96, 72), seed: int = 1) -> list:
+    """Re-write one subject's video with eye discs and its per-frame ``pts`` MAT files (1-based coords)."""
+    rng = np.random.default_rng(seed)
+    w, h = size
+    eyes = [((0.3 * w + rng.normal(0, 2), 0.4 * h + rng.normal(0, 2)),
+             (0.65 * w + rng.normal(0, 2), 0.5 * h + rng.normal(0, 2))) for _ in range(n_frames)]
+    write_video(root / "Videos_LeftCamera" / f"LeftVideoSN{subject[2:]}_comp.avi", n_frames, size, eyes)
+    d = root / "Landmark_Points" / subject / "tmp_frame_lm"
+    d.mkdir(parents=True, exist_ok=True)
+    for k, (le, re_) in enumerate(eyes):
+        savemat(str(d / f"{subject}_{k:04d}_lm.mat"), {"pts": landmarks_66(le, re_) + 1.0})
+    return eyes
 
 
 def write_disfa(root: Path, subjects=None, n_frames: int = 6, seed: int = 0, camera_dir: str = "Videos_LeftCamera",

@@ -107,6 +107,24 @@ def test_alignment_places_the_eyes(mini):
         np.testing.assert_allclose(lm[25:31].mean(0), expected[1], atol=0.6)
 
 
+def test_alignment_of_large_frames_decodes_reduced(tmp_path):
+    releases.write_bp4d(tmp_path / "BP4D", subjects=["F001"], tasks=("T1",), size=(480, 640))
+    size = 64
+    dm = make("bp4d", tmp_path / "BP4D", fold=3, select_on_test=True, image_size=size, normalize="zero_one",
+              hflip=False)
+    ds = dm.dataset("test")
+    assert ds.transform.alignment_reduction(dm.manifest("test")["landmarks"][0]) == 8
+    for i in range(len(ds)):
+        item = ds[i]
+        img = item["image"].mean(0).numpy()
+        w = np.clip((img - 0.7) / 0.3, 0, 1)  # weight of the white eye discs
+        ys, xs = np.mgrid[0:size, 0:size]
+        for sel, ex in ((xs < size / 2, 0.34 * size), (xs >= size / 2, 0.66 * size)):
+            cx = (xs * w * sel).sum() / (w * sel).sum()
+            cy = (ys * w * sel).sum() / (w * sel).sum()
+            assert abs(cx - ex) < 1.0 and abs(cy - 0.4 * size) < 1.0
+
+
 def test_flip_mirrors_and_reorders_landmarks(mini):
     root, _ = mini
     dm = make("bp4d", root / "BP4D", image_size=64, normalize="zero_one", hflip=True)
@@ -193,3 +211,18 @@ def test_unknown_config_key_lists_valid_keys(mini):
 
     with pytest.raises(ConfigError, match="frame_offset"):
         make("bp4d", mini[0] / "BP4D", frame_ofset=1)
+
+
+def test_fera2015_packaging_is_read(tmp_path):
+    """FERA2015 copy: images under BP4D-training/, occurrence CSVs directly in AUCoding/, intensity
+    under 'AU Intensity Codes3.0/AUNN/'."""
+    root = tmp_path / "BP4D"
+    truth = releases.write_bp4d(root, subjects=["F001", "F002"], tasks=("T1",))
+    (root / "Sequences(2D+3D)").rename(root / "BP4D-training")
+    for f in (root / "AUCoding" / "AU_OCC").iterdir():
+        f.rename(root / "AUCoding" / f.name)
+    (root / "AUCoding" / "AU_OCC").rmdir()
+    (root / "AUCoding" / "AU_INT").rename(root / "AU Intensity Codes3.0")
+    dm = make("bp4d", root, task="au_intensity")
+    assert len(dm.manifest("train")) + len(dm.manifest("val")) == len(truth["int"][("F001", "T1")][0])
+    assert len(dm.manifest("test")) == len(truth["int"][("F002", "T1")][0])

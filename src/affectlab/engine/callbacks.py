@@ -30,31 +30,45 @@ class AtomicCheckpointIO(TorchCheckpointIO):
                 os.unlink(tmp)
 
 
+def _numpy_state_to_plain(state: tuple) -> list:
+    # plain Python types so the checkpoint loads with torch.load(weights_only=True)
+    name, keys, pos, has_gauss, cached = state
+    return [name, keys.tolist(), int(pos), int(has_gauss), float(cached)]
+
+
+def _numpy_state_from_plain(state: list) -> tuple:
+    name, keys, pos, has_gauss, cached = state
+    return name, np.asarray(keys, dtype=np.uint32), pos, has_gauss, cached
+
+
 class RNGStateCallback(L.Callback):
-    """Saves python/numpy/torch RNG states in checkpoints and restores them when training
-    resumes (after the sanity check, which would otherwise consume random numbers), so a
-    resumed run draws the same shuffles and augmentations as an uninterrupted one."""
+    """Saves python/numpy/torch RNG states in checkpoints and restores them when the first new
+    epoch after a resume starts. Restoring any earlier would be undone: the sanity check and
+    Lightning's wrap-up of the interrupted epoch both draw random numbers (dataloader seeds), so
+    only this timing gives a resumed run the same shuffles and augmentations as an uninterrupted one."""
 
     def __init__(self) -> None:
         self._pending: dict[str, Any] | None = None
+        self._saved_epoch = -1
 
     def on_save_checkpoint(self, trainer, pl_module, checkpoint: dict[str, Any]) -> None:
         checkpoint["affectlab_rng"] = {
             "python": random.getstate(),
-            "numpy": np.random.get_state(),
+            "numpy": _numpy_state_to_plain(np.random.get_state()),
             "torch": torch.get_rng_state(),
             "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
         }
 
     def on_load_checkpoint(self, trainer, pl_module, checkpoint: dict[str, Any]) -> None:
         self._pending = checkpoint.get("affectlab_rng")
+        self._saved_epoch = int(checkpoint.get("epoch", -1))
 
-    def on_train_start(self, trainer, pl_module) -> None:
-        if self._pending is None:
+    def on_train_epoch_start(self, trainer, pl_module) -> None:
+        if self._pending is None or trainer.current_epoch <= self._saved_epoch:
             return
         state, self._pending = self._pending, None
         random.setstate(state["python"])
-        np.random.set_state(state["numpy"])
+        np.random.set_state(_numpy_state_from_plain(state["numpy"]))
         torch.set_rng_state(state["torch"])
         if state.get("cuda") is not None and torch.cuda.is_available():
             torch.cuda.set_rng_state_all(state["cuda"])
@@ -72,8 +86,8 @@ class KillAfterEpochs(L.Callback):
     def __init__(self, epochs: int) -> None:
         self.epochs = epochs
 
-    def on_train_epoch_end(self, trainer, pl_module) -> None:
-        # ModelCheckpoint (registered before this callback) has saved last.ckpt by now.
-        if trainer.current_epoch + 1 >= self.epochs:
-            print(f"[affectlab] fault injection: killing the run after epoch {trainer.current_epoch + 1}", flush=True)
+    def on_train_epoch_start(self, trainer, pl_module) -> None:
+        # the previous epoch's checkpoint was written at its end, so the kill loses nothing saved
+        if trainer.current_epoch >= self.epochs:
+            print(f"[affectlab] fault injection: killing the run after epoch {trainer.current_epoch}", flush=True)
             os._exit(17)

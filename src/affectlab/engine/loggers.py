@@ -36,11 +36,14 @@ def resolve_wandb_mode(cfg: DictConfig) -> str:
     return mode
 
 
-def build_loggers(cfg: DictConfig, run_dir: Path, stage: str, wandb_id: str | None) -> tuple[list[Logger], str | None]:
-    """Loggers for one stage; returns them and the wandb run id (None when wandb is off)."""
+def build_loggers(cfg: DictConfig, run_dir: Path, stage: str, wandb_id: str | None,
+                  attempt: int = 0) -> tuple[list[Logger], str | None]:
+    """Loggers for one stage; returns them and the wandb run id (None when wandb is off).
+    A resumed attempt writes ``logs/<stage>/resume-<n>/metrics.csv`` beside the first one."""
     loggers: list[Logger] = []
     if cfg.logger.csv:
-        loggers.append(CSVLogger(save_dir=str(run_dir / "logs"), name=stage, version=""))
+        loggers.append(CSVLogger(save_dir=str(run_dir / "logs"), name=stage,
+                                 version=f"resume-{attempt}" if attempt else ""))
     mode = resolve_wandb_mode(cfg)
     if mode == "disabled":
         return loggers, None

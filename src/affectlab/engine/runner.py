@@ -55,6 +55,9 @@ def build_trainer(cfg: DictConfig, stage: Stage, stage_dir: Path, loggers: list)
         mode=stage.mode,
         save_top_k=1 if stage.monitor else 0,
         save_last=True,
+        # Saving at the end of the training epoch (after validation) gives a checkpoint that
+        # resumes at the next epoch; one saved at validation end makes Lightning redo the epoch.
+        save_on_train_epoch_end=True,
     )
     callbacks: list[L.Callback] = [checkpoint, RNGStateCallback()]
     if loggers:
@@ -108,7 +111,8 @@ def fit_stage(stage: Stage, cfg: DictConfig, run: RunDirectory) -> str:
         print(f"[affectlab] stage {stage.name!r} already finished; restored {ckpt}", flush=True)
         return ckpt
     info = run.read_info() if run.info_path.exists() else {}
-    loggers, wandb_id = build_loggers(cfg, run.path, stage.name, info.get("wandb_ids", {}).get(stage.name))
+    attempt = int(info.get("resumes", 0))
+    loggers, wandb_id = build_loggers(cfg, run.path, stage.name, info.get("wandb_ids", {}).get(stage.name), attempt)
     if _is_rank_zero() and wandb_id:
         run.update_info(wandb_ids={**info.get("wandb_ids", {}), stage.name: wandb_id})
     if cfg.trainer.channels_last and cfg.trainer.accelerator == "gpu":
