@@ -99,7 +99,7 @@ def levels(U: np.ndarray) -> np.ndarray:
     return np.where(U < 0.5, 0, np.minimum(5, np.floor(U + 0.5))).astype(np.int64)
 
 
-def _episodes(rng, T, fps, types, weights, au_sets, peak_fn, gap_s=0.25):
+def _episodes(rng, T, fps, types, weights, au_sets, peak_fn, gap_s=0.08):
     """Semi-Markov episode process; `types` holds (P(on) vector, median duration s, extras)."""
     U = np.zeros((T, N_AU))
     names = list(types)
@@ -119,7 +119,9 @@ def _episodes(rng, T, fps, types, weights, au_sets, peak_fn, gap_s=0.25):
                 continue
             pk = float(np.clip(p * (1 + rng.normal(0, 0.15)), 0.6, 5))
             lag = int(rng.integers(-2, 4))
-            env = _envelope(T, t + lag, length, rng.uniform(0.25, 0.6) * fps, rng.uniform(0.3, 1.0) * fps)
+            on_r, off_r = rng.uniform(0.25, 0.6) * fps, rng.uniform(0.3, 1.0) * fps
+            # Ramps straddle the episode bounds so the AU is present for about `length` frames.
+            env = _envelope(T, t + lag - on_r / 2, length + (on_r + off_r) / 2, on_r, off_r)
             fluct = 1 + _smooth_noise(rng, T, max(2, int(0.5 * fps)), 0.06)
             k = AU_INDEX[au]
             U[:, k] = np.maximum(U[:, k], pk * env * fluct)
