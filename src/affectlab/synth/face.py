@@ -254,6 +254,7 @@ class Identity:
     beard: bool
     freckles: np.ndarray = field(default_factory=lambda: np.zeros((0, 3)))
     stipple: np.ndarray = field(default_factory=lambda: np.zeros((0, 3)))
+    cache: dict = field(default_factory=dict, repr=False)
 
 
 def _lab_to_bgr(L: float, a: float, b: float) -> np.ndarray:

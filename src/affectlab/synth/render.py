@@ -49,21 +49,17 @@ class _Canvas:
         cv2.ellipse(self.img, (int(c[0] * 16), int(c[1] * 16)), ax, angle, 0, 360, colour, -1, _AA, _SHIFT)
 
 
-_BG_CACHE: dict = {}
-
-
 def _background(ident: Identity, W: int, H: int) -> np.ndarray:
-    key = (id(ident), W, H)
-    if key not in _BG_CACHE:
-        if len(_BG_CACHE) > 64:
-            _BG_CACHE.clear()
+    """Per-identity gradient background, cached on the identity object itself."""
+    key = ("bg", W, H)
+    if key not in ident.cache:
         bg_a, bg_b, bg_ang = ident.bg
         gx = np.linspace(-1, 1, W, dtype=np.float32)[None, :] * np.cos(bg_ang)
         gy = np.linspace(-1, 1, H, dtype=np.float32)[:, None] * np.sin(bg_ang)
         g = ((gx + gy) * 0.5 + 0.5)[..., None]
-        _BG_CACHE[key] = (np.asarray(bg_a, np.float32) * (1 - g) + np.asarray(bg_b, np.float32) * g
-                          ).astype(np.uint8)
-    return _BG_CACHE[key]
+        ident.cache[key] = (np.asarray(bg_a, np.float32) * (1 - g) + np.asarray(bg_b, np.float32) * g
+                            ).astype(np.uint8)
+    return ident.cache[key]
 
 
 def _arc(a, b, bow, n=6):
