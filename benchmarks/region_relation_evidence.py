@@ -107,8 +107,9 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--pretrain-epochs", type=int, default=4)
     parser.add_argument("--probe-epochs", type=int, default=4)
-    parser.add_argument("--occurrence-threshold", type=float, default=1.0,
-                        help="continuous intensity counted as AU present (BP4D occurrence = level >= 1)")
+    parser.add_argument("--occurrence-threshold", type=float, default=0.5,
+                        help="continuous intensity counted as AU present: BP4D occurrence = level >= 1 and the "
+                             "generator's level is 0 below u = 0.5 (affectlab.synth.labels.levels)")
     parser.add_argument("--run-root", default="runs/benchmarks/region_relation")
     parser.add_argument("--json", help="also write the numbers to this JSON file")
     parser.add_argument("overrides", nargs="*")
