@@ -143,11 +143,17 @@ def bp4d_job(root: Path, prof: Profile, seed: int, subject: str) -> list[dict]:
             codes = np.where(missing, 9, L[:, AUS.index(au)])
             (d / f"{subject}_{task}_AU{au:02d}.csv").write_text(
                 "".join(f"{f},{c}\n" for f, c in zip(frames, codes)))
-        fit = np.empty((n, 1), dtype=[("pred", object), ("pose", object)])
+        # As in the release, fit(i) describes image i of the whole recording (from 0000), of which
+        # only the AU-coded range is written here; the others stay untracked (empty pred).
+        fit = np.empty((int(frames[-1]) + 1, 1), dtype=[("pred", object), ("pose", object)])
+        for j in range(len(fit)):
+            fit[j, 0]["pred"] = np.zeros((0, 0))
+            fit[j, 0]["pose"] = np.zeros((0, 0))
         empty = rng.random(n) < 0.04
-        for i in range(n):
-            fit[i, 0]["pred"] = np.zeros((0, 0)) if empty[i] else (lms[i][L49] + 1.0)
-            fit[i, 0]["pose"] = {"rot": rotation(*poses[i][:3]), "angle": np.asarray(poses[i][[1, 0, 2]])[None]}
+        for i, f in enumerate(frames):
+            if not empty[i]:
+                fit[f, 0]["pred"] = lms[i][L49] + 1.0
+            fit[f, 0]["pose"] = {"rot": rotation(*poses[i][:3]), "angle": np.asarray(poses[i][[1, 0, 2]])[None]}
         fdir = root / rel / "2DFeatures"
         fdir.mkdir(parents=True, exist_ok=True)
         _savemat(fdir / f"{subject}_{task}.mat", {"fit": fit})
