@@ -402,8 +402,10 @@ def plot_traces(traces: dict[str, dict[str, list[torch.Tensor]]], au_names: list
 
 @METHODS.register("contrastive_intensity")
 class ContrastiveIntensity(MethodSpec):
-    """Sanchez et al., ACCV 2020: contrastive spatio-temporal pretraining on unlabelled video, then
-    sparse-label AU intensity regression (see the module docstring for paper vs ours)."""
+    """Sanchez et al. (ACCV 2020): contrastive video pretraining, then sparse-label AU intensity.
+
+    Stage ``pretrain`` on unlabelled ``videos`` clips, stage ``regress`` (evaluated) on ``cfg.data``
+    sequences; see the module docstring for which parts are the paper's and which are ours."""
 
     Config = ContrastiveIntensityConfig
     default_data = "disfa"
