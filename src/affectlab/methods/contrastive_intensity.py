@@ -362,10 +362,13 @@ def sequence_names(meta: Any, batch_size: int) -> list[str]:
     """One readable id per batch item from the collated ``meta`` (subject + sequence when present)."""
     if not isinstance(meta, dict):
         return [f"item{i}" for i in range(batch_size)]
-    parts = [meta[k] for k in ("subject", "sequence") if k in meta]
-    if not parts:
-        return [f"item{i}" for i in range(batch_size)]
-    return ["_".join(str(p[i]) for p in parts) for i in range(batch_size)]
+    names = []
+    for i in range(batch_size):
+        parts = [str(meta[k][i]) for k in ("subject", "sequence") if k in meta]
+        if len(parts) == 2 and parts[0] in parts[1]:  # DISFA: sequence = subject; BP4D: F001_T1
+            parts = parts[1:]
+        names.append("_".join(parts) or f"item{i}")
+    return names
 
 
 def plot_traces(traces: dict[str, dict[str, list[torch.Tensor]]], au_names: list[str], path: Path) -> Path:
