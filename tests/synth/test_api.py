@@ -1,0 +1,35 @@
+"""ensure_synthetic cache location/markers and the `affectlab synth` command module."""
+import argparse
+
+import pytest
+
+from affectlab.commands import synth as cmd
+from affectlab.synth import GENERATOR_VERSION, ensure_synthetic, generate
+
+
+def test_ensure_synthetic_caches_under_env_dir(tmp_path, monkeypatch):
+    monkeypatch.setenv("AFFECTLAB_SYNTH_DIR", str(tmp_path))
+    root = ensure_synthetic("tiny", 3, datasets=["videos"])
+    assert root == tmp_path / f"v{GENERATOR_VERSION}" / "tiny-seed3"
+    assert (root / ".complete-videos").exists() and (root / "groundtruth" / "videos.csv.gz").exists()
+    stamp = (root / "groundtruth" / "videos.csv.gz").stat().st_mtime_ns
+    assert ensure_synthetic("tiny", 3, datasets=["videos"]) == root          # cached: nothing rewritten
+    assert (root / "groundtruth" / "videos.csv.gz").stat().st_mtime_ns == stamp
+    assert not [p for p in root.parent.iterdir() if p.name.startswith(".tmp-")]
+
+
+def test_bad_arguments_are_named(tmp_path):
+    with pytest.raises(ValueError, match="profile"):
+        generate(tmp_path, ["videos"], profile="huge")
+    with pytest.raises(ValueError, match="bp5d"):
+        generate(tmp_path, ["bp5d"], profile="tiny")
+
+
+def test_cli_module_generates_and_previews(tmp_path):
+    p = argparse.ArgumentParser()
+    cmd.add_arguments(p)
+    assert cmd.NAME == "synth" and cmd.HELP
+    assert cmd.run(p.parse_args(["--out", str(tmp_path / "d"), "--datasets", "videos", "--profile", "tiny"])) == 0
+    assert (tmp_path / "d" / ".complete-videos").exists()
+    assert cmd.run(p.parse_args(["preview", "--out", str(tmp_path / "s.png")])) == 0
+    assert (tmp_path / "s.png").stat().st_size > 10_000
