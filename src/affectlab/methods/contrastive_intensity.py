@@ -413,7 +413,9 @@ class ContrastiveIntensity(MethodSpec):
     Config = ContrastiveIntensityConfig
     default_data = "disfa"
     task = "au_intensity"
-    data_overrides = {"task": "sequences", "image_size": 64}
+    # applied after experiments/data/<name>.yaml (a CPU-sized default; EXP files override them)
+    data_overrides = {"task": "sequences", "image_size": 64, "batch_size": 2, "sequence_length": 32,
+                      "num_workers": 1}
 
     def stages(self, cfg: DictConfig, ctx: RunContext) -> Iterator[Stage]:
         m = cfg.method
