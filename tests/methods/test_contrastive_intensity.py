@@ -220,3 +220,11 @@ def test_method_config_presets_compose():
     assert bp4d.data.task == "sequences" and bp4d.method.regress.freeze_extractor is True
     with pytest.raises(ConfigError, match="label_fractoin"):
         compose(["METHOD=contrastive_intensity", "method.regress.label_fractoin=0.1"])
+
+
+def test_sequence_names():
+    from affectlab.methods.contrastive_intensity import sequence_names
+
+    assert sequence_names({"subject": ["SN001"], "sequence": ["SN001"]}, 1) == ["SN001"]
+    assert sequence_names({"subject": ["F001"], "sequence": ["T1"]}, 1) == ["F001_T1"]
+    assert sequence_names(None, 2) == ["item0", "item1"]

@@ -362,10 +362,13 @@ def sequence_names(meta: Any, batch_size: int) -> list[str]:
     """One readable id per batch item from the collated ``meta`` (subject + sequence when present)."""
     if not isinstance(meta, dict):
         return [f"item{i}" for i in range(batch_size)]
-    parts = [meta[k] for k in ("subject", "sequence") if k in meta]
-    if not parts:
-        return [f"item{i}" for i in range(batch_size)]
-    return ["_".join(str(p[i]) for p in parts) for i in range(batch_size)]
+    names = []
+    for i in range(batch_size):
+        parts = [str(meta[k][i]) for k in ("subject", "sequence") if k in meta]
+        if len(parts) == 2 and parts[0] in parts[1]:  # DISFA: sequence = subject; BP4D: F001_T1
+            parts = parts[1:]
+        names.append("_".join(parts) or f"item{i}")
+    return names
 
 
 def plot_traces(traces: dict[str, dict[str, list[torch.Tensor]]], au_names: list[str], path: Path) -> Path:
@@ -402,13 +405,17 @@ def plot_traces(traces: dict[str, dict[str, list[torch.Tensor]]], au_names: list
 
 @METHODS.register("contrastive_intensity")
 class ContrastiveIntensity(MethodSpec):
-    """Sanchez et al., ACCV 2020: contrastive spatio-temporal pretraining on unlabelled video, then
-    sparse-label AU intensity regression (see the module docstring for paper vs ours)."""
+    """Sanchez et al. (ACCV 2020): contrastive video pretraining, then sparse-label AU intensity.
+
+    Stage ``pretrain`` on unlabelled ``videos`` clips, stage ``regress`` (evaluated) on ``cfg.data``
+    sequences; see the module docstring for which parts are the paper's and which are ours."""
 
     Config = ContrastiveIntensityConfig
     default_data = "disfa"
     task = "au_intensity"
-    data_overrides = {"task": "sequences", "image_size": 64}
+    # applied after experiments/data/<name>.yaml (a CPU-sized default; EXP files override them)
+    data_overrides = {"task": "sequences", "image_size": 64, "batch_size": 2, "sequence_length": 32,
+                      "num_workers": 1}
 
     def stages(self, cfg: DictConfig, ctx: RunContext) -> Iterator[Stage]:
         m = cfg.method

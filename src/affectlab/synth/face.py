@@ -346,14 +346,16 @@ class Camera:
         self.s = pose.scale * ss
         self.cx = (w / 2 + pose.tx) * ss
         self.cy = (h / 2 + pose.ty) * ss
+        self._Rt = self.R.T.copy()
+        self._off = PIVOT - PIVOT @ self._Rt - np.array([0.0, ANCHOR_Y, 0.0])
+        self._sf = self.s * FOCAL
+        self._c = np.array([self.cx, self.cy])
 
     def project(self, pts: np.ndarray) -> np.ndarray:
-        q = (pts - PIVOT) @ self.R.T + PIVOT
-        k = FOCAL / (FOCAL - q[:, 2])
-        out = np.empty((len(pts), 2))
-        out[:, 0] = self.cx + self.s * k * q[:, 0]
-        out[:, 1] = self.cy + self.s * k * (q[:, 1] - ANCHOR_Y)
-        return out
+        # q = R (p - pivot) + pivot, with the vertical anchor folded into the offset.
+        q = pts @ self._Rt + self._off
+        k = self._sf / (FOCAL - q[:, 2])
+        return q[:, :2] * k[:, None] + self._c
 
     def head_ellipse(self, centre=HEAD_CENTRE, axes=HEAD_AXES):
         c = self.project(centre[None])[0]

@@ -19,7 +19,7 @@ _AA = cv2.LINE_AA
 
 
 def _ip(pts: np.ndarray) -> np.ndarray:
-    return np.round(pts * (1 << _SHIFT)).astype(np.int32)
+    return (pts * (1 << _SHIFT) + 0.5).astype(np.int32)
 
 
 def _mix(a, b, t: float):
@@ -41,6 +41,8 @@ class _Canvas:
         cv2.polylines(self.img, [_ip(self.cam.project(pts3))], False, colour, t, _AA, _SHIFT)
 
     def cue(self, pts3, alpha, thick_iod=0.022, bright=False):
+        if alpha <= 1e-4:   # a skin-coloured stroke on skin: skipping it leaves the pixels unchanged
+            return
         self.line(pts3, _mix(self.skin, self.bright if bright else self.dark, alpha), thick_iod)
 
     def ellipse(self, c3, ax_iod, colour, angle=0.0):
@@ -117,11 +119,14 @@ def render_face(ident: Identity, u: np.ndarray, pose: Pose, size: tuple[int, int
     # Shading cues: cheeks (AU6, AU12), cheekbone hollow (AU26), chin sides (AU15), AO under the nose.
     for side in "LR":
         ck = pts[idx("cheek", side)]
-        cv.ellipse(ck, (0.17, 0.12), _mix(skin, cv.bright, 0.35 * tw[6] + 0.2 * tw[12]))
         sx = 1 if side == "R" else -1
-        cv.ellipse(ck + [0.18 * sx, 0.32, 0], (0.12, 0.2), _mix(skin, cv.dark, 0.25 * tw[26]))
-        cv.ellipse(pts[48 if side == "L" else 54] + [0.05 * sx, 0.2, 0], (0.07, 0.1),
-                   _mix(skin, cv.dark, 0.3 * tw[15]))
+        if tw[6] + tw[12] > 0:
+            cv.ellipse(ck, (0.17, 0.12), _mix(skin, cv.bright, 0.35 * tw[6] + 0.2 * tw[12]))
+        if tw[26] > 0:
+            cv.ellipse(ck + [0.18 * sx, 0.32, 0], (0.12, 0.2), _mix(skin, cv.dark, 0.25 * tw[26]))
+        if tw[15] > 0:
+            cv.ellipse(pts[48 if side == "L" else 54] + [0.05 * sx, 0.2, 0], (0.07, 0.1),
+                       _mix(skin, cv.dark, 0.3 * tw[15]))
     for f in ident.freckles:
         cv.ellipse(f, (0.012, 0.012), _mix(skin, cv.dark, 0.4))
 
@@ -164,8 +169,9 @@ def render_face(ident: Identity, u: np.ndarray, pose: Pose, size: tuple[int, int
         y0 = 0.0 + 0.06 * k
         cv.cue(np.array([_p(-0.12, y0 + 0.03, 0.2), _p(0, y0, 0.25), _p(0.12, y0 + 0.03, 0.2)]), 0.6 * tw[9])
     chin = pts[idx("chin")]
-    for s in ident.stipple:
-        cv.ellipse(chin + s, (0.016, 0.016), _mix(skin, cv.dark, 0.55 * tw[17]))
+    if tw[17] > 0:
+        for s in ident.stipple:
+            cv.ellipse(chin + s, (0.016, 0.016), _mix(skin, cv.dark, 0.55 * tw[17]))
     ml = pts[idx("mentolabial")]
     cv.cue(np.array([ml + [-0.16, 0.02, 0], ml, ml + [0.16, 0.02, 0]]), 0.55 * tw[17], thick_iod=0.03)
     for xv in (-0.18, -0.09, 0.0, 0.09, 0.18):
