@@ -72,6 +72,10 @@ class DataConfig:
     #: U segments × V consecutive frames per clip (train: random start per segment, eval: centre)
     clip_segments: int = 16
     clip_frames_per_segment: int = 1
+    #: keep each clip's frames decoded and resized to image_size in one uint8 .npy under
+    #: <cache>/clips/ (written on first use, memory-mapped after); augmentations then act on those
+    #: frames. Only for datasets without landmarks (DFEW, FERV39k, videos)
+    clip_cache: bool = False
     #: clips shorter than U×V frames: stretch (repeat frames evenly, keeps order) | loop | last | drop
     short_clip: str = "stretch"
     #: frame pairs (TCAE): gap in frames between source and target, drawn uniformly in [min, max]

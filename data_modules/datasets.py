@@ -1,9 +1,13 @@
 """torch Datasets behind every task; each returns one dict of the sample contract (``base.py``)."""
 from __future__ import annotations
 
+import hashlib
+import os
 import zlib
+from pathlib import Path
 from typing import Optional, Sequence
 
+import cv2
 import numpy as np
 import pandas as pd
 import torch
@@ -23,11 +27,14 @@ class _Base(Dataset):
                  train: bool, seed: int = 0) -> None:
         self.dataset, self.transform, self.train, self.seed = dataset, transform, train, seed
         self.bad = BadImageCounter(dataset, n_items, max_bad_fraction)
-        self._epoch_rng = np.random.default_rng()
 
     def _rng(self, index: int) -> np.random.Generator:
-        # training: fresh randomness per call; evaluation: a fixed generator per item (repeatable)
-        return self._epoch_rng if self.train else np.random.default_rng(_seed(self.seed, index))
+        """Training: a generator drawn from torch's RNG, which DataLoader seeds per worker (and
+        ``seeded_train_loader`` per epoch and worker), so workers never repeat each other's jitter and a
+        resumed run replays it; evaluation: a fixed generator per item."""
+        if self.train:
+            return np.random.default_rng(int(torch.randint(0, 2**62, (1,)).item()))
+        return np.random.default_rng(_seed(self.seed, index))
 
     def _read_for_alignment(self, paths: Sequence[str], lms: Optional[list]) -> tuple[Optional[np.ndarray], Optional[list]]:
         """Decode at the reduced size alignment allows; landmarks rescaled to the decoded pixels."""
@@ -48,10 +55,11 @@ class _Base(Dataset):
         if not good:
             return None
         shape = imgs[good[0]].shape
+        same = [i for i in good if imgs[i].shape == shape]  # a stray frame of another size is replaced too
         out = []
         for i, im in enumerate(imgs):
             if im is None or im.shape != shape:
-                im = imgs[min(good, key=lambda k: abs(k - i))]
+                im = imgs[min(same, key=lambda k: abs(k - i))]
             out.append(im)
         return np.stack(out)
 
@@ -108,9 +116,10 @@ class ClipDataset(_Base):
 
     def __init__(self, items: pd.DataFrame, transform: FaceTransform, segments: int, per_segment: int,
                  dataset: str, max_bad_fraction: float, train: bool, short_clip: str = "stretch",
-                 seed: int = 0, meta_cols: Sequence[str] = ("clip",)) -> None:
+                 seed: int = 0, meta_cols: Sequence[str] = ("clip",), cache_dir: Optional[Path] = None) -> None:
         super().__init__(dataset, transform, max_bad_fraction, len(items), train, seed)
         self.items = items.reset_index(drop=True)
+        self.cache_dir = cache_dir
         self.segments, self.per_segment, self.short_clip = segments, per_segment, short_clip
         self.meta_cols = [c for c in meta_cols if c in self.items]
         self._reduce: Optional[int] = None  # JPEG decode reduction, decided on the first clip
@@ -124,7 +133,9 @@ class ClipDataset(_Base):
         rng = self._rng(index)
         idx = clip_indices(len(paths), self.segments, self.per_segment, self.train, rng, self.short_clip)
         lms = [row["landmarks"][k] for k in idx] if "landmarks" in row and row["landmarks"] is not None else None
-        if lms is not None:
+        if self.cache_dir is not None and lms is None:
+            frames = self._cached_clip(paths)[idx]
+        elif lms is not None:
             frames, lms = self._read_for_alignment([paths[k] for k in idx], lms)
         else:
             if self._reduce is None:
@@ -140,6 +151,27 @@ class ClipDataset(_Base):
         if "label" in row and not pd.isna(row["label"]):
             sample["label"] = int(row["label"])
         return sample
+
+
+    def _cached_clip(self, paths: Sequence[str]) -> np.ndarray:
+        """All frames of a clip at the output size as one uint8 array, decoded once and memory-mapped."""
+        size = self.transform.size
+        key = hashlib.sha1("\n".join(paths).encode()).hexdigest()[:20]
+        path = self.cache_dir / f"{size}" / f"{key}.npy"
+        if path.is_file():
+            return np.load(path, mmap_mode="r")
+        probe = read_rgb(paths[0])
+        reduce = 1 if probe is None else self.transform.decode_reduction(*probe.shape[:2])
+        frames = self._read_many(paths, reduce)
+        if frames is None:
+            raise RuntimeError(f"{self.dataset}: no frame of clip {paths[0]} could be decoded")
+        if frames.shape[1:3] != (size, size):
+            frames = np.stack([cv2.resize(f, (size, size), interpolation=cv2.INTER_AREA) for f in frames])
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".tmp{os.getpid()}.npy")
+        np.save(tmp, frames)
+        os.replace(tmp, path)
+        return frames
 
 
 class PairDataset(_Base):

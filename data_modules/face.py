@@ -21,6 +21,7 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler
 from data_modules.datasets import ClipDataset, FrameDataset, PairDataset, SequenceDataset
 from data_modules.frames import DataFormatError, missing_root_error
 from data_modules.sampling import SHORT_CLIP_RULES
+from data_modules.seeded_sampler import seeded_train_loader
 from data_modules.transforms import FaceTransform
 
 SPLITS = ("train", "val", "test")
@@ -90,8 +91,11 @@ class FaceDataModule(L.LightningDataModule):
     def root(self) -> Path:
         if self._root is None:
             if self.cfg.root is None:
-                from affectlab.synth import ensure_synthetic
-
+                try:
+                    from affectlab.synth import ensure_synthetic
+                except ImportError as err:
+                    raise DataFormatError(f"{self.cfg.name}: data.root is unset and the synthetic generator "
+                                          f"is unavailable ({err}); set data.root (DATA_ROOT=...)") from None
                 self._root = Path(ensure_synthetic(self.cfg.synthetic_profile, self.cfg.synthetic_seed)) / self.release
             else:
                 self._root = Path(os.path.expanduser(str(self.cfg.root)))
@@ -225,7 +229,8 @@ class FaceDataModule(L.LightningDataModule):
                                 **common)
         if c.task in ("expression", "clips"):
             return ClipDataset(self.tracks(df), tf, c.clip_segments, c.clip_frames_per_segment,
-                               short_clip=c.short_clip, meta_cols=("clip", "subject", "scene"), **common)
+                               short_clip=c.short_clip, meta_cols=("clip", "subject", "scene"),
+                               cache_dir=self.cache_dir() / "clips" if c.clip_cache else None, **common)
         if c.task == "pairs":
             return PairDataset(self.tracks(df), tf, c.pair_gap_min, c.pair_gap_max, c.pair_independent_jitter,
                                **common)
@@ -255,14 +260,21 @@ class FaceDataModule(L.LightningDataModule):
         train = split == "train"
         bs = c.batch_size if train else (c.eval_batch_size or c.batch_size)
         sampler = None
+        if train and len(ds) < bs:
+            raise ValueError(f"{c.name}: the training split has {len(ds)} items, fewer than batch_size={bs}; "
+                             f"lower batch_size (training drops incomplete batches)")
         if not train and torch.distributed.is_available() and torch.distributed.is_initialized():
             ws = torch.distributed.get_world_size()
             if ws > 1:
                 sampler = EvalDistributedSampler(ds, ws, torch.distributed.get_rank())
-        # training drops the ragged last batch (a batch of 1 breaks BatchNorm under DDP)
-        return DataLoader(ds, batch_size=bs, shuffle=train and sampler is None, sampler=sampler,
-                          num_workers=c.num_workers, drop_last=train and len(ds) > bs,
-                          pin_memory=torch.cuda.is_available(), persistent_workers=c.num_workers > 0)
+        pin = torch.cuda.is_available()
+        if train:
+            # epoch-seeded order and worker seeds (exact resume); drops the ragged last batch (a batch
+            # of 1 breaks BatchNorm, DDP ranks need equal batch counts). Workers are restarted every
+            # epoch so that each epoch's worker seeds apply.
+            return seeded_train_loader(ds, bs, c.split_seed, num_workers=c.num_workers, pin_memory=pin)
+        return DataLoader(ds, batch_size=bs, shuffle=False, sampler=sampler, num_workers=c.num_workers,
+                          drop_last=False, pin_memory=pin, persistent_workers=c.num_workers > 0)
 
     def train_dataloader(self) -> DataLoader:
         return self._loader("train")

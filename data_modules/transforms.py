@@ -148,6 +148,7 @@ class FaceTransform:
             frames, lms = self._align(frames, lms)
         lm0 = lms[0]
         if self.pipeline is not None:
+            self.pipeline.set_random_seed(int(rng.integers(0, 2**31)))  # all randomness flows from rng
             if len(frames) == 1:
                 out = self.pipeline(image=frames[0], keypoints=lm0 if lm0 is not None else np.zeros((0, 2)))
                 frames = out["image"][None]

@@ -122,9 +122,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     warnings.filterwarnings("ignore", message=".*Valid config keys have changed in V2.*")
     logging.getLogger("affectlab").setLevel(os.environ.get("AFFECTLAB_LOG", "INFO"))
     args = build_parser().parse_args(argv)
+    from data_modules.frames import DataFormatError, TooManyBadImages
+
     try:
         return int(args.func(args) or 0)
-    except (ConfigError, UnknownNameError, FileNotFoundError) as err:
+    except (ConfigError, UnknownNameError, FileNotFoundError, DataFormatError, TooManyBadImages) as err:
         print(f"affectlab {args.command}: error: {err}", file=sys.stderr)
         return EXIT_USAGE
 

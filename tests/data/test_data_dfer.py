@@ -152,3 +152,33 @@ def test_clip_transform_identical_across_frames(mini):
         share = (v - interior) / (255 - interior)
         assert share.max() > 0.5  # the rotation did leave a border
         np.testing.assert_allclose(share, np.broadcast_to(share[:1], share.shape), atol=0.05)
+
+
+def test_clip_cache_matches_direct_decoding(mini, tmp_path):
+    root, _ = mini
+    keys = dict(fold=1, normalize="zero_one", image_size=32, hflip=False, cache_dir=str(tmp_path / "cache"))
+    direct = make("dfew", root / "DFEW", **keys).dataset("test")
+    cached = make("dfew", root / "DFEW", clip_cache=True, **keys).dataset("test")
+    for i in range(len(direct)):
+        a, b = direct[i]["video"], cached[i]["video"]
+        assert a.shape == b.shape and (a - b).abs().max() < 1e-6
+    files = list((tmp_path / "cache" / "clips" / "32").glob("*.npy"))
+    assert len(files) == len(direct)
+    again = make("dfew", root / "DFEW", clip_cache=True, **keys).dataset("test")
+    assert (again[0]["video"] - direct[0]["video"]).abs().max() < 1e-6  # served from the .npy
+
+
+def test_dfew_16f_frames_dir(tmp_path):
+    import cv2
+
+    t = releases.write_dfew(tmp_path / "DFEW", n_clips=10, short=())
+    for cid in t["ids"]:
+        d = tmp_path / "DFEW" / "Clip" / "clip_224x224_16f" / f"{cid:05d}"
+        d.mkdir(parents=True)
+        for k in range(1, 17):
+            cv2.imwrite(str(d / f"{k}.jpg"), releases.grey(k - 1, 16, 16))
+    dm = make("dfew", tmp_path / "DFEW", frames_dir="clip_224x224_16f", normalize="zero_one", image_size=16,
+              select_on_test=True)
+    assert (dm.full_manifest()["n_frames"] == 16).all()
+    item = dm.dataset("test")[0]
+    assert frame_index(item["video"]).tolist() == list(range(16))  # 1.jpg … 16.jpg in numeric order

@@ -209,3 +209,24 @@ def test_pair_jitter_independent_or_shared(tmp_path, independent):
         side = [bool(x[0, :, 8:].mean() > x[0, :, :8].mean()) for x in (it["source"], it["target"])]
         differ += side[0] != side[1]
     assert (differ > 0) if independent else (differ == 0)
+
+
+def test_workers_draw_independent_augmentations(tmp_path):
+    import cv2
+    from torch.utils.data import DataLoader
+
+    for ident in ("id001", "id002"):
+        d = tmp_path / "videos" / ident / "t"
+        d.mkdir(parents=True)
+        for k in range(4):
+            img = np.zeros((16, 16, 3), np.uint8)
+            img[:, 8:] = 200
+            cv2.imwrite(str(d / f"{k}.png"), img)
+    dm = make("videos", tmp_path / "videos", task="clips", clip_segments=1, clip_frames_per_segment=1,
+              image_size=16, normalize="zero_one", val_fraction=0.0)
+    ds = dm.dataset("train")
+    many = torch.utils.data.Subset(ds, [0] * 24)
+    flips = [bool(b["video"][0, 0, 0, :, :8].mean() > b["video"][0, 0, 0, :, 8:].mean())
+             for b in DataLoader(many, batch_size=1, num_workers=2)]
+    # DataLoader alternates workers: identical RNG copies would give identical flip sequences
+    assert flips[0::2] != flips[1::2]

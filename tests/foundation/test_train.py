@@ -93,6 +93,8 @@ def test_affectlab_test_re_evaluates_the_selected_checkpoint(finished_run, tmp_p
         (["train", "METHOD=baseline", "trainer.max_epoch=1"], "Valid keys at trainer"),
         (["config", "METHOD=baseline", "seed=abc"], "bad value for 'seed'"),
         (["test", "/nonexistent/run"], "config.yaml not found"),
+        (["train", "METHOD=baseline", "DATA=bp4d", "data.root=/nonexistent/BP4D"], "/nonexistent/BP4D"),
+        (["train", "METHOD=baseline", "DATA=bp4d", "data.root=/nonexistent/BP4D"], "AUCoding/AU_OCC"),
     ],
 )
 def test_cli_failures_exit_non_zero_with_a_useful_message(args, expected, capsys):
