@@ -1,0 +1,60 @@
+"""Per-AU visibility and region locality (synthetic.md §5.7, §5.12.1) on a frontal 112-px face."""
+import numpy as np
+import pytest
+
+from affectlab.synth.face import AU_INDEX, AUS, N_AU, Pose, sample_identity
+from affectlab.synth.labels import apply_rules
+from affectlab.synth.render import render_face
+from affectlab.synth.writers import rng_for
+
+# AU -> landmark indices (iBUG-68) spanning its own region; the region is their box plus a margin.
+REGIONS = {1: range(17, 27), 2: range(17, 27), 4: range(17, 27), 5: range(36, 48), 6: list(range(36, 48)) + [2, 14],
+           7: range(36, 48), 9: list(range(21, 36)), 10: range(27, 68), 12: range(31, 68), 14: range(48, 68),
+           15: range(48, 68), 17: list(range(48, 68)) + [7, 8, 9], 20: range(48, 68), 23: range(48, 68),
+           24: range(48, 68), 25: range(48, 68), 26: list(range(3, 14)) + list(range(48, 68))}
+MARGIN = {1: 24, 2: 24, 4: 12, 6: 8, 9: 8, 26: 6}
+
+
+def _render(ident, u):
+    img, lm = render_face(ident, u, Pose(scale=35), (112, 112), noise=0)
+    return img.astype(np.float32).mean(2), lm
+
+
+@pytest.mark.parametrize("au", AUS)
+def test_au_level2_changes_its_own_region(au):
+    ratios, gains = [], []
+    for i in range(3):
+        ident = sample_identity(rng_for(0, "region", i))
+        ident.glasses, ident.beard = False, False
+        base, lm = _render(ident, np.zeros(N_AU))
+        diffs = []
+        for lv in (1, 2):
+            u = np.zeros(N_AU)
+            u[AU_INDEX[au]] = lv
+            img, _ = _render(ident, apply_rules(u[None])[0])
+            diffs.append(np.abs(img - base))
+        pts = lm[list(REGIONS[au])]
+        m = MARGIN.get(au, 6)
+        x0, y0 = np.floor(pts.min(0) - m).astype(int)
+        x1, y1 = np.ceil(pts.max(0) + m).astype(int)
+        mask = np.zeros((112, 112), bool)
+        mask[max(y0, 0):y1, max(x0, 0):x1] = True
+        d1, d2 = diffs
+        inside, outside = d2[mask].mean(), d2[~mask].mean()
+        ratios.append(inside / max(outside, 1e-3))
+        gains.append(d2[mask].sum() / max(d1[mask].sum(), 1e-3))
+        assert d2[mask].sum() > 0.0
+    assert min(ratios) > 3.0, (au, ratios)          # clearly more change inside than outside
+    assert np.median(gains) > 1.5, (au, gains)      # level 2 clearly above the level-1 trace
+
+
+def test_render_is_deterministic_and_landmarks_follow_pose():
+    ident = sample_identity(rng_for(0, "det", 0))
+    a, lm_a = render_face(ident, np.zeros(N_AU), Pose(scale=35), (112, 112), rng=np.random.default_rng(3))
+    b, _ = render_face(ident, np.zeros(N_AU), Pose(scale=35), (112, 112), rng=np.random.default_rng(3))
+    assert np.array_equal(a, b)
+    _, lm_t = render_face(ident, np.zeros(N_AU), Pose(scale=35, tx=5, ty=-3), (112, 112), noise=0)
+    assert np.allclose(lm_t - lm_a, [5, -3])
+    _, lm_y = render_face(ident, np.zeros(N_AU), Pose(scale=35, yaw=30), (112, 112), noise=0)
+    iod = lambda lm: np.linalg.norm(lm[36:42].mean(0) - lm[42:48].mean(0))  # noqa: E731
+    assert iod(lm_y) < 0.95 * iod(lm_a)                     # yaw foreshortens the eyes
