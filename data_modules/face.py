@@ -96,7 +96,9 @@ class FaceDataModule(L.LightningDataModule):
                 except ImportError as err:
                     raise DataFormatError(f"{self.cfg.name}: data.root is unset and the synthetic generator "
                                           f"is unavailable ({err}); set data.root (DATA_ROOT=...)") from None
-                self._root = Path(ensure_synthetic(self.cfg.synthetic_profile, self.cfg.synthetic_seed)) / self.release
+                synthetic = ensure_synthetic(self.cfg.synthetic_profile, self.cfg.synthetic_seed,
+                                             datasets=[self.cfg.name], progress=True)
+                self._root = Path(synthetic) / self.release
             else:
                 self._root = Path(os.path.expanduser(str(self.cfg.root)))
             if not self._root.is_dir():
