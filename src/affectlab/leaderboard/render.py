@@ -117,10 +117,13 @@ def _evaluation(record: dict[str, Any]) -> tuple[str, int]:
     return (f"fold {fold}" if fold is not None else "single run"), 1
 
 
-def _row(record: dict[str, Any], repo_root: Path) -> Row:
+def _row(record: dict[str, Any], repo_root: Path, memo: dict) -> Row:
     evaluation, n = _evaluation(record)
     commit = str(record.get("git_commit") or "")
-    stale, reason = staleness(record["method"], commit or None, repo_root)
+    key = (record["method"], commit)
+    if key not in memo:
+        memo[key] = staleness(record["method"], commit or None, repo_root)
+    stale, reason = memo[key]
     if record.get("git_dirty"):
         reason += "; recorded from a tree with uncommitted changes"
     seed = record.get("seed")
@@ -151,10 +154,10 @@ def build_tables(records: Iterable[dict[str, Any]], references: Iterable[dict[st
             continue
         groups.setdefault((source_kind(record), record["dataset"], record["task"]), []).append(record)
     refs = [r for r in references if not dataset or r["dataset"] == dataset]
-    tables = []
+    tables, memo = [], {}
     for (kind, ds, task), group in sorted(groups.items()):
         metric = MAIN_METRIC[task]
-        rows = [_row(r, repo_root) for r in group]
+        rows = [_row(r, repo_root, memo) for r in group]
         if not all_runs:
             best: dict[tuple[str, bool], Row] = {}
             for row in rows:
@@ -209,7 +212,7 @@ def table_markdown(table: Table) -> str:
         lines += ["", "Reported in the papers (real data, not measured here; never ranked):", "",
                   _md_row(["method", "protocol", *(_metric_header(m) for m in summary),
                            *(i.upper() if i.startswith("au") else i for i in items), "source"]),
-                  "|" + "|".join("---" for _ in range(3 + len(summary) + len(items) - 1)) + "|"]
+                  "|" + "|".join("---" for _ in range(3 + len(summary) + len(items))) + "|"]
         for row in table.references:
             lines.append(_md_row([
                 f"{row.method} (reported)", row.evaluation,

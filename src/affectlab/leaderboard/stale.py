@@ -6,8 +6,8 @@ judged (``None``), and a record made from a dirty tree says so in its reason.
 """
 from __future__ import annotations
 
-import functools
 import inspect
+import sys
 import subprocess
 from pathlib import Path
 
@@ -18,10 +18,10 @@ def method_paths(method: str, repo_root: Path = REPO_ROOT) -> list[str]:
     """Repository-relative paths whose change makes the method's old records stale."""
     paths = {f"src/affectlab/methods/{method}.py", f"experiments/method/{method}.yaml",
              f"experiments/exp/{method}_paper.yaml"}
-    try:
-        from affectlab.methods import METHODS
-
-        if method in METHODS:
+    try:  # a method registered from another module (only looked up when already imported: no torch import here)
+        methods = sys.modules.get("affectlab.methods")
+        METHODS = getattr(methods, "METHODS", None)
+        if METHODS is not None and method in METHODS:
             source = Path(inspect.getsourcefile(METHODS.get(method)) or "").resolve()
             if source.is_relative_to(repo_root):
                 paths.add(str(source.relative_to(repo_root)))
@@ -37,7 +37,6 @@ def _git(repo_root: Path, *args: str) -> subprocess.CompletedProcess:
     return subprocess.run(["git", "-C", str(repo_root), *args], capture_output=True, text=True, check=False)
 
 
-@functools.lru_cache(maxsize=1024)
 def staleness(method: str, commit: str | None, repo_root: Path = REPO_ROOT) -> tuple[bool | None, str]:
     """``(stale, reason)``; ``stale`` is None when the commit cannot be checked here."""
     if not commit:

@@ -199,7 +199,7 @@ class LocalSweep:
         from sweeps import RunState, SweepRun
 
         states = {"finished": RunState.finished, "failed": RunState.failed, "running": RunState.running,
-                  "stopped": RunState.finished, "crashed": RunState.crashed}
+                  "stopped": RunState.finished}
         runs = []
         for trial in [*self.trials, *extra]:
             summary = {self.metric_name: trial.metric} if self.metric_name and trial.metric is not None else {}
@@ -223,17 +223,6 @@ class LocalSweep:
         tmp = self.dir / "sweep.json.tmp"
         tmp.write_text(json.dumps(state, indent=1, default=str))
         tmp.replace(self.dir / "sweep.json")
-
-    def _should_stop(self, trial: Trial) -> bool:
-        if not self.config.get("early_terminate") or not trial.run_dir:
-            return False
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            from sweeps import stop_runs
-
-            runs = self._sweep_runs()
-            current = self._sweep_runs([trial])[-1]
-            return any(r.name == trial.name for r in stop_runs(self.config, [*runs, current]))
 
     def run_trial(self, params: dict[str, Any]) -> Trial:
         name = f"trial-{len(self.trials) + 1:03d}"
