@@ -105,7 +105,10 @@ def load_sweep_file(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"sweep file not found: {path}")
-    config = yaml.safe_load(path.read_text())
+    try:
+        config = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as err:
+        raise ValueError(f"{path}: not valid YAML: {err}") from None
     if not isinstance(config, dict):
         raise ValueError(f"{path}: a sweep file is a mapping (program/command, method, metric, parameters)")
     validate_sweep(config, str(path))
