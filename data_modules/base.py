@@ -48,6 +48,46 @@ class DataConfig:
     #: cap on items per split, for smoke tests (None = all)
     limit_items: Optional[int] = None
 
+    # --- caching and bad input -------------------------------------------------------------
+    #: where parsed manifests (and DISFA frames, if the data folder is read-only) are cached;
+    #: None → ``<root>/.affectlab_cache`` when writable, else ``~/.cache/affectlab``
+    cache_dir: Optional[str] = None
+    #: a run fails once more than this fraction of a split's images could not be decoded
+    max_bad_fraction: float = 0.01
+
+    # --- transforms ------------------------------------------------------------------------
+    #: similarity alignment from landmarks (eye centres) when the dataset provides them
+    align: bool = True
+    #: eye-centre height and inter-ocular distance in the aligned image, as fractions of its side
+    align_eye_y: float = 0.40
+    align_eye_distance: float = 0.32
+    #: random horizontal flip for training (landmarks mirrored and re-ordered)
+    hflip: bool = True
+    #: extra albumentations steps, e.g. ``[{name: RandomResizedCrop, size: [112, 112], scale: [0.8, 1]}]``;
+    #: applied with identical parameters to every frame of a clip
+    train_transforms: Any = None
+    eval_transforms: Any = None
+
+    # --- clips, pairs and sequences -------------------------------------------------------------
+    #: U segments × V consecutive frames per clip (train: random start per segment, eval: centre)
+    clip_segments: int = 16
+    clip_frames_per_segment: int = 1
+    #: keep each clip's frames decoded and resized to image_size in one uint8 .npy under
+    #: <cache>/clips/ (written on first use, memory-mapped after); augmentations then act on those
+    #: frames. Only for datasets without landmarks (DFEW, FERV39k, videos)
+    clip_cache: bool = False
+    #: clips shorter than U×V frames: stretch (repeat frames evenly, keeps order) | loop | last | drop
+    short_clip: str = "stretch"
+    #: frame pairs (TCAE): gap in frames between source and target, drawn uniformly in [min, max]
+    pair_gap_min: int = 1
+    pair_gap_max: int = 30
+    #: draw crop/flip jitter independently for source and target (TCAE); False → identical
+    pair_independent_jitter: bool = True
+    #: long labelled sequences: frames per item and fraction of frames whose labels are kept
+    sequence_length: int = 64
+    label_fraction: float = 0.02
+    label_mask_seed: int = 0
+
 
 def build_config(cls: type, keys: dict[str, Any]):
     """Validate ``keys`` against ``cls.Config`` (unknown keys fail listing the valid ones)."""

@@ -1,0 +1,202 @@
+"""DISFA: AU occurrence (8 AUs, present iff intensity ≥ 2) and intensity (12 AUs) from the AVIs.
+
+Frames are decoded once per camera into ``<cache>/frames/<Camera>/SNxxx/NNNNN.jpg`` (0-based decode
+order) and reused. Label line t (frame t, 1-based) ↔ decoded frame t−1. As in ME-GraphAU, the
+number of labelled frames of a subject is the line count of its label files, so SN010's 4,844
+lines use 4,844 of its video frames; extra video frames are reported, missing ones skipped.
+"""
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional
+
+import cv2
+import numpy as np
+import pandas as pd
+
+from data_modules.base import DATAMODULES, DataConfig
+from data_modules.face import FaceDataModule, check_fold, skipped_frame
+from data_modules.frames import DataFormatError, check_codes, first_existing, parse_int_rows, require_dir
+from data_modules.transforms import EYES_66, reflect_66
+
+DISFA_AUS = [1, 2, 4, 6, 9, 12, 25, 26]
+DISFA_INTENSITY_AUS = [1, 2, 4, 5, 6, 9, 12, 15, 17, 20, 25, 26]
+PARTS = {
+    1: "SN001 SN002 SN009 SN010 SN016 SN026 SN027 SN030 SN032".split(),
+    2: "SN006 SN011 SN012 SN013 SN018 SN021 SN024 SN028 SN031".split(),
+    3: "SN003 SN004 SN005 SN007 SN008 SN017 SN023 SN025 SN029".split(),
+}
+FOLD_TEST_PART = {1: 3, 2: 2, 3: 1}
+VIDEO_DIRS = {"left": ("Videos_LeftCamera", "Video_LeftCamera"), "right": ("Video_RightCamera", "Videos_RightCamera")}
+
+LAYOUT = """  <root>/Videos_LeftCamera/LeftVideoSN001_comp.avi     (camera=left)
+  <root>/Video_RightCamera/RightVideoSN001_comp.avi    (camera=right; 'Videos_RightCamera' accepted)
+  <root>/ActionUnit_Labels/SN001/SN001_au1.txt ... SN001_au26.txt   ('frame,intensity' lines, 1-based, 0-5)
+  <root>/Landmark_Points/SN001/tmp_frame_lm/SN001_0000_lm.mat       (optional: 'pts' 66x2, 0-based index)"""
+
+
+def extract_frames(video: Path, out_dir: Path, desc: str) -> int:
+    """Decode every frame of ``video`` to ``out_dir/NNNNN.jpg`` once; returns the frame count.
+
+    Written to a temporary folder renamed at the end, so an interrupted run never leaves a partial cache.
+    """
+    done = out_dir / ".complete"
+    if done.is_file():
+        return int(done.read_text())
+    from tqdm import tqdm
+
+    cap = cv2.VideoCapture(str(video))
+    if not cap.isOpened():
+        raise DataFormatError(f"disfa: cannot open video {video} (OpenCV could not decode it)")
+    total = int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) or None
+    tmp = out_dir.with_name(out_dir.name + f".tmp{os.getpid()}")
+    tmp.mkdir(parents=True, exist_ok=True)
+    n = 0
+    with tqdm(total=total, desc=desc, unit="frame", leave=False) as bar:
+        while True:
+            ok, frame = cap.read()
+            if not ok:
+                break
+            cv2.imwrite(str(tmp / f"{n:05d}.jpg"), frame, [cv2.IMWRITE_JPEG_QUALITY, 95])
+            n += 1
+            bar.update(1)
+    cap.release()
+    (tmp / ".complete").write_text(str(n))
+    if out_dir.exists():
+        import shutil
+
+        shutil.rmtree(out_dir)
+    os.replace(tmp, out_dir)
+    return n
+
+
+def read_landmarks(folder: Path, subject: str, index: int, one_based: bool) -> Optional[np.ndarray]:
+    from scipy.io import loadmat
+
+    for name in (f"{subject}_{index:04d}_lm.mat", f"l0{index:04d}_lm.mat"):
+        p = folder / name
+        if p.is_file():
+            try:
+                pts = np.asarray(loadmat(str(p))["pts"], dtype=np.float32)
+            except Exception as err:
+                raise DataFormatError(f"{p}: expected a MAT file with variable 'pts' (66x2): {err}") from None
+            if pts.shape != (66, 2):
+                raise DataFormatError(f"{p}: 'pts' has shape {pts.shape}, expected (66, 2)")
+            return pts - (1.0 if one_based else 0.0)
+    return None
+
+
+@dataclass
+class DISFAConfig(DataConfig):
+    name: str = "disfa"
+    #: left | right camera video
+    camera: str = "left"
+    aus: list[int] = field(default_factory=lambda: list(DISFA_AUS))
+    intensity_aus: list[int] = field(default_factory=lambda: list(DISFA_INTENSITY_AUS))
+    #: occurrence = intensity ≥ this (the benchmark protocol uses 2)
+    occurrence_threshold: int = 2
+    landmarks_one_based: bool = True
+    normalize: str = "minus_one_one"
+
+
+@DATAMODULES.register("disfa")
+class DISFADataModule(FaceDataModule):
+    """DISFA (Mavadati et al., 2013) 3-fold subject-exclusive protocol; fold k tests part {1:3,2:2,3:1}[k]."""
+
+    Config = DISFAConfig
+    release = "DISFA"
+    layout = LAYOUT
+    tasks = ("au_occurrence", "au_intensity", "pairs", "clips", "sequences")
+    parse_keys = ("camera", "landmarks_one_based", "align")
+    protocol = "disfa/3fold"
+    eyes = EYES_66
+    flip_permutation = reflect_66()
+
+    def __init__(self, cfg) -> None:
+        super().__init__(cfg)
+        if cfg.camera not in VIDEO_DIRS:
+            raise ValueError(f"disfa: camera must be left or right, got {cfg.camera!r}")
+        check_fold("disfa", cfg.fold, 3)
+        self.intensity = cfg.task in ("au_intensity", "sequences")
+        self.aus = [int(a) for a in (cfg.intensity_aus if self.intensity else cfg.aus)]
+        unknown = sorted(set(self.aus) - set(DISFA_INTENSITY_AUS))
+        if unknown:
+            raise ValueError(f"disfa: AUs {unknown} are not coded; choose from {DISFA_INTENSITY_AUS}")
+        self.au_names = [f"AU{a:02d}" for a in self.aus]
+        self.occurrence_threshold = None if self.intensity else int(cfg.occurrence_threshold)
+
+    def au_columns(self) -> list[str]:
+        return [f"int{a:02d}" for a in self.aus]
+
+
+    def _dirs(self) -> tuple[Path, Path]:
+        root = self.root
+        video_dir = first_existing(root, VIDEO_DIRS[self.cfg.camera])
+        if video_dir is None:
+            require_dir(root / VIDEO_DIRS[self.cfg.camera][0], "disfa", root, LAYOUT)
+        labels = require_dir(root / "ActionUnit_Labels", "disfa", root, LAYOUT)
+        return video_dir, labels
+
+    def _source_paths(self) -> list[Path]:
+        videos, labels = self._dirs()
+        landmark_dirs = sorted((self.root / "Landmark_Points").glob("SN*/tmp_frame_lm"))
+        return sorted(videos.glob("*.avi")) + sorted(labels.glob("SN*/*.txt")) + landmark_dirs
+
+    def _parse(self) -> tuple[pd.DataFrame, pd.DataFrame]:
+        video_dir, label_dir = self._dirs()
+        rows, skipped = [], []
+        frames_root = self.cache_dir() / "frames" / video_dir.name
+        videos = {}
+        for v in sorted(video_dir.glob("*.avi")):
+            m = re.search(r"Video(SN\d{3})", v.name)
+            if m is None:
+                raise DataFormatError(f"disfa: unexpected video name {v} (expected <Left|Right>VideoSNxxx_comp.avi)")
+            videos[m.group(1)] = v
+        for subj_dir in sorted(p for p in label_dir.iterdir() if p.is_dir()):
+            subject = subj_dir.name
+            if subject not in videos:
+                skipped.append({"item": subject, "reason": "labels without a video", "file": str(subj_dir)})
+                continue
+            tables = {}
+            for au in DISFA_INTENSITY_AUS:
+                p = subj_dir / f"{subject}_au{au}.txt"
+                if not p.is_file():
+                    raise DataFormatError(f"disfa: missing label file {p}\nExpected layout:\n{LAYOUT}")
+                t = parse_int_rows(p, 2)
+                check_codes(p, t[:, 1:], range(6), first_line=1, what="AU intensity")
+                tables[au] = dict(zip(t[:, 0].tolist(), t[:, 1].tolist()))
+            n_labels = len(tables[1])
+            n_video = extract_frames(videos[subject], frames_root / subject, f"extracting {subject}")
+            if n_video > n_labels:
+                skipped.append({"item": subject, "reason": f"{n_video - n_labels} video frames after the last "
+                                f"label line (unlabelled)", "file": str(videos[subject])})
+            lm_dir = self.root / "Landmark_Points" / subject / "tmp_frame_lm"
+            for f in sorted(tables[1]):
+                if f - 1 >= n_video:
+                    skipped.append({"item": f"{subject}/{f}", "reason": "labelled frame beyond the video's end",
+                                    "file": str(videos[subject])})
+                    continue
+                row = {"path": str(frames_root / subject / f"{f - 1:05d}.jpg"), "subject": subject,
+                       "sequence": subject, "frame": f, "group": subject}
+                row.update({f"int{au:02d}": int(tables[au].get(f, 9)) for au in DISFA_INTENSITY_AUS})
+                if lm_dir.is_dir():
+                    row["landmarks"] = read_landmarks(lm_dir, subject, f - 1, self.cfg.landmarks_one_based)
+                rows.append(row)
+        if not rows:
+            raise DataFormatError(f"disfa: no labelled frames found under {label_dir}\nExpected layout:\n{LAYOUT}")
+        df = pd.DataFrame(rows)
+        if "landmarks" in df:
+            from data_modules.bp4d import fill_landmarks
+
+            df, extra = fill_landmarks(df, self.cfg.align)
+            skipped += extra
+        part_of = {s: p for p, subs in PARTS.items() for s in subs}
+        df["part"] = df["subject"].map(part_of).fillna(0).astype(int)
+        return df, skipped_frame(skipped)
+
+    def _protocol(self, df: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+        test_part = FOLD_TEST_PART[self.cfg.fold]
+        return df[(df["part"] > 0) & (df["part"] != test_part)], df[df["part"] == test_part]

@@ -1,0 +1,326 @@
+"""The LightningDataModule shared by every dataset: manifest cache, protocol splits, tasks, loaders.
+
+A dataset module subclasses :class:`FaceDataModule` and implements ``_parse`` (release → manifest
+rows plus a table of skipped items), ``_protocol`` (manifest → train/test rows for ``cfg.fold``) and
+``_source_paths`` (files whose change invalidates the cached manifest).
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import pickle
+from pathlib import Path
+from typing import Any, ClassVar, Optional
+
+import lightning as L
+import numpy as np
+import pandas as pd
+import torch
+from torch.utils.data import DataLoader, Dataset, DistributedSampler
+
+from data_modules.datasets import ClipDataset, FrameDataset, PairDataset, SequenceDataset
+from data_modules.frames import DataFormatError, missing_root_error
+from data_modules.sampling import SHORT_CLIP_RULES
+from data_modules.seeded_sampler import seeded_train_loader
+from data_modules.transforms import FaceTransform
+
+SPLITS = ("train", "val", "test")
+MANIFEST_VERSION = 1
+
+
+class EvalDistributedSampler(DistributedSampler):
+    """Contiguous, unpadded shards: every evaluation item is seen exactly once across ranks.
+
+    (torch's DistributedSampler pads the last shard by repeating items, which double-counts them.)
+    Lightning keeps a sampler that already subclasses DistributedSampler.
+    """
+
+    def __init__(self, dataset: Dataset, num_replicas: int, rank: int) -> None:
+        super().__init__(dataset, num_replicas=num_replicas, rank=rank, shuffle=False, drop_last=False)
+        n = len(dataset)
+        self.indices = list(range(n * rank // num_replicas, n * (rank + 1) // num_replicas))
+
+    def __iter__(self):
+        return iter(self.indices)
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+
+def file_fingerprint(paths: list[Path]) -> str:
+    h = hashlib.sha1()
+    for p in sorted(map(str, paths)):
+        try:
+            st = os.stat(p)
+            h.update(f"{p}|{st.st_size}|{st.st_mtime_ns}\n".encode())
+        except FileNotFoundError:
+            h.update(f"{p}|missing\n".encode())
+    return h.hexdigest()
+
+
+class FaceDataModule(L.LightningDataModule):
+    """Base of every affectlab datamodule (see ``docs/datasets.md`` for the sample contract)."""
+
+    release: ClassVar[str] = ""  # folder name under the synthetic root, e.g. "BP4D"
+    layout: ClassVar[str] = ""  # human-readable expected layout, shown in errors
+    tasks: ClassVar[tuple[str, ...]] = ()
+    unit: ClassVar[str] = "frame"  # frame | clip: what one manifest row is
+    #: manifest-affecting config keys (part of the cache key)
+    parse_keys: ClassVar[tuple[str, ...]] = ()
+    eyes: ClassVar[Optional[tuple]] = None
+    flip_permutation: ClassVar[Optional[list[int]]] = None
+    occurrence_threshold: ClassVar[Optional[int]] = None
+    au_names: list[str] = []
+    class_names: list[str] = []
+
+    def __init__(self, cfg: Any) -> None:
+        super().__init__()
+        self.cfg = cfg
+        if cfg.task not in self.tasks:
+            raise ValueError(f"{cfg.name}: task {cfg.task!r} not supported; choose one of {', '.join(self.tasks)}")
+        if cfg.short_clip not in SHORT_CLIP_RULES:
+            raise ValueError(f"short_clip must be one of {SHORT_CLIP_RULES}, got {cfg.short_clip!r}")
+        self._root: Optional[Path] = None
+        self._full: Optional[pd.DataFrame] = None
+        self._skipped: Optional[pd.DataFrame] = None
+        self._splits: Optional[dict[str, pd.DataFrame]] = None
+        self._datasets: dict[str, Dataset] = {}
+
+    # ------------------------------------------------------------------ paths and manifests
+    @property
+    def root(self) -> Path:
+        if self._root is None:
+            if self.cfg.root is None:
+                try:
+                    from affectlab.synth import ensure_synthetic
+                except ImportError as err:
+                    raise DataFormatError(f"{self.cfg.name}: data.root is unset and the synthetic generator "
+                                          f"is unavailable ({err}); set data.root (DATA_ROOT=...)") from None
+                self._root = Path(ensure_synthetic(self.cfg.synthetic_profile, self.cfg.synthetic_seed)) / self.release
+            else:
+                self._root = Path(os.path.expanduser(str(self.cfg.root)))
+            if not self._root.is_dir():
+                raise missing_root_error(self._root, self.cfg.name, self.layout)
+        return self._root
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names) if self.class_names else len(self.au_names)
+
+    def cache_dir(self) -> Path:
+        if self.cfg.cache_dir:
+            d = Path(self.cfg.cache_dir)
+        else:
+            d = self.root / ".affectlab_cache"
+            if not os.access(self.root, os.W_OK):
+                key = hashlib.sha1(str(self.root.resolve()).encode()).hexdigest()[:12]
+                d = Path.home() / ".cache" / "affectlab" / f"{self.release}-{key}"
+        d.mkdir(parents=True, exist_ok=True)
+        return d
+
+    def _parse(self) -> tuple[pd.DataFrame, pd.DataFrame]:
+        raise NotImplementedError
+
+    def _protocol(self, df: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+        raise NotImplementedError
+
+    def _source_paths(self) -> list[Path]:
+        raise NotImplementedError
+
+    def full_manifest(self) -> pd.DataFrame:
+        """Every parsed row of the release (cached on disk, rebuilt when a source file changes)."""
+        if self._full is None:
+            keys = {k: self.cfg[k] for k in self.parse_keys}
+            tag = hashlib.sha1(repr((MANIFEST_VERSION, type(self).__name__, sorted(keys.items()))).encode())
+            path = self.cache_dir() / f"manifest-{self.cfg.name}-{tag.hexdigest()[:12]}.pkl"
+            fingerprint = file_fingerprint(self._source_paths())
+            if path.is_file():
+                try:
+                    with open(path, "rb") as fh:
+                        cached = pickle.load(fh)
+                    if cached["fingerprint"] == fingerprint:
+                        self._full, self._skipped = cached["manifest"], cached["skipped"]
+                except Exception:  # unreadable cache: rebuild it
+                    pass
+            if self._full is None:
+                self._full, self._skipped = self._parse()
+                tmp = path.with_suffix(f".tmp{os.getpid()}")
+                with open(tmp, "wb") as fh:
+                    pickle.dump({"fingerprint": fingerprint, "manifest": self._full, "skipped": self._skipped}, fh)
+                os.replace(tmp, path)
+        return self._full
+
+    def skipped(self) -> pd.DataFrame:
+        """Items left out while parsing, one row each: ``item``, ``reason``, ``file``."""
+        self.full_manifest()
+        return self._skipped
+
+    def manifest(self, split: str) -> pd.DataFrame:
+        """Rows of ``split`` (train | val | test) for the configured task and fold."""
+        if split not in SPLITS:
+            raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+        return self._get_splits()[split]
+
+    def _get_splits(self) -> dict[str, pd.DataFrame]:
+        if self._splits is None:
+            train, test = self._protocol(self.full_manifest())
+            train, val = self._carve_val(train, test)
+            splits = {"train": train, "val": val, "test": test}
+            if self.cfg.limit_items:
+                splits = {k: v.iloc[: self.cfg.limit_items] for k, v in splits.items()}
+            self._splits = {k: v.reset_index(drop=True) for k, v in splits.items()}
+        return self._splits
+
+    def _carve_val(self, train: pd.DataFrame, test: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+        """Hold out ``val_fraction`` of the training groups (subjects or clips), seeded by split_seed.
+
+        With ``select_on_test`` the validation split is the test split (the paper practice some
+        methods follow) and all training groups are kept.
+        """
+        if self.cfg.select_on_test:
+            return train, test
+        groups = np.array(sorted(train["group"].unique()))
+        n_val = int(round(self.cfg.val_fraction * len(groups)))
+        if self.cfg.val_fraction > 0 and len(groups) > 1:
+            n_val = min(max(n_val, 1), len(groups) - 1)
+        rng = np.random.default_rng(self.cfg.split_seed)
+        val_groups = set(rng.choice(groups, size=n_val, replace=False).tolist()) if n_val else set()
+        is_val = train["group"].isin(val_groups)
+        return train[~is_val], train[is_val]
+
+    # ------------------------------------------------------------------ labels
+    def au_columns(self) -> list[str]:
+        return []
+
+    def train_pos_weight(self) -> torch.Tensor:
+        """Positive rate of each AU on the training split (labelled frames only), shape (K,)."""
+        df = self.manifest("train")
+        codes = df[self.au_columns()].to_numpy(np.int64)
+        mask = codes != 9
+        thr = self.occurrence_threshold
+        pos = (codes >= thr) if thr is not None else (codes == 1)
+        rate = (pos & mask).sum(0) / np.maximum(mask.sum(0), 1)
+        return torch.tensor(rate, dtype=torch.float32)
+
+    # ------------------------------------------------------------------ datasets
+    def _transform(self, train: bool) -> FaceTransform:
+        c = self.cfg
+        return FaceTransform(c.image_size, c.normalize, train, align=c.align, eye_y=c.align_eye_y,
+                             eye_distance=c.align_eye_distance, hflip=c.hflip,
+                             steps=c.train_transforms if train else c.eval_transforms,
+                             eyes=self.eyes, flip_permutation=self.flip_permutation)
+
+    def tracks(self, df: pd.DataFrame) -> pd.DataFrame:
+        """Group frame rows into tracks (one per sequence): ``clip``, ``subject``, ``frames``, ``landmarks``."""
+        if self.unit == "clip":
+            return df
+        rows = []
+        for seq, g in df.sort_values(["sequence", "frame"]).groupby("sequence", sort=True):
+            rows.append({"clip": seq, "subject": g["subject"].iloc[0], "frames": g["path"].tolist(),
+                         "landmarks": g["landmarks"].tolist() if "landmarks" in g else None})
+        return pd.DataFrame(rows)
+
+    def build_dataset(self, split: str) -> Dataset:
+        c, train = self.cfg, split == "train"
+        df, tf, name = self.manifest(split), self._transform(train), c.name
+        common = dict(dataset=name, max_bad_fraction=c.max_bad_fraction, train=train, seed=c.split_seed)
+        if c.task in ("au_occurrence", "au_intensity"):
+            return FrameDataset(df, tf, c.task, self.au_columns(), occurrence_threshold=self.occurrence_threshold,
+                                **common)
+        if c.task in ("expression", "clips"):
+            return ClipDataset(self.tracks(df), tf, c.clip_segments, c.clip_frames_per_segment,
+                               short_clip=c.short_clip, meta_cols=("clip", "subject", "scene"),
+                               cache_dir=self.cache_dir() / "clips" if c.clip_cache else None, **common)
+        if c.task == "pairs":
+            return PairDataset(self.tracks(df), tf, c.pair_gap_min, c.pair_gap_max, c.pair_independent_jitter,
+                               **common)
+        if c.task == "sequences":
+            windows = SequenceDataset.make_windows(df, self.au_columns(), c.sequence_length, sparse=train,
+                                                   fraction=c.label_fraction, seed=c.label_mask_seed)
+            return SequenceDataset(windows, tf, c.sequence_length, **common)
+        raise ValueError(f"unknown task {c.task!r}")
+
+    def prepare_data(self) -> None:
+        """Parse (and for DISFA/videos extract frames) once, on the main process only."""
+        self.full_manifest()
+
+    def setup(self, stage: Optional[str] = None) -> None:
+        wanted = {"fit": ("train", "val"), "validate": ("val",), "test": ("test",), "predict": ("test",)}
+        for split in wanted.get(stage, SPLITS):
+            if split not in self._datasets:
+                self._datasets[split] = self.build_dataset(split)
+
+    def dataset(self, split: str) -> Dataset:
+        if split not in self._datasets:
+            self._datasets[split] = self.build_dataset(split)
+        return self._datasets[split]
+
+    def _loader(self, split: str) -> DataLoader:
+        c, ds = self.cfg, self.dataset(split)
+        train = split == "train"
+        bs = c.batch_size if train else (c.eval_batch_size or c.batch_size)
+        sampler = None
+        if train and len(ds) < bs:
+            raise ValueError(f"{c.name}: the training split has {len(ds)} items, fewer than batch_size={bs}; "
+                             f"lower batch_size (training drops incomplete batches)")
+        if not train and torch.distributed.is_available() and torch.distributed.is_initialized():
+            ws = torch.distributed.get_world_size()
+            if ws > 1:
+                sampler = EvalDistributedSampler(ds, ws, torch.distributed.get_rank())
+        pin = torch.cuda.is_available()
+        if train:
+            # epoch-seeded order and worker seeds (exact resume); drops the ragged last batch (a batch
+            # of 1 breaks BatchNorm, DDP ranks need equal batch counts). Workers are restarted every
+            # epoch so that each epoch's worker seeds apply.
+            return seeded_train_loader(ds, bs, c.split_seed, num_workers=c.num_workers, pin_memory=pin)
+        return DataLoader(ds, batch_size=bs, shuffle=False, sampler=sampler, num_workers=c.num_workers,
+                          drop_last=False, pin_memory=pin, persistent_workers=c.num_workers > 0)
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader("train")
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader("val")
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader("test")
+
+    # ------------------------------------------------------------------ reporting
+    def summary(self) -> dict[str, Any]:
+        """Counts per split, label base rates and skipped items (what ``affectlab data summary`` prints)."""
+        out: dict[str, Any] = {"dataset": self.cfg.name, "root": str(self.root), "task": self.cfg.task,
+                               "fold": self.cfg.fold, "splits": {}}
+        for split in SPLITS:
+            df = self.manifest(split)
+            info: dict[str, Any] = {"rows": len(df), "groups": int(df["group"].nunique()) if len(df) else 0}
+            if self.au_columns() and len(df):
+                codes = df[self.au_columns()].to_numpy(np.int64)
+                mask = codes != 9
+                thr = self.occurrence_threshold
+                if self.cfg.task == "au_intensity" or self.cfg.task == "sequences":
+                    rate = np.where(mask, codes, 0).sum(0) / np.maximum(mask.sum(0), 1)
+                    info["mean_intensity"] = dict(zip(self.au_names, np.round(rate, 3).tolist()))
+                else:
+                    pos = (codes >= thr) if thr is not None else codes == 1
+                    rate = (pos & mask).sum(0) / np.maximum(mask.sum(0), 1)
+                    info["positive_rate"] = dict(zip(self.au_names, np.round(rate, 3).tolist()))
+                info["unlabelled_codes"] = int((~mask).sum())
+            if "label" in df and self.class_names and len(df):
+                counts = df["label"].value_counts().reindex(range(len(self.class_names)), fill_value=0)
+                info["class_counts"] = dict(zip(self.class_names, counts.astype(int).tolist()))
+            out["splits"][split] = info
+        sk = self.skipped()
+        out["skipped"] = sk.to_dict("records")
+        return out
+
+
+def check_fold(name: str, fold: int, n: int) -> None:
+    if not 1 <= fold <= n:
+        raise ValueError(f"{name}: fold must be 1…{n}, got {fold}")
+
+
+def skipped_frame(rows: list[dict]) -> pd.DataFrame:
+    return pd.DataFrame(rows, columns=["item", "reason", "file"])
+
+
+__all__ = ["FaceDataModule", "EvalDistributedSampler", "DataFormatError", "check_fold", "skipped_frame"]

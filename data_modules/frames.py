@@ -1,0 +1,143 @@
+"""Reading frames and label files: cv2 decoding, numeric frame order, bad-input errors.
+
+Every parse error names the file and (1-based) line; every undecodable image is counted, and the
+dataset fails once the count exceeds ``max_bad_fraction`` of its items.
+"""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Iterable, Optional, Sequence
+
+import cv2
+import numpy as np
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
+VIDEO_SUFFIXES = (".avi", ".mp4", ".mkv", ".mov", ".webm")
+
+cv2.setNumThreads(1)  # one decode thread per DataLoader worker; the workers give the parallelism
+
+
+class DataFormatError(ValueError):
+    """A label/split file or folder that does not match the documented release layout."""
+
+
+class TooManyBadImages(RuntimeError):
+    """More images failed to decode than ``max_bad_fraction`` allows."""
+
+
+def missing_root_error(root: Path, dataset: str, layout: str) -> DataFormatError:
+    return DataFormatError(
+        f"{dataset}: expected the release at {root}, but it does not exist or lacks a required folder.\n"
+        f"Expected layout:\n{layout}\nSet data.root (DATA_ROOT=...) to the folder holding it, or leave it "
+        f"unset to use the synthetic stand-in."
+    )
+
+
+def require_dir(path: Path, dataset: str, root: Path, layout: str) -> Path:
+    if not path.is_dir():
+        err = missing_root_error(root, dataset, layout)
+        raise DataFormatError(f"{dataset}: missing folder {path}\n{err}")
+    return path
+
+
+def first_existing(base: Path, names: Sequence[str]) -> Optional[Path]:
+    """The first of ``base/name`` that is a directory (release folders have several spellings)."""
+    for name in names:
+        if (base / name).is_dir():
+            return base / name
+    return None
+
+
+def trailing_int(name: str) -> Optional[int]:
+    """The last integer in a file stem: ``00001_00012.jpg`` → 12, ``7.jpg`` → 7."""
+    found = re.findall(r"\d+", Path(name).stem)
+    return int(found[-1]) if found else None
+
+
+def list_frames(folder: Path) -> list[Path]:
+    """Image files of a frame folder sorted numerically by the last integer in the stem.
+
+    Lexicographic order breaks for unpadded names (``10.jpg`` < ``2.jpg``), so it is never used.
+    """
+    files = [p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES]
+    keyed = [(trailing_int(p.name), p.name, p) for p in files]
+    keyed.sort(key=lambda t: (t[0] if t[0] is not None else -1, t[1]))
+    return [p for _, _, p in keyed]
+
+
+def index_frames(folder: Path) -> dict[int, Path]:
+    """Map frame number → image path for a folder of ``NNN.jpg``/``NNNN.jpg`` names (any padding)."""
+    out: dict[int, Path] = {}
+    if folder.is_dir():
+        for p in folder.iterdir():
+            if p.suffix.lower() in IMAGE_SUFFIXES and p.stem.isdigit():
+                out[int(p.stem)] = p
+    return out
+
+
+_REDUCED = {1: cv2.IMREAD_COLOR, 2: cv2.IMREAD_REDUCED_COLOR_2, 4: cv2.IMREAD_REDUCED_COLOR_4,
+            8: cv2.IMREAD_REDUCED_COLOR_8}
+
+
+def read_rgb(path: str | Path, reduce: int = 1) -> Optional[np.ndarray]:
+    """Decode an image to RGB uint8 (H,W,3) with OpenCV; None when it cannot be decoded.
+
+    ``reduce`` 2, 4 or 8 lets libjpeg decode directly at 1/2, 1/4 or 1/8 size (DCT scaling), much faster
+    than decoding at full size and resizing when the output is that much smaller anyway.
+    """
+    img = cv2.imread(str(path), _REDUCED[reduce])
+    if img is None:
+        return None
+    return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+
+
+def parse_int_rows(path: Path, n_fields: int, delimiter: str = ",", skip_header: bool = False) -> np.ndarray:
+    """Read a comma-separated integer table, failing with ``file:line`` on any malformed row."""
+    rows: list[list[int]] = []
+    with open(path, newline="") as fh:
+        for lineno, line in enumerate(fh, start=1):
+            if skip_header and lineno == 1:
+                continue
+            line = line.strip()
+            if not line:
+                continue
+            parts = [p.strip() for p in line.split(delimiter)]
+            if len(parts) != n_fields:
+                raise DataFormatError(
+                    f"{path}:{lineno}: expected {n_fields} {delimiter!r}-separated fields, got {len(parts)}"
+                )
+            try:
+                rows.append([int(float(p)) if "." in p else int(p) for p in parts])
+            except ValueError:
+                raise DataFormatError(f"{path}:{lineno}: expected integers, got {line!r}") from None
+    return np.asarray(rows, dtype=np.int64).reshape(-1, n_fields)
+
+
+def check_codes(path: Path, values: np.ndarray, allowed: Iterable[int], first_line: int, what: str) -> None:
+    """Fail naming file and line when ``values`` (rows × cols) holds a code outside ``allowed``."""
+    allowed = np.asarray(sorted(set(allowed)))
+    bad = ~np.isin(values, allowed)
+    if bad.any():
+        row, col = map(int, np.argwhere(bad)[0])
+        raise DataFormatError(
+            f"{path}:{first_line + row}: {what} code {int(values[row, col])} out of range "
+            f"(allowed {', '.join(map(str, allowed))})"
+        )
+
+
+class BadImageCounter:
+    """Counts undecodable images of one dataset (per process) and fails above a fraction."""
+
+    def __init__(self, dataset: str, total: int, max_fraction: float) -> None:
+        self.dataset, self.total, self.max_fraction = dataset, max(total, 1), max_fraction
+        self.bad: list[str] = []
+
+    def record(self, path: str | Path) -> None:
+        self.bad.append(str(path))
+        if len(self.bad) > self.max_fraction * self.total:
+            shown = "\n  ".join(self.bad[:10])
+            raise TooManyBadImages(
+                f"{self.dataset}: {len(self.bad)} undecodable images out of {self.total} items exceed "
+                f"max_bad_fraction={self.max_fraction}. First ones:\n  {shown}"
+            )

@@ -1,0 +1,62 @@
+"""Frame-index arithmetic for clips (U segments × V consecutive frames), pairs and sparse label masks."""
+from __future__ import annotations
+
+import numpy as np
+
+SHORT_CLIP_RULES = ("stretch", "loop", "last", "drop")
+
+
+def clip_indices(n: int, segments: int, per_segment: int, train: bool, rng: np.random.Generator,
+                 short_clip: str = "stretch") -> np.ndarray:
+    """Indices of U×V frames from a clip of ``n`` frames (TSN-style segment sampling).
+
+    Segment u covers frames ``[round(u·n/U), round((u+1)·n/U))``; it contributes V consecutive frames
+    starting at a uniformly random offset (training) or centred in the segment (evaluation).
+    Clips with fewer than U×V frames follow ``short_clip``:
+
+    - ``stretch``: ``floor(i·n/(U·V))`` for i = 0…U·V−1 — every frame used, in order, repeated evenly;
+    - ``loop``: ``i mod n``; ``last``: frames 0…n−1 then the last frame repeated.
+    (``drop`` removes such clips when the manifest is built, so it never reaches here.)
+    """
+    if n <= 0:
+        raise ValueError("clip has no frames")
+    total = segments * per_segment
+    if n < total:
+        i = np.arange(total)
+        if short_clip == "loop":
+            return i % n
+        if short_clip == "last":
+            return np.minimum(i, n - 1)
+        return (i * n) // total  # stretch (also used if a dropped clip slipped through)
+    bounds = np.round(np.arange(segments + 1) * n / segments).astype(np.int64)
+    lengths = bounds[1:] - bounds[:-1]
+    slack = lengths - per_segment  # ≥ 0 because n ≥ U·V
+    if train:
+        offsets = np.array([rng.integers(0, s + 1) for s in slack])
+    else:
+        offsets = slack // 2
+    starts = bounds[:-1] + offsets
+    return (starts[:, None] + np.arange(per_segment)[None, :]).reshape(-1)
+
+
+def pair_indices(n: int, gap_min: int, gap_max: int, rng: np.random.Generator) -> tuple[int, int]:
+    """Source and target positions in a track of ``n`` frames with ``gap_min ≤ |t−s| ≤ gap_max``.
+
+    The gap is clamped to the track (a track of one frame gives the same frame twice); the order of the
+    two frames is random.
+    """
+    if n <= 1:
+        return 0, 0
+    hi = min(gap_max, n - 1)
+    lo = min(max(gap_min, 0), hi)
+    gap = int(rng.integers(lo, hi + 1))
+    s = int(rng.integers(0, n - gap))
+    return (s, s + gap) if rng.random() < 0.5 else (s + gap, s)
+
+
+def sparse_label_mask(n: int, fraction: float, rng: np.random.Generator) -> np.ndarray:
+    """Boolean mask keeping ``max(1, round(fraction·n))`` frames chosen uniformly without replacement."""
+    keep = min(n, max(1, int(round(fraction * n))))
+    mask = np.zeros(n, dtype=bool)
+    mask[rng.choice(n, size=keep, replace=False)] = True
+    return mask

@@ -1,0 +1,90 @@
+"""``videos``: any folder of face videos or frame folders (VoxCeleb-like) as unlabeled pretraining data.
+
+Every folder that directly holds images is one track (frames in numeric order); every video file is
+one track, decoded once into ``<cache>/frames/<relative path>/NNNNN.jpg``. The subject of a track is
+the first component of its path below the root (``id10001/clip/…`` → ``id10001``), so the validation
+split never shares an identity with training.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from data_modules.base import DATAMODULES, DataConfig
+from data_modules.disfa import extract_frames
+from data_modules.face import FaceDataModule, skipped_frame
+from data_modules.frames import IMAGE_SUFFIXES, VIDEO_SUFFIXES, DataFormatError, list_frames
+
+LAYOUT = """  <root>/<identity>/.../<track>/*.jpg|*.png      (a folder of frames per track), and/or
+  <root>/<identity>/.../<video>.mp4|.avi|...      (decoded once into the cache)"""
+
+
+@dataclass
+class VideosConfig(DataConfig):
+    name: str = "videos"
+    task: str = "pairs"
+    #: tracks with fewer frames are skipped (and listed in the summary)
+    min_frames: int = 2
+    val_fraction: float = 0.05
+    normalize: str = "zero_one"
+    clip_segments: int = 8
+    clip_frames_per_segment: int = 2
+
+
+@DATAMODULES.register("videos")
+class VideosDataModule(FaceDataModule):
+    """Unlabeled face tracks for self-supervised pretraining (TCAE pairs, contrastive U×V clips)."""
+
+    Config = VideosConfig
+    release = "videos"
+    layout = LAYOUT
+    tasks = ("pairs", "clips")
+    unit = "clip"
+    parse_keys = ("min_frames",)
+    protocol = "videos/unlabeled"
+
+    def _scan(self) -> tuple[list[Path], list[Path]]:
+        folders, videos = [], []
+        for dirpath in sorted(p for p in [self.root, *self.root.rglob("*")] if p.is_dir()):
+            if ".affectlab_cache" in dirpath.parts:
+                continue
+            files = list(dirpath.iterdir())
+            if any(f.suffix.lower() in IMAGE_SUFFIXES for f in files):
+                folders.append(dirpath)
+            videos += sorted(f for f in files if f.suffix.lower() in VIDEO_SUFFIXES)
+        return folders, videos
+
+    def _source_paths(self) -> list[Path]:
+        folders, videos = self._scan()
+        return folders + videos
+
+    def _parse(self) -> tuple[pd.DataFrame, pd.DataFrame]:
+        folders, videos = self._scan()
+        rows, skipped = [], []
+        tracks = [(f, list_frames(f)) for f in folders]
+        for v in videos:
+            rel = v.relative_to(self.root)
+            out = self.cache_dir() / "frames" / rel.with_suffix("")
+            n = extract_frames(v, out, f"extracting {rel}")
+            tracks.append((v, list_frames(out) if n else []))
+        for src, files in tracks:
+            rel = src.relative_to(self.root)
+            if len(files) < self.cfg.min_frames:
+                skipped.append({"item": str(rel), "reason": f"{len(files)} frames < min_frames={self.cfg.min_frames}",
+                                "file": str(src)})
+                continue
+            subject = rel.parts[0] if len(rel.parts) > 1 else rel.stem
+            rows.append({"clip": str(rel), "subject": subject, "group": subject, "n_frames": len(files),
+                         "frames": [str(f) for f in files]})
+        if not rows:
+            raise DataFormatError(f"videos: no usable track under {self.root}\nExpected layout:\n{LAYOUT}")
+        return pd.DataFrame(rows), skipped_frame(skipped)
+
+    def _protocol(self, df: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+        # unlabeled data has no test split; the held-out identities (val) serve both roles
+        return df, df.iloc[0:0]
+
+    def _carve_val(self, train: pd.DataFrame, test: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+        return super()._carve_val(train, test) if not self.cfg.select_on_test else (train, train.iloc[0:0])

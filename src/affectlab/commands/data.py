@@ -1,0 +1,93 @@
+"""``affectlab data summary DATA=<name> [key=value ...]``: what a datamodule will train and test on.
+
+Prints rows and groups (subjects or clips) per split, label base rates, class counts and every item
+skipped while parsing; ``--check-images`` also decodes every image and lists the undecodable ones.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+import yaml
+
+NAME = "data"
+HELP = "inspect a dataset: counts per split, label base rates, skipped items"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("action", choices=["summary"], help="what to do (summary)")
+    parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE",
+                        help="DATA=<name> plus datamodule keys (root=..., fold=2, task=...; 'data.' prefix optional)")
+    parser.add_argument("--check-images", action="store_true", help="decode every image and report failures")
+    parser.add_argument("--max-skipped", type=int, default=50, help="skipped items to print (all are counted)")
+
+
+def parse_overrides(items: list[str]) -> tuple[str, dict[str, Any]]:
+    name, keys = None, {}
+    for item in items:
+        if "=" not in item:
+            raise ValueError(f"expected KEY=VALUE, got {item!r}")
+        key, value = item.split("=", 1)
+        if key == "DATA":
+            name = value
+            continue
+        if key == "DATA_ROOT":
+            key = "root"
+        key = key[len("data."):] if key.startswith("data.") else key
+        keys[key] = yaml.safe_load(value) if value != "" else None
+    if name is None:
+        raise ValueError("DATA=<name> is required (e.g. DATA=bp4d)")
+    return name, keys
+
+
+def _format(summary: dict[str, Any], max_skipped: int) -> str:
+    lines = [f"dataset {summary['dataset']}  task {summary['task']}  fold {summary['fold']}",
+             f"root    {summary['root']}", "", f"{'split':<6} {'rows':>8} {'groups':>7}"]
+    for split, info in summary["splits"].items():
+        lines.append(f"{split:<6} {info['rows']:>8} {info['groups']:>7}")
+    for split, info in summary["splits"].items():
+        for key in ("positive_rate", "mean_intensity", "class_counts"):
+            if key in info:
+                values = "  ".join(f"{k} {v}" for k, v in info[key].items())
+                lines.append(f"{split} {key.replace('_', ' ')}: {values}")
+        if info.get("unlabelled_codes"):
+            lines.append(f"{split} unlabelled (code 9) entries: {info['unlabelled_codes']}")
+    skipped = summary["skipped"]
+    lines += ["", f"skipped while parsing: {len(skipped)}"]
+    for rec in skipped[:max_skipped]:
+        lines.append(f"  {rec['item']}: {rec['reason']}" + (f"  [{rec['file']}]" if rec["file"] else ""))
+    if len(skipped) > max_skipped:
+        lines.append(f"  … {len(skipped) - max_skipped} more")
+    if "undecodable" in summary:
+        lines += ["", f"undecodable images: {len(summary['undecodable'])}"]
+        lines += [f"  {p}" for p in summary["undecodable"][:max_skipped]]
+    return "\n".join(lines)
+
+
+def check_images(dm) -> list[str]:
+    from data_modules.frames import read_rgb
+
+    bad = []
+    for split in ("train", "val", "test"):
+        df = dm.manifest(split)
+        paths = df["path"].tolist() if "path" in df else [p for fr in df["frames"] for p in fr]
+        bad += [p for p in paths if read_rgb(p) is None]
+    return sorted(set(bad))
+
+
+def run(args: argparse.Namespace) -> int:
+    from data_modules import create_datamodule
+    from data_modules.frames import DataFormatError
+
+    try:
+        name, keys = parse_overrides(args.overrides)
+        dm = create_datamodule(name, **keys)
+        summary = dm.summary()
+        if args.check_images:
+            summary["undecodable"] = check_images(dm)
+    except (ValueError, DataFormatError) as err:
+        print(f"affectlab data: error: {err}", file=sys.stderr)
+        return 2
+    print(_format(summary, args.max_skipped))
+    return 0

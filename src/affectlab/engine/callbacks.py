@@ -1,0 +1,93 @@
+"""Callbacks and plugins the runner adds to every Trainer."""
+from __future__ import annotations
+
+import os
+import random
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import numpy as np
+import torch
+from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
+
+
+class AtomicCheckpointIO(TorchCheckpointIO):
+    """Writes each checkpoint to a temporary file beside it, then renames it into place,
+    so a run killed mid-save never leaves a truncated ``last.ckpt`` behind."""
+
+    def save_checkpoint(self, checkpoint: dict[str, Any], path: Any, storage_options: Any = None) -> None:
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        os.close(fd)
+        try:
+            torch.save(checkpoint, tmp)
+            os.replace(tmp, path)
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+
+
+def _numpy_state_to_plain(state: tuple) -> list:
+    # plain Python types so the checkpoint loads with torch.load(weights_only=True)
+    name, keys, pos, has_gauss, cached = state
+    return [name, keys.tolist(), int(pos), int(has_gauss), float(cached)]
+
+
+def _numpy_state_from_plain(state: list) -> tuple:
+    name, keys, pos, has_gauss, cached = state
+    return name, np.asarray(keys, dtype=np.uint32), pos, has_gauss, cached
+
+
+class RNGStateCallback(L.Callback):
+    """Saves python/numpy/torch RNG states in checkpoints and restores them when the first new
+    epoch after a resume starts. Restoring any earlier would be undone: the sanity check and
+    Lightning's wrap-up of the interrupted epoch both draw random numbers (dataloader seeds), so
+    only this timing gives a resumed run the same shuffles and augmentations as an uninterrupted one."""
+
+    def __init__(self) -> None:
+        self._pending: dict[str, Any] | None = None
+        self._saved_epoch = -1
+
+    def on_save_checkpoint(self, trainer, pl_module, checkpoint: dict[str, Any]) -> None:
+        checkpoint["affectlab_rng"] = {
+            "python": random.getstate(),
+            "numpy": _numpy_state_to_plain(np.random.get_state()),
+            "torch": torch.get_rng_state(),
+            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
+        }
+
+    def on_load_checkpoint(self, trainer, pl_module, checkpoint: dict[str, Any]) -> None:
+        self._pending = checkpoint.get("affectlab_rng")
+        self._saved_epoch = int(checkpoint.get("epoch", -1))
+
+    def on_train_epoch_start(self, trainer, pl_module) -> None:
+        if self._pending is None or trainer.current_epoch <= self._saved_epoch:
+            return
+        state, self._pending = self._pending, None
+        random.setstate(state["python"])
+        np.random.set_state(_numpy_state_from_plain(state["numpy"]))
+        torch.set_rng_state(state["torch"])
+        if state.get("cuda") is not None and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def fault_injection_from_env() -> L.Callback | None:
+    value = os.environ.get("AFFECTLAB_FAULT_AFTER_EPOCHS")
+    return KillAfterEpochs(int(value)) if value else None
+
+
+class KillAfterEpochs(L.Callback):
+    """Kills the process after N finished epochs (``AFFECTLAB_FAULT_AFTER_EPOCHS``), once the
+    epoch's checkpoint is on disk: how the tests prove that ``resume=auto`` survives a crash."""
+
+    def __init__(self, epochs: int) -> None:
+        self.epochs = epochs
+
+    def on_train_epoch_start(self, trainer, pl_module) -> None:
+        # the previous epoch's checkpoint was written at its end, so the kill loses nothing saved
+        if trainer.current_epoch >= self.epochs:
+            print(f"[affectlab] fault injection: killing the run after epoch {trainer.current_epoch}", flush=True)
+            os._exit(17)

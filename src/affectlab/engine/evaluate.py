@@ -1,0 +1,54 @@
+"""``affectlab test RUN_DIR``: rebuild a finished run's stages from its saved config, restore
+their checkpoints and evaluate the evaluated stage in one process."""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any, Sequence
+
+from omegaconf import OmegaConf
+
+from affectlab.config import ConfigError, compose, merge_into, split_overrides
+from affectlab.engine.io import atomic_write_json
+from affectlab.engine.rundir import RunDirectory
+from affectlab.engine.runner import _load_weights, build_record, fit_stage, test_stage
+from affectlab.methods import METHODS, RunContext
+
+
+def load_run_config(run_dir: Path, overrides: Sequence[str] = ()):
+    saved_file = run_dir / "config.yaml"
+    if not saved_file.is_file():
+        raise ConfigError(f"{saved_file} not found: expected a run directory written by `affectlab train`")
+    saved = OmegaConf.load(saved_file)
+    base = compose([f"METHOD={saved.method.name}", f"DATA={saved.data.name}", f"TRAINER={saved.trainer.preset}"])
+    cfg = merge_into(base, saved, str(saved_file))
+    _, dotlist = split_overrides(overrides)
+    if dotlist:
+        cfg = merge_into(cfg, OmegaConf.from_dotlist(dotlist), "command line")
+    return cfg
+
+
+def evaluate_run(run_dir: str | Path, checkpoint: str | None = None, overrides: Sequence[str] = ()) -> dict[str, Any]:
+    run_path = Path(run_dir)
+    cfg = load_run_config(run_path, overrides)
+    start = time.time()
+    run = RunDirectory(run_path, RunDirectory(run_path, "", True).read_info().get("config_hash", ""), resumed=True)
+    spec = METHODS.get(cfg.method.name)()
+    evaluated = None
+    for stage in spec.stages(cfg, RunContext(run.path, cfg)):
+        if not (run.stage_dir(stage.name) / "done.json").exists():
+            raise ConfigError(f"{run_path}: stage {stage.name!r} never finished; resume the run with resume={run_path}")
+        fit_stage(stage, cfg, run)
+        if stage.evaluate:
+            evaluated = stage
+    if evaluated is None:
+        raise ConfigError(f"method {cfg.method.name!r} has no evaluated stage")
+    if checkpoint:
+        _load_weights(evaluated.module, checkpoint)
+    metrics = test_stage(evaluated, cfg, run)
+    record = build_record(cfg, run, evaluated, metrics, "checkpoint" if checkpoint else "val", time.time() - start)
+    record["checkpoint"] = checkpoint
+    out = run_path / f"eval-{time.strftime('%Y%m%d-%H%M%S')}.json"
+    atomic_write_json(out, record)
+    record["output"] = str(out)
+    return record

@@ -1,0 +1,85 @@
+"""CSV logging always; wandb when enabled, offline when no credentials, never fatal."""
+from __future__ import annotations
+
+import logging
+import netrc
+import os
+import warnings
+from pathlib import Path
+from typing import Any
+
+from lightning.pytorch.loggers import CSVLogger, Logger
+from omegaconf import DictConfig, OmegaConf
+
+log = logging.getLogger("affectlab")
+
+
+def has_wandb_credentials() -> bool:
+    if os.environ.get("WANDB_API_KEY"):
+        return True
+    try:
+        return netrc.netrc().authenticators("api.wandb.ai") is not None
+    except (FileNotFoundError, netrc.NetrcParseError, OSError):
+        return False
+
+
+def resolve_wandb_mode(cfg: DictConfig) -> str:
+    """``auto`` → online with credentials, offline without; ``WANDB_MODE`` in the environment wins."""
+    if not cfg.logger.wandb.enabled:
+        return "disabled"
+    env = os.environ.get("WANDB_MODE")
+    if env:
+        return env
+    mode = cfg.logger.wandb.mode
+    if mode == "auto":
+        mode = "online" if has_wandb_credentials() else "offline"
+    return mode
+
+
+def build_loggers(cfg: DictConfig, run_dir: Path, stage: str, wandb_id: str | None,
+                  attempt: int = 0) -> tuple[list[Logger], str | None]:
+    """Loggers for one stage; returns them and the wandb run id (None when wandb is off).
+    A resumed attempt writes ``logs/<stage>/resume-<n>/metrics.csv`` beside the first one."""
+    loggers: list[Logger] = []
+    if cfg.logger.csv:
+        loggers.append(CSVLogger(save_dir=str(run_dir / "logs"), name=stage,
+                                 version=f"resume-{attempt}" if attempt else ""))
+    mode = resolve_wandb_mode(cfg)
+    if mode == "disabled":
+        return loggers, None
+    os.environ["WANDB_MODE"] = mode  # the logger's own offline flag alone once went online (PL#12502)
+    try:
+        from lightning.pytorch.loggers import WandbLogger
+
+        wandb_cfg = cfg.logger.wandb
+        run_id = wandb_id or os.urandom(4).hex()
+        kwargs: dict[str, Any] = dict(
+            project=wandb_cfg.project,
+            entity=wandb_cfg.entity,
+            name=f"{run_dir.name}-{stage}",
+            id=f"{run_id}-{stage}",
+            save_dir=str(run_dir),
+            group=wandb_cfg.group or f"{cfg.method.name}/{cfg.data.name}",
+            job_type=stage,
+            tags=list(wandb_cfg.tags),
+            config=OmegaConf.to_container(cfg, resolve=True),
+            offline=mode == "offline",
+        )
+        if mode == "online":
+            kwargs["resume"] = "allow"  # offline runs cannot be resumed (wandb 0.31)
+        logger = WandbLogger(**kwargs)
+        _ = logger.experiment  # start it now so a failure degrades here, not mid-training
+        loggers.append(logger)
+        return loggers, run_id
+    except Exception as err:  # noqa: BLE001 - wandb must never kill training
+        warnings.warn(f"wandb logging disabled ({type(err).__name__}: {err}); continuing with CSV only")
+        return loggers, None
+
+
+def wandb_url(loggers: list[Logger]) -> str | None:
+    for logger in loggers:
+        experiment = getattr(logger, "_experiment", None)
+        url = getattr(experiment, "url", None)
+        if url:
+            return url
+    return None

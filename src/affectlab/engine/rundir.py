@@ -1,0 +1,123 @@
+"""Run directories: ``runs/<method>/<data>/<timestamp>-<id>/`` with provenance, and resume lookup."""
+from __future__ import annotations
+
+import json
+import os
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig
+
+from affectlab.config import ConfigError, config_hash, slug, to_yaml
+from affectlab.engine.io import atomic_write_json, atomic_write_text, environment_summary, git_state
+
+RUN_DIR_ENV = "AFFECTLAB_RUN_DIR"  # hands rank 0's run directory to the ranks Lightning launches
+
+
+def _shared_run_name() -> str | None:
+    """A name every rank of a cluster job computes identically (SLURM, torchrun)."""
+    if os.environ.get("SLURM_JOB_ID"):
+        return f"slurm{os.environ['SLURM_JOB_ID']}"
+    if os.environ.get("TORCHELASTIC_RUN_ID") and os.environ["TORCHELASTIC_RUN_ID"] != "none":
+        return f"torchrun-{slug(os.environ['TORCHELASTIC_RUN_ID'])}"
+    return None
+
+
+@dataclass
+class RunDirectory:
+    path: Path
+    config_hash: str
+    resumed: bool
+
+    @property
+    def info_path(self) -> Path:
+        return self.path / "run.json"
+
+    def read_info(self) -> dict[str, Any]:
+        return json.loads(self.info_path.read_text()) if self.info_path.exists() else {}
+
+    def update_info(self, **fields: Any) -> None:
+        info = self.read_info()
+        info.update(fields)
+        atomic_write_json(self.info_path, info)
+
+    def stage_dir(self, name: str) -> Path:
+        path = self.path / "stages" / name
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+    @property
+    def artifact_dir(self) -> Path:
+        path = self.path / "artifacts"
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+
+def experiment_dir(cfg: DictConfig) -> Path:
+    return Path(cfg.run_root) / slug(cfg.method.name) / slug(cfg.data.name)
+
+
+def find_resumable(cfg: DictConfig, digest: str) -> Path | None:
+    """Newest run of the same experiment (same config hash) that has a checkpoint or finished."""
+    candidates = []
+    for info_file in experiment_dir(cfg).glob("*/run.json"):
+        try:
+            info = json.loads(info_file.read_text())
+        except (OSError, json.JSONDecodeError):
+            continue
+        run = info_file.parent
+        has_ckpt = any(run.glob("stages/*/last.ckpt")) or any(run.glob("stages/*/done.json"))
+        if info.get("config_hash") == digest and (has_ckpt or info.get("status") == "finished"):
+            candidates.append((info.get("created", 0), run))
+    return max(candidates)[1] if candidates else None
+
+
+def prepare_run_dir(cfg: DictConfig, is_rank_zero: bool) -> RunDirectory:
+    """Create (rank 0) or locate the run directory, honouring ``cfg.resume``."""
+    digest = config_hash(cfg)
+    inherited = os.environ.get(RUN_DIR_ENV)
+    if inherited and not is_rank_zero:
+        return RunDirectory(Path(inherited), digest, resumed=(Path(inherited) / "run.json").exists())
+
+    resume_path: Path | None = None
+    if cfg.resume == "auto":
+        resume_path = find_resumable(cfg, digest)
+    elif cfg.resume:
+        resume_path = Path(cfg.resume)
+        info_file = resume_path / "run.json"
+        if not info_file.is_file():
+            raise ConfigError(f"resume={cfg.resume}: {info_file} not found (expected a run directory)")
+        saved = json.loads(info_file.read_text()).get("config_hash")
+        if saved != digest:
+            raise ConfigError(
+                f"resume={cfg.resume}: that run's config hash {saved} differs from this config's {digest}; "
+                "resume only continues the same experiment"
+            )
+    if resume_path is not None:
+        run = RunDirectory(resume_path, digest, resumed=True)
+        if is_rank_zero:
+            info = run.read_info()
+            run.update_info(status="running", resumes=info.get("resumes", 0) + 1)
+        return run
+
+    name = cfg.run_name or _shared_run_name() or f"{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}"
+    path = experiment_dir(cfg) / slug(name)
+    run = RunDirectory(path, digest, resumed=False)
+    if is_rank_zero:
+        path.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(path / "config.yaml", to_yaml(cfg))
+        atomic_write_json(
+            run.info_path,
+            {
+                "config_hash": digest,
+                "created": time.time(),
+                "status": "running",
+                "seed": int(cfg.seed),
+                **git_state(),
+                "environment": environment_summary(),
+            },
+        )
+    return run

@@ -1,0 +1,274 @@
+"""Runs a method's stages: fit each with a fresh Trainer, test the evaluated stage in one
+process, write ``results.json`` atomically and hand the record to the leaderboard."""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import platform
+import time
+import warnings
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+from lightning.pytorch.callbacks import EarlyStopping, LearningRateMonitor, ModelCheckpoint
+from lightning.pytorch.utilities.rank_zero import rank_zero_only
+from omegaconf import DictConfig, OmegaConf
+
+from affectlab.engine.callbacks import AtomicCheckpointIO, RNGStateCallback, fault_injection_from_env
+from affectlab.engine.io import atomic_write_json
+from affectlab.engine.loggers import build_loggers, wandb_url
+from affectlab.engine.rundir import RUN_DIR_ENV, RunDirectory, prepare_run_dir
+from affectlab.engine.scaling import effective_batch_size, world_size
+from affectlab.engine.summary import format_summary
+from affectlab.methods import METHODS, RunContext, Stage
+
+log = logging.getLogger("affectlab")
+SCHEMA_VERSION = 1
+
+
+def _is_rank_zero() -> bool:
+    return rank_zero_only.rank == 0
+
+
+def _strategy(cfg: DictConfig) -> Any:
+    if cfg.trainer.strategy == "ddp" and cfg.trainer.accelerator == "cpu":
+        from lightning.pytorch.strategies import DDPStrategy
+
+        return DDPStrategy(process_group_backend="gloo")
+    return cfg.trainer.strategy
+
+
+def build_trainer(cfg: DictConfig, stage: Stage, stage_dir: Path, loggers: list) -> tuple[L.Trainer, ModelCheckpoint]:
+    t = cfg.trainer
+    sync_bn = bool(t.sync_batchnorm)
+    if sync_bn and t.accelerator == "cpu":
+        warnings.warn("trainer.sync_batchnorm is switched off: SyncBatchNorm only works on GPU modules")
+        sync_bn = False
+    checkpoint = ModelCheckpoint(
+        dirpath=str(stage_dir),
+        filename="best-epoch{epoch:03d}",
+        auto_insert_metric_name=False,
+        monitor=stage.monitor,
+        mode=stage.mode,
+        save_top_k=1 if stage.monitor else 0,
+        save_last=True,
+        # Saving at the end of the training epoch (after validation) gives a checkpoint that
+        # resumes at the next epoch; one saved at validation end makes Lightning redo the epoch.
+        save_on_train_epoch_end=True,
+    )
+    callbacks: list[L.Callback] = [checkpoint, RNGStateCallback()]
+    if loggers:
+        callbacks.append(LearningRateMonitor(logging_interval="epoch"))
+    if stage.monitor and t.early_stopping_patience:
+        callbacks.append(EarlyStopping(monitor=stage.monitor, mode=stage.mode, patience=t.early_stopping_patience))
+    fault = fault_injection_from_env()
+    if fault is not None:
+        callbacks.append(fault)
+    kwargs: dict[str, Any] = dict(
+        accelerator=t.accelerator,
+        devices=t.devices,
+        num_nodes=t.num_nodes,
+        strategy=_strategy(cfg),
+        precision=t.precision,
+        sync_batchnorm=sync_bn,
+        max_epochs=stage.max_epochs if stage.max_epochs is not None else t.max_epochs,
+        max_steps=stage.max_steps if stage.max_steps is not None else t.max_steps,
+        accumulate_grad_batches=t.accumulate_grad_batches,
+        gradient_clip_val=t.gradient_clip_val,
+        limit_train_batches=t.limit_train_batches,
+        limit_val_batches=t.limit_val_batches,
+        check_val_every_n_epoch=t.check_val_every_n_epoch,
+        log_every_n_steps=t.log_every_n_steps,
+        deterministic=bool(cfg.deterministic),
+        callbacks=callbacks,
+        logger=loggers or False,
+        default_root_dir=str(stage_dir),
+        enable_progress_bar=t.enable_progress_bar,
+        plugins=[AtomicCheckpointIO()],
+        enable_model_summary=False,
+    )
+    kwargs.update(stage.trainer_overrides)
+    return L.Trainer(**kwargs), checkpoint
+
+
+def _load_weights(module: L.LightningModule, ckpt: str) -> None:
+    state = torch.load(ckpt, map_location="cpu", weights_only=False)["state_dict"]
+    module.load_state_dict(state)
+
+
+def fit_stage(stage: Stage, cfg: DictConfig, run: RunDirectory) -> str:
+    """Fit one stage (or restore it when a previous attempt finished it); returns the checkpoint
+    whose weights the module now holds (best by ``stage.monitor``, else last)."""
+    stage_dir = run.stage_dir(stage.name)
+    done = stage_dir / "done.json"
+    stage.module.artifact_dir = run.artifact_dir
+    if done.exists():
+        ckpt = json.loads(done.read_text())["checkpoint"]
+        _load_weights(stage.module, ckpt)
+        print(f"[affectlab] stage {stage.name!r} already finished; restored {ckpt}", flush=True)
+        return ckpt
+    info = run.read_info() if run.info_path.exists() else {}
+    attempt = int(info.get("resumes", 0))
+    loggers, wandb_id = build_loggers(cfg, run.path, stage.name, info.get("wandb_ids", {}).get(stage.name), attempt)
+    if _is_rank_zero() and wandb_id:
+        run.update_info(wandb_ids={**info.get("wandb_ids", {}), stage.name: wandb_id})
+    if cfg.trainer.channels_last and cfg.trainer.accelerator == "gpu":
+        stage.module = stage.module.to(memory_format=torch.channels_last)
+    trainer, checkpoint = build_trainer(cfg, stage, stage_dir, loggers)
+    last = stage_dir / "last.ckpt"
+    ckpt_path = str(last) if last.exists() else None
+    if ckpt_path:
+        print(f"[affectlab] resuming stage {stage.name!r} from {ckpt_path}", flush=True)
+    trainer.fit(stage.module, datamodule=stage.datamodule, ckpt_path=ckpt_path)
+    best = checkpoint.best_model_path if stage.monitor and checkpoint.best_model_path else str(last)
+    if trainer.world_size > 1:
+        trainer.strategy.barrier()
+    _load_weights(stage.module, best)
+    if trainer.is_global_zero:
+        atomic_write_json(done, {"checkpoint": best, "monitor": stage.monitor,
+                                 "best_score": _float(checkpoint.best_model_score)})
+    stage.url = wandb_url(loggers)  # type: ignore[attr-defined]
+    for logger in loggers:
+        if hasattr(logger, "experiment") and type(logger).__name__ == "WandbLogger":
+            logger.experiment.finish()
+    return best
+
+
+def _float(value: Any) -> float | None:
+    if value is None:
+        return None
+    return float(value.item() if hasattr(value, "item") else value)
+
+
+def test_stage(stage: Stage, cfg: DictConfig, run: RunDirectory) -> dict[str, float]:
+    """Single-process test pass, so every test item counts exactly once (no sampler padding)."""
+    from lightning.pytorch.loggers import CSVLogger
+
+    accelerator = cfg.trainer.accelerator
+    trainer = L.Trainer(
+        accelerator=accelerator,
+        devices=1,
+        num_nodes=1,
+        precision=cfg.trainer.precision,
+        logger=CSVLogger(save_dir=str(run.path / "logs"), name="test", version="") if cfg.logger.csv else False,
+        limit_test_batches=cfg.trainer.limit_test_batches,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+    )
+    stage.module.artifact_dir = run.artifact_dir
+    trainer.test(stage.module, datamodule=stage.datamodule, verbose=False)
+    return {k[len("test/"):]: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("test/")}
+
+
+def _release_process_group() -> None:
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        torch.distributed.barrier()
+        torch.distributed.destroy_process_group()
+
+
+def _data_source(cfg: DictConfig, datamodule: Any) -> str:
+    source = getattr(datamodule, "data_source", None)
+    if source:
+        return str(source)
+    if cfg.data.root is None:
+        return f"synthetic-{cfg.data.synthetic_profile}-seed{cfg.data.synthetic_seed}"
+    return "real"
+
+
+def build_record(cfg: DictConfig, run: RunDirectory, stage: Stage, metrics: dict[str, float],
+                 selected_on: str, wall_time: float) -> dict[str, Any]:
+    spec = METHODS.get(cfg.method.name)
+    info = run.read_info()
+    dm = stage.datamodule
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "method": cfg.method.name,
+        "dataset": cfg.data.name,
+        "task": spec.task,
+        "protocol": getattr(dm, "protocol", None) or f"{cfg.data.name}/{cfg.data.task}",
+        "fold": int(cfg.data.fold),
+        "split": "test",
+        "selected_on": selected_on,
+        "metrics": metrics,
+        "seed": int(cfg.seed),
+        "git_commit": info.get("git_commit"),
+        "git_dirty": info.get("git_dirty"),
+        "config_hash": run.config_hash,
+        "config": OmegaConf.to_container(cfg, resolve=True),
+        "data_source": _data_source(cfg, dm),
+        "run_dir": str(run.path),
+        "wandb_run_id": (info.get("wandb_ids") or {}).get(stage.name),
+        "wandb_url": getattr(stage, "url", None),
+        "host": platform.node(),
+        "timestamp": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "wall_time_s": round(wall_time, 2),
+        "devices": world_size(cfg),
+        "precision": cfg.trainer.precision,
+        "test_pass": "single_process",
+        "effective_batch_size": effective_batch_size(cfg),
+        "lr_scaling": cfg.trainer.lr_scaling,
+        "sweep_id": cfg.sweep_id,
+    }
+
+
+def train(cfg: DictConfig) -> dict[str, Any]:
+    """Run every stage of ``cfg.method`` and return the results record (empty on ranks ≠ 0)."""
+    start = time.time()
+    L.seed_everything(int(cfg.seed), workers=True, verbose=False)
+    torch.set_float32_matmul_precision("high")
+    rank_zero = _is_rank_zero()
+    run = prepare_run_dir(cfg, rank_zero)
+    launched_here = rank_zero and RUN_DIR_ENV not in os.environ
+    if launched_here:
+        os.environ[RUN_DIR_ENV] = str(run.path)
+    try:
+        spec = METHODS.get(cfg.method.name)()
+        ctx = RunContext(run.path, cfg)
+        evaluated: Stage | None = None
+        for stage in spec.stages(cfg, ctx):
+            fit_stage(stage, cfg, run)
+            if stage.evaluate:
+                evaluated = stage
+        _release_process_group()
+        if not rank_zero:
+            return {}
+        if evaluated is None:
+            raise RuntimeError(f"method {cfg.method.name!r} yielded no stage with evaluate=True")
+        metrics = test_stage(evaluated, cfg, run)
+        if cfg.data.select_on_test:
+            selected_on = "test"
+        else:
+            selected_on = "val" if evaluated.monitor else "last_epoch"
+        record = build_record(cfg, run, evaluated, metrics, selected_on, time.time() - start)
+        atomic_write_json(run.path / "results.json", record)
+        run.update_info(status="finished", finished=time.time())
+        _record_on_leaderboard(record, cfg)
+        return record
+    except BaseException:
+        if rank_zero and run.info_path.exists():
+            run.update_info(status="failed")
+        raise
+    finally:
+        if launched_here:
+            os.environ.pop(RUN_DIR_ENV, None)
+
+
+def _record_on_leaderboard(record: dict[str, Any], cfg: DictConfig) -> None:
+    if not cfg.leaderboard.enabled:
+        return
+    try:
+        from affectlab.leaderboard import record_result
+    except ImportError:
+        return
+    try:
+        record_result(record, cfg)
+    except Exception as err:  # noqa: BLE001 - a board outage must not lose the run's own results.json
+        warnings.warn(f"leaderboard record not written ({type(err).__name__}: {err}); results.json is intact")
+
+
+def print_summary(record: dict[str, Any]) -> None:
+    print(format_summary(record), flush=True)

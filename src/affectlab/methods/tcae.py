@@ -1,0 +1,455 @@
+"""TCAE: self-supervised twin-cycle autoencoder pretraining, then a linear AU probe on frozen φ.
+
+Li, Zeng, Shan, Chen, "Self-supervised Representation Learning from Videos for Facial Action Unit
+Detection", CVPR 2019. Stages:
+
+1. ``pretrain`` -- :class:`TCAEPretrainModule` on frame pairs of one face track (``pairs`` task of
+   ``videos``, or BP4D/DISFA frames without labels): the objective of spec §1.2 with the per-term
+   self-paced window of §1.3, SGD(1e-3, momentum 0.9), official crop jitter drawn independently per
+   frame. Skipped when ``method.pretrained_checkpoint`` is given.
+2. ``probe`` -- :class:`TCAELinearProbe`: frozen φ → BatchNorm1d → bias-free Linear, BCE (the
+   released ``Au_detection`` classifier shape; loss/optimiser are ours, spec §1.4 [X]), evaluated
+   with per-AU F1 on the datamodule's subject-exclusive fold.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator, Optional
+
+import lightning as L
+import numpy as np
+import torch
+import torch.nn.functional as F
+from omegaconf import DictConfig, OmegaConf
+from torch import nn
+
+from affectlab.losses.tcae import CurriculumWindow, TCAELossWeights, per_sample_terms, tcae_objective
+from affectlab.methods.base import METHODS, MethodConfig, MethodSpec, RunContext, Stage
+from affectlab.models.tcae import TCAE, TCAENetConfig, TCAEOutput, check_net_config
+
+
+@dataclass
+class TCAEConfig(MethodConfig):
+    """``cfg.method`` for ``METHOD=tcae`` (defaults: official values unless marked)."""
+
+    model: TCAENetConfig = field(default_factory=TCAENetConfig)
+    loss: TCAELossWeights = field(default_factory=TCAELossWeights)
+    #: path to a pretrain-stage checkpoint (Lightning ``.ckpt`` or a TCAE ``state_dict``): skip pretraining
+    pretrained_checkpoint: Optional[str] = None
+    # --- pretraining -------------------------------------------------------------------------
+    pretrain_epochs: int = 2000
+    #: optional cap on optimiser steps (CPU runs; None = epochs only)
+    pretrain_max_steps: Optional[int] = None
+    #: registered datamodule that provides the ``pretrain_task`` (frame pairs of one face track)
+    pretrain_data: str = "videos"
+    pretrain_task: str = "pairs"
+    #: release folder of the pretraining data; None → the synthetic stand-in (or ``data.root`` when
+    #: ``pretrain_data`` is the probe's dataset)
+    pretrain_root: Optional[str] = None
+    pretrain_batch_size: int = 64
+    pretrain_eval_batch_size: int = 32
+    #: frame gap between source and target, drawn uniformly in [min, max] (official: any two frames
+    #: of a track sampled at 1 fps)
+    pretrain_pair_gap_min: int = 1
+    pretrain_pair_gap_max: int = 30
+    #: the official loader does not flip; jitter is applied by this module (``jitter``)
+    pretrain_hflip: bool = False
+    pretrain_limit_items: Optional[int] = None
+    lr: float = 1e-3
+    momentum: float = 0.9
+    weight_decay: float = 0.0
+    #: official jitter: random square crop of side c ∈ [crop_min, crop_max] (256-px units, c drawn
+    #: once per epoch) inside the central 224 px, resized back; drawn independently per frame
+    jitter: bool = True
+    jitter_crop_min: int = 200
+    jitter_crop_max: int = 223
+    # self-paced curriculum (TrackLoss)
+    curriculum: bool = True
+    curriculum_start: list[float] = field(default_factory=lambda: [0.0, 0.5])
+    curriculum_step: float = 0.1
+    curriculum_stop_below: float = 0.85
+    curriculum_patience: int = 15
+    #: ReduceLROnPlateau stepped only when the tracker fires in the final window
+    lr_plateau_patience: int = 10
+    lr_plateau_factor: float = 0.1
+    #: official quirk: validation embedding MSEs divided by batch size × embedding size
+    val_embedding_quirk: bool = True
+    #: rows of the validation image grid (0 = none)
+    grid_rows: int = 6
+    # --- linear probe ([X]: the official evaluation script is not public) --------------------
+    probe_epochs: int = 20
+    probe_max_steps: Optional[int] = None
+    probe_lr: float = 1e-3
+    probe_weight_decay: float = 0.0
+    #: weight positives by the train split's negative/positive ratio (off = plain BCE)
+    probe_pos_weight: bool = False
+    probe_threshold: float = 0.5
+
+
+def crop_jitter(images: torch.Tensor, crop: float, generator: torch.Generator) -> torch.Tensor:
+    """Official TCAE jitter on a batch (B,C,S,S): per image, a square crop of side ``crop·S/256`` at a
+    uniformly random position inside the central ``224·S/256`` region, bilinearly resized to S×S.
+
+    (The official pad-24 → centre-crop-224 → random-crop → resize chain never reaches the padding, so
+    this is the same geometry as an affine resampling.)"""
+    b, _, s, _ = images.shape
+    scale = s / 256.0
+    side = crop * scale
+    free = (224.0 - crop) * scale
+    offsets = 16.0 * scale + torch.rand(b, 2, generator=generator) * free  # top-left x, y in pixels
+    centre = (2.0 * (offsets + side / 2.0)) / s - 1.0
+    theta = torch.zeros(b, 2, 3)
+    theta[:, 0, 0] = theta[:, 1, 1] = side / s
+    theta[:, :, 2] = centre
+    grid = F.affine_grid(theta.to(images), list(images.shape), align_corners=False)
+    return F.grid_sample(images, grid, mode="bilinear", padding_mode="border", align_corners=False)
+
+
+class TCAEPretrainModule(L.LightningModule):
+    """Self-supervised TCAE training (spec §1.1-§1.3): twin-cycle objective with the per-term
+    percentile window, moved by the validation-loss plateau tracker."""
+
+    def __init__(self, model: TCAE, cfg: TCAEConfig | DictConfig, lr: float | None = None) -> None:
+        super().__init__()
+        self.model = model
+        self.cfg = cfg if isinstance(cfg, DictConfig) else OmegaConf.structured(cfg)
+        cfg = self.cfg
+        self.lr = float(cfg.lr if lr is None else lr)
+        self.weights = TCAELossWeights(**dict(cfg.loss))
+        start = list(cfg.curriculum_start)
+        self.curriculum = CurriculumWindow(start[0], start[1], cfg.curriculum_step, cfg.curriculum_stop_below,
+                                           cfg.curriculum_patience)
+        self.plateau: torch.optim.lr_scheduler.ReduceLROnPlateau | None = None
+        self.artifact_dir: Path | None = None
+        self._val_sum = 0.0
+        self._val_count = 0
+        self._grid_batch: dict[str, torch.Tensor] | None = None
+        self._jitter_gen = torch.Generator()
+
+    # --- data ------------------------------------------------------------------------------
+    def on_train_epoch_start(self) -> None:
+        # c drawn once per epoch from an epoch-seeded RNG, as the official loader does
+        seed = int(self.trainer.current_epoch if self.trainer else 0)
+        rng = np.random.RandomState(seed)
+        self._crop = float(rng.randint(self.cfg.jitter_crop_min, self.cfg.jitter_crop_max + 1))
+        self._jitter_gen.manual_seed((torch.initial_seed() * 1_000_003 + seed) % 2**63)  # run seed + epoch
+
+    def _pair(self, batch: dict, train: bool) -> tuple[torch.Tensor, torch.Tensor]:
+        source, target = batch["source"].float(), batch["target"].float()
+        if train and self.cfg.jitter:
+            crop = getattr(self, "_crop", float(self.cfg.jitter_crop_max))
+            source = crop_jitter(source, crop, self._jitter_gen)
+            target = crop_jitter(target, crop, self._jitter_gen)
+        return source, target
+
+    # --- steps -----------------------------------------------------------------------------
+    def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
+        source, target = self._pair(batch, train=True)
+        out = self.model(source, target)
+        window = self.curriculum.window if self.cfg.curriculum else (0.0, 1.0)
+        total, reduced = tcae_objective(per_sample_terms(out, source, target), self.weights, window)
+        b = source.shape[0]
+        self.log("train/loss", total, prog_bar=True, batch_size=b)
+        self.log_dict({f"train/{k}": v for k, v in reduced.items()}, batch_size=b)
+        self.log("train/window_lo", window[0], batch_size=b)
+        return total
+
+    def validation_step(self, batch: dict, batch_idx: int) -> None:
+        source, target = self._pair(batch, train=False)
+        out = self.model(source, target)
+        b = source.shape[0]
+        emb_scale = 1.0 / (b * self.model.encoder.embedding_dim) if self.cfg.val_embedding_quirk else 1.0
+        total, reduced = tcae_objective(per_sample_terms(out, source, target), self.weights, emb_scale=emb_scale)
+        identity = (source - target).abs().flatten(1).mean(1).mean()
+        self.log("val/loss", total, prog_bar=True, batch_size=b, sync_dist=True)
+        self.log_dict({f"val/{k}": v for k, v in reduced.items()}, batch_size=b, sync_dist=True)
+        # L1 of using the source itself as the prediction (the identity warp), for comparison with val/rec
+        self.log("val/rec_identity", identity, batch_size=b, sync_dist=True)
+        self._val_sum += float(total) * b
+        self._val_count += b
+        if batch_idx == 0 and self.cfg.grid_rows > 0:
+            n = int(self.cfg.grid_rows)
+            self._grid_batch = {"source": source[:n], "target": target[:n], "out": _slice(out, n)}
+
+    def on_validation_epoch_start(self) -> None:
+        self._val_sum, self._val_count, self._grid_batch = 0.0, 0, None
+
+    def on_validation_epoch_end(self) -> None:
+        if self.trainer is None or self.trainer.sanity_checking:
+            return
+        # every rank must take the same curriculum decision: reduce the sums across processes
+        totals = self.trainer.strategy.reduce(
+            torch.tensor([self._val_sum, float(self._val_count)], device=self.device), reduce_op="sum")
+        if float(totals[1]) == 0:
+            return
+        val_loss = float(totals[0] / totals[1])
+        if self.cfg.curriculum:
+            event = self.curriculum.update(val_loss)
+            if event == "plateau" and self.plateau is not None:
+                self.plateau.step(val_loss)
+        lo, hi = self.curriculum.window
+        self.log_dict({"val/window_lo": lo, "val/window_hi": hi})
+        if self._grid_batch is not None and self.artifact_dir is not None and self.trainer.is_global_zero:
+            path = Path(self.artifact_dir) / f"tcae_val_epoch{self.current_epoch:04d}.png"
+            save_grid(path, **self._grid_batch)
+            _log_image(self, "val/grid", path)
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        opt = torch.optim.SGD(self.model.parameters(), lr=self.lr, momentum=self.cfg.momentum,
+                              weight_decay=self.cfg.weight_decay)
+        # stepped by hand (only when the tracker fires in the final window), hence not returned
+        self.plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(
+            opt, mode="min", factor=self.cfg.lr_plateau_factor, patience=self.cfg.lr_plateau_patience)
+        return opt
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        checkpoint["tcae_curriculum"] = self.curriculum.state_dict()
+        if self.plateau is not None:
+            checkpoint["tcae_lr_plateau"] = self.plateau.state_dict()
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        if "tcae_curriculum" in checkpoint:
+            self.curriculum.load_state_dict(checkpoint["tcae_curriculum"])
+        self._plateau_state = checkpoint.get("tcae_lr_plateau")
+
+    def on_train_start(self) -> None:
+        state = getattr(self, "_plateau_state", None)
+        if state is not None and self.plateau is not None:
+            self.plateau.load_state_dict(state)
+
+
+def _slice(out: TCAEOutput, n: int) -> TCAEOutput:
+    return TCAEOutput(**{k: v[:n].detach() for k, v in vars(out).items()})
+
+
+def _to_uint8(images: torch.Tensor) -> np.ndarray:
+    return (images.detach().float().clamp(0, 1).permute(0, 2, 3, 1).cpu().numpy() * 255).round().astype(np.uint8)
+
+
+def _heat(values: torch.Tensor, vmax: float) -> np.ndarray:
+    """(B,1,H,W) → (B,H,W,3) uint8 RGB via a blue-to-yellow ramp on values / vmax."""
+    x = (values.detach().float()[:, 0] / max(vmax, 1e-8)).clamp(0, 1).cpu().numpy()
+    return (np.stack([x, x**0.5, 1.0 - x], axis=-1) * 255).round().astype(np.uint8)
+
+
+GRID_COLUMNS = ("source", "target", "AU-changed", "pose-changed", "reconstruction", "|dA|", "|dP|", "AU attention")
+
+
+def save_grid(path: Path, source: torch.Tensor, target: torch.Tensor, out: TCAEOutput) -> Path:
+    """Write the validation grid PNG: one row per pair, columns :data:`GRID_COLUMNS`. Displacement
+    magnitudes share one scale (the largest of the two fields), attention is shown on [0, 1]."""
+    import cv2
+
+    mag_au = out.delta_au.norm(dim=1, keepdim=True)
+    mag_pose = out.delta_pose.norm(dim=1, keepdim=True)
+    vmax = float(torch.maximum(mag_au.max(), mag_pose.max()))
+    columns = [_to_uint8(source), _to_uint8(target), _to_uint8(out.au_changed), _to_uint8(out.pose_changed),
+               _to_uint8(out.reconstruction), _heat(mag_au, vmax), _heat(mag_pose, vmax),
+               _heat(out.attention_au, 1.0)]
+    rows = [np.concatenate([c[i] for c in columns], axis=1) for i in range(source.shape[0])]
+    grid = np.concatenate(rows, axis=0)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if not cv2.imwrite(str(path), cv2.cvtColor(grid, cv2.COLOR_RGB2BGR)):
+        raise OSError(f"could not write the TCAE validation grid to {path}")
+    return path
+
+
+def _log_image(module: L.LightningModule, key: str, path: Path) -> None:
+    try:
+        from lightning.pytorch.loggers import WandbLogger
+    except ImportError:  # pragma: no cover
+        return
+    for logger in module.loggers:
+        if isinstance(logger, WandbLogger):
+            logger.log_image(key=key, images=[str(path)], caption=[" | ".join(GRID_COLUMNS)])
+
+
+class TCAELinearProbe(L.LightningModule):
+    """Linear AU classifier on the frozen AU embedding φ (official ``Au_detection``): BatchNorm1d then
+    a bias-free Linear, per-AU sigmoid; trained with BCE on the labelled AUs (mask from ``au_mask``)."""
+
+    def __init__(self, encoder: nn.Module, au_names: list[str], lr: float = 1e-3, weight_decay: float = 0.0,
+                 pos_weight: torch.Tensor | None = None, threshold: float = 0.5) -> None:
+        super().__init__()
+        from affectlab.metrics import AUDetectionMetrics
+
+        self.encoder = encoder
+        for p in self.encoder.parameters():
+            p.requires_grad_(False)
+        dim = int(encoder.embedding_dim)
+        self.au_names = list(au_names)
+        self.bn = nn.BatchNorm1d(dim)
+        self.classifier = nn.Linear(dim, len(self.au_names), bias=False)
+        self.lr, self.weight_decay = lr, weight_decay
+        self.register_buffer("pos_weight", pos_weight if pos_weight is not None else torch.ones(len(self.au_names)))
+        self.val_metrics = AUDetectionMetrics(self.au_names, threshold)
+        self.test_metrics = AUDetectionMetrics(self.au_names, threshold)
+
+    def train(self, mode: bool = True) -> "TCAELinearProbe":
+        super().train(mode)
+        self.encoder.eval()  # frozen: BN running statistics stay those of pretraining
+        return self
+
+    def on_train_batch_start(self, batch: dict, batch_idx: int) -> None:
+        self.encoder.eval()  # Lightning restores per-submodule modes around validation
+
+    def embed(self, image: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad():
+            phi, _ = self.encoder(image.float())
+        return phi
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.bn(self.embed(image)))
+
+    def _loss(self, logits: torch.Tensor, batch: dict) -> torch.Tensor:
+        target = batch["au"].float()
+        mask = batch.get("au_mask", torch.ones_like(target, dtype=torch.bool)).float()
+        loss = F.binary_cross_entropy_with_logits(logits, target, pos_weight=self.pos_weight, reduction="none")
+        return (loss * mask).sum() / mask.sum().clamp(min=1.0)
+
+    def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
+        loss = self._loss(self(batch["image"]), batch)
+        self.log("train/loss", loss, prog_bar=True, batch_size=batch["image"].shape[0])
+        return loss
+
+    def _eval_step(self, batch: dict, stage: str) -> None:
+        logits = self(batch["image"])
+        self.log(f"{stage}/loss", self._loss(logits, batch), batch_size=batch["image"].shape[0])
+        metrics = self.val_metrics if stage == "val" else self.test_metrics
+        metrics.update(torch.sigmoid(logits), batch["au"], batch.get("au_mask"))
+
+    def validation_step(self, batch: dict, batch_idx: int) -> None:
+        self._eval_step(batch, "val")
+
+    def test_step(self, batch: dict, batch_idx: int) -> None:
+        self._eval_step(batch, "test")
+
+    def on_validation_epoch_end(self) -> None:
+        self.log_dict({f"val/{k}": v for k, v in self.val_metrics.compute().items()}, prog_bar=False)
+        self.val_metrics.reset()
+
+    def on_test_epoch_end(self) -> None:
+        self.log_dict({f"test/{k}": v for k, v in self.test_metrics.compute().items()})
+        self.test_metrics.reset()
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        params = list(self.bn.parameters()) + list(self.classifier.parameters())
+        return torch.optim.Adam(params, lr=self.lr, weight_decay=self.weight_decay)
+
+
+def load_pretrained(model: TCAE, path: str | Path) -> None:
+    """Load TCAE weights from a pretrain-stage Lightning checkpoint (keys ``model.*``) or a plain
+    ``TCAE.state_dict()``; a mismatch raises naming the file."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"tcae pretrained_checkpoint not found: {path}")
+    blob = torch.load(path, map_location="cpu", weights_only=False)
+    state = blob.get("state_dict", blob) if isinstance(blob, dict) else None
+    if not isinstance(state, dict):
+        raise ValueError(f"{path}: expected a Lightning checkpoint or a TCAE state_dict")
+    if any(k.startswith("model.") for k in state):
+        state = {k[len("model."):]: v for k, v in state.items() if k.startswith("model.")}
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as err:
+        raise ValueError(f"{path}: weights do not fit the configured TCAE model ({err})") from None
+
+
+def net_config(cfg: DictConfig) -> TCAENetConfig:
+    net = TCAENetConfig(**OmegaConf.to_container(cfg.method.model, resolve=True))
+    try:
+        check_net_config(net)
+    except ValueError as err:
+        from affectlab.config import ConfigError
+
+        raise ConfigError(str(err)) from None
+    if int(cfg.data.image_size) != net.image_size:
+        from affectlab.config import ConfigError
+
+        raise ConfigError(
+            f"tcae: data.image_size={cfg.data.image_size} but method.model.image_size={net.image_size}; "
+            "the probe must see images of the size the encoder was built for"
+        )
+    return net
+
+
+@METHODS.register("tcae")
+class TCAEMethod(MethodSpec):
+    """TCAE (Li et al., CVPR 2019): twin-cycle self-supervised pretraining from face videos, then a
+    linear probe on the frozen AU embedding φ for AU detection (BP4D 12 AUs / DISFA 8 AUs)."""
+
+    Config = TCAEConfig
+    default_data = "bp4d"
+    task = "au_occurrence"
+    data_overrides = {"task": "au_occurrence", "image_size": 64, "normalize": "zero_one"}
+
+    def stages(self, cfg: DictConfig, ctx: RunContext) -> Iterator[Stage]:
+        from affectlab.engine.scaling import scaled_lr
+        from data_modules import create_datamodule
+
+        m = cfg.method
+        model = TCAE(net_config(cfg))
+        if m.pretrained_checkpoint:
+            load_pretrained(model, m.pretrained_checkpoint)
+        elif m.pretrain_epochs > 0:
+            lr = scaled_lr(cfg, m.lr, m.pretrain_batch_size)
+            pretrain = TCAEPretrainModule(model, m, lr=lr)
+            yield Stage("pretrain", pretrain, pretrain_datamodule(cfg),
+                        monitor="val/loss", mode="min", max_epochs=m.pretrain_epochs,
+                        max_steps=m.pretrain_max_steps if m.pretrain_max_steps is not None else -1)
+        model.eval()
+        datamodule = create_datamodule(cfg.data)
+        pos_weight = None
+        if m.probe_pos_weight:
+            datamodule.setup("fit")
+            rate = torch.as_tensor(datamodule.train_pos_weight(), dtype=torch.float32)  # positive rates
+            pos_weight = (1.0 - rate) / rate.clamp(min=1e-3)
+        probe = TCAELinearProbe(model.encoder, _au_names(datamodule), lr=m.probe_lr,
+                                weight_decay=m.probe_weight_decay, pos_weight=pos_weight,
+                                threshold=m.probe_threshold)
+        yield Stage("probe", probe, datamodule, monitor="val/f1_mean", mode="max", evaluate=True,
+                    max_epochs=m.probe_epochs,
+                    max_steps=m.probe_max_steps if m.probe_max_steps is not None else -1)
+
+
+def pretrain_datamodule(cfg: DictConfig) -> L.LightningDataModule:
+    """The frame-pair datamodule of the pretraining stage (``method.pretrain_*`` keys)."""
+    from data_modules import create_datamodule
+
+    m = cfg.method
+    root = m.pretrain_root
+    if root is None and cfg.data.root is not None:
+        if m.pretrain_data != cfg.data.name:
+            from affectlab.config import ConfigError
+
+            raise ConfigError(
+                f"tcae: data.root points at a real {cfg.data.name} release; set method.pretrain_root to the "
+                f"{m.pretrain_data} release used for pretraining (or method.pretrain_data={cfg.data.name})"
+            )
+        root = cfg.data.root
+    return create_datamodule(
+        m.pretrain_data,
+        root=root,
+        synthetic_profile=cfg.data.synthetic_profile,
+        synthetic_seed=cfg.data.synthetic_seed,
+        task=m.pretrain_task,
+        image_size=int(m.model.image_size),
+        normalize="zero_one",
+        batch_size=m.pretrain_batch_size,
+        eval_batch_size=m.pretrain_eval_batch_size,
+        num_workers=cfg.data.num_workers,
+        split_seed=cfg.data.split_seed,
+        limit_items=m.pretrain_limit_items,
+        pair_gap_min=m.pretrain_pair_gap_min,
+        pair_gap_max=m.pretrain_pair_gap_max,
+        hflip=m.pretrain_hflip,
+    )
+
+
+def _au_names(datamodule: L.LightningDataModule) -> list[str]:
+    names = getattr(datamodule, "au_names", None)
+    if not names:
+        raise ValueError(f"{type(datamodule).__name__} exposes no au_names; the TCAE probe needs AU labels")
+    return list(names)

@@ -1,0 +1,225 @@
+"""TCAE networks (Li, Zeng, Shan, Chen, CVPR 2019, Fig. 2; official ``models_multiview.py``).
+
+* :class:`TCAEEncoder` -- a shared stride-2 conv trunk and two branches giving the AU embedding φ
+  and the pose embedding ψ (each C×1×1, returned flattened).
+* :class:`TCAEDecoder` -- maps ``[embedding to warp ; embedding to reach]`` to a displacement field
+  (2 channels, normalised coordinates) and an attention logit (1 channel), all tanh-bounded.
+* :func:`warp` -- backward warping on the identity grid, clamped to [-1, 1], bilinear with
+  ``align_corners=True`` (PyTorch 0.4.1 ``grid_sample`` semantics).
+* :class:`TCAE` -- the twin-cycle forward pass of spec §1.1 steps 1-6, with the official gradient
+  routing (the pixels being warped are detached; grids and re-encodings are not).
+
+The ``paper`` preset has the official parameter counts at 256×256 (encoder 8,035,488, each decoder
+3,340,803, total 14,717,094); ``small`` is a narrower 64-px network for CPU runs.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+@dataclass
+class TCAENetConfig:
+    """Network shape. Depth follows the image size: ``len(trunk) + len(branch) = log2(size)``
+    stride-2 convs bring the image to 1×1, and ``len(decoder) + 1 = log2(size)`` ×2 up-blocks
+    bring the 1×1 code back; the embedding size is ``branch_channels[-1]``."""
+
+    image_size: int = 64
+    trunk_channels: list[int] = field(default_factory=lambda: [32, 64, 128])
+    branch_channels: list[int] = field(default_factory=lambda: [128, 128, 128])
+    decoder_channels: list[int] = field(default_factory=lambda: [128, 128, 64, 32, 16])
+
+
+PRESETS: dict[str, TCAENetConfig] = {
+    "paper": TCAENetConfig(
+        image_size=256,
+        trunk_channels=[32, 64, 128, 256, 256],
+        branch_channels=[256, 256, 256],
+        decoder_channels=[256, 256, 256, 256, 128, 64, 32],
+    ),
+    "small": TCAENetConfig(),
+}
+
+
+def check_net_config(cfg: TCAENetConfig) -> None:
+    """Raise ``ValueError`` naming the keys when the channel lists do not fit the image size."""
+    size = int(cfg.image_size)
+    levels = int(round(math.log2(size))) if size > 0 else -1
+    if size <= 1 or 2**levels != size:
+        raise ValueError(f"tcae model.image_size must be a power of two, got {size}")
+    if len(cfg.trunk_channels) + len(cfg.branch_channels) != levels:
+        raise ValueError(
+            f"tcae model: len(trunk_channels) + len(branch_channels) must be log2(image_size) = {levels} "
+            f"(got {len(cfg.trunk_channels)} + {len(cfg.branch_channels)})"
+        )
+    if len(cfg.branch_channels) < 1:
+        raise ValueError("tcae model.branch_channels needs at least one entry (the embedding conv)")
+    if len(cfg.decoder_channels) + 1 != levels:
+        raise ValueError(
+            f"tcae model: len(decoder_channels) must be log2(image_size) - 1 = {levels - 1} "
+            f"(got {len(cfg.decoder_channels)})"
+        )
+
+
+def _down(cin: int, cout: int, plain: bool = False) -> nn.Sequential:
+    conv = nn.Conv2d(cin, cout, kernel_size=4, stride=2, padding=1, bias=True)
+    if plain:
+        return nn.Sequential(conv)
+    return nn.Sequential(conv, nn.BatchNorm2d(cout), nn.LeakyReLU(0.2, inplace=True))
+
+
+def _branch(cin: int, channels: list[int]) -> nn.Sequential:
+    layers, c = [], cin
+    for i, cout in enumerate(channels):
+        layers.append(_down(c, cout, plain=i == len(channels) - 1))
+        c = cout
+    return nn.Sequential(*layers)
+
+
+class TCAEEncoder(nn.Module):
+    """Two-branch encoder E (spec §1.1 table; ``Gen_sep_feature``): 4×4 stride-2 convs with BN and
+    LeakyReLU(0.2); each branch ends in a plain conv (no BN, no activation) to a 1×1 embedding."""
+
+    def __init__(self, cfg: TCAENetConfig) -> None:
+        super().__init__()
+        check_net_config(cfg)
+        layers, c = [], 3
+        for cout in cfg.trunk_channels:
+            layers.append(_down(c, cout))
+            c = cout
+        self.trunk = nn.Sequential(*layers)
+        self.au_branch = _branch(c, list(cfg.branch_channels))
+        self.pose_branch = _branch(c, list(cfg.branch_channels))
+        self.embedding_dim = int(cfg.branch_channels[-1])
+
+    def forward(self, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``image`` (B,3,S,S) in [0,1] → (φ, ψ), each (B, embedding_dim)."""
+        h = self.trunk(image)
+        return self.au_branch(h).flatten(1), self.pose_branch(h).flatten(1)
+
+
+class TCAEDecoder(nn.Module):
+    """Displacement decoder D_A or D_P (``generate_decoder_layers``): ReLU on the concatenated
+    1×1 input, then up-blocks (×2 bilinear, 3×3 conv, BN, ReLU), the last one conv → 3 channels
+    → tanh. Output channels: Δx, Δy (normalised coordinates) and the attention logit m."""
+
+    def __init__(self, cfg: TCAENetConfig) -> None:
+        super().__init__()
+        check_net_config(cfg)
+        c = 2 * int(cfg.branch_channels[-1])
+        blocks: list[nn.Module] = [nn.ReLU()]
+        for cout in cfg.decoder_channels:
+            blocks += [
+                nn.Upsample(scale_factor=2, mode="bilinear", align_corners=False),
+                nn.Conv2d(c, cout, kernel_size=3, stride=1, padding=1, bias=True),
+                nn.BatchNorm2d(cout),
+                nn.ReLU(inplace=True),
+            ]
+            c = cout
+        blocks += [
+            nn.Upsample(scale_factor=2, mode="bilinear", align_corners=False),
+            nn.Conv2d(c, 3, kernel_size=3, stride=1, padding=1, bias=True),
+            nn.Tanh(),
+        ]
+        self.net = nn.Sequential(*blocks)
+
+    def forward(self, moving: torch.Tensor, reach: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Embeddings (B,C) of the image to warp and of the image to reach → (Δ (B,2,S,S), m (B,1,S,S))."""
+        out = self.net(torch.cat([moving, reach], dim=1)[:, :, None, None])
+        return out[:, :2], out[:, 2:]
+
+
+def identity_grid(size: int, device=None, dtype=None) -> torch.Tensor:
+    """Identity sampling grid G (1,2,S,S): channel 0 = x (along width), 1 = y, ``linspace(-1, 1, S)``."""
+    axis = torch.linspace(-1.0, 1.0, size, device=device, dtype=dtype)
+    gy, gx = torch.meshgrid(axis, axis, indexing="ij")
+    return torch.stack([gx, gy])[None]
+
+
+def sampling_grid(displacement: torch.Tensor) -> torch.Tensor:
+    """clamp(G + Δ, -1, 1) for a field Δ (B,2,H,W) on a square image (spec §1.1 "Warping")."""
+    grid = identity_grid(displacement.shape[-1], displacement.device, displacement.dtype)
+    return (grid + displacement).clamp(-1.0, 1.0)
+
+
+def warp(image: torch.Tensor, displacement: torch.Tensor) -> torch.Tensor:
+    """Backward warp: output(p) = bilinear sample of ``image`` at clamp(G + Δ)(p), align_corners=True."""
+    grid = sampling_grid(displacement).permute(0, 2, 3, 1)
+    return F.grid_sample(image, grid, mode="bilinear", padding_mode="zeros", align_corners=True)
+
+
+@dataclass
+class TCAEOutput:
+    """Every tensor the TCAE objective needs (names follow spec §1.1)."""
+
+    phi_s: torch.Tensor
+    psi_s: torch.Tensor
+    phi_t: torch.Tensor
+    psi_t: torch.Tensor
+    delta_au: torch.Tensor      # Δ_A (B,2,S,S)
+    delta_pose: torch.Tensor    # Δ_P
+    attention_au: torch.Tensor  # α_A (B,1,S,S), softmax weight of the AU field
+    delta: torch.Tensor         # fused Δ = α_A Δ_A + α_P Δ_P
+    au_changed: torch.Tensor    # I_A = W(I_s, Δ_A)
+    pose_changed: torch.Tensor  # I_P = W(I_s, Δ_P)
+    reconstruction: torch.Tensor  # Î_t = W(I_s, Δ)
+    phi_au: torch.Tensor
+    psi_au: torch.Tensor
+    phi_pose: torch.Tensor
+    psi_pose: torch.Tensor
+    phi_rec: torch.Tensor
+    psi_rec: torch.Tensor
+    cycle_au: torch.Tensor      # Ĩ_s^A = W(I_A, Δ_A')
+    cycle_pose: torch.Tensor    # Ĩ_s^P = W(I_P, Δ_P')
+
+
+class TCAE(nn.Module):
+    """Twin-cycle autoencoder (CVPR 2019 Fig. 2): encoder E, AU decoder D_A, pose decoder D_P."""
+
+    def __init__(self, cfg: TCAENetConfig | None = None) -> None:
+        super().__init__()
+        cfg = cfg or TCAENetConfig()
+        check_net_config(cfg)
+        self.cfg = cfg
+        self.encoder = TCAEEncoder(cfg)
+        self.decoder_au = TCAEDecoder(cfg)
+        self.decoder_pose = TCAEDecoder(cfg)
+
+    @classmethod
+    def from_preset(cls, name: str) -> "TCAE":
+        if name not in PRESETS:
+            raise ValueError(f"unknown TCAE preset {name!r}; presets: {', '.join(PRESETS)}")
+        return cls(PRESETS[name])
+
+    def forward(self, source: torch.Tensor, target: torch.Tensor) -> TCAEOutput:
+        """Spec §1.1 steps 1-6 on a batch of (I_s, I_t) pairs in [0,1]."""
+        phi_s, psi_s = self.encoder(source)
+        phi_t, psi_t = self.encoder(target)
+        delta_au, logit_au = self.decoder_au(phi_s, phi_t)
+        delta_pose, logit_pose = self.decoder_pose(psi_s, psi_t)
+        pixels = source.detach()  # gradients reach the decoders only through the sampling grids
+        au_changed = warp(pixels, delta_au)
+        pose_changed = warp(pixels, delta_pose)
+        attention_au = torch.softmax(torch.cat([logit_au, logit_pose], dim=1), dim=1)[:, :1]
+        delta = attention_au * delta_au + (1.0 - attention_au) * delta_pose
+        reconstruction = warp(pixels, delta)
+        phi_au, psi_au = self.encoder(au_changed)
+        phi_pose, psi_pose = self.encoder(pose_changed)
+        phi_rec, psi_rec = self.encoder(reconstruction)
+        back_au, _ = self.decoder_au(phi_au, phi_s)
+        back_pose, _ = self.decoder_pose(psi_pose, psi_s)
+        cycle_au = warp(au_changed.detach(), back_au)
+        cycle_pose = warp(pose_changed.detach(), back_pose)
+        return TCAEOutput(
+            phi_s, psi_s, phi_t, psi_t, delta_au, delta_pose, attention_au, delta,
+            au_changed, pose_changed, reconstruction, phi_au, psi_au, phi_pose, psi_pose,
+            phi_rec, psi_rec, cycle_au, cycle_pose,
+        )
+
+
+def count_parameters(module: nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())

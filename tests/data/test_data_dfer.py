@@ -1,0 +1,184 @@
+"""DFEW and FERV39k: folds, label mapping, numeric frame order, short clips, U×V sampling, errors."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import releases
+from data_modules.frames import DataFormatError
+from data_modules.sampling import clip_indices
+from releases import make
+
+
+def frame_index(video) -> np.ndarray:
+    """Recover each sampled frame's index from its grey level (writer: 10 + 7·k, zero_one, no resize)."""
+    level = video.mean(dim=(1, 2, 3)).numpy() * 255
+    return np.round((level - 10) / 7).astype(int)
+
+
+@pytest.mark.parametrize("fold", [1, 2, 3, 4, 5])
+def test_dfew_fold_counts_labels_and_disjointness(mini, fold):
+    root, truth = mini
+    t = truth["dfew"]
+    dm = make("dfew", root / "DFEW", fold=fold)
+    test, train, val = dm.manifest("test"), dm.manifest("train"), dm.manifest("val")
+    assert len(test) == int((t["fold_of"] == fold).sum())
+    assert len(train) + len(val) == int((t["fold_of"] != fold).sum())
+    assert not set(test["clip"]) & set(train["clip"]) and not set(val["clip"]) & set(train["clip"])
+    assert not set(test["clip"]) & set(val["clip"])
+    label_of = {f"{i:05d}": lab for i, lab in zip(t["ids"], t["labels"])}  # CSV 1–7 → 0–6
+    for df in (train, val, test):
+        assert all(label_of[c] == lab for c, lab in zip(df["clip"], df.label))
+    assert dm.class_names == ["Happy", "Sad", "Neutral", "Angry", "Surprise", "Disgust", "Fear"]
+
+
+def test_dfew_test_folds_partition_all_clips(mini):
+    root, truth = mini
+    seen = [set(make("dfew", root / "DFEW", fold=k).manifest("test")["clip"]) for k in range(1, 6)]
+    assert sum(map(len, seen)) == len(set().union(*seen)) == len(truth["dfew"]["ids"])
+
+
+def test_dfew_frames_sorted_numerically_and_short_clips_stretched(mini):
+    root, truth = mini
+    t = truth["dfew"]
+    dm = make("dfew", root / "DFEW", fold=1, normalize="zero_one", image_size=32, hflip=False, select_on_test=True)
+    full = dm.full_manifest()
+    for clip, frames, n in zip(full["clip"], full.frames, full.n_frames):
+        assert [releases_trailing(p) for p in frames] == list(range(1, n + 1))
+    short = [f"{t['ids'][i]:05d}" for i in (3, 7)]
+    assert full.set_index("clip").loc[short, "short"].all()
+    ds = dm.dataset("test")
+    for i in range(len(ds)):
+        item = ds[i]
+        n = int(full.set_index("clip").loc[item["meta"]["clip"], "n_frames"])
+        expected = clip_indices(n, 16, 1, False, np.random.default_rng(0), "stretch")
+        assert item["video"].shape == (16, 3, 32, 32)
+        assert (frame_index(item["video"]) == expected).all()
+        assert (item["meta"]["frames"].numpy() == expected).all()
+    summary = dm.summary()
+    assert any("padded by rule 'stretch'" in s["reason"] for s in summary["skipped"])
+
+
+def releases_trailing(path: str) -> int:
+    from data_modules.frames import trailing_int
+
+    return trailing_int(path)
+
+
+def test_dfew_drop_short_reports_count(mini):
+    root, truth = mini
+    dm = make("dfew", root / "DFEW", fold=1, drop_short=True)
+    full = dm.full_manifest()
+    assert len(full) == len(truth["dfew"]["ids"]) - 2
+    dropped = dm.skipped()
+    assert dropped["reason"].str.startswith("short clip dropped").sum() == 2
+
+
+def test_dfew_underscore_spelling_and_nested_folder(tmp_path):
+    t = releases.write_dfew(tmp_path / "DFEW", n_clips=10, short=(), split_spelling="_", nest=True)
+    dm = make("dfew", tmp_path / "DFEW", fold=2)
+    assert len(dm.manifest("test")) == int((t["fold_of"] == 2).sum())
+
+
+def test_dfew_errors_name_file_and_line(tmp_path):
+    releases.write_dfew(tmp_path / "DFEW", n_clips=10, short=())
+    csv = tmp_path / "DFEW" / "EmoLabel_DataSplit" / "test(single-labeled)" / "set_1.csv"
+    lines = csv.read_text().splitlines()
+    lines[2] = lines[2].split(",")[0] + ",8"
+    csv.write_text("\n".join(lines) + "\n")
+    with pytest.raises(DataFormatError, match=r"set_1\.csv:3: label 8 out of range 1-7"):
+        make("dfew", tmp_path / "DFEW", fold=1).manifest("test")
+    csv.write_text("clip,label\n1,1\n")
+    with pytest.raises(DataFormatError, match=r"set_1\.csv:1: bad header"):
+        make("dfew", tmp_path / "DFEW", fold=1).manifest("test")
+    with pytest.raises(DataFormatError, match="clip_224x224_16f"):
+        make("dfew", tmp_path / "DFEW", frames_dir="clip_224x224_16f").manifest("test")
+
+
+def test_ferv39k_class_mapping_scene_and_split(mini):
+    root, truth = mini
+    dm = make("ferv39k", root / "FERV39k")
+    tr, va, te = (dm.manifest(s) for s in ("train", "val", "test"))
+    assert len(te) == sum(1 for v in truth["ferv39k"].values() if v[1] == "test")
+    assert len(tr) + len(va) == sum(1 for v in truth["ferv39k"].values() if v[1] == "train")
+    for df in (tr, va, te):
+        for clip, label, scene in zip(df["clip"], df.label, df.scene):
+            assert label == truth["ferv39k"][clip][0] and scene == clip.split("/")[0]
+    # DFEW order, whatever the alphabetical order: Angry → 3, Disgust → 5
+    assert set(te[te.class_name == "Angry"].label) == {3} and set(te[te.class_name == "Disgust"].label) == {5}
+    assert dm.scenes() == ["Action", "Crime"]
+    item = make("ferv39k", root / "FERV39k", image_size=24).dataset("test")[0]
+    assert item["video"].shape[0] == 16 and item["meta"]["scene"] in ("Action", "Crime")
+
+
+def test_ferv39k_unknown_class_names_file_and_line(tmp_path):
+    releases.write_ferv39k(tmp_path / "FERV39k", scenes=("War",), per_class=2)
+    f = tmp_path / "FERV39k" / "4_setups" / "All_scenes" / "train_All.csv"
+    lines = f.read_text().splitlines()
+    lines[1] = lines[1].rsplit(" ", 1)[0] + " Contempt"
+    f.write_text("\n".join(lines) + "\n")
+    with pytest.raises(DataFormatError, match=r"train_All\.csv:2: unknown class 'Contempt'"):
+        make("ferv39k", tmp_path / "FERV39k").manifest("train")
+
+
+def test_clip_index_arithmetic_by_hand():
+    rng = np.random.default_rng(0)
+    # n=32, U=8, V=2: segments of 4 frames [0,4),[4,8),…; centred start = 4u + 1
+    assert clip_indices(32, 8, 2, False, rng).tolist() == [1, 2, 5, 6, 9, 10, 13, 14, 17, 18, 21, 22, 25, 26, 29, 30]
+    # n=20, U=4, V=1: bounds 0,5,10,15,20 → centre offsets 2
+    assert clip_indices(20, 4, 1, False, rng).tolist() == [2, 7, 12, 17]
+    # n=10 < 16: stretch floor(i·10/16), loop i mod 10, last min(i, 9)
+    assert clip_indices(10, 16, 1, False, rng).tolist() == [(i * 10) // 16 for i in range(16)]
+    assert clip_indices(10, 16, 1, True, rng, "loop").tolist() == [i % 10 for i in range(16)]
+    assert clip_indices(10, 4, 4, True, rng, "last").tolist() == [min(i, 9) for i in range(16)]
+    for _ in range(200):  # training: V consecutive frames inside each segment
+        n = int(rng.integers(16, 90))
+        idx = clip_indices(n, 8, 2, True, rng).reshape(8, 2)
+        bounds = np.round(np.arange(9) * n / 8).astype(int)
+        assert (idx[:, 1] == idx[:, 0] + 1).all()
+        assert (idx[:, 0] >= bounds[:-1]).all() and (idx[:, 1] < bounds[1:]).all()
+
+
+def test_clip_transform_identical_across_frames(mini):
+    root, _ = mini
+    steps = [{"name": "RandomResizedCrop", "size": [24, 24], "scale": [0.3, 0.6]},
+             {"name": "Rotate", "limit": [20, 30], "p": 1.0, "border_mode": 0, "fill": 255}]
+    dm = make("dfew", root / "DFEW", train_transforms=steps, image_size=24, normalize="zero_one")
+    for i in range(3):
+        v = dm.dataset("train")[i]["video"].numpy()[:, 0] * 255
+        # uniform grey frames: the share of white border blended into each pixel depends only on the
+        # geometric parameters, so it must be the same map for every frame of the clip
+        interior = np.median(v.reshape(len(v), -1), axis=1)[:, None, None]
+        share = (v - interior) / (255 - interior)
+        assert share.max() > 0.5  # the rotation did leave a border
+        np.testing.assert_allclose(share, np.broadcast_to(share[:1], share.shape), atol=0.05)
+
+
+def test_clip_cache_matches_direct_decoding(mini, tmp_path):
+    root, _ = mini
+    keys = dict(fold=1, normalize="zero_one", image_size=32, hflip=False, cache_dir=str(tmp_path / "cache"))
+    direct = make("dfew", root / "DFEW", **keys).dataset("test")
+    cached = make("dfew", root / "DFEW", clip_cache=True, **keys).dataset("test")
+    for i in range(len(direct)):
+        a, b = direct[i]["video"], cached[i]["video"]
+        assert a.shape == b.shape and (a - b).abs().max() < 1e-6
+    files = list((tmp_path / "cache" / "clips" / "32").glob("*.npy"))
+    assert len(files) == len(direct)
+    again = make("dfew", root / "DFEW", clip_cache=True, **keys).dataset("test")
+    assert (again[0]["video"] - direct[0]["video"]).abs().max() < 1e-6  # served from the .npy
+
+
+def test_dfew_16f_frames_dir(tmp_path):
+    import cv2
+
+    t = releases.write_dfew(tmp_path / "DFEW", n_clips=10, short=())
+    for cid in t["ids"]:
+        d = tmp_path / "DFEW" / "Clip" / "clip_224x224_16f" / f"{cid:05d}"
+        d.mkdir(parents=True)
+        for k in range(1, 17):
+            cv2.imwrite(str(d / f"{k}.jpg"), releases.grey(k - 1, 16, 16))
+    dm = make("dfew", tmp_path / "DFEW", frames_dir="clip_224x224_16f", normalize="zero_one", image_size=16,
+              select_on_test=True)
+    assert (dm.full_manifest()["n_frames"] == 16).all()
+    item = dm.dataset("test")[0]
+    assert frame_index(item["video"]).tolist() == list(range(16))  # 1.jpg … 16.jpg in numeric order

@@ -1,0 +1,24 @@
+"""Shared helpers for the foundation tests: run the real entry point as a subprocess."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+
+# Small and fast: 4 epochs of the in-memory toy dataset with the smallest timm ResNet.
+TINY = ["METHOD=baseline", "DATA=toyau", "trainer.max_epochs=4", "trainer.enable_progress_bar=false",
+        "logger.wandb.enabled=false", "leaderboard.enabled=false"]
+
+
+def run_cli(args: list[str], cwd: Path, env: dict | None = None, timeout: int = 300) -> subprocess.CompletedProcess:
+    full_env = {**os.environ, "PYTHONPATH": f"{REPO / 'src'}:{REPO}", "OMP_NUM_THREADS": "1", **(env or {})}
+    return subprocess.run([sys.executable, "-m", "affectlab", *args], cwd=cwd, env=full_env,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def results_of(run_dir: Path) -> dict:
+    return json.loads((run_dir / "results.json").read_text())

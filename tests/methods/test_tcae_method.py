@@ -1,0 +1,153 @@
+"""TCAE Lightning modules: jitter geometry, 2-step fits of pretraining and probe, grid PNG, checkpoints."""
+from __future__ import annotations
+
+import cv2
+import lightning as L
+import pytest
+import torch
+import torch.nn.functional as F
+from torch.utils.data import DataLoader, Dataset
+
+from affectlab.methods.tcae import (
+    GRID_COLUMNS,
+    TCAEConfig,
+    TCAELinearProbe,
+    TCAEPretrainModule,
+    crop_jitter,
+    load_pretrained,
+)
+from affectlab.models.tcae import TCAE, TCAENetConfig
+
+torch.set_num_threads(1)
+NET = dict(image_size=16, trunk_channels=[8, 8], branch_channels=[8, 8], decoder_channels=[8, 8, 8])
+
+
+class Pairs(Dataset):
+    def __init__(self, n: int = 8) -> None:
+        g = torch.Generator().manual_seed(0)
+        self.src = torch.rand(n, 3, 16, 16, generator=g)
+        self.tgt = self.src.roll(1, dims=-1)
+
+    def __len__(self) -> int:
+        return len(self.src)
+
+    def __getitem__(self, i: int) -> dict:
+        return {"source": self.src[i], "target": self.tgt[i]}
+
+
+class Frames(Dataset):
+    def __init__(self, n: int = 16) -> None:
+        g = torch.Generator().manual_seed(1)
+        self.images = torch.rand(n, 3, 16, 16, generator=g)
+        self.au = (torch.rand(n, 3, generator=g) > 0.5).float()
+        self.mask = torch.ones(n, 3, dtype=torch.bool)
+        self.mask[0, 0] = False
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, i: int) -> dict:
+        return {"image": self.images[i], "au": self.au[i], "au_mask": self.mask[i]}
+
+
+def trainer(tmp_path, **kw) -> L.Trainer:
+    return L.Trainer(default_root_dir=tmp_path, accelerator="cpu", devices=1, logger=False,
+                     enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
+                     num_sanity_val_steps=0, **kw)
+
+
+def test_crop_jitter_with_the_widest_crop_is_the_resized_centre_224():
+    image = torch.rand(2, 3, 256, 256)
+    out = crop_jitter(image, 224.0, torch.Generator().manual_seed(0))  # no room to move: offset 16
+    reference = F.interpolate(image[..., 16:240, 16:240], size=(256, 256), mode="bilinear", align_corners=False)
+    # identical except the outermost pixels, which here blend in the neighbour just outside the crop
+    assert torch.allclose(out[..., 1:-1, 1:-1], reference[..., 1:-1, 1:-1], atol=1e-4)
+
+
+def test_crop_jitter_draws_independent_offsets_per_image():
+    image = torch.rand(1, 3, 64, 64).expand(4, -1, -1, -1).contiguous()
+    out = crop_jitter(image, 200.0, torch.Generator().manual_seed(0))
+    assert out.shape == image.shape
+    assert not torch.allclose(out[0], out[1])
+
+
+def test_pretraining_two_steps_runs_validation_writes_the_grid_and_moves_the_window(tmp_path):
+    cfg = TCAEConfig(model=TCAENetConfig(**NET), curriculum_patience=0, grid_rows=3)
+    module = TCAEPretrainModule(TCAE(cfg.model), cfg)
+    module.artifact_dir = tmp_path / "artifacts"
+    before = [p.detach().clone() for p in module.model.parameters()]
+    # the window moves when val loss does not improve for more than 0 validations
+    module.curriculum.best = -1.0
+    t = trainer(tmp_path, max_steps=2, val_check_interval=1, limit_val_batches=1, check_val_every_n_epoch=None)
+    t.fit(module, DataLoader(Pairs(), batch_size=4), DataLoader(Pairs(), batch_size=4))
+    changed = sum(not torch.equal(a, b) for a, b in zip(before, module.model.parameters()))
+    assert changed > 0
+    assert module.curriculum.window[0] > 0.0
+    for key in ("train/loss", "val/loss", "val/rec", "val/emb_rec_au_t", "val/cyc_pose", "val/rec_identity"):
+        assert key in t.callback_metrics, key
+    grids = sorted((tmp_path / "artifacts").glob("tcae_val_epoch*.png"))
+    assert grids
+    grid = cv2.imread(str(grids[-1]))
+    assert grid.shape == (3 * 16, len(GRID_COLUMNS) * 16, 3)
+    path = tmp_path / "pre.ckpt"
+    t.save_checkpoint(path)
+    saved = torch.load(path, map_location="cpu", weights_only=False)
+    assert saved["tcae_curriculum"]["shifts"] == module.curriculum.shifts
+    fresh = TCAE(cfg.model)
+    load_pretrained(fresh, path)
+    for a, b in zip(fresh.state_dict().values(), module.model.state_dict().values()):
+        assert torch.equal(a, b)
+
+
+def test_load_pretrained_rejects_a_mismatched_file(tmp_path):
+    path = tmp_path / "other.pt"
+    torch.save({"weight": torch.zeros(3)}, path)
+    with pytest.raises(ValueError, match="other.pt"):
+        load_pretrained(TCAE(TCAENetConfig(**NET)), path)
+
+
+def test_probe_two_steps_trains_only_the_head_and_reports_f1(tmp_path):
+    model = TCAE(TCAENetConfig(**NET))
+    encoder_before = {k: v.clone() for k, v in model.encoder.state_dict().items()}
+    probe = TCAELinearProbe(model.encoder, ["AU01", "AU02", "AU04"], lr=1e-2)
+    assert probe.classifier.bias is None
+    head_before = probe.classifier.weight.detach().clone()
+    t = trainer(tmp_path, max_steps=2)
+    t.fit(probe, DataLoader(Frames(), batch_size=8), DataLoader(Frames(), batch_size=8))
+    assert not torch.equal(head_before, probe.classifier.weight)
+    for k, v in model.encoder.state_dict().items():  # frozen, BN running stats included
+        assert torch.equal(v, encoder_before[k]), k
+    results = t.test(probe, DataLoader(Frames(), batch_size=8), verbose=False)[0]
+    assert set(results) >= {"test/f1_au01", "test/f1_au02", "test/f1_au04", "test/f1_mean"}
+    # reference F1 from sklearn on the same predictions
+    from sklearn.metrics import f1_score
+
+    probe.eval()
+    data = Frames()
+    with torch.no_grad():
+        pred = (torch.sigmoid(probe(data.images)) >= 0.5).numpy()
+    au = data.au.numpy()
+    keep = data.mask[:, 1].numpy()
+    assert results["test/f1_au02"] == pytest.approx(f1_score(au[keep, 1], pred[keep, 1], zero_division=0), abs=1e-6)
+
+
+def test_masked_labels_do_not_contribute_to_the_probe_loss():
+    probe = TCAELinearProbe(TCAE(TCAENetConfig(**NET)).encoder, ["AU01", "AU02"])
+    logits = torch.tensor([[0.0, 2.0]])
+    batch = {"au": torch.tensor([[1.0, 0.0]]), "au_mask": torch.tensor([[True, False]])}
+    assert probe._loss(logits, batch).item() == pytest.approx(-torch.log(torch.sigmoid(torch.tensor(0.0))).item())
+
+
+def test_configs_compose_and_the_paper_experiment_has_the_official_network():
+    from affectlab.config import ConfigError, compose
+    from affectlab.methods.tcae import net_config
+    from affectlab.models.tcae import count_parameters
+
+    paper = compose(["EXP=tcae_paper"])
+    assert paper.method.name == "tcae" and paper.data.image_size == 256 and paper.data.normalize == "zero_one"
+    assert (paper.method.lr, paper.method.momentum, paper.method.curriculum_patience) == (0.001, 0.9, 15)
+    assert count_parameters(TCAE(net_config(paper))) == 14_717_094
+    small = compose(["METHOD=tcae"])
+    assert small.data.image_size == small.method.model.image_size == 64
+    with pytest.raises(ConfigError, match="image_size"):
+        net_config(compose(["METHOD=tcae", "data.image_size=112"]))

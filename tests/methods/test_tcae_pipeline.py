@@ -1,0 +1,45 @@
+"""End-to-end: `train METHOD=tcae` on the tiny synthetic copy (pretrain on videos pairs → BP4D probe)."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from affectlab.config import ConfigError, compose
+from affectlab.engine.runner import train
+
+
+def overrides(synth_root, tmp_path, *extra):
+    return [
+        "METHOD=tcae", f"data.root={synth_root / 'BP4D'}", f"method.pretrain_root={synth_root / 'videos'}",
+        f"run_root={tmp_path}", "logger.wandb.enabled=false", "leaderboard.enabled=false",
+        "trainer.enable_progress_bar=false", "data.num_workers=0", "data.limit_items=64",
+        "trainer.limit_train_batches=2", "trainer.limit_val_batches=1", "method.pretrain_batch_size=8",
+        "method.pretrain_eval_batch_size=8", "method.grid_rows=2", *extra,
+    ]
+
+
+def test_two_stage_pipeline_records_per_au_f1_and_the_probe_runs_alone(synth_root, tmp_path):
+    cfg = compose(overrides(synth_root, tmp_path, "method.pretrain_epochs=1", "method.probe_epochs=1"))
+    record = train(cfg)
+    names = ["au01", "au02", "au04", "au06", "au07", "au10", "au12", "au14", "au15", "au17", "au23", "au24"]
+    assert set(record["metrics"]) >= {f"f1_{a}" for a in names} | {"f1_mean"}
+    run = Path(record["run_dir"])
+    assert json.loads((run / "results.json").read_text())["method"] == "tcae"
+    assert list((run / "artifacts").glob("tcae_val_epoch*.png"))
+    ckpt = json.loads((run / "stages" / "pretrain" / "done.json").read_text())["checkpoint"]
+
+    alone = train(compose(overrides(synth_root, tmp_path / "alone", f"method.pretrained_checkpoint={ckpt}",
+                                    "method.probe_epochs=1")))
+    alone_run = Path(alone["run_dir"])
+    assert not (alone_run / "stages" / "pretrain").exists()
+    assert "f1_mean" in alone["metrics"]
+
+
+def test_real_probe_data_without_a_pretraining_root_is_refused(tmp_path):
+    from affectlab.methods.tcae import pretrain_datamodule
+
+    cfg = compose(["METHOD=tcae", f"data.root={tmp_path}"])
+    with pytest.raises(ConfigError, match="pretrain_root"):
+        pretrain_datamodule(cfg)
