@@ -56,7 +56,7 @@ def cv_record(cv_id: str, fold_records: dict[int, dict[str, Any]], folds: list[i
         "kind": "cv",
         "record_id": hashlib.sha256("\n".join([cv_id, *run_dirs]).encode()).hexdigest()[:32],
         "method": first["method"], "dataset": first["dataset"], "task": first["task"],
-        "protocol": protocol, "fold": None, "folds": folds, "split": first.get("split", "test"),
+        "protocol": first.get("protocol") or protocol, "fold": None, "folds": folds, "split": first.get("split", "test"),
         "selected_on": selected[0] if len(selected) == 1 else "mixed",
         "metrics": mean, "metrics_std": std,
         "metrics_n": {k: v for k, v in count.items() if v != len(folds)},

@@ -2,9 +2,11 @@
 
 BP4D and DISFA: 3-fold subject-exclusive cross-validation; DFEW: its 5 official folds;
 FERV39k: its single official split (datasets.md). Datamodules of other datasets declare
-``num_folds`` on their class.
+``num_folds`` or a ``protocol = "<name>/<K>fold"`` on their class.
 """
 from __future__ import annotations
+
+import re
 
 PROTOCOL_FOLDS = {"bp4d": 3, "disfa": 3, "dfew": 5, "ferv39k": 1}
 
@@ -20,6 +22,9 @@ def num_folds(dataset: str) -> int:
     except Exception as err:  # noqa: BLE001 - report the lookup failure with the dataset name
         raise ValueError(f"dataset {dataset!r} has no known protocol: {err}") from None
     folds = getattr(cls, "num_folds", None)
+    match = re.search(r"/(\d+)fold$", str(getattr(cls, "protocol", "")))
+    if folds is None and match:
+        folds = int(match.group(1))
     if not isinstance(folds, int) or folds < 1:
         raise ValueError(
             f"dataset {dataset!r} has no protocol: add it to PROTOCOL_FOLDS or set "
