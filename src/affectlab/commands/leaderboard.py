@@ -1,0 +1,55 @@
+"""``affectlab leaderboard [render|export FILE|import FILE] [DATA=d] [--all]``."""
+from __future__ import annotations
+
+import argparse
+
+NAME = "leaderboard"
+HELP = "render the results board (Markdown, HTML, PNG) or move its records as JSONL"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("words", nargs="*", help="[render] [DATA=d] | export FILE | import FILE")
+    parser.add_argument("--url", default=None, help="SQLAlchemy URL of the board (default results/leaderboard.sqlite)")
+    parser.add_argument("--out", default="results", help="folder for LEADERBOARD.md, leaderboard.html, plots/")
+    parser.add_argument("--all", action="store_true", help="every record instead of each method's best")
+    parser.add_argument("--no-png", action="store_true")
+    parser.add_argument("--wandb", action="store_true", help="also log the tables to wandb (when online)")
+
+
+def run(args: argparse.Namespace) -> int:
+    from affectlab.leaderboard import open_store
+
+    words = list(args.words)
+    action = words.pop(0) if words and words[0] in ("render", "export", "import") else "render"
+    store = open_store(args.url)
+    try:
+        if action in ("export", "import"):
+            if len(words) != 1:
+                print(f"usage: affectlab leaderboard {action} FILE.jsonl")
+                return 2
+            if action == "export":
+                print(f"exported {store.export_jsonl(words[0])} records to {words[0]}")
+            else:
+                print(f"imported {store.import_jsonl(words[0])} new records from {words[0]}")
+            return 0
+        dataset = None
+        for word in words:
+            key, _, value = word.partition("=")
+            if key != "DATA" or not value:
+                print(f"unknown argument {word!r}; expected DATA=<dataset>")
+                return 2
+            dataset = value
+        from affectlab.leaderboard.render import log_wandb_tables, render
+
+        out = render(store.records(), args.out, dataset=dataset, all_runs=args.all, png=not args.no_png)
+        print(f"{len(out['tables'])} tables → {out['markdown']}, {out['html']}")
+        if args.wandb:
+            from affectlab.sweeps.online import wandb_online
+
+            if wandb_online():
+                print(f"logged to {log_wandb_tables(out['tables'])}")
+            else:
+                print("wandb is offline: tables not logged")
+        return 0
+    finally:
+        store.close()

@@ -1,0 +1,57 @@
+"""Is a record stale? True when the method's code changed after the record's git commit.
+
+The files that define a method are its registered module, its YAML presets and any model or
+loss module named after it. A record whose commit is not in this repository cannot be
+judged (``None``), and a record made from a dirty tree says so in its reason.
+"""
+from __future__ import annotations
+
+import inspect
+import sys
+import subprocess
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[3]
+
+
+def method_paths(method: str, repo_root: Path = REPO_ROOT) -> list[str]:
+    """Repository-relative paths whose change makes the method's old records stale."""
+    paths = {f"src/affectlab/methods/{method}.py", f"experiments/method/{method}.yaml",
+             f"experiments/exp/{method}_paper.yaml"}
+    try:  # a method registered from another module (only looked up when already imported: no torch import here)
+        methods = sys.modules.get("affectlab.methods")
+        METHODS = getattr(methods, "METHODS", None)
+        if METHODS is not None and method in METHODS:
+            source = Path(inspect.getsourcefile(METHODS.get(method)) or "").resolve()
+            if source.is_relative_to(repo_root):
+                paths.add(str(source.relative_to(repo_root)))
+    except Exception:  # noqa: BLE001 - a method that fails to import is judged by its file names
+        pass
+    for folder in ("src/affectlab/models", "src/affectlab/losses"):
+        for path in (repo_root / folder).glob(f"{method}*"):
+            paths.add(str(path.relative_to(repo_root)))
+    return sorted(paths)
+
+
+def _git(repo_root: Path, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(["git", "-C", str(repo_root), *args], capture_output=True, text=True, check=False)
+
+
+def staleness(method: str, commit: str | None, repo_root: Path = REPO_ROOT) -> tuple[bool | None, str]:
+    """``(stale, reason)``; ``stale`` is None when the commit cannot be checked here."""
+    if not commit:
+        return None, "no git commit recorded"
+    if _git(repo_root, "cat-file", "-e", f"{commit}^{{commit}}").returncode != 0:
+        return None, f"commit {commit[:10]} not in this repository"
+    paths = method_paths(method, repo_root)
+    changed = _git(repo_root, "log", "--format=%h", f"{commit}..HEAD", "--", *paths)
+    if changed.returncode != 0:
+        return None, changed.stderr.strip() or "git log failed"
+    commits = changed.stdout.split()
+    if commits:
+        return True, f"{method} code changed in {len(commits)} commit(s) after {commit[:10]} (latest {commits[0]})"
+    # uncommitted edits of the method's files also make the row unreproducible from its commit
+    dirty = _git(repo_root, "status", "--porcelain", "--", *paths)
+    if dirty.stdout.strip():
+        return True, f"{method} code has uncommitted changes"
+    return False, "up to date"

@@ -1,0 +1,141 @@
+"""Rendering: ranking, synthetic/real separation, reported rows, Markdown and HTML parsed back, stale rows."""
+from __future__ import annotations
+
+import subprocess
+from html.parser import HTMLParser
+from pathlib import Path
+
+from affectlab.leaderboard.render import build_tables, load_references, render
+from affectlab.leaderboard.stale import staleness
+from tests.leaderboard.conftest import make_record
+
+
+def parse_markdown_tables(text: str) -> list[list[list[str]]]:
+    tables, current = [], None
+    for line in text.splitlines():
+        if line.startswith("|"):
+            cells = [c.strip() for c in line.strip().strip("|").split("|")]
+            if all(set(c) <= set("-:") for c in cells):
+                continue
+            if current is None:
+                current = []
+                tables.append(current)
+            current.append(cells)
+        else:
+            current = None
+    return tables
+
+
+class _TableParser(HTMLParser):
+    def __init__(self):
+        super().__init__()
+        self.tables, self.rects, self._cell = [], [], None
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        if tag == "table":
+            self.tables.append({"class": attrs.get("class", ""), "rows": []})
+        elif tag == "tr":
+            self.tables[-1]["rows"].append([])
+        elif tag in ("td", "th"):
+            self._cell = [attrs.get("data-value"), ""]
+        elif tag == "rect" and "data-item" in attrs:
+            self.rects.append(attrs)
+
+    def handle_data(self, data):
+        if self._cell is not None:
+            self._cell[1] += data
+
+    def handle_endtag(self, tag):
+        if tag in ("td", "th") and self._cell is not None:
+            self.tables[-1]["rows"][-1].append(self._cell)
+            self._cell = None
+
+
+def _records():
+    return [
+        make_record("alpha", f1=0.40, fold=1), make_record("alpha", f1=0.55, fold=2),
+        make_record("beta", f1=0.50, fold=1),
+        make_record("gamma", f1=0.30, kind="cv", fold=None, folds=[1, 2, 3], metrics_std={"f1_mean": 0.02}),
+        make_record("real_only", f1=0.90, source="real"),
+        make_record("ial", dataset="dfew", task="expression", f1=0.45),
+    ]
+
+
+def test_tables_separate_sources_and_rank(tmp_path):
+    tables = build_tables(_records(), load_references())
+    keys = [(t.source_kind, t.dataset, t.task) for t in tables]
+    assert keys == [("real", "disfa", "au_occurrence"), ("synthetic", "dfew", "expression"),
+                    ("synthetic", "disfa", "au_occurrence")]
+    synth = tables[2]
+    # CV aggregates first, then the best single run of each method by f1_mean
+    assert [(r.method, r.evaluation) for r in synth.rows] == [
+        ("gamma", "cv 3 folds"), ("alpha", "fold 2"), ("beta", "fold 1")]
+    assert all(r.method != "real_only" for r in synth.rows)
+    assert [r.method for r in synth.references] == ["tcae"] and synth.references[0].reported
+    assert synth.references[0].metrics["f1_mean"] == 0.45  # 45.0 % as printed in the paper
+    everything = build_tables(_records(), [], all_runs=True)[2]
+    assert len(everything.rows) == 4
+
+
+def test_markdown_and_html_parse_back(tmp_path):
+    out = render(_records(), tmp_path, png=True)
+    md = out["markdown"].read_text()
+    tables = parse_markdown_tables(md)
+    synth_md = [t for t in tables if t[0][0] == "rank"]
+    disfa = synth_md[-1]
+    header = disfa[0]
+    assert header[:4] == ["rank", "method", "evaluation", "F1 mean"] and "AU01" in header
+    assert [row[1] for row in disfa[1:]] == ["gamma", "alpha", "beta"]
+    assert disfa[1][3] == "30.0 ± 2.0" and disfa[2][3] == "55.0"
+    assert disfa[2][header.index("AU01")] == "45.0"
+    reported = [t for t in tables if t[0][0] == "method"]
+    assert any(row[0] == "tcae (reported)" and row[2] == "45.0" for t in reported for row in t[1:])
+    assert "ial (reported)" in md and "35.8" not in md.split("DFEW")[0]
+
+    parser = _TableParser()
+    parser.feed(out["html"].read_text())
+    measured = [t for t in parser.tables if "measured" in t["class"]]
+    assert all("sortable" in t["class"] for t in parser.tables)
+    disfa_html = measured[-1]["rows"]
+    assert [row[1][1] for row in disfa_html[1:]] == ["gamma", "alpha", "beta"]
+    assert float(disfa_html[2][3][0]) == 0.55  # raw value kept for sorting
+    bars = [r for r in parser.rects if r["data-row"] == "alpha"]
+    assert {(b["data-item"], round(float(b["data-value"]), 6)) for b in bars} >= {("au01", 0.45), ("au02", 0.65)}
+    assert len(out["plots"]) == 3 and all(Path(p).read_bytes()[:4] == b"\x89PNG" for p in out["plots"])
+
+
+def test_dataset_filter(tmp_path):
+    out = render(_records(), tmp_path, dataset="dfew", png=False)
+    assert [t.dataset for t in out["tables"]] == ["dfew"]
+    md = out["markdown"].read_text()
+    assert "RECALL" not in md and "happy" in md and "ial (reported)" in md
+
+
+def _git(repo, *args):
+    return subprocess.run(["git", "-C", str(repo), *args], check=True, capture_output=True, text=True).stdout.strip()
+
+
+def test_stale_when_method_code_changes_after_the_commit(tmp_path):
+    repo = tmp_path / "repo"
+    (repo / "src/affectlab/methods").mkdir(parents=True)
+    _git(repo, "init", "-q")
+    _git(repo, "config", "user.email", "t@t")
+    _git(repo, "config", "user.name", "t")
+    method_file = repo / "src/affectlab/methods/zeta.py"
+    method_file.write_text("x = 1\n")
+    (repo / "other.py").write_text("y = 1\n")
+    _git(repo, "add", ".")
+    _git(repo, "commit", "-qm", "one")
+    first = _git(repo, "rev-parse", "HEAD")
+    (repo / "other.py").write_text("y = 2\n")
+    _git(repo, "commit", "-qam", "unrelated")
+    assert staleness("zeta", first, repo) == (False, "up to date")
+    method_file.write_text("x = 2\n")
+    assert staleness("zeta", first, repo)[0] is True  # uncommitted edit
+    _git(repo, "commit", "-qam", "change zeta")
+    assert staleness("zeta", first, repo)[0] is True
+    assert staleness("zeta", _git(repo, "rev-parse", "HEAD"), repo)[0] is False
+    assert staleness("zeta", "0" * 40, repo)[0] is None
+    tables = build_tables([make_record("zeta", git_commit=first)], [], repo_root=repo)
+    assert tables[0].rows[0].stale
