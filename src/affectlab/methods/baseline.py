@@ -92,7 +92,7 @@ class Baseline(MethodSpec):
     """Supervised timm CNN + class-balanced BCE: the reference row for AU detection."""
 
     Config = BaselineConfig
-    default_data = "toyau"
+    default_data = "bp4d"
     task = "au_occurrence"
 
     def stages(self, cfg: DictConfig, ctx: RunContext):
