@@ -11,7 +11,7 @@ from affectlab.registry import UnknownNameError
 def test_defaults_compose_with_method_default_dataset():
     cfg = compose(["METHOD=baseline"])
     assert cfg.method.name == "baseline"
-XX
+    assert cfg.data.name == "bp4d"  # the method's declared default
     assert cfg.trainer.preset == "cpu"
 
 
