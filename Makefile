@@ -53,7 +53,7 @@ preview: env ## contact sheet of the synthetic faces (docs/img/synth_preview.png
 	$(PY) -m affectlab synth preview --out docs/img/synth_preview.png
 
 check-data: env ## counts, label rates and skipped items: make check-data DATA=bp4d [DATA_ROOT=/path]
-	$(PY) -m affectlab data summary $(SELECT) $(ARGS)
+	$(PY) -m affectlab data summary $(if $(DATA),DATA=$(DATA)) $(if $(DATA_ROOT),root=$(DATA_ROOT)) $(ARGS)
 
 cv: env ## every fold of the protocol: make cv METHOD=baseline DATA=disfa
 	$(PY) -m affectlab cv $(SELECT) $(ARGS)

@@ -91,8 +91,11 @@ class FaceDataModule(L.LightningDataModule):
     def root(self) -> Path:
         if self._root is None:
             if self.cfg.root is None:
-                from affectlab.synth import ensure_synthetic
-
+                try:
+                    from affectlab.synth import ensure_synthetic
+                except ImportError as err:
+                    raise DataFormatError(f"{self.cfg.name}: data.root is unset and the synthetic generator "
+                                          f"is unavailable ({err}); set data.root (DATA_ROOT=...)") from None
                 self._root = Path(ensure_synthetic(self.cfg.synthetic_profile, self.cfg.synthetic_seed)) / self.release
             else:
                 self._root = Path(os.path.expanduser(str(self.cfg.root)))

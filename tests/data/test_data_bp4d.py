@@ -211,3 +211,18 @@ def test_unknown_config_key_lists_valid_keys(mini):
 
     with pytest.raises(ConfigError, match="frame_offset"):
         make("bp4d", mini[0] / "BP4D", frame_ofset=1)
+
+
+def test_fera2015_packaging_is_read(tmp_path):
+    """FERA2015 copy: images under BP4D-training/, occurrence CSVs directly in AUCoding/, intensity
+    under 'AU Intensity Codes3.0/AUNN/'."""
+    root = tmp_path / "BP4D"
+    truth = releases.write_bp4d(root, subjects=["F001", "F002"], tasks=("T1",))
+    (root / "Sequences(2D+3D)").rename(root / "BP4D-training")
+    for f in (root / "AUCoding" / "AU_OCC").iterdir():
+        f.rename(root / "AUCoding" / f.name)
+    (root / "AUCoding" / "AU_OCC").rmdir()
+    (root / "AUCoding" / "AU_INT").rename(root / "AU Intensity Codes3.0")
+    dm = make("bp4d", root, task="au_intensity")
+    assert len(dm.manifest("train")) + len(dm.manifest("val")) == len(truth["int"][("F001", "T1")][0])
+    assert len(dm.manifest("test")) == len(truth["int"][("F002", "T1")][0])

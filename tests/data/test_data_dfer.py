@@ -166,3 +166,19 @@ def test_clip_cache_matches_direct_decoding(mini, tmp_path):
     assert len(files) == len(direct)
     again = make("dfew", root / "DFEW", clip_cache=True, **keys).dataset("test")
     assert (again[0]["video"] - direct[0]["video"]).abs().max() < 1e-6  # served from the .npy
+
+
+def test_dfew_16f_frames_dir(tmp_path):
+    import cv2
+
+    t = releases.write_dfew(tmp_path / "DFEW", n_clips=10, short=())
+    for cid in t["ids"]:
+        d = tmp_path / "DFEW" / "Clip" / "clip_224x224_16f" / f"{cid:05d}"
+        d.mkdir(parents=True)
+        for k in range(1, 17):
+            cv2.imwrite(str(d / f"{k}.jpg"), releases.grey(k - 1, 16, 16))
+    dm = make("dfew", tmp_path / "DFEW", frames_dir="clip_224x224_16f", normalize="zero_one", image_size=16,
+              select_on_test=True)
+    assert (dm.full_manifest()["n_frames"] == 16).all()
+    item = dm.dataset("test")[0]
+    assert frame_index(item["video"]).tolist() == list(range(16))  # 1.jpg … 16.jpg in numeric order

@@ -1,0 +1,459 @@
+"""Sanchez, Bulat, Zaganidis, Tzimiropoulos, "Semi-supervised Facial Action Unit Intensity Estimation
+with Contrastive Learning", ACCV 2020 (arXiv 2011.01864): two-stage pipeline.
+
+What is the paper's (abstract-level facts, [AB] in ``shared/specs/methods.md`` §3.1):
+
+* a spatio-temporal model = per-frame feature extractor + temporal module;
+* stage 1 (``pretrain``): contrastive learning of that model on unlabelled videos;
+* stage 2 (``regress``): on another dataset, a regressor on top of the spatio-temporal model outputs AU
+  intensities; labelled frames are randomly chosen (default 2 %, no key-frame selection) and back-
+  propagation through time is applied only from the network outputs at those frames;
+* evaluation with ICC(3,1) (main metric) and MAE on DISFA (12 AUs) and BP4D/FERA2015 (5 AUs).
+
+What is ours [X], each behind a config key (``docs/methods/contrastive_intensity.md``):
+ResNet-18 trunk and input size (``model.*``), GRU vs causal transformer (``model.temporal``),
+predictive InfoNCE vs clip-instance NT-Xent (``pretrain.objective``) with temperature, horizon, clip
+length and negatives, the augmentations, frozen vs fine-tuned extractor
+(``regress.freeze_extractor``), regressor shape/output range, MSE vs L1, label budget scope and seed,
+optimiser and schedule.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator, Optional
+
+import lightning as L
+import torch
+import torch.nn.functional as F
+from omegaconf import DictConfig, OmegaConf
+
+from affectlab.engine.scaling import scaled_lr
+from affectlab.losses.contrastive import anchor_steps, nt_xent, predictive_contrastive_loss
+from affectlab.losses.sparse_regression import LabelBudget, masked_intensity_loss
+from affectlab.methods.base import METHODS, MethodConfig, MethodSpec, RunContext, Stage
+from affectlab.metrics import AUIntensityMetrics
+from affectlab.models.spatiotemporal import FuturePredictor, IntensityHead, ProjectionHead, SpatioTemporalModel
+
+
+@dataclass
+class ModelConfig:
+    """Spatio-temporal model [X]: timm trunk (+ kwargs, e.g. a reduced ResNet for CPU) and temporal module."""
+
+    backbone: str = "resnet18"
+    #: extra ``timm.create_model`` keys (a mapping, or null for none)
+    backbone_kwargs: Any = None
+    #: local timm-compatible weights (no downloads); None → random init
+    checkpoint_path: Optional[str] = None
+    #: gru | transformer (causal)
+    temporal: str = "gru"
+    hidden_dim: int = 256
+    num_layers: int = 1
+    num_heads: int = 4
+    dropout: float = 0.0
+
+
+@dataclass
+class PretrainConfig:
+    """Stage 1, contrastive learning on unlabelled video [AB]; the formulation is [X]."""
+
+    #: False → no stage 1 (the from-scratch ablation)
+    enabled: bool = True
+    #: folder of unlabelled face videos (``videos`` datamodule layout); None → the synthetic stand-in
+    root: Optional[str] = None
+    #: predictive (CPC/DPC-style InfoNCE, default) | instance (two views of one clip, NT-Xent)
+    objective: str = "predictive"
+    #: frames per clip fed to the model
+    clip_length: int = 12
+    #: the datamodule delivers clip_length + temporal_jitter consecutive frames; views are random
+    #: clip_length windows of them
+    temporal_jitter: int = 4
+    #: predictive: number of future frames predicted from each state
+    horizon: int = 3
+    #: predictive: frames seen before the first prediction
+    min_context: int = 4
+    #: predictive: batch_time (other clips and time steps) | batch (other clips, same step)
+    negatives: str = "batch_time"
+    temperature: float = 0.1
+    projection_dim: int = 128
+    #: instance views: random resized crop scale range, flip, brightness/contrast jitter
+    crop_scale_min: float = 0.8
+    flip: bool = True
+    color_jitter: float = 0.2
+    #: predictive: apply the (clip-consistent) spatial augmentation too
+    augment_predictive: bool = True
+    batch_size: int = 8
+    lr: float = 1e-3
+    weight_decay: float = 1e-4
+    max_epochs: int = 10
+    max_steps: Optional[int] = None
+    #: keys passed to the ``videos`` datamodule (task ``clips``), e.g. batch_size
+    data: Any = None
+
+
+@dataclass
+class RegressConfig:
+    """Stage 2, sparse-label intensity regression [AB]; shapes and optimisation are [X]."""
+
+    #: how the label budget ``data.label_fraction`` (seed ``data.label_mask_seed``) is drawn:
+    #: per_sequence (the datamodule's sampler, the same fraction of every training sequence) |
+    #: global (uniform over all training frames pooled, ``affectlab.losses.sparse_regression``)
+    label_scope: str = "per_sequence"
+    freeze_extractor: bool = False
+    #: linear | mlp
+    regressor: str = "linear"
+    #: sigmoid (0–5) | linear
+    output: str = "sigmoid"
+    #: mse | l1
+    loss: str = "mse"
+    lr: float = 1e-3
+    #: learning rate of the per-frame extractor when fine-tuned (None → lr)
+    extractor_lr: Optional[float] = None
+    weight_decay: float = 1e-4
+    max_epochs: int = 10
+    max_steps: Optional[int] = None
+    #: number of test sequences whose prediction-vs-ground-truth traces are plotted
+    trace_sequences: int = 3
+
+
+@dataclass
+class ContrastiveIntensityConfig(MethodConfig):
+    model: ModelConfig = field(default_factory=ModelConfig)
+    pretrain: PretrainConfig = field(default_factory=PretrainConfig)
+    regress: RegressConfig = field(default_factory=RegressConfig)
+
+
+def _plain(mapping: Any) -> dict[str, Any]:
+    if mapping is None:
+        return {}
+    return OmegaConf.to_container(mapping) if isinstance(mapping, DictConfig) else dict(mapping)
+
+
+def build_model(cfg: Any) -> SpatioTemporalModel:
+    m = cfg.model
+    kwargs = _plain(m.backbone_kwargs)
+    return SpatioTemporalModel(m.backbone, kwargs, checkpoint_path=m.checkpoint_path, temporal=m.temporal,
+                               hidden_dim=m.hidden_dim, num_layers=m.num_layers, num_heads=m.num_heads,
+                               dropout=m.dropout)
+
+
+def augment_clips(video: torch.Tensor, crop_scale_min: float = 0.8, flip: bool = True, color_jitter: float = 0.2,
+                  generator: torch.Generator | None = None) -> torch.Tensor:
+    """Spatial augmentation drawn once per clip and applied identically to all its frames [X]:
+    random resized crop (area scale in [crop_scale_min, 1], square), horizontal flip, brightness
+    (additive) and contrast (multiplicative) jitter. ``video`` (B,T,C,H,W)."""
+    b, t, c, h, w = video.shape
+    dev = video.device
+
+    def uniform(lo: float, hi: float) -> torch.Tensor:
+        return (torch.rand(b, generator=generator) * (hi - lo) + lo).to(dev)
+
+    side = uniform(crop_scale_min, 1.0).sqrt()
+    shift_x, shift_y = (uniform(-1, 1) * (1 - side) for _ in range(2))
+    sign = torch.where(uniform(0, 1) < 0.5, -1.0, 1.0) if flip else torch.ones(b, device=dev)
+    theta = torch.zeros(b, 2, 3, device=dev)
+    theta[:, 0, 0], theta[:, 0, 2] = side * sign, shift_x
+    theta[:, 1, 1], theta[:, 1, 2] = side, shift_y
+    grid = F.affine_grid(theta.repeat_interleave(t, 0), [b * t, c, h, w], align_corners=False)
+    out = F.grid_sample(video.flatten(0, 1), grid, align_corners=False, padding_mode="reflection").view_as(video)
+    if color_jitter > 0:
+        contrast = uniform(1 - color_jitter, 1 + color_jitter).view(b, 1, 1, 1, 1)
+        brightness = uniform(-color_jitter, color_jitter).view(b, 1, 1, 1, 1)
+        mean = out.mean(dim=(1, 2, 3, 4), keepdim=True)
+        out = (out - mean) * contrast + mean + brightness
+    return out
+
+
+def temporal_view(video: torch.Tensor, length: int, generator: torch.Generator | None = None) -> torch.Tensor:
+    """A random window of ``length`` consecutive frames per clip (temporal jitter) [X]."""
+    b, t = video.shape[:2]
+    if t < length:
+        raise ValueError(f"clips of {t} frames are shorter than pretrain.clip_length={length}")
+    starts = torch.randint(0, t - length + 1, (b,), generator=generator)
+    idx = (starts[:, None] + torch.arange(length)[None]).to(video.device)
+    return video[torch.arange(b, device=video.device)[:, None], idx]
+
+
+class ContrastivePretrainModule(L.LightningModule):
+    """Stage 1: contrastive spatio-temporal pretraining on unlabelled clips (paper [AB]; the two
+    objectives are our reconstruction [X], ``affectlab.losses.contrastive``)."""
+
+    def __init__(self, cfg: DictConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        p = cfg.method.pretrain
+        if p.objective not in ("predictive", "instance"):
+            raise ValueError(f"unknown method.pretrain.objective {p.objective!r}; expected 'predictive' or 'instance'")
+        self.model = build_model(cfg.method)
+        if p.objective == "predictive":
+            anchor_steps(p.clip_length, p.horizon, p.min_context)  # fail early on an impossible clip
+            self.head: torch.nn.Module = FuturePredictor(self.model.state_dim, self.model.embed_dim, p.horizon)
+        else:
+            self.head = ProjectionHead(self.model.state_dim, p.projection_dim)
+        self.artifact_dir: Path | None = None
+
+    def loss(self, video: torch.Tensor, train: bool) -> torch.Tensor:
+        p = self.cfg.method.pretrain
+        if p.objective == "predictive":
+            clip = temporal_view(video, p.clip_length) if train else video[:, : p.clip_length]
+            if train and p.augment_predictive:
+                clip = augment_clips(clip, p.crop_scale_min, p.flip, p.color_jitter)
+            z, h = self.model(clip)
+            anchors = anchor_steps(clip.shape[1], p.horizon, p.min_context).to(clip.device)
+            return predictive_contrastive_loss(self.head(h[:, anchors]), z, anchors, p.temperature, p.negatives)
+        views = [augment_clips(temporal_view(video, p.clip_length), p.crop_scale_min, p.flip, p.color_jitter)
+                 for _ in range(2)]
+        z1, z2 = (self.head(self.model(v)[1][:, -1]) for v in views)
+        return nt_xent(z1, z2, p.temperature)
+
+    def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
+        loss = self.loss(batch["video"], train=True)
+        self.log("train/loss", loss, prog_bar=True, batch_size=len(batch["video"]))
+        return loss
+
+    def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
+        # seeded views so the validation loss is comparable between epochs
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(batch_idx)
+            loss = self.loss(batch["video"], train=self.cfg.method.pretrain.objective == "instance")
+        self.log("val/loss", loss, prog_bar=True, batch_size=len(batch["video"]), sync_dist=True)
+
+    def configure_optimizers(self):
+        p = self.cfg.method.pretrain
+        opt = torch.optim.AdamW(self.parameters(), lr=scaled_lr(self.cfg, p.lr, p.batch_size), weight_decay=p.weight_decay)
+        return with_cosine_schedule(self, opt)
+
+
+class SparseIntensityRegressor(L.LightningModule):
+    """Stage 2: intensity regressor on the temporal state of the (pretrained) spatio-temporal model,
+    trained on whole sequences with the loss only at the sparse labelled frames (paper [AB]; the
+    head, loss and frozen/fine-tuned switch are [X]). Metrics: ICC(3,1), MAE, PCC per AU.
+
+    ``label_budget`` (a :class:`LabelBudget`, optional) further restricts the training mask to its
+    (sequence, frame) pairs; without it the datamodule's sparse ``intensity_mask`` is used as is.
+    In validation/test a frame seen in two overlapping windows is scored once (its first window).
+    """
+
+    def __init__(self, cfg: DictConfig, model: SpatioTemporalModel, au_names: list[str],
+                 label_budget: LabelBudget | None = None) -> None:
+        super().__init__()
+        self.cfg = cfg
+        r = cfg.method.regress
+        self.model = model
+        self.au_names = list(au_names)
+        self.head = IntensityHead(model.state_dim, len(au_names), r.regressor, r.output)
+        self.val_metrics = AUIntensityMetrics(self.au_names)
+        self.test_metrics = AUIntensityMetrics(self.au_names)
+        self.freeze_extractor = bool(r.freeze_extractor)
+        if self.freeze_extractor:
+            self.model.encoder.requires_grad_(False)
+        self.label_budget = label_budget
+        self.artifact_dir: Path | None = None
+        self._seen: set[tuple[str, int]] = set()
+        self._traces: dict[str, dict[str, list[torch.Tensor]]] = {}
+
+    def train(self, mode: bool = True):
+        super().train(mode)
+        if self.freeze_extractor:  # frozen extractor: BatchNorm statistics stay those of stage 1
+            self.model.encoder.eval()
+        return self
+
+    def forward(self, video: torch.Tensor) -> torch.Tensor:
+        """``video`` (B,T,C,H,W) → intensities (B,T,K)."""
+        if self.freeze_extractor and self.model.encoder.training:
+            # Lightning restores per-module train modes around validation; a frozen extractor's
+            # BatchNorm statistics must stay those of stage 1 whatever the surrounding mode
+            self.model.encoder.eval()
+        _, h = self.model(video, freeze_encoder=self.freeze_extractor)
+        return self.head(h)
+
+    def training_mask(self, batch: dict[str, Any]) -> torch.Tensor:
+        mask = batch["intensity_mask"].bool()
+        if self.label_budget is not None:
+            meta = batch["meta"]
+            mask = mask & self.label_budget.mask(meta["sequence"], meta["frames"].to(mask.device))[..., None]
+        return mask
+
+    def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
+        pred = self(batch["video"])
+        mask = self.training_mask(batch)
+        loss = masked_intensity_loss(pred, batch["intensity"], mask, self.cfg.method.regress.loss)
+        self.log("train/loss", loss, prog_bar=True, batch_size=len(pred))
+        self.log("train/labelled_frames", mask.any(-1).sum().float(), batch_size=len(pred), reduce_fx="sum",
+                 on_step=False, on_epoch=True)
+        return loss
+
+    def _first_seen(self, batch: dict[str, Any], mask: torch.Tensor) -> torch.Tensor:
+        meta = batch.get("meta")
+        if not isinstance(meta, dict) or "frames" not in meta:
+            return mask
+        keep = torch.ones(mask.shape[:2], dtype=torch.bool)
+        for i, seq in enumerate(sequence_names(meta, len(mask))):
+            for t, frame in enumerate(meta["frames"][i].tolist()):
+                key = (seq, int(frame))
+                if key in self._seen:
+                    keep[i, t] = False
+                else:
+                    self._seen.add(key)
+        return mask.bool() & keep.to(mask.device)[..., None]
+
+    def on_validation_epoch_start(self) -> None:
+        self._seen = set()
+
+    def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
+        pred = self(batch["video"])
+        mask = self._first_seen(batch, batch["intensity_mask"])
+        self.val_metrics.update(pred, batch["intensity"], mask)
+        loss = masked_intensity_loss(pred, batch["intensity"], mask, self.cfg.method.regress.loss)
+        self.log("val/loss", loss, batch_size=len(pred), sync_dist=True)
+
+    def on_validation_epoch_end(self) -> None:
+        self.log_dict({f"val/{k}": v for k, v in self.val_metrics.compute().items()}, sync_dist=True)
+        self.val_metrics.reset()
+
+    def on_test_epoch_start(self) -> None:
+        self._seen, self._traces = set(), {}
+
+    def test_step(self, batch: dict[str, Any], batch_idx: int) -> None:
+        pred = self(batch["video"])
+        mask = self._first_seen(batch, batch["intensity_mask"])
+        self.test_metrics.update(pred, batch["intensity"], mask)
+        self._collect_traces(batch, pred, mask)
+
+    def on_test_epoch_end(self) -> None:
+        self.log_dict({f"test/{k}": v for k, v in self.test_metrics.compute().items()})
+        self.test_metrics.reset()
+        if self.artifact_dir is not None and self._traces:
+            plot_traces(self._traces, self.au_names, Path(self.artifact_dir) / "intensity_traces.png")
+
+    def _collect_traces(self, batch: dict[str, Any], pred: torch.Tensor, mask: torch.Tensor) -> None:
+        meta = batch.get("meta")
+        frames = meta["frames"] if isinstance(meta, dict) and "frames" in meta else None
+        for i, name in enumerate(sequence_names(meta, len(pred))):
+            if name not in self._traces and len(self._traces) >= self.cfg.method.regress.trace_sequences:
+                continue
+            keep = mask[i].any(-1).cpu()
+            idx = frames[i].cpu() if frames is not None else torch.arange(pred.shape[1])
+            entry = self._traces.setdefault(name, {"frame": [], "pred": [], "target": []})
+            entry["frame"].append(idx[keep])
+            entry["pred"].append(pred[i].detach().cpu()[keep])
+            entry["target"].append(torch.where(mask[i], batch["intensity"][i], math.nan).detach().cpu()[keep])
+
+    def configure_optimizers(self):
+        r = self.cfg.method.regress
+        lr = scaled_lr(self.cfg, r.lr)
+        extractor = [p for p in self.model.encoder.parameters() if p.requires_grad]
+        rest = list(self.model.temporal.parameters()) + list(self.head.parameters())
+        groups = [{"params": rest, "lr": lr}]
+        if extractor:
+            groups.append({"params": extractor, "lr": scaled_lr(self.cfg, r.extractor_lr) if r.extractor_lr else lr})
+        return with_cosine_schedule(self, torch.optim.AdamW(groups, lr=lr, weight_decay=r.weight_decay))
+
+
+def with_cosine_schedule(module: L.LightningModule, opt: torch.optim.Optimizer) -> dict[str, Any]:
+    """Cosine decay over the stage's epochs (stepped per epoch)."""
+    epochs = max(int(module.trainer.max_epochs or 1), 1) if module._trainer is not None else 1
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=epochs)
+    return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "epoch"}}
+
+
+def sequence_names(meta: Any, batch_size: int) -> list[str]:
+    """One readable id per batch item from the collated ``meta`` (subject + sequence when present)."""
+    if not isinstance(meta, dict):
+        return [f"item{i}" for i in range(batch_size)]
+    parts = [meta[k] for k in ("subject", "sequence") if k in meta]
+    if not parts:
+        return [f"item{i}" for i in range(batch_size)]
+    return ["_".join(str(p[i]) for p in parts) for i in range(batch_size)]
+
+
+def plot_traces(traces: dict[str, dict[str, list[torch.Tensor]]], au_names: list[str], path: Path) -> Path:
+    """Prediction vs ground truth per AU over the frame index, one column per test sequence (uncoded
+    ground-truth entries are NaN and show as gaps)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    k, n = len(au_names), len(traces)
+    fig, axes = plt.subplots(k, n, figsize=(3.2 * n, 0.9 * k + 0.6), sharex="col", squeeze=False)
+    for col, (name, entry) in enumerate(traces.items()):
+        frame = torch.cat(entry["frame"])
+        order = frame.argsort()
+        frame, pred, target = frame[order], torch.cat(entry["pred"])[order], torch.cat(entry["target"])[order]
+        for row in range(k):
+            ax = axes[row, col]
+            ax.plot(frame.numpy(), target[:, row].float().numpy(), color="black", lw=1.0, label="ground truth")
+            ax.plot(frame.numpy(), pred[:, row].float().numpy(), color="tab:red", lw=1.0, label="prediction")
+            ax.set_ylim(-0.2, 5.2)
+            ax.tick_params(labelsize=6)
+            if col == 0:
+                ax.set_ylabel(au_names[row], fontsize=7)
+        axes[0, col].set_title(name, fontsize=8)
+        axes[-1, col].set_xlabel("frame", fontsize=7)
+    axes[0, 0].legend(fontsize=6, loc="upper right")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=80)
+    plt.close(fig)
+    return path
+
+
+@METHODS.register("contrastive_intensity")
+class ContrastiveIntensity(MethodSpec):
+    """Sanchez et al., ACCV 2020: contrastive spatio-temporal pretraining on unlabelled video, then
+    sparse-label AU intensity regression (see the module docstring for paper vs ours)."""
+
+    Config = ContrastiveIntensityConfig
+    default_data = "disfa"
+    task = "au_intensity"
+    data_overrides = {"task": "sequences", "image_size": 64}
+
+    def stages(self, cfg: DictConfig, ctx: RunContext) -> Iterator[Stage]:
+        m = cfg.method
+        model = None
+        if m.pretrain.enabled:
+            pre = ContrastivePretrainModule(cfg)
+            yield Stage("pretrain", pre, pretrain_datamodule(cfg), monitor="val/loss", mode="min",
+                        max_epochs=m.pretrain.max_epochs, max_steps=m.pretrain.max_steps)
+            model = pre.model  # trained (or restored) by the runner before the generator resumes
+        if model is None:
+            model = build_model(m)
+        dm, budget = regress_datamodule(cfg)
+        module = SparseIntensityRegressor(cfg, model, list(dm.au_names), budget)
+        yield Stage("regress", module, dm, monitor="val/icc_mean", mode="max", evaluate=True,
+                    max_epochs=m.regress.max_epochs, max_steps=m.regress.max_steps)
+
+
+def pretrain_datamodule(cfg: DictConfig):
+    """The unlabelled ``videos`` datamodule (root ``method.pretrain.root``), task ``clips`` (one segment
+    of clip_length + jitter consecutive frames), sharing the synthetic profile, image size and
+    normalisation with ``cfg.data``; ``method.pretrain.data`` overrides any of its keys."""
+    from data_modules import create_datamodule
+
+    p = cfg.method.pretrain
+    keys = dict(root=p.root, synthetic_profile=cfg.data.synthetic_profile,
+                synthetic_seed=cfg.data.synthetic_seed, image_size=cfg.data.image_size,
+                normalize=cfg.data.normalize, num_workers=cfg.data.num_workers, task="clips",
+                batch_size=p.batch_size,
+                clip_segments=1, clip_frames_per_segment=p.clip_length + p.temporal_jitter)
+    keys.update(_plain(p.data))
+    return create_datamodule("videos", **keys)
+
+
+def regress_datamodule(cfg: DictConfig):
+    """Stage 2 data (``cfg.data``, task ``sequences``) and, for ``label_scope=global``, the label
+    budget drawn over all training frames (the datamodule then keeps every coded label)."""
+    from data_modules import create_datamodule
+
+    scope = cfg.method.regress.label_scope
+    if scope == "per_sequence":
+        return create_datamodule(cfg.data), None
+    if scope != "global":
+        raise ValueError(f"unknown method.regress.label_scope {scope!r}; expected 'per_sequence' or 'global'")
+    dm = create_datamodule(cfg.data, label_fraction=1.0)
+    train = dm.manifest("train")
+    budget = LabelBudget(train["sequence"].astype(str).tolist(), train["frame"].tolist(),
+                         cfg.data.label_fraction, cfg.data.label_mask_seed, scope="global")
+    return dm, budget

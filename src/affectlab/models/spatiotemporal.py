@@ -1,0 +1,188 @@
+"""Spatio-temporal model of Sanchez et al., "Semi-supervised Facial Action Unit Intensity Estimation
+with Contrastive Learning" (ACCV 2020): a per-frame feature extractor followed by a temporal module.
+
+Paper [AB]: the model is "a per-frame feature extractor + a temporal module", trained in two stages
+and supervised through back-propagation through time. Everything else here is affectlab's
+reconstruction [X] (``docs/methods/contrastive_intensity.md``): the timm CNN trunk (ResNet-18 in the
+paper preset), the unidirectional GRU (default) or causal temporal transformer, the future-embedding
+predictor of the predictive contrastive loss and the intensity regressor head.
+"""
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import timm
+import torch
+from torch import nn
+
+
+def _tuplify(kwargs: dict[str, Any]) -> dict[str, Any]:
+    # YAML/OmegaConf give lists; timm expects tuples for ``channels``/``layers``.
+    return {k: tuple(v) if isinstance(v, (list, tuple)) else v for k, v in kwargs.items()}
+
+
+class FrameEncoder(nn.Module):
+    """Per-frame 2-D CNN (any timm model, global-pooled), applied independently to every frame.
+
+    ``backbone_kwargs`` go to ``timm.create_model`` (e.g. ``channels=[16, 32, 64, 128],
+    layers=[1, 1, 1, 1], stem_width=16`` turns resnet18 into a CPU-sized trunk).
+    """
+
+    def __init__(
+        self,
+        backbone: str = "resnet18",
+        pretrained: bool = False,
+        checkpoint_path: str | None = None,
+        in_chans: int = 3,
+        backbone_kwargs: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__()
+        kwargs = _tuplify(dict(backbone_kwargs or {}))
+        if checkpoint_path:
+            kwargs["pretrained_cfg_overlay"] = dict(file=str(checkpoint_path))
+            pretrained = True
+        self.net = timm.create_model(backbone, pretrained=pretrained, num_classes=0, in_chans=in_chans, **kwargs)
+        self.out_dim: int = int(self.net.num_features)
+
+    def forward(self, video: torch.Tensor) -> torch.Tensor:
+        """``video`` (B,T,C,H,W) → per-frame embeddings (B,T,D)."""
+        if video.ndim != 5:
+            raise ValueError(f"FrameEncoder expects a (B,T,C,H,W) video, got shape {tuple(video.shape)}")
+        b, t = video.shape[:2]
+        feats = self.net(video.flatten(0, 1))
+        return feats.view(b, t, -1)
+
+
+class GRUTemporal(nn.Module):
+    """Unidirectional (causal) GRU over the frame embeddings; state h_t summarises frames 1..t."""
+
+    def __init__(self, in_dim: int, hidden_dim: int = 256, num_layers: int = 1, dropout: float = 0.0) -> None:
+        super().__init__()
+        self.gru = nn.GRU(in_dim, hidden_dim, num_layers=num_layers, batch_first=True,
+                          dropout=dropout if num_layers > 1 else 0.0)
+        self.out_dim = hidden_dim
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.gru(x)[0]
+
+
+def sinusoidal_positions(length: int, dim: int, device: torch.device | None = None) -> torch.Tensor:
+    """Fixed sine/cosine position codes (Vaswani et al. 2017, Sec. 3.5), shape (length, dim)."""
+    pos = torch.arange(length, device=device, dtype=torch.float32)[:, None]
+    freq = torch.exp(torch.arange(0, dim, 2, device=device, dtype=torch.float32) * (-math.log(10000.0) / dim))
+    out = torch.zeros(length, dim, device=device)
+    out[:, 0::2] = torch.sin(pos * freq)
+    out[:, 1::2] = torch.cos(pos * freq[: dim // 2])
+    return out
+
+
+class CausalTransformerTemporal(nn.Module):
+    """Small temporal transformer with a causal mask, so state t only sees frames 1..t (option to
+    the GRU; sinusoidal positions keep it usable on sequences of any length)."""
+
+    def __init__(self, in_dim: int, hidden_dim: int = 256, num_layers: int = 2, num_heads: int = 4,
+                 dropout: float = 0.0) -> None:
+        super().__init__()
+        self.proj = nn.Linear(in_dim, hidden_dim)
+        layer = nn.TransformerEncoderLayer(hidden_dim, num_heads, dim_feedforward=2 * hidden_dim,
+                                           dropout=dropout, batch_first=True, norm_first=True)
+        self.encoder = nn.TransformerEncoder(layer, num_layers, enable_nested_tensor=False)
+        self.norm = nn.LayerNorm(hidden_dim)
+        self.out_dim = hidden_dim
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        t = x.shape[1]
+        h = self.proj(x) + sinusoidal_positions(t, self.out_dim, x.device)
+        mask = nn.Transformer.generate_square_subsequent_mask(t, device=x.device)
+        return self.norm(self.encoder(h, mask=mask, is_causal=True))
+
+
+class SpatioTemporalModel(nn.Module):
+    """Per-frame extractor + temporal module (the paper's model [AB]; module choices [X]).
+
+    ``forward(video)`` returns the frame embeddings z (B,T,D) and the temporal states h (B,T,H).
+    """
+
+    def __init__(
+        self,
+        backbone: str = "resnet18",
+        backbone_kwargs: dict[str, Any] | None = None,
+        pretrained: bool = False,
+        checkpoint_path: str | None = None,
+        temporal: str = "gru",
+        hidden_dim: int = 256,
+        num_layers: int = 1,
+        num_heads: int = 4,
+        dropout: float = 0.0,
+    ) -> None:
+        super().__init__()
+        self.encoder = FrameEncoder(backbone, pretrained, checkpoint_path, backbone_kwargs=backbone_kwargs)
+        if temporal == "gru":
+            self.temporal: nn.Module = GRUTemporal(self.encoder.out_dim, hidden_dim, num_layers, dropout)
+        elif temporal == "transformer":
+            self.temporal = CausalTransformerTemporal(self.encoder.out_dim, hidden_dim, num_layers, num_heads,
+                                                      dropout)
+        else:
+            raise ValueError(f"unknown temporal module {temporal!r}; expected 'gru' or 'transformer'")
+        self.embed_dim = self.encoder.out_dim
+        self.state_dim = hidden_dim
+
+    def forward(self, video: torch.Tensor, freeze_encoder: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+        if freeze_encoder:
+            with torch.no_grad():
+                z = self.encoder(video)
+        else:
+            z = self.encoder(video)
+        return z, self.temporal(z)
+
+
+class FuturePredictor(nn.Module):
+    """Maps the state h_t to predictions of the next ``horizon`` frame embeddings z_{t+1..t+k}
+    (one 2-layer MLP shared over time, output split into k steps; CPC/DPC-style [X])."""
+
+    def __init__(self, state_dim: int, embed_dim: int, horizon: int, hidden_dim: int | None = None) -> None:
+        super().__init__()
+        hidden_dim = hidden_dim or state_dim
+        self.horizon, self.embed_dim = horizon, embed_dim
+        self.net = nn.Sequential(nn.Linear(state_dim, hidden_dim), nn.ReLU(inplace=True),
+                                 nn.Linear(hidden_dim, horizon * embed_dim))
+
+    def forward(self, states: torch.Tensor) -> torch.Tensor:
+        """``states`` (..., H) → (..., horizon, D)."""
+        return self.net(states).unflatten(-1, (self.horizon, self.embed_dim))
+
+
+class ProjectionHead(nn.Module):
+    """SimCLR-style 2-layer MLP projection for the clip-instance discrimination variant [X]."""
+
+    def __init__(self, in_dim: int, out_dim: int = 128, hidden_dim: int | None = None) -> None:
+        super().__init__()
+        hidden_dim = hidden_dim or in_dim
+        self.net = nn.Sequential(nn.Linear(in_dim, hidden_dim), nn.ReLU(inplace=True), nn.Linear(hidden_dim, out_dim))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+
+class IntensityHead(nn.Module):
+    """Regressor from the temporal state h_t to K AU intensities (paper: "a regressor on top of the
+    spatio-temporal model" [AB]; linear/MLP and output range are [X])."""
+
+    def __init__(self, state_dim: int, num_aus: int, kind: str = "linear", output: str = "sigmoid",
+                 max_intensity: float = 5.0) -> None:
+        super().__init__()
+        if kind == "linear":
+            self.net: nn.Module = nn.Linear(state_dim, num_aus)
+        elif kind == "mlp":
+            self.net = nn.Sequential(nn.Linear(state_dim, state_dim), nn.ReLU(inplace=True),
+                                     nn.Linear(state_dim, num_aus))
+        else:
+            raise ValueError(f"unknown regressor {kind!r}; expected 'linear' or 'mlp'")
+        if output not in ("sigmoid", "linear"):
+            raise ValueError(f"unknown regressor output {output!r}; expected 'sigmoid' or 'linear'")
+        self.output, self.max_intensity = output, max_intensity
+
+    def forward(self, states: torch.Tensor) -> torch.Tensor:
+        y = self.net(states)
+        return torch.sigmoid(y) * self.max_intensity if self.output == "sigmoid" else y

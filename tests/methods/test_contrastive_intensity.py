@@ -1,0 +1,222 @@
+"""contrastive_intensity: spatio-temporal model, the two stages' LightningModules (2-step fits on
+random tensors shaped like the ``clips``/``sequences`` samples) and the method's config."""
+from __future__ import annotations
+
+import math
+
+import lightning as L
+import pytest
+import torch
+from omegaconf import OmegaConf
+from torch.utils.data import DataLoader, Dataset
+
+from affectlab.config import RootConfig
+from affectlab.losses.sparse_regression import LabelBudget
+from affectlab.methods.contrastive_intensity import (
+    ContrastiveIntensityConfig,
+    ContrastivePretrainModule,
+    SparseIntensityRegressor,
+    augment_clips,
+    build_model,
+    temporal_view,
+)
+from data_modules.base import DataConfig
+
+TINY_MODEL = {"backbone": "resnet18", "hidden_dim": 16,
+              "backbone_kwargs": {"channels": [8, 8, 16, 16], "layers": [1, 1, 1, 1], "stem_width": 8}}
+SIZE, K = 32, 3
+
+
+def make_cfg(**method):
+    cfg = OmegaConf.structured(RootConfig)
+    cfg.method = OmegaConf.structured(ContrastiveIntensityConfig)
+    cfg.data = OmegaConf.structured(DataConfig)
+    base = {"model": TINY_MODEL, "pretrain": {"clip_length": 6, "temporal_jitter": 2, "horizon": 2, "min_context": 2,
+                                              "batch_size": 4}}
+    cfg.method = OmegaConf.merge(cfg.method, base, method)
+    cfg.trainer.max_steps = 2
+    return cfg
+
+
+class _Clips(Dataset):
+    def __len__(self):
+        return 8
+
+    def __getitem__(self, i):
+        g = torch.Generator().manual_seed(i)
+        return {"video": torch.randn(8, 3, SIZE, SIZE, generator=g), "meta": {"clip": str(i)}}
+
+
+class _Sequences(Dataset):
+    """Two sequences of 20 frames cut into windows of 10; labels on frames 3 and 14 only (train)."""
+
+    def __init__(self, dense: bool):
+        self.dense = dense
+
+    def __len__(self):
+        return 4
+
+    def __getitem__(self, i):
+        g = torch.Generator().manual_seed(i)
+        seq, start = f"S{i // 2}", 10 * (i % 2)
+        frames = torch.arange(start, start + 10)
+        mask = torch.ones(10, K, dtype=torch.bool) if self.dense else torch.isin(frames, torch.tensor([3, 14]))[:, None].repeat(1, K)
+        return {"video": torch.randn(10, 3, SIZE, SIZE, generator=g), "intensity": torch.rand(10, K, generator=g) * 5,
+                "intensity_mask": mask, "meta": {"dataset": "toy", "subject": seq, "sequence": "T1", "frames": frames}}
+
+
+class _DM(L.LightningDataModule):
+    def __init__(self, kind):
+        super().__init__()
+        self.kind = kind
+        self.au_names = [f"AU{i + 1:02d}" for i in range(K)]
+
+    def _loader(self, dense):
+        ds = _Clips() if self.kind == "clips" else _Sequences(dense)
+        return DataLoader(ds, batch_size=4 if self.kind == "clips" else 2)
+
+    def train_dataloader(self):
+        return self._loader(False)
+
+    def val_dataloader(self):
+        return self._loader(True)
+
+    def test_dataloader(self):
+        return self._loader(True)
+
+
+def _fit(module, kind, steps=2):
+    trainer = L.Trainer(max_steps=steps, accelerator="cpu", logger=False, enable_checkpointing=False,
+                        enable_progress_bar=False, enable_model_summary=False, num_sanity_val_steps=0,
+                        limit_val_batches=1)
+    trainer.fit(module, datamodule=_DM(kind))
+    return trainer
+
+
+def _params(module):
+    return {k: v.detach().clone() for k, v in module.state_dict().items() if v.is_floating_point()}
+
+
+@pytest.mark.parametrize("temporal", ["gru", "transformer"])
+def test_temporal_state_is_causal(temporal):
+    torch.manual_seed(0)
+    model = build_model(OmegaConf.merge(OmegaConf.structured(ContrastiveIntensityConfig),
+                                        {"model": {**TINY_MODEL, "temporal": temporal}})).eval()
+    video = torch.randn(2, 7, 3, SIZE, SIZE)
+    z, h = model(video)
+    assert z.shape == (2, 7, model.embed_dim) and h.shape == (2, 7, 16)
+    changed = video.clone()
+    changed[:, 4:] = torch.randn(2, 3, 3, SIZE, SIZE)
+    _, h2 = model(changed)
+    assert torch.allclose(h[:, :4], h2[:, :4], atol=1e-5)
+    assert not torch.allclose(h[:, 4:], h2[:, 4:], atol=1e-3)
+
+
+def test_clip_augmentation_is_identical_over_frames_and_temporal_view_is_contiguous():
+    frame = torch.rand(3, 3, SIZE, SIZE)
+    video = frame[:, None].repeat(1, 5, 1, 1, 1)
+    out = augment_clips(video, 0.5, True, 0.3, generator=torch.Generator().manual_seed(0))
+    assert out.shape == video.shape and not torch.allclose(out, video)
+    assert torch.allclose(out[:, 1:], out[:, :1].expand_as(out[:, 1:]))
+    ramp = torch.arange(10.0)[None, :, None, None, None].expand(4, 10, 1, 2, 2)
+    view = temporal_view(ramp, 6, generator=torch.Generator().manual_seed(1))[:, :, 0, 0, 0]
+    assert torch.all(view[:, 1:] - view[:, :-1] == 1) and view.shape == (4, 6)
+    with pytest.raises(ValueError, match="clip_length"):
+        temporal_view(ramp, 11)
+
+
+@pytest.mark.parametrize("objective", ["predictive", "instance"])
+def test_pretrain_two_step_fit(objective):
+    torch.manual_seed(0)
+    module = ContrastivePretrainModule(make_cfg(pretrain={"objective": objective}))
+    before = _params(module)
+    trainer = _fit(module, "clips")
+    assert trainer.global_step == 2
+    assert math.isfinite(float(trainer.callback_metrics["train/loss"]))
+    assert math.isfinite(float(trainer.callback_metrics["val/loss"]))
+    after = _params(module)
+    assert any(not torch.equal(before[k], after[k]) for k in before if k.startswith("model.encoder"))
+    assert any(not torch.equal(before[k], after[k]) for k in before if k.startswith("model.temporal"))
+
+
+def test_pretrain_rejects_impossible_clip():
+    with pytest.raises(ValueError, match="clip_length"):
+        ContrastivePretrainModule(make_cfg(pretrain={"clip_length": 3, "horizon": 2, "min_context": 2}))
+
+
+@pytest.mark.parametrize("freeze", [True, False])
+def test_regress_two_step_fit_and_test_pass(freeze, tmp_path):
+    torch.manual_seed(0)
+    cfg = make_cfg(regress={"freeze_extractor": freeze, "trace_sequences": 2})
+    module = SparseIntensityRegressor(cfg, build_model(cfg.method), [f"AU{i + 1:02d}" for i in range(K)])
+    module.artifact_dir = tmp_path
+    before = _params(module)
+    trainer = _fit(module, "sequences")
+    after = _params(module)
+    encoder_changed = any(not torch.equal(before[k], after[k]) for k in before if k.startswith("model.encoder"))
+    assert encoder_changed is (not freeze)  # frozen: weights and BatchNorm statistics untouched
+    assert any(not torch.equal(before[k], after[k]) for k in before if k.startswith("model.temporal"))
+    assert "val/icc_mean" in trainer.callback_metrics
+    trainer.test(module, datamodule=_DM("sequences"), verbose=False)
+    metrics = trainer.callback_metrics
+    for name in ("icc", "mae", "pcc"):
+        assert {f"test/{name}_au01", f"test/{name}_au03", f"test/{name}_mean"} <= set(metrics)
+    png = tmp_path / "intensity_traces.png"
+    assert png.is_file() and png.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_regress_training_loss_uses_only_labelled_frames():
+    torch.manual_seed(0)
+    cfg = make_cfg()
+    module = SparseIntensityRegressor(cfg, build_model(cfg.method), ["AU01", "AU02", "AU03"])
+    batch = next(iter(DataLoader(_Sequences(dense=False), batch_size=2)))
+    pred = module(batch["video"])
+    pred.retain_grad()
+    from affectlab.losses.sparse_regression import masked_intensity_loss
+
+    masked_intensity_loss(pred, batch["intensity"], module.training_mask(batch)).backward()
+    labelled = torch.isin(batch["meta"]["frames"], torch.tensor([3, 14]))
+    assert torch.all(pred.grad[~labelled] == 0) and torch.all(pred.grad[labelled].abs().sum(-1) > 0)
+
+
+def test_global_label_budget_restricts_training_mask():
+    cfg = make_cfg()
+    frames = list(range(20)) * 2
+    budget = LabelBudget(["S0_T1"] * 20 + ["S1_T1"] * 20, frames, fraction=0.1, seed=0)
+    assert budget.num_frames == 40 and budget.num_labelled == 4
+    module = SparseIntensityRegressor(cfg, build_model(cfg.method), ["AU01", "AU02", "AU03"], budget)
+    batch = next(iter(DataLoader(_Sequences(dense=True), batch_size=4)))
+    batch["meta"]["sequence"] = [f"{s}_T1" for s in batch["meta"]["subject"]]
+    mask = module.training_mask(batch)
+    assert int(mask.any(-1).sum()) == 4
+    for i, seq in enumerate(batch["meta"]["sequence"]):
+        chosen = set(budget.labelled[seq].tolist())
+        for t, f in enumerate(batch["meta"]["frames"][i].tolist()):
+            assert bool(mask[i, t].all()) is (f in chosen)
+    with pytest.raises(KeyError, match="not in the training manifest"):
+        budget.mask(["S9"], torch.zeros(1, 3, dtype=torch.long))
+
+
+def test_overlapping_evaluation_windows_count_each_frame_once():
+    cfg = make_cfg()
+    module = SparseIntensityRegressor(cfg, build_model(cfg.method), ["AU01", "AU02", "AU03"])
+    mask = torch.ones(2, 4, K, dtype=torch.bool)
+    batch = {"meta": {"subject": ["S1", "S1"], "sequence": ["T1", "T1"],
+                      "frames": torch.tensor([[0, 1, 2, 3], [2, 3, 4, 5]])}}
+    module.on_validation_epoch_start()
+    kept = module._first_seen(batch, mask)
+    assert kept[0].all() and not kept[1, :2].any() and kept[1, 2:].all()
+
+
+def test_method_config_presets_compose():
+    from affectlab.config import ConfigError, compose
+
+    cfg = compose(["METHOD=contrastive_intensity"])
+    assert (cfg.data.name, cfg.data.task, cfg.data.label_fraction) == ("disfa", "sequences", 0.02)
+    assert cfg.method.pretrain.objective == "predictive" and cfg.method.model.temporal == "gru"
+    paper = compose(["EXP=contrastive_intensity_paper"])
+    assert paper.method.model.backbone_kwargs is None and paper.data.image_size == 112
+    bp4d = compose(["METHOD=contrastive_intensity", "DATA=bp4d", "method.regress.freeze_extractor=true"])
+    assert bp4d.data.task == "sequences" and bp4d.method.regress.freeze_extractor is True
+    with pytest.raises(ConfigError, match="label_fractoin"):
+        compose(["METHOD=contrastive_intensity", "method.regress.label_fractoin=0.1"])

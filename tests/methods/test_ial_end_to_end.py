@@ -1,0 +1,53 @@
+"""`affectlab train METHOD=ial` through the runner on a miniature DFEW release (official layout):
+two optimisation steps, the results record, the confusion-matrix artefact."""
+import json
+
+import cv2
+import numpy as np
+
+from affectlab.config import compose
+from affectlab.engine.runner import train
+
+
+def _write_dfew(root, n_clips=28, seed=0):
+    """DFEW layout: ``Clip/clip_224x224/<id>/<id>_<k>.jpg`` and 1-based ``set_k.csv`` split files."""
+    rng = np.random.default_rng(seed)
+    labels = np.arange(n_clips) % 7
+    for i, y in enumerate(labels):
+        d = root / "Clip" / "clip_224x224" / f"{i + 1:05d}"
+        d.mkdir(parents=True)
+        for k in range(int(rng.integers(5, 9))):
+            img = (rng.random((48, 48, 3)) * 60).astype(np.uint8)
+            img[6 * y:6 * y + 6] += 150
+            cv2.imwrite(str(d / f"{i + 1:05d}_{k + 1:05d}.jpg"), img)
+    for fold in range(1, 6):
+        test = set(range(fold - 1, n_clips, 5))
+        for role, ids in (("train", [j for j in range(n_clips) if j not in test]), ("test", sorted(test))):
+            p = root / "EmoLabel_DataSplit" / f"{role}(single-labeled)"
+            p.mkdir(parents=True, exist_ok=True)
+            (p / f"set_{fold}.csv").write_text("video_name,label\n" + "".join(f"{j + 1},{labels[j] + 1}\n" for j in ids))
+    return labels
+
+
+def test_train_two_steps_through_runner(tmp_path):
+    labels = _write_dfew(tmp_path / "DFEW")
+    cfg = compose([
+        "METHOD=ial", f"data.root={tmp_path / 'DFEW'}", f"run_root={tmp_path / 'runs'}", "data.image_size=32",
+        "data.clip_segments=4", "data.batch_size=4", "data.num_workers=0", "trainer.max_steps=2",
+        "trainer.max_epochs=1", "logger.wandb.enabled=false", "leaderboard.enabled=false",
+        "trainer.enable_progress_bar=false", "data.train_transforms=[{name: RandomResizedCrop, size: [32, 32], scale: [0.85, 1.0]}]",
+    ])
+    record = train(cfg)
+    assert record["method"] == "ial" and record["dataset"] == "dfew" and record["selected_on"] == "val"
+    assert {"uar", "war", "recall_happy", "recall_fear"} <= set(record["metrics"])
+    run = tmp_path / "runs" / "ial" / "dfew"
+    run_dir = next(run.iterdir())
+    assert json.loads((run_dir / "stages" / "supervised" / "done.json").read_text())["monitor"] == "val/uar"
+    csv = (run_dir / "artifacts" / "confusion_matrix_fold1.csv").read_text().strip().splitlines()
+    counts = np.array([[int(v) for v in line.split(",")[1:]] for line in csv[1:]])
+    n_test = len(range(0, len(labels), 5))
+    assert counts.sum() == n_test  # every fold-1 test clip counted once
+    assert np.array_equal(counts.sum(1), np.bincount(labels[::5], minlength=7))  # rows are true classes
+    war = np.trace(counts) / counts.sum()
+    assert abs(record["metrics"]["war"] - war) < 1e-6
+    assert (run_dir / "artifacts" / "confusion_matrix_fold1.png").stat().st_size > 1000
