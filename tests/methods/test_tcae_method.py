@@ -151,3 +151,12 @@ def test_configs_compose_and_the_paper_experiment_has_the_official_network():
     assert small.data.image_size == small.method.model.image_size == 64
     with pytest.raises(ConfigError, match="image_size"):
         net_config(compose(["METHOD=tcae", "data.image_size=112"]))
+
+
+def test_real_probe_data_without_a_pretraining_root_is_refused(tmp_path):
+    from affectlab.config import ConfigError, compose
+    from affectlab.methods.tcae import pretrain_datamodule
+
+    cfg = compose(["METHOD=tcae", f"data.root={tmp_path}"])
+    with pytest.raises(ConfigError, match="pretrain_root"):
+        pretrain_datamodule(cfg)
