@@ -1,0 +1,134 @@
+"""Procedural synthetic face-video generator writing BP4D, DISFA, DFEW, FERV39k and unlabeled videos
+in their official on-disk layouts, with a per-frame ground-truth table (see docs/synthetic.md)."""
+from __future__ import annotations
+
+import fcntl
+import gzip
+import os
+import shutil
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from . import writers as W
+
+GENERATOR_VERSION = "1"
+DATASETS = ("bp4d", "disfa", "dfew", "ferv39k", "videos")
+RELEASE_DIR = {"bp4d": "BP4D", "disfa": "DISFA", "dfew": "DFEW", "ferv39k": "FERV39k", "videos": "videos"}
+
+
+def _jobs(name: str, prof: W.Profile, seed: int):
+    if name == "bp4d":
+        return [(W.bp4d_job, (s,)) for s in W.BP4D_SUBJECTS], None
+    if name == "disfa":
+        return [(W.disfa_job, (s,)) for s in W.DISFA_SUBJECTS], None
+    if name == "dfew":
+        rng, labels, lengths = W._clip_plan(prof, seed, "dfew")
+        ids = np.cumsum(1 + (rng.random(len(labels)) < 0.1))       # 5-digit ids with gaps
+        return [(W.dfew_job, (int(i), int(l), int(n))) for i, l, n in zip(ids, labels, lengths)], (ids, labels)
+    if name == "ferv39k":
+        _, jobs = W.ferv_plan(prof, seed)
+        return [(W.ferv_job, j) for j in jobs], jobs
+    if name == "videos":
+        return [(W.video_job, (i,)) for i in range(prof.video_ids)], None
+    raise ValueError(f"unknown synthetic dataset {name!r}; expected one of {DATASETS}")
+
+
+def _run(args):
+    fn, root, prof, seed, a = args
+    return fn(root, prof, seed, *a)
+
+
+def _write_gt(path: Path, rows: list[dict]):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    df = pd.DataFrame(rows)
+    with open(path, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", mtime=0, filename="") as gz:
+        gz.write(df.to_csv(index=False).encode())
+
+
+def generate(out: Path | str, datasets: list[str] | None = None, profile: str = "quick", seed: int = 0,
+             progress: bool = False, workers: int | None = None) -> Path:
+    """Write the requested synthetic datasets under `out` with ground truth and completion markers."""
+    out = Path(out)
+    if profile not in W.PROFILES:
+        raise ValueError(f"unknown profile {profile!r}; expected one of {sorted(W.PROFILES)}")
+    prof = W.PROFILES[profile]
+    names = list(datasets) if datasets else list(DATASETS)
+    for n in names:
+        if n not in DATASETS:
+            raise ValueError(f"unknown synthetic dataset {n!r}; expected one of {DATASETS}")
+    out.mkdir(parents=True, exist_ok=True)
+    plans = {n: _jobs(n, prof, seed) for n in names}
+    tasks = [(n, (fn, out, prof, seed, a)) for n in names for fn, a in plans[n][0]]
+    if workers is None:
+        workers = 1 if profile == "tiny" else min(2, os.cpu_count() or 1)
+    bar = None
+    if progress:
+        from tqdm import tqdm
+        bar = tqdm(total=len(tasks), desc=f"synth {profile}", unit="job")
+    results: dict[str, list] = {n: [] for n in names}
+    if workers > 1:
+        with ProcessPoolExecutor(workers) as ex:
+            for (n, _), rows in zip(tasks, ex.map(_run, [t for _, t in tasks], chunksize=4)):
+                results[n].extend(rows)
+                if bar:
+                    bar.update()
+    else:
+        for n, t in tasks:
+            results[n].extend(_run(t))
+            if bar:
+                bar.update()
+    if bar:
+        bar.close()
+    for n in names:
+        if n == "dfew":
+            ids, labels = plans[n][1]
+            W.write_dfew_splits(out, ids, labels, seed)
+        if n == "ferv39k":
+            W.write_ferv_splits(out, plans[n][1], seed)
+        _write_gt(out / "groundtruth" / f"{n}.csv.gz", results[n])
+        (out / f".complete-{n}").write_text(f"{GENERATOR_VERSION}\n")
+    return out
+
+
+def synthetic_root(profile: str = "quick", seed: int = 0) -> Path:
+    base = Path(os.environ.get("AFFECTLAB_SYNTH_DIR", Path.home() / ".cache" / "affectlab" / "synthetic"))
+    return base / f"v{GENERATOR_VERSION}" / f"{profile}-seed{seed}"
+
+
+def ensure_synthetic(profile: str = "quick", seed: int = 0, datasets=None, progress: bool = False) -> Path:
+    """Root of the cached synthetic copy, generating missing datasets first under a file lock.
+
+    Each dataset is generated in a temporary folder beside the root and moved in, then its marker
+    `.complete-<name>` is written, so concurrent processes (DDP ranks) never see half a dataset.
+    """
+    root = synthetic_root(profile, seed)
+    root.mkdir(parents=True, exist_ok=True)
+    names = list(datasets) if datasets else list(DATASETS)
+    missing = [n for n in names if not (root / f".complete-{n}").exists()]
+    if not missing:
+        return root
+    with open(root / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            for n in names:
+                if (root / f".complete-{n}").exists():
+                    continue
+                tmp = root.parent / f".tmp-{root.name}-{n}-{os.getpid()}"
+                shutil.rmtree(tmp, ignore_errors=True)
+                generate(tmp, [n], profile, seed, progress=progress)
+                dst = root / RELEASE_DIR[n]
+                shutil.rmtree(dst, ignore_errors=True)
+                os.replace(tmp / RELEASE_DIR[n], dst)
+                (root / "groundtruth").mkdir(exist_ok=True)
+                os.replace(tmp / "groundtruth" / f"{n}.csv.gz", root / "groundtruth" / f"{n}.csv.gz")
+                os.replace(tmp / f".complete-{n}", root / f".complete-{n}")
+                shutil.rmtree(tmp, ignore_errors=True)
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+    return root
+
+
+__all__ = ["GENERATOR_VERSION", "DATASETS", "generate", "ensure_synthetic", "synthetic_root"]

@@ -1,0 +1,336 @@
+"""Writers of the official on-disk layouts (datasets.md §1.7, §2.8, §3.8, §4.7) from the shared state."""
+from __future__ import annotations
+
+import io
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+import scipy.io
+
+from .face import AUS, L49, L66, Pose, rotation, sample_identity
+from .labels import (BP4D_AUS, BP4D_INT_AUS, CLASSES, DFEW_SHARES, DISFA_AUS, FERV_SHARES, bp4d_state,
+                     bp4d_subject_weights, class_counts, disfa_state, expression_state, levels, pose_track)
+from .render import render_face
+
+BP4D_SUBJECTS = [f"F{i:03d}" for i in range(1, 24)] + [f"M{i:03d}" for i in range(1, 19)]
+BP4D_TASKS = [f"T{i}" for i in range(1, 9)]
+DISFA_SUBJECTS = ["SN%03d" % i for i in (1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 16, 17, 18, 21, 23, 24,
+                                         25, 26, 27, 28, 29, 30, 31, 32)]
+FERV_SCENES = ["Action", "Argue", "Business", "Conflict", "Contest", "Crime", "Crisis", "DailyLife",
+               "ElegantArt", "Experiment", "History", "Interview", "Liveshow", "Medicine", "OfficialEvent",
+               "ScholarReport", "School", "Social", "Speech", "Talkshow", "Terror", "War"]
+LOWRES_SCENES = {"Crime", "War", "Terror", "Crisis", "History"}
+
+
+@dataclass(frozen=True)
+class Profile:
+    name: str
+    bp4d_frames: int
+    bp4d_size: tuple[int, int]
+    disfa_frames: int
+    disfa_size: tuple[int, int]
+    dfew_clips: int
+    dfew_len: tuple[int, int]
+    ferv_clips: int
+    ferv_len: tuple[int, int]
+    ferv_scenes: int
+    clip_size: int
+    video_ids: int
+    video_frames: int
+    min_per_class: int
+
+
+PROFILES = {
+    "tiny": Profile("tiny", 3, (48, 64), 12, (64, 48), 140, (3, 8), 140, (3, 6), 4, 48, 3, 6, 5),
+    "quick": Profile("quick", 18, (96, 128), 200, (128, 96), 700, (10, 24), 1000, (8, 24), 8, 112, 20, 24, 3),
+    "full": Profile("full", 450, (120, 160), 4845, (160, 120), 11697, (40, 120), 38935, (15, 40), 22, 112,
+                    200, 64, 0),
+}
+
+
+def rng_for(seed: int, *key) -> np.random.Generator:
+    parts = [zlib.crc32(str(k).encode()) for k in key]
+    return np.random.default_rng(np.random.SeedSequence([seed, *parts]))
+
+
+def _jpg(path: Path, img: np.ndarray, quality: int = 92):
+    ok, buf = cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, int(quality)])
+    if not ok:
+        raise RuntimeError(f"JPEG encoding failed for {path}")
+    path.write_bytes(buf.tobytes())
+
+
+_MAT_HEADER = b"MATLAB 5.0 MAT-file, written by affectlab.synth (synthetic stand-in)"
+
+
+def _savemat(path: Path, data: dict):
+    """scipy.io.savemat with the timestamped text header replaced, so files are byte-reproducible."""
+    bio = io.BytesIO()
+    scipy.io.savemat(bio, data, format="5", do_compression=False, oned_as="row")
+    raw = bytearray(bio.getvalue())
+    raw[:116] = _MAT_HEADER.ljust(116, b" ")
+    path.write_bytes(bytes(raw))
+
+
+def _gt_rows(dataset, subject, sequence, frames, paths, U, poses, identity, expression="", band="", lms=None):
+    rows = []
+    for i, f in enumerate(frames):
+        r = {"dataset": dataset, "subject": subject, "sequence": sequence, "frame": int(f), "path": paths[i]}
+        r.update({f"au{a:02d}": round(float(U[i, k]), 4) for k, a in enumerate(AUS)})
+        r.update(dict(zip(("yaw", "pitch", "roll", "scale", "tx", "ty"), (round(float(x), 4) for x in poses[i]))))
+        r.update(identity=identity, expression=expression, band=band)
+        lm = lms[i]
+        r.update({f"lm_x{j}": round(float(lm[j, 0]), 3) for j in range(68)})
+        r.update({f"lm_y{j}": round(float(lm[j, 1]), 3) for j in range(68)})
+        rows.append(r)
+    return rows
+
+
+def _render_track(ident, U, blink, poses, size, rng, wild=False, quality=92, downup=1):
+    light = (rng.uniform(-0.12, 0.12), rng.uniform(-0.08, 0.08))
+    noise = rng.uniform(2, 5) if wild else 1.5
+    out = []
+    for i in range(len(U)):
+        p = Pose(*poses[i])
+        out.append(render_face(ident, U[i], p, size, blink=float(blink[i]), rng=rng, noise=noise,
+                               light=light, downup=downup))
+    return out
+
+
+# ------------------------------------------------------------------------------------------ BP4D
+def bp4d_job(root: Path, prof: Profile, seed: int, subject: str) -> list[dict]:
+    rel = Path("BP4D")
+    ident = sample_identity(rng_for(seed, "bp4d-id", subject))
+    rows = []
+    w, h = prof.bp4d_size
+    for task in BP4D_TASKS:
+        rng = rng_for(seed, "bp4d", subject, task)
+        U, blink = bp4d_state(rng, task, prof.bp4d_frames, bp4d_subject_weights(rng, task))
+        n = len(U)
+        start = 1 if rng.random() < 0.36 else int(rng.integers(2, 2400))
+        frames = np.arange(start, start + n)
+        poses = pose_track(rng, n, False, 0.24 * w, (w, h))
+        seq_dir = root / rel / "Sequences(2D+3D)" / subject / task
+        seq_dir.mkdir(parents=True, exist_ok=True)
+        rendered = _render_track(ident, U, blink, poses, (w, h), rng)
+        paths, lms = [], []
+        for f, (img, lm) in zip(frames, rendered):
+            name = f"{f:04d}.jpg"
+            _jpg(seq_dir / name, img, 92)
+            paths.append(f"Sequences(2D+3D)/{subject}/{task}/{name}")
+            lms.append(lm)
+        L = levels(U)
+        occ = np.full((n, 99), 9, dtype=np.int64)
+        for k, au in enumerate(AUS):
+            if au <= 39 and au not in (3, 8, 21, 25, 26):
+                occ[:, au - 1] = (L[:, k] >= 1).astype(int)
+        coded = [a for a in range(1, 40) if a not in (3, 8, 21, 25, 26)]
+        for a in coded:
+            if a not in AUS:
+                occ[:, a - 1] = 0
+        occ_dir = root / rel / "AUCoding" / "AU_OCC"
+        occ_dir.mkdir(parents=True, exist_ok=True)
+        lines = [",".join(str(i) for i in range(100))]
+        lines += [f"{f}," + ",".join(map(str, occ[i])) for i, f in enumerate(frames)]
+        (occ_dir / f"{subject}_{task}.csv").write_text("\n".join(lines) + "\n")
+        missing = rng.random(n) < 0.03
+        for au in BP4D_INT_AUS:
+            d = root / rel / "AUCoding" / "AU_INT" / f"AU{au:02d}"
+            d.mkdir(parents=True, exist_ok=True)
+            codes = np.where(missing, 9, L[:, AUS.index(au)])
+            (d / f"{subject}_{task}_AU{au:02d}.csv").write_text(
+                "".join(f"{f},{c}\n" for f, c in zip(frames, codes)))
+        fit = np.empty((n, 1), dtype=[("pred", object), ("pose", object)])
+        empty = rng.random(n) < 0.04
+        for i in range(n):
+            fit[i, 0]["pred"] = np.zeros((0, 0)) if empty[i] else (lms[i][L49] + 1.0)
+            fit[i, 0]["pose"] = {"rot": rotation(*poses[i][:3]), "angle": np.asarray(poses[i][[1, 0, 2]])[None]}
+        fdir = root / rel / "2DFeatures"
+        fdir.mkdir(parents=True, exist_ok=True)
+        _savemat(fdir / f"{subject}_{task}.mat", {"fit": fit})
+        rows += _gt_rows("bp4d", subject, task, frames, paths, U, poses, f"bp4d-{subject}", lms=lms)
+    return rows
+
+
+# ----------------------------------------------------------------------------------------- DISFA
+def disfa_job(root: Path, prof: Profile, seed: int, subject: str) -> list[dict]:
+    rel = root / "DISFA"
+    rng = rng_for(seed, "disfa", subject)
+    ident = sample_identity(rng_for(seed, "disfa-id", subject))
+    n = prof.disfa_frames - (1 if subject == "SN010" else 0)
+    U, blink = disfa_state(rng, n)
+    w, h = prof.disfa_size
+    poses = pose_track(rng, n, False, 0.2 * w, (w, h))
+    left = _render_track(ident, U, blink, poses, (w, h), rng)
+    rposes = poses.copy()
+    rposes[:, 0] += 20.0
+    right = _render_track(ident, U, blink, rposes, (w, h), rng)
+    for folder, name, frames in (("Videos_LeftCamera", f"LeftVideo{subject}_comp.avi", left),
+                                 ("Video_RightCamera", f"RightVideo{subject}_comp.avi", right)):
+        d = rel / folder
+        d.mkdir(parents=True, exist_ok=True)
+        vw = cv2.VideoWriter(str(d / name), cv2.CAP_OPENCV_MJPEG, cv2.VideoWriter_fourcc(*"MJPG"), 20.0, (w, h))
+        if not vw.isOpened():
+            raise RuntimeError(f"cannot open an MJPG VideoWriter for {d / name}")
+        for img, _ in frames:
+            vw.write(img)
+        vw.release()
+    L = levels(U)
+    ld = rel / "ActionUnit_Labels" / subject
+    ld.mkdir(parents=True, exist_ok=True)
+    for au in DISFA_AUS:
+        (ld / f"{subject}_au{au}.txt").write_text("".join(f"{t + 1},{L[t, AUS.index(au)]}\n" for t in range(n)))
+    md = rel / "Landmark_Points" / subject / "tmp_frame_lm"
+    md.mkdir(parents=True, exist_ok=True)
+    for t, (_, lm) in enumerate(left):
+        _savemat(md / f"{subject}_{t:04d}_lm.mat", {"pts": lm[L66]})
+    paths = [f"Videos_LeftCamera/LeftVideo{subject}_comp.avi#{t}" for t in range(n)]
+    return _gt_rows("disfa", subject, "left", np.arange(1, n + 1), paths, U, poses, f"disfa-{subject}",
+                    lms=[lm for _, lm in left])
+
+
+# ------------------------------------------------------------------------------- class clip sets
+def _clip_plan(prof: Profile, seed: int, dataset: str):
+    rng = rng_for(seed, dataset, "plan")
+    n = prof.dfew_clips if dataset == "dfew" else prof.ferv_clips
+    shares = DFEW_SHARES if dataset == "dfew" else FERV_SHARES
+    counts = class_counts(n, shares, prof.min_per_class)
+    labels = np.repeat(np.arange(7), counts)
+    rng.shuffle(labels)
+    lo, hi = prof.dfew_len if dataset == "dfew" else prof.ferv_len
+    lengths = rng.integers(lo, hi + 1, n)
+    if dataset == "dfew":   # a few clips longer than 16 frames, a few shorter
+        lengths[rng.choice(n, max(2, n // 20), replace=False)] = 17 if prof.name == "tiny" else hi + 8
+    return rng, labels, lengths
+
+
+def dfew_job(root: Path, prof: Profile, seed: int, clip_id: int, label: int, length: int) -> list[dict]:
+    rng = rng_for(seed, "dfew", clip_id)
+    ident = sample_identity(rng_for(seed, "dfew-id", clip_id), wild=True)
+    cls = CLASSES[label]
+    U, blink, band = expression_state(rng, cls, length, length * 4)
+    s = prof.clip_size
+    poses = pose_track(rng, length, True, 0.31 * s, (s, s))
+    frames = _render_track(ident, U, blink, poses, (s, s), rng, wild=True)
+    cid = f"{clip_id:05d}"
+    d = root / "DFEW" / "Clip" / "clip_224x224" / cid
+    d16 = root / "DFEW" / "Clip" / "clip_224x224_16f" / cid
+    d.mkdir(parents=True, exist_ok=True)
+    d16.mkdir(parents=True, exist_ok=True)
+    q = int(rng.integers(60, 95))
+    paths = []
+    for t, (img, _) in enumerate(frames):
+        _jpg(d / f"{cid}_{t + 1:05d}.jpg", img, q)
+        paths.append(f"Clip/clip_224x224/{cid}/{cid}_{t + 1:05d}.jpg")
+    lms = [lm for _, lm in frames]
+    rows = _gt_rows("dfew", cid, cid, np.arange(1, length + 1), paths, U, poses, f"dfew-{cid}", cls, band, lms)
+    ix = np.linspace(0, length - 1, 16).round().astype(int)
+    p16 = []
+    for j, t in enumerate(ix):
+        (d16 / f"{j + 1}.jpg").write_bytes((d / f"{cid}_{t + 1:05d}.jpg").read_bytes())
+        p16.append(f"Clip/clip_224x224_16f/{cid}/{j + 1}.jpg")
+    rows += _gt_rows("dfew", cid, cid + "_16f", np.arange(1, 17), p16, U[ix], poses[ix], f"dfew-{cid}", cls,
+                     band, [lms[t] for t in ix])
+    return rows
+
+
+def write_dfew_splits(root: Path, ids: np.ndarray, labels: np.ndarray, seed: int):
+    """Five disjoint test folds stratified by class; train = complement (datasets.md §3.3)."""
+    rng = rng_for(seed, "dfew", "folds")
+    fold = np.zeros(len(ids), dtype=int)
+    offset = 0
+    for c in range(7):
+        members = rng.permutation(np.flatnonzero(labels == c))
+        fold[members] = (np.arange(len(members)) + offset) % 5
+        offset += len(members)
+    for split in ("train", "test"):
+        d = root / "DFEW" / "EmoLabel_DataSplit" / f"{split}(single-labeled)"
+        d.mkdir(parents=True, exist_ok=True)
+        for k in range(5):
+            sel = (fold == k) if split == "test" else (fold != k)
+            lines = ["video_name,label"] + [f"{i},{l + 1}" for i, l in zip(ids[sel], labels[sel])]
+            (d / f"set_{k + 1}.csv").write_text("\n".join(lines) + "\n")
+
+
+def ferv_job(root: Path, prof: Profile, seed: int, scene: str, label: int, clip_no: int, length: int):
+    key = f"{scene}/{CLASSES[label]}/{clip_no:04d}"
+    rng = rng_for(seed, "ferv39k", key)
+    ident = sample_identity(rng_for(seed, "ferv39k-id", key), wild=True)
+    cls = CLASSES[label]
+    U, blink, band = expression_state(rng, cls, length, length * 3)
+    s = prof.clip_size
+    poses = pose_track(rng, length, True, 0.31 * s, (s, s))
+    low = scene in LOWRES_SCENES
+    frames = _render_track(ident, U, blink, poses, (s, s), rng, wild=True, downup=int(rng.integers(2, 4)) if low else 1)
+    d = root / "FERV39k" / "2_ClipsforFaceCrop" / key
+    d.mkdir(parents=True, exist_ok=True)
+    q = int(rng.integers(40, 70) if low else rng.integers(70, 95))
+    paths = []
+    for t, (img, _) in enumerate(frames):
+        _jpg(d / f"{t + 1:02d}.jpg", img, q)
+        paths.append(f"2_ClipsforFaceCrop/{key}/{t + 1:02d}.jpg")
+    return _gt_rows("ferv39k", scene, key, np.arange(1, length + 1), paths, U, poses, f"ferv39k-{key}", cls,
+                    band, [lm for _, lm in frames])
+
+
+def ferv_plan(prof: Profile, seed: int):
+    rng, labels, lengths = _clip_plan(prof, seed, "ferv39k")
+    scenes = FERV_SCENES[:: max(1, len(FERV_SCENES) // prof.ferv_scenes)][: prof.ferv_scenes]
+    scene_of = np.array([scenes[i % len(scenes)] for i in range(len(labels))])
+    rng.shuffle(scene_of)
+    counter: dict = {}
+    jobs = []
+    for sc, lab, ln in zip(scene_of, labels, lengths):
+        k = (sc, int(lab))
+        counter[k] = counter.get(k, -1) + 1
+        jobs.append((str(sc), int(lab), counter[k], int(ln)))
+    return rng, jobs
+
+
+def write_ferv_splits(root: Path, jobs, seed: int):
+    rng = rng_for(seed, "ferv39k", "split")
+    groups: dict = {}
+    for j in jobs:
+        groups.setdefault((j[0], j[1]), []).append(j)
+    train, test = [], []
+    for key in sorted(groups):
+        g = groups[key]
+        perm = rng.permutation(len(g))
+        n_test = int(round(len(g) * 0.2))
+        for r, i in enumerate(perm):
+            line = f"{g[i][0]}/{CLASSES[g[i][1]]}/{g[i][2]:04d} {CLASSES[g[i][1]]}"
+            (test if r < n_test else train).append(line)
+    d = root / "FERV39k" / "4_setups" / "All_scenes"
+    d.mkdir(parents=True, exist_ok=True)
+    for name, lines in (("train_All.csv", train), ("test_All.csv", test)):
+        order = rng.permutation(len(lines))
+        (d / name).write_text("".join(lines[i] + "\n" for i in order))
+
+
+# ---------------------------------------------------------------------------------------- videos
+def video_job(root: Path, prof: Profile, seed: int, ident_no: int) -> list[dict]:
+    ident = sample_identity(rng_for(seed, "videos-id", ident_no), wild=True)
+    pid = f"id{ident_no + 10001:05d}"
+    rows = []
+    from .labels import bp4d_state, bp4d_subject_weights
+    for v in range(2):
+        rng = rng_for(seed, "videos", ident_no, v)
+        vid = "".join(rng.choice(list("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-"), 11))
+        task = BP4D_TASKS[int(rng.integers(8))]
+        n = prof.video_frames
+        U, blink = bp4d_state(rng, task, n, bp4d_subject_weights(rng, task), seconds=n)  # ~1 fps, as TCAE
+        s = prof.clip_size
+        poses = pose_track(rng, n, True, 0.31 * s, (s, s))
+        frames = _render_track(ident, U, blink, poses, (s, s), rng, wild=True)
+        d = root / "videos" / pid / vid / "00001"
+        d.mkdir(parents=True, exist_ok=True)
+        paths = []
+        for t, (img, _) in enumerate(frames):
+            _jpg(d / f"{t + 1:05d}.jpg", img, 90)
+            paths.append(f"{pid}/{vid}/00001/{t + 1:05d}.jpg")
+        rows += _gt_rows("videos", pid, f"{vid}/00001", np.arange(1, n + 1), paths, U, poses, f"videos-{pid}",
+                         lms=[lm for _, lm in frames])
+    return rows
