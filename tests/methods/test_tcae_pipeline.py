@@ -19,8 +19,8 @@ def overrides(synth_root, tmp_path, *extra):
         "METHOD=tcae", f"data.root={synth_root / 'BP4D'}", f"method.pretrain_root={synth_root / 'videos'}",
         f"run_root={tmp_path}", "logger.wandb.enabled=false", "leaderboard.enabled=false",
         "trainer.enable_progress_bar=false", "data.num_workers=0", "data.limit_items=64",
-        "trainer.limit_train_batches=2", "trainer.limit_val_batches=1", "method.pretrain_batch_size=8",
-        "method.pretrain_eval_batch_size=8", "method.grid_rows=2", *extra,
+        "trainer.limit_train_batches=2", "trainer.limit_val_batches=1", "method.pretrain_batch_size=2",
+        "method.pretrain_eval_batch_size=2", "method.grid_rows=2", "data.batch_size=16", *extra,
     ]
 
 
