@@ -1,7 +1,8 @@
 """Evidence that TCAE learned something, on the synthetic data (prints tables; not a timed test).
 
 1. Linear probe (BatchNorm1d + bias-free Linear, BCE) on frozen φ: pretrained encoder vs the same
-   architecture at random initialisation vs the trivial all-positive predictor, per-AU F1 on BP4D test.
+   architecture at random initialisation (BatchNorm statistics estimated on the probe's training
+   images, no training) vs the trivial all-positive predictor, per-AU F1 on BP4D test.
 2. Disentanglement against the generator's ground truth (``groundtruth/BP4D.csv.gz``): ridge
    regression R² (fit on train subjects, scored on test subjects) φ→AU intensities vs ψ→AU and
    ψ→head pose vs φ→pose.
@@ -53,6 +54,22 @@ def embed(encoder: nn.Module, dataset, batch_size: int = 128, workers: int = 1) 
                                    for k, v in meta.items() if k in ("index", "subject", "sequence", "frame")}))
     return {"phi": torch.cat(phis), "psi": torch.cat(psis), "au": torch.cat(aus), "mask": torch.cat(masks),
             "meta": pd.concat(metas, ignore_index=True)}
+
+
+@torch.no_grad()
+def calibrate_batchnorm(encoder: nn.Module, dataset, batches: int = 20, batch_size: int = 64) -> None:
+    """Estimate BatchNorm running statistics on real inputs without any training, so that a randomly
+    initialised encoder is a fair baseline (unit running variance would mis-scale every layer)."""
+    encoder.train()
+    for m in encoder.modules():
+        if isinstance(m, nn.modules.batchnorm._BatchNorm):
+            m.reset_running_stats()
+            m.momentum = None  # cumulative average
+    for i, batch in enumerate(DataLoader(dataset, batch_size=batch_size, shuffle=True)):
+        if i >= batches:
+            break
+        encoder(batch["image"].float())
+    encoder.eval()
 
 
 def fit_probe(train: dict, val: dict, test: dict, au_names: list[str], epochs: int, lr: float, seed: int) -> dict:
@@ -175,6 +192,7 @@ def main(argv: list[str] | None = None) -> int:
     load_pretrained(pretrained, ckpt)
     torch.manual_seed(args.seed)
     random_init = TCAE(net_config(cfg))
+    calibrate_batchnorm(random_init.encoder, dm.dataset("train"))
     encoders = {"pretrained": pretrained.encoder.eval(), "random init": random_init.encoder.eval()}
     feats = {name: {split: embed(enc, dm.dataset(split), workers=cfg.data.num_workers)
                     for split in ("train", "val", "test")} for name, enc in encoders.items()}

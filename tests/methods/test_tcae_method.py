@@ -146,8 +146,22 @@ def test_configs_compose_and_the_paper_experiment_has_the_official_network():
     paper = compose(["EXP=tcae_paper"])
     assert paper.method.name == "tcae" and paper.data.image_size == 256 and paper.data.normalize == "zero_one"
     assert (paper.method.lr, paper.method.momentum, paper.method.curriculum_patience) == (0.001, 0.9, 15)
+    # nothing of the CPU preset (method/tcae.yaml is merged first) leaks into the official experiment
+    official = TCAEConfig()
+    for key in ("pretrain_epochs", "pretrain_max_steps", "pretrain_val_every_n_epochs", "pretrain_batch_size",
+                "probe_max_steps", "jitter_crop_min", "jitter_crop_max", "curriculum_start"):
+        assert paper.method[key] == getattr(official, key), key
     assert count_parameters(TCAE(net_config(paper))) == 14_717_094
     small = compose(["METHOD=tcae"])
     assert small.data.image_size == small.method.model.image_size == 64
     with pytest.raises(ConfigError, match="image_size"):
         net_config(compose(["METHOD=tcae", "data.image_size=112"]))
+
+
+def test_real_probe_data_without_a_pretraining_root_is_refused(tmp_path):
+    from affectlab.config import ConfigError, compose
+    from affectlab.methods.tcae import pretrain_datamodule
+
+    cfg = compose(["METHOD=tcae", f"data.root={tmp_path}"])
+    with pytest.raises(ConfigError, match="pretrain_root"):
+        pretrain_datamodule(cfg)

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator, Optional
+from typing import Iterator, Optional
 
 import lightning as L
 import numpy as np
@@ -41,6 +41,9 @@ class TCAEConfig(MethodConfig):
     pretrain_epochs: int = 2000
     #: optional cap on optimiser steps (CPU runs; None = epochs only)
     pretrain_max_steps: Optional[int] = None
+    #: validate (and update the curriculum tracker) every n epochs; an official epoch is only one pair
+    #: per track, so small datasets make epochs of a single step
+    pretrain_val_every_n_epochs: int = 1
     #: registered datamodule that provides the ``pretrain_task`` (frame pairs of one face track)
     pretrain_data: str = "videos"
     pretrain_task: str = "pairs"
@@ -398,7 +401,8 @@ class TCAEMethod(MethodSpec):
             pretrain = TCAEPretrainModule(model, m, lr=lr)
             yield Stage("pretrain", pretrain, pretrain_datamodule(cfg),
                         monitor="val/loss", mode="min", max_epochs=m.pretrain_epochs,
-                        max_steps=m.pretrain_max_steps if m.pretrain_max_steps is not None else -1)
+                        max_steps=m.pretrain_max_steps if m.pretrain_max_steps is not None else -1,
+                        trainer_overrides={"check_val_every_n_epoch": int(m.pretrain_val_every_n_epochs)})
         model.eval()
         datamodule = create_datamodule(cfg.data)
         pos_weight = None
