@@ -146,9 +146,10 @@ def bp4d_job(root: Path, prof: Profile, seed: int, subject: str) -> list[dict]:
         # As in the release, fit(i) describes image i of the whole recording (from 0000), of which
         # only the AU-coded range is written here; the others stay untracked (empty pred).
         fit = np.empty((int(frames[-1]) + 1, 1), dtype=[("pred", object), ("pose", object)])
+        untracked_pose = {"rot": np.eye(3), "angle": np.zeros((1, 3))}
         for j in range(len(fit)):
             fit[j, 0]["pred"] = np.zeros((0, 0))
-            fit[j, 0]["pose"] = np.zeros((0, 0))
+            fit[j, 0]["pose"] = untracked_pose
         empty = rng.random(n) < 0.04
         for i, f in enumerate(frames):
             if not empty[i]:
