@@ -20,7 +20,8 @@ def overrides(synth_root, tmp_path, *extra):
         f"run_root={tmp_path}", "logger.wandb.enabled=false", "leaderboard.enabled=false",
         "trainer.enable_progress_bar=false", "data.num_workers=0", "data.limit_items=64",
         "trainer.limit_train_batches=2", "trainer.limit_val_batches=1", "method.pretrain_batch_size=2",
-        "method.pretrain_eval_batch_size=2", "method.grid_rows=2", "data.batch_size=16", *extra,
+        "method.pretrain_eval_batch_size=2", "method.grid_rows=2", "data.batch_size=16",
+        "method.pretrain_val_every_n_epochs=1", *extra,
     ]
 
 

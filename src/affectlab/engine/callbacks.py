@@ -87,7 +87,7 @@ class KillAfterEpochs(L.Callback):
         self.epochs = epochs
 
     def on_train_epoch_start(self, trainer, pl_module) -> None:
-        # the previous epoch's checkpoint was written at its end, so the kill loses nothing saved
+        # the previous epoch's checkpoint was written at its validation end, so the kill loses nothing saved
         if trainer.current_epoch >= self.epochs:
             print(f"[affectlab] fault injection: killing the run after epoch {trainer.current_epoch}", flush=True)
             os._exit(17)

@@ -55,9 +55,6 @@ def build_trainer(cfg: DictConfig, stage: Stage, stage_dir: Path, loggers: list)
         mode=stage.mode,
         save_top_k=1 if stage.monitor else 0,
         save_last=True,
-        # Saving at the end of the training epoch (after validation) gives a checkpoint that
-        # resumes at the next epoch; one saved at validation end makes Lightning redo the epoch.
-        save_on_train_epoch_end=True,
     )
     callbacks: list[L.Callback] = [checkpoint, RNGStateCallback()]
     if loggers:
