@@ -41,11 +41,11 @@ def _run(args):
     return fn(root, prof, seed, *a)
 
 
-def _write_gt(path: Path, rows: list[dict]):
+def _write_gt(path: Path, parts: list[pd.DataFrame]):
     path.parent.mkdir(parents=True, exist_ok=True)
-    df = pd.DataFrame(rows)
-    with open(path, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", mtime=0, filename="") as gz:
-        gz.write(df.to_csv(index=False).encode())
+    df = pd.concat(parts, ignore_index=True)
+    with open(path, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", compresslevel=3, mtime=0, filename="") as gz:
+        gz.write(df.to_csv(index=False, lineterminator="\n").encode())   # values pre-rounded
 
 
 def generate(out: Path | str, datasets: list[str] | None = None, profile: str = "quick", seed: int = 0,

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+import pandas as pd
 import scipy.io
 
 from .face import AUS, L49, L66, Pose, rotation, sample_identity
@@ -76,17 +77,19 @@ def _savemat(path: Path, data: dict):
 
 
 def _gt_rows(dataset, subject, sequence, frames, paths, U, poses, identity, expression="", band="", lms=None):
-    rows = []
-    for i, f in enumerate(frames):
-        r = {"dataset": dataset, "subject": subject, "sequence": sequence, "frame": int(f), "path": paths[i]}
-        r.update({f"au{a:02d}": round(float(U[i, k]), 4) for k, a in enumerate(AUS)})
-        r.update(dict(zip(("yaw", "pitch", "roll", "scale", "tx", "ty"), (round(float(x), 4) for x in poses[i]))))
-        r.update(identity=identity, expression=expression, band=band)
-        lm = lms[i]
-        r.update({f"lm_x{j}": round(float(lm[j, 0]), 3) for j in range(68)})
-        r.update({f"lm_y{j}": round(float(lm[j, 1]), 3) for j in range(68)})
-        rows.append(r)
-    return rows
+    """Ground-truth table rows (docs/CONTRACTS.md "Synthetic ground truth") as a list of DataFrames."""
+    n = len(frames)
+    cols = {"dataset": [dataset] * n, "subject": [subject] * n, "sequence": [sequence] * n,
+            "frame": np.asarray(frames, dtype=np.int64), "path": list(paths)}
+    U = np.round(np.asarray(U, dtype=np.float64), 4)
+    cols.update({f"au{a:02d}": U[:, k] for k, a in enumerate(AUS)})
+    P = np.round(np.asarray(poses, dtype=np.float64), 4)
+    cols.update({c: P[:, j] for j, c in enumerate(("yaw", "pitch", "roll", "scale", "tx", "ty"))})
+    cols.update(identity=[identity] * n, expression=[expression] * n, band=[band] * n)
+    lm = np.round(np.asarray(lms, dtype=np.float64), 3)
+    cols.update({f"lm_x{j}": lm[:, j, 0] for j in range(68)})
+    cols.update({f"lm_y{j}": lm[:, j, 1] for j in range(68)})
+    return [pd.DataFrame(cols)]
 
 
 def _render_track(ident, U, blink, poses, size, rng, wild=False, quality=92, downup=1):
