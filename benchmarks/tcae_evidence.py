@@ -209,7 +209,7 @@ def main(argv: list[str] | None = None) -> int:
 
     # 2. disentanglement against the ground truth table
     root = Path(dm.root).parent
-    table_path = root / "groundtruth" / f"{dm.release}.csv.gz"
+    table_path = root / "groundtruth" / f"{cfg.data.name}.csv.gz"
     if not table_path.is_file():
         raise FileNotFoundError(f"{table_path}: the generator's ground-truth table is needed for part 2")
     table = pd.read_csv(table_path)

@@ -143,10 +143,14 @@ def test_groundtruth_tables_match_written_frames(synth_root):
 
 
 def _tree_hash(root: Path, rels):
+    """Hash of the generator's files; caches the datamodules write beside the data
+    (``.affectlab_cache``: extracted DISFA frames, manifests) are not the generator's output."""
     h = hashlib.sha256()
     for rel in rels:
-        for p in sorted((root / rel).rglob("*")):
-            if p.is_file():
+        top = root / rel
+        files = [top] if top.is_file() else sorted(top.rglob("*"))
+        for p in files:
+            if p.is_file() and not any(part.startswith(".affectlab") for part in p.relative_to(root).parts):
                 h.update(str(p.relative_to(root)).encode())
                 h.update(p.read_bytes())
     return h.hexdigest()
