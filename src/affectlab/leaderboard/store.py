@@ -167,14 +167,7 @@ class Store:
 
     def add(self, record: dict[str, Any]) -> bool:
         """Append one record; False when a record with the same id is already on the board."""
-        record = validate_record(record)
-        row = self._row(record)
-        try:
-            with self.engine.begin() as conn:
-                conn.execute(insert(records_table).values(**row))
-        except IntegrityError:
-            return False
-        return True
+        return self._add_row(self._row(validate_record(record)))
 
     def add_many(self, records: Iterable[dict[str, Any]]) -> int:
         """Append records not yet on the board (all in one transaction); returns how many were new."""

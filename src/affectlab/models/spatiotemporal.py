@@ -39,9 +39,12 @@ class FrameEncoder(nn.Module):
     ) -> None:
         super().__init__()
         kwargs = _tuplify(dict(backbone_kwargs or {}))
+        if pretrained and not checkpoint_path:
+            raise ValueError(f"{backbone}: pretrained weights are loaded from a local checkpoint_path only "
+                             "(nothing is downloaded); set checkpoint_path or pretrained=False")
         if checkpoint_path:
             kwargs["pretrained_cfg_overlay"] = dict(file=str(checkpoint_path))
-            pretrained = True
+            pretrained = True  # timm then reads the local file given in the overlay
         self.net = timm.create_model(backbone, pretrained=pretrained, num_classes=0, in_chans=in_chans, **kwargs)
         self.out_dim: int = int(self.net.num_features)
 
