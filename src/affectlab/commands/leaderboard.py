@@ -13,7 +13,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", default="results", help="folder for LEADERBOARD.md, leaderboard.html, plots/")
     parser.add_argument("--all", action="store_true", help="every record instead of each method's best")
     parser.add_argument("--no-png", action="store_true")
-    parser.add_argument("--wandb", action="store_true", help="also log the tables to wandb (when online)")
+    parser.add_argument("--no-wandb", action="store_true", help="do not log the tables to wandb (logged when online)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -43,13 +43,13 @@ def run(args: argparse.Namespace) -> int:
 
         out = render(store.records(), args.out, dataset=dataset, all_runs=args.all, png=not args.no_png)
         print(f"{len(out['tables'])} tables → {out['markdown']}, {out['html']}")
-        if args.wandb:
+        if not args.no_wandb:
             from affectlab.sweeps.online import wandb_online
 
             if wandb_online():
                 print(f"logged to {log_wandb_tables(out['tables'])}")
             else:
-                print("wandb is offline: tables not logged")
+                print("wandb is offline: tables not logged (set WANDB_API_KEY to log them as wandb Tables)")
         return 0
     finally:
         store.close()

@@ -182,6 +182,9 @@ def _data_source(cfg: DictConfig, datamodule: Any) -> str:
         return str(source)
     if cfg.data.root is None:
         return f"synthetic-{cfg.data.synthetic_profile}-seed{cfg.data.synthetic_seed}"
+    root = Path(cfg.data.root)
+    if list(root.parent.glob(".complete-*")):  # the generator's marker beside a release it wrote
+        return f"synthetic-{root.parent.name}"
     return "real"
 
 
