@@ -160,13 +160,12 @@ def test_command_logs_the_tables_to_wandb_when_online(tmp_path, monkeypatch, cap
     # "online" as far as the command can tell; wandb itself writes an offline run under WANDB_DIR
     monkeypatch.setattr("affectlab.sweeps.online.wandb_online", lambda: True)
     monkeypatch.setenv("WANDB_MODE", "offline")
-    monkeypatch.setenv("WANDB_DIR", str(tmp_path))
     assert _leaderboard_command(["--url", url, "--out", str(tmp_path / "board"), "--no-png"]) == 0
     assert "logged to" in capsys.readouterr().out
-    (run,) = (tmp_path / "wandb").glob("offline-run-*/run-*.wandb")
+    (run,) = (tmp_path / "board" / "wandb").glob("offline-run-*/run-*.wandb")
     slugs = [t.slug.encode() for t in build_tables(_records())]
     assert slugs and wait_for_offline_wandb_keys(run, slugs) == []
 
     assert _leaderboard_command(["--url", url, "--out", str(tmp_path / "b2"), "--no-png", "--no-wandb"]) == 0
     assert "logged to" not in capsys.readouterr().out
-    assert len(list((tmp_path / "wandb").glob("offline-run-*"))) == 1
+    assert not (tmp_path / "b2" / "wandb").exists()

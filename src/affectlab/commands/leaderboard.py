@@ -47,7 +47,7 @@ def run(args: argparse.Namespace) -> int:
             from affectlab.sweeps.online import wandb_online
 
             if wandb_online():
-                print(f"logged to {log_wandb_tables(out['tables'])}")
+                print(f"logged to {log_wandb_tables(out['tables'], directory=args.out)}")
             else:
                 print("wandb is offline: tables not logged (set WANDB_API_KEY to log them as wandb Tables)")
         return 0
