@@ -181,10 +181,13 @@ def _data_source(cfg: DictConfig, datamodule: Any) -> str:
     if source:
         return str(source)
     if cfg.data.root is None:
-        return f"synthetic-{cfg.data.synthetic_profile}-seed{cfg.data.synthetic_seed}"
+        from affectlab.synth import GENERATOR_VERSION
+
+        return f"synthetic-v{GENERATOR_VERSION}-{cfg.data.synthetic_profile}-seed{cfg.data.synthetic_seed}"
     root = Path(cfg.data.root)
-    if list(root.parent.glob(".complete-*")):  # the generator's marker beside a release it wrote
-        return f"synthetic-{root.parent.name}"
+    markers = sorted(root.parent.glob(".complete-*"))  # the generator's marker beside a release it wrote
+    if markers:
+        return f"synthetic-v{markers[0].read_text().strip()}-{root.parent.name}"
     return "real"
 
 
