@@ -8,7 +8,8 @@ HELP = "render the results board (Markdown, HTML, PNG) or move its records as JS
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("words", nargs="*", help="[render] [DATA=d] | export FILE | import FILE")
+    parser.add_argument("words", nargs="*",
+                        help="[render] [DATA=d] | export FILE.jsonl | import FILE.jsonl|RUN_DIR/results.json ...")
     parser.add_argument("--url", default=None, help="SQLAlchemy URL of the board (default results/leaderboard.sqlite)")
     parser.add_argument("--out", default="results", help="folder for LEADERBOARD.md, leaderboard.html, plots/")
     parser.add_argument("--all", action="store_true", help="every record instead of each method's best")
@@ -23,14 +24,18 @@ def run(args: argparse.Namespace) -> int:
     action = words.pop(0) if words and words[0] in ("render", "export", "import") else "render"
     store = open_store(args.url)
     try:
-        if action in ("export", "import"):
+        if action == "export":
             if len(words) != 1:
-                print(f"usage: affectlab leaderboard {action} FILE.jsonl")
+                print("usage: affectlab leaderboard export FILE.jsonl")
                 return 2
-            if action == "export":
-                print(f"exported {store.export_jsonl(words[0])} records to {words[0]}")
-            else:
-                print(f"imported {store.import_jsonl(words[0])} new records from {words[0]}")
+            print(f"exported {store.export_jsonl(words[0])} records to {words[0]}")
+            return 0
+        if action == "import":
+            if not words:
+                print("usage: affectlab leaderboard import FILE.jsonl|RUN_DIR/results.json ...")
+                return 2
+            for word in words:
+                print(f"imported {store.import_jsonl(word)} new records from {word}")
             return 0
         dataset = None
         for word in words:
