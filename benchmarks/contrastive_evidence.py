@@ -164,7 +164,10 @@ def main() -> None:
         L.seed_everything(seed, verbose=False)
         model = build_model(run_cfg.method)
         if use_pretrain:
-            model.load_state_dict(pretrained)
+            # weights saved before model.feature_norm existed lack its (freshly initialised) parameters
+            missing, unexpected = model.load_state_dict(pretrained, strict=False)
+            if unexpected or any(not k.startswith("feature_norm.") for k in missing):
+                raise RuntimeError(f"stage-1 weights do not match the model: missing {missing}, unexpected {unexpected}")
         dm, label_budget = regress_datamodule(run_cfg)
         module = SparseIntensityRegressor(run_cfg, model, list(dm.au_names), label_budget)
         tag = f"{'pre' if use_pretrain else 'scratch'}-{budget}"

@@ -216,9 +216,13 @@ def test_method_config_presets_compose():
 
     cfg = compose(["METHOD=contrastive_intensity"])
     assert (cfg.data.name, cfg.data.task, cfg.data.label_fraction) == ("disfa", "sequences", 0.02)
-    assert cfg.method.pretrain.objective == "predictive" and cfg.method.model.temporal == "gru"
+    # the synthetic CPU preset uses the per-frame objective (docs: predictive collapses to clip identity
+    # on the ~1 fps synthetic videos); the config default and the paper-sized preset stay predictive
+    assert cfg.method.pretrain.objective == "frame" and cfg.method.model.temporal == "gru"
+    assert ContrastiveIntensityConfig().pretrain.objective == "predictive"
     paper = compose(["EXP=contrastive_intensity_paper"])
     assert paper.method.model.backbone_kwargs is None and paper.data.image_size == 112
+    assert paper.method.pretrain.objective == "predictive"
     bp4d = compose(["METHOD=contrastive_intensity", "DATA=bp4d", "method.regress.freeze_extractor=true"])
     assert bp4d.data.task == "sequences" and bp4d.method.regress.freeze_extractor is True
     with pytest.raises(ConfigError, match="label_fractoin"):
@@ -231,3 +235,31 @@ def test_sequence_names():
     assert sequence_names({"subject": ["SN001"], "sequence": ["SN001"]}, 1) == ["SN001"]
     assert sequence_names({"subject": ["F001"], "sequence": ["T1"]}, 1) == ["F001_T1"]
     assert sequence_names(None, 2) == ["item0", "item1"]
+
+
+def test_feature_norm_standardises_frame_embeddings_before_the_temporal_module():
+    from affectlab.models.spatiotemporal import FeatureNorm
+
+    g = torch.Generator().manual_seed(0)
+    z = 5.0 + 0.01 * torch.randn(3, 7, 4, generator=g)  # large mean, small frame-to-frame variation
+    out = FeatureNorm(4, "batch").train()(z)
+    flat = out.flatten(0, 1)
+    assert torch.allclose(flat.mean(0), torch.zeros(4), atol=1e-4)
+    assert torch.allclose(flat.std(0, unbiased=False), torch.ones(4), atol=1e-2)
+    # the same frame gives the same output whatever its position (normalisation per feature over frames)
+    ref = (z - z.flatten(0, 1).mean(0)) / torch.sqrt(z.flatten(0, 1).var(0, unbiased=False) + 1e-5)
+    assert torch.allclose(out, ref, atol=1e-4)
+    lay = FeatureNorm(4, "layer")(z)
+    assert torch.allclose(lay.mean(-1), torch.zeros(3, 7), atol=1e-4)
+    assert torch.equal(FeatureNorm(4, "none")(z), z)
+    with pytest.raises(ValueError, match="feature_norm"):
+        FeatureNorm(4, "group")
+    # the model returns the raw z (for the stage-1 losses) and feeds the normalised z to the GRU
+    torch.manual_seed(0)
+    model = build_model(OmegaConf.create({"model": {**TINY_MODEL, "checkpoint_path": None, "temporal": "gru",
+                                                    "num_layers": 1, "num_heads": 2, "dropout": 0.0,
+                                                    "feature_norm": "batch"}})).eval()
+    video = torch.randn(2, 5, 3, SIZE, SIZE, generator=g)
+    z_out, h = model(video)
+    assert torch.allclose(z_out, model.encoder(video))
+    assert torch.allclose(h, model.temporal(model.feature_norm(z_out)))

@@ -12,7 +12,8 @@ What is the paper's (abstract-level facts, [AB] in ``shared/specs/methods.md`` Â
 
 What is ours [X], each behind a config key (``docs/methods/contrastive_intensity.md``):
 ResNet-18 trunk and input size (``model.*``), GRU vs causal transformer (``model.temporal``),
-predictive InfoNCE vs clip-instance NT-Xent (``pretrain.objective``) with temperature, horizon, clip
+normalisation of the frame embeddings before it (``model.feature_norm``), predictive InfoNCE vs
+clip-instance NT-Xent vs per-frame NT-Xent (``pretrain.objective``) with temperature, horizon, clip
 length and negatives, the augmentations, frozen vs fine-tuned extractor
 (``regress.freeze_extractor``), regressor shape/output range, MSE vs L1, label budget scope and seed,
 optimiser and schedule.
@@ -58,6 +59,8 @@ class ModelConfig:
     num_layers: int = 1
     num_heads: int = 4
     dropout: float = 0.0
+    #: none | batch | layer: normalisation of the frame embeddings before the temporal module
+    feature_norm: str = "none"
 
 
 @dataclass
@@ -145,7 +148,7 @@ def build_model(cfg: Any) -> SpatioTemporalModel:
     kwargs = _plain(m.backbone_kwargs)
     return SpatioTemporalModel(m.backbone, kwargs, checkpoint_path=m.checkpoint_path, temporal=m.temporal,
                                hidden_dim=m.hidden_dim, num_layers=m.num_layers, num_heads=m.num_heads,
-                               dropout=m.dropout)
+                               dropout=m.dropout, feature_norm=m.feature_norm)
 
 
 OBJECTIVES = ("predictive", "instance", "frame")
@@ -374,7 +377,8 @@ class SparseIntensityRegressor(L.LightningModule):
         r = self.cfg.method.regress
         lr = scaled_lr(self.cfg, r.lr)
         extractor = [p for p in self.model.encoder.parameters() if p.requires_grad]
-        rest = list(self.model.temporal.parameters()) + list(self.head.parameters())
+        rest = [p for n, p in self.model.named_parameters() if not n.startswith("encoder.")]
+        rest += list(self.head.parameters())
         groups = [{"params": rest, "lr": lr}]
         if extractor:
             groups.append({"params": extractor, "lr": scaled_lr(self.cfg, r.extractor_lr) if r.extractor_lr else lr})
