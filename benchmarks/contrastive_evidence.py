@@ -147,8 +147,9 @@ def main() -> None:
     else:
         L.seed_everything(seed, verbose=False)
         pre = ContrastivePretrainModule(cfg)
-        _fit(pre, pretrain_datamodule(cfg), cfg.method.pretrain.max_epochs, "val/loss", "min", work / "pretrain",
-             "pretrain", ("train/loss", "train/acc", "val/loss", "val/acc"))
+        monitor = "val/loss" if cfg.method.pretrain.select == "best" else None
+        _fit(pre, pretrain_datamodule(cfg), cfg.method.pretrain.max_epochs, monitor, "min", work / "pretrain",
+             "pretrain", ("train/loss", "train/acc", "train/acc_same_clip", "val/loss", "val/acc"))
         pretrained = copy.deepcopy(pre.model.state_dict())
         if args.pretrained:
             args.pretrained.parent.mkdir(parents=True, exist_ok=True)

@@ -241,7 +241,7 @@ def test_feature_norm_standardises_frame_embeddings_before_the_temporal_module()
     from affectlab.models.spatiotemporal import FeatureNorm
 
     g = torch.Generator().manual_seed(0)
-    z = 5.0 + 0.01 * torch.randn(3, 7, 4, generator=g)  # large mean, small frame-to-frame variation
+    z = 5.0 + 0.1 * torch.randn(3, 7, 4, generator=g)  # large mean, small frame-to-frame variation
     out = FeatureNorm(4, "batch").train()(z)
     flat = out.flatten(0, 1)
     assert torch.allclose(flat.mean(0), torch.zeros(4), atol=1e-4)
@@ -263,3 +263,11 @@ def test_feature_norm_standardises_frame_embeddings_before_the_temporal_module()
     z_out, h = model(video)
     assert torch.allclose(z_out, model.encoder(video))
     assert torch.allclose(h, model.temporal(model.feature_norm(z_out)))
+
+
+def test_pretrain_select_switch():
+    from affectlab.methods.contrastive_intensity import ContrastiveIntensity
+
+    cfg = make_cfg(pretrain={"select": "bogus"})
+    with pytest.raises(ValueError, match="select"):
+        next(ContrastiveIntensity().stages(cfg, None))

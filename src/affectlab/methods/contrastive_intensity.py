@@ -101,6 +101,9 @@ class PretrainConfig:
     weight_decay: float = 1e-4
     max_epochs: int = 10
     max_steps: Optional[int] = None
+    #: which stage-1 weights stage 2 starts from: best (lowest val/loss) | last (last epoch; for a tiny
+    #: validation split whose loss is too noisy to select on)
+    select: str = "best"
     #: keys passed to the ``videos`` datamodule (task ``clips``), e.g. batch_size
     data: Any = None
 
@@ -456,7 +459,10 @@ class ContrastiveIntensity(MethodSpec):
         model = None
         if m.pretrain.enabled:
             pre = ContrastivePretrainModule(cfg)
-            yield Stage("pretrain", pre, pretrain_datamodule(cfg), monitor="val/loss", mode="min",
+            if m.pretrain.select not in ("best", "last"):
+                raise ValueError(f"unknown method.pretrain.select {m.pretrain.select!r}; expected 'best' or 'last'")
+            monitor = "val/loss" if m.pretrain.select == "best" else None
+            yield Stage("pretrain", pre, pretrain_datamodule(cfg), monitor=monitor, mode="min",
                         max_epochs=m.pretrain.max_epochs, max_steps=m.pretrain.max_steps)
             model = pre.model  # trained (or restored) by the runner before the generator resumes
         if model is None:
