@@ -139,7 +139,24 @@ def test_pretrain_two_step_fit(objective):
     # the frame objective trains the per-frame extractor only
     changed_temporal = any(not torch.equal(before[k], after[k]) for k in before if k.startswith("model.temporal"))
     assert changed_temporal == (objective != "frame")
+    # and, for DDP, every parameter that requires a gradient gets one
+    module.zero_grad(set_to_none=True)
+    module.loss(torch.randn(4, 8, 3, SIZE, SIZE), train=True)[0].backward()
+    assert [n for n, p in module.named_parameters() if p.requires_grad and p.grad is None] == []
     assert 0.0 <= float(trainer.callback_metrics["train/acc"]) <= 1.0
+
+
+def test_regressor_trains_the_temporal_part_after_frame_pretraining(tmp_path):
+    torch.manual_seed(0)
+    cfg = make_cfg(pretrain={"objective": "frame"}, regress={"freeze_extractor": True})
+    pre = ContrastivePretrainModule(cfg)
+    _fit(pre, "clips")
+    module = SparseIntensityRegressor(cfg, pre.model, [f"AU{i + 1:02d}" for i in range(K)])
+    module.artifact_dir = tmp_path
+    before = _params(module)
+    _fit(module, "sequences")
+    after = _params(module)
+    assert any(not torch.equal(before[k], after[k]) for k in before if k.startswith("model.temporal"))
 
 
 def test_pretrain_rejects_impossible_clip():

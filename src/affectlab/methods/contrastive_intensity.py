@@ -210,6 +210,10 @@ class ContrastivePretrainModule(L.LightningModule):
             self.head: torch.nn.Module = FuturePredictor(self.model.state_dim, self.model.embed_dim, p.horizon)
         elif p.objective == "frame":
             self.head = ProjectionHead(self.model.embed_dim, p.projection_dim)
+            # only the frame encoder is trained here; parameters without gradients would make DDP
+            # wait for them forever (stage 2 builds its own optimiser and re-enables them)
+            for module in (self.model.feature_norm, self.model.temporal):
+                module.requires_grad_(False)
         else:
             self.head = ProjectionHead(self.model.state_dim, p.projection_dim)
         self.artifact_dir: Path | None = None
@@ -282,6 +286,7 @@ class SparseIntensityRegressor(L.LightningModule):
         self.val_metrics = AUIntensityMetrics(self.au_names)
         self.test_metrics = AUIntensityMetrics(self.au_names)
         self.freeze_extractor = bool(r.freeze_extractor)
+        self.model.requires_grad_(True)  # stage 1's frame objective froze the temporal part
         if self.freeze_extractor:
             self.model.encoder.requires_grad_(False)
         self.label_budget = label_budget
