@@ -72,18 +72,25 @@ def calibrate_batchnorm(encoder: nn.Module, dataset, batches: int = 20, batch_si
     encoder.eval()
 
 
-def fit_probe(train: dict, val: dict, test: dict, au_names: list[str], epochs: int, lr: float, seed: int) -> dict:
-    """The TCAE probe on precomputed features (identical to TCAELinearProbe with a frozen encoder);
-    the epoch with the best validation mean F1 is tested."""
+def fit_probe(train: dict, val: dict, test: dict, au_names: list[str], epochs: int, lr: float, seed: int,
+              pos_weight: bool = False, threshold: float = 0.5) -> dict:
+    """The TCAE probe on precomputed features (identical to TCAELinearProbe with a frozen encoder:
+    BatchNorm1d, bias-free Linear, masked BCE, Adam; ``pos_weight`` = method.probe_pos_weight); the
+    epoch with the best validation mean F1 is tested."""
     torch.manual_seed(seed)
     dim = train["phi"].shape[1]
     head = nn.Sequential(nn.BatchNorm1d(dim), nn.Linear(dim, len(au_names), bias=False))
     opt = torch.optim.Adam(head.parameters(), lr=lr)
     n = len(train["phi"])
+    weight = None
+    if pos_weight:  # (1 - p) / p with p the positive rate of the labelled training frames
+        m = train["mask"].float()
+        rate = (train["au"] * m).sum(0) / m.sum(0).clamp(min=1)
+        weight = (1.0 - rate) / rate.clamp(min=1e-3)
 
     def f1(split: dict) -> dict:
         head.eval()
-        metric = AUDetectionMetrics(au_names)
+        metric = AUDetectionMetrics(au_names, threshold)
         with torch.no_grad():
             metric.update(torch.sigmoid(head(split["phi"])), split["au"], split["mask"])
         return {k: float(v) for k, v in metric.compute().items()}
@@ -95,7 +102,8 @@ def fit_probe(train: dict, val: dict, test: dict, au_names: list[str], epochs: i
             if len(idx) < 2:
                 continue
             logits = head(train["phi"][idx])
-            loss = nn.functional.binary_cross_entropy_with_logits(logits, train["au"][idx], reduction="none")
+            loss = nn.functional.binary_cross_entropy_with_logits(logits, train["au"][idx], pos_weight=weight,
+                                                                  reduction="none")
             mask = train["mask"][idx].float()
             loss = (loss * mask).sum() / mask.sum().clamp(min=1)
             opt.zero_grad()
@@ -113,16 +121,21 @@ def all_positive_f1(test: dict, au_names: list[str]) -> dict:
     return {k: float(v) for k, v in metric.compute().items()}
 
 
-def ridge_r2(x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray, y_test: np.ndarray) -> np.ndarray:
-    """Per-target R² on held-out subjects of a standardised ridge regression (alpha by internal CV)."""
-    from sklearn.linear_model import RidgeCV
+def ridge_r2(x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray, y_test: np.ndarray,
+             groups: np.ndarray) -> np.ndarray:
+    """Per-target R² on held-out subjects of a standardised ridge regression whose alpha is chosen by
+    subject-grouped 3-fold CV on the training subjects (leave-one-frame-out CV picks a far too small
+    alpha on correlated video frames and the held-out R² then goes strongly negative)."""
+    from sklearn.linear_model import Ridge
     from sklearn.metrics import r2_score
+    from sklearn.model_selection import GridSearchCV, GroupKFold
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
-    model = make_pipeline(StandardScaler(), RidgeCV(alphas=np.logspace(-2, 4, 13)))
-    model.fit(x_train, y_train)
-    pred = model.predict(x_test)
+    search = GridSearchCV(make_pipeline(StandardScaler(), Ridge()), {"ridge__alpha": np.logspace(-1, 5, 13)},
+                          cv=GroupKFold(3), scoring="r2")
+    search.fit(x_train, y_train, groups=groups)
+    pred = search.predict(x_test)
     return np.array([r2_score(y_test[:, j], pred[:, j]) for j in range(y_test.shape[1])])
 
 
@@ -149,19 +162,27 @@ def join_groundtruth(feats: dict, manifest: pd.DataFrame, release_root: Path, ta
 
 
 @torch.no_grad()
-def reconstruction_errors(model: TCAE, datamodule, max_batches: int = 20) -> tuple[float, float]:
-    datamodule.setup("fit")
+def reconstruction_errors(model: TCAE, dataset, draws: int = 1, batch_size: int = 32,
+                          max_pairs: int = 2000) -> tuple[float, float, int]:
+    """Mean L1 of the fused-warp reconstruction Î_t and of the identity warp (I_s as the prediction)
+    against I_t, over ``draws`` seeded pair draws of every track of an evaluation pair dataset."""
     fused = identity = 0.0
     count = 0
-    for i, batch in enumerate(datamodule.val_dataloader()):
-        if i >= max_batches:
-            break
-        src, tgt = batch["source"].float(), batch["target"].float()
-        out = model(src, tgt)
-        fused += (out.reconstruction - tgt).abs().mean().item() * len(src)
-        identity += (src - tgt).abs().mean().item() * len(src)
-        count += len(src)
-    return fused / count, identity / count
+    base = dataset.seed
+    try:
+        for draw in range(draws):
+            dataset.seed = base + draw  # evaluation pairs are seeded per (seed, item)
+            for batch in DataLoader(dataset, batch_size=batch_size, shuffle=False):
+                src, tgt = batch["source"].float(), batch["target"].float()
+                out = model(src, tgt)
+                fused += (out.reconstruction - tgt).abs().flatten(1).mean(1).sum().item()
+                identity += (src - tgt).abs().flatten(1).mean(1).sum().item()
+                count += len(src)
+                if count >= max_pairs:
+                    return fused / count, identity / count, count
+    finally:
+        dataset.seed = base
+    return fused / count, identity / count, count
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -169,6 +190,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--run-dir", type=Path)
     parser.add_argument("--checkpoint", type=Path)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--random-seeds", type=int, default=3, help="random encoders (seeds seed..seed+n-1)")
+    parser.add_argument("--rec-draws", type=int, default=10, help="seeded pair draws per validation track")
     parser.add_argument("overrides", nargs="*", help="config overrides, e.g. data.fold=2")
     args = parser.parse_args(argv)
     torch.manual_seed(args.seed)
@@ -186,26 +209,39 @@ def main(argv: list[str] | None = None) -> int:
 
     from data_modules import create_datamodule
 
+    m = cfg.method
     dm = create_datamodule(cfg.data, hflip=False)  # deterministic frames for fixed features
     au_names = list(dm.au_names)
     pretrained = TCAE(net_config(cfg))
     load_pretrained(pretrained, ckpt)
-    torch.manual_seed(args.seed)
-    random_init = TCAE(net_config(cfg))
-    calibrate_batchnorm(random_init.encoder, dm.dataset("train"))
-    encoders = {"pretrained": pretrained.encoder.eval(), "random init": random_init.encoder.eval()}
+    encoders = {"pretrained": pretrained.encoder.eval()}
+    for k in range(args.random_seeds):
+        torch.manual_seed(args.seed + k)
+        random_init = TCAE(net_config(cfg))
+        calibrate_batchnorm(random_init.encoder, dm.dataset("train"))
+        encoders[f"random init {args.seed + k}"] = random_init.encoder.eval()
     feats = {name: {split: embed(enc, dm.dataset(split), workers=cfg.data.num_workers)
                     for split in ("train", "val", "test")} for name, enc in encoders.items()}
+    randoms = [name for name in feats if name.startswith("random")]
 
-    # 1. probe F1
-    rows = {name: fit_probe(f["train"], f["val"], f["test"], au_names, cfg.method.probe_epochs,
-                            cfg.method.probe_lr, args.seed) for name, f in feats.items()}
-    rows["all-positive"] = all_positive_f1(feats["pretrained"]["test"], au_names)
+    # 1. probe F1: the official probe (plain BCE) and, if configured, the pos-weighted one
+    probes = {"official probe (BCE)": False}
+    if m.probe_pos_weight:
+        probes["configured probe (pos-weighted BCE)"] = True
     keys = [f"f1_{a.lower()}" for a in au_names] + ["f1_mean"]
-    print(f"\n1. Linear probe on frozen φ, {cfg.data.name} fold {cfg.data.fold} test, per-AU F1")
-    print(f"{'encoder':>14} " + " ".join(f"{k[3:]:>6}" for k in keys))
-    for name, row in rows.items():
-        print(f"{name:>14} " + " ".join(f"{row[k]:6.3f}" for k in keys))
+    positive = all_positive_f1(feats["pretrained"]["test"], au_names)
+    for title, weighted in probes.items():
+        rows = {name: fit_probe(f["train"], f["val"], f["test"], au_names, m.probe_epochs, m.probe_lr,
+                                args.seed, pos_weight=weighted, threshold=m.probe_threshold)
+                for name, f in feats.items()}
+        if randoms:
+            rows["random (mean)"] = {k: float(np.mean([rows[r][k] for r in randoms])) for k in keys}
+        rows["all-positive"] = positive
+        print(f"\n1. Linear probe on frozen φ, {title}, {cfg.data.name} fold {cfg.data.fold} test, per-AU F1 "
+              f"({m.probe_epochs} epochs, lr {m.probe_lr}, threshold {m.probe_threshold})")
+        print(f"{'encoder':>16} " + " ".join(f"{k[3:]:>6}" for k in keys))
+        for name, row in rows.items():
+            print(f"{name:>16} " + " ".join(f"{row[k]:6.3f}" for k in keys))
 
     # 2. disentanglement against the ground truth table
     root = Path(dm.root).parent
@@ -215,25 +251,35 @@ def main(argv: list[str] | None = None) -> int:
     table = pd.read_csv(table_path)
     au_cols = [c for c in table.columns if c.startswith("au") and c[2:].isdigit()]
     pose_cols = ["yaw", "pitch", "roll"]
-    print("\n2. Ridge regression R² on test subjects (mean over targets with variance)")
-    print(f"{'encoder':>14} {'phi->AU':>8} {'psi->AU':>8} {'psi->pose':>9} {'phi->pose':>9}   pose R² per angle (psi | phi)")
+    print("\n2. Ridge regression R² on test subjects (alpha by subject-grouped CV; mean over targets with variance)")
+    print(f"{'encoder':>16} {'phi->AU':>8} {'psi->AU':>8} {'psi->pose':>9} {'phi->pose':>9}   pose R² per angle (psi | phi)")
     for name, f in feats.items():
         gt_tr = join_groundtruth(f["train"], dm.manifest("train"), Path(dm.root), table, f"{name} train")
         gt_te = join_groundtruth(f["test"], dm.manifest("test"), Path(dm.root), table, f"{name} test")
         varied = [c for c in au_cols if gt_te[c].std() > 1e-3 and gt_tr[c].std() > 1e-3]
+        groups = gt_tr["subject"].astype(str).to_numpy()
         r2 = {}
         for emb in ("phi", "psi"):
             x_tr, x_te = f["train"][emb].numpy(), f["test"][emb].numpy()
-            r2[(emb, "au")] = ridge_r2(x_tr, gt_tr[varied].to_numpy(), x_te, gt_te[varied].to_numpy())
-            r2[(emb, "pose")] = ridge_r2(x_tr, gt_tr[pose_cols].to_numpy(), x_te, gt_te[pose_cols].to_numpy())
+            r2[(emb, "au")] = ridge_r2(x_tr, gt_tr[varied].to_numpy(), x_te, gt_te[varied].to_numpy(), groups)
+            r2[(emb, "pose")] = ridge_r2(x_tr, gt_tr[pose_cols].to_numpy(), x_te, gt_te[pose_cols].to_numpy(),
+                                         groups)
         angles = " ".join(f"{c}:{a:.2f}|{b:.2f}" for c, a, b in zip(pose_cols, r2[("psi", "pose")], r2[("phi", "pose")]))
-        print(f"{name:>14} {r2[('phi', 'au')].mean():8.3f} {r2[('psi', 'au')].mean():8.3f} "
+        print(f"{name:>16} {r2[('phi', 'au')].mean():8.3f} {r2[('psi', 'au')].mean():8.3f} "
               f"{r2[('psi', 'pose')].mean():9.3f} {r2[('phi', 'pose')].mean():9.3f}   {angles}")
 
-    # 3. reconstruction
-    fused, identity = reconstruction_errors(pretrained.eval(), pretrain_datamodule(cfg))
-    print("\n3. Target reconstruction on validation pairs (mean L1, [0,1] pixels)")
-    print(f"{'fused warp':>14} {fused:.4f}\n{'identity warp':>14} {identity:.4f}\n{'ratio':>14} {fused / identity:.3f}")
+    # 3. reconstruction: held-out pretraining identities, and pairs of the probe dataset's test subjects
+    print("\n3. Target reconstruction (mean L1 per pair, [0,1] pixels; no jitter)")
+    print(f"{'pairs':>34} {'n':>5} {'fused warp':>10} {'identity':>9} {'ratio':>6}")
+    pre_dm = pretrain_datamodule(cfg)
+    sets = {f"{m.pretrain_data} val ({args.rec_draws} draws/track)": (pre_dm.dataset("val"), args.rec_draws)}
+    if cfg.data.name in ("bp4d", "disfa"):
+        test_pairs = create_datamodule(cfg.data, task="pairs", pair_gap_min=m.pretrain_pair_gap_min,
+                                       pair_gap_max=m.pretrain_pair_gap_max, hflip=False)
+        sets[f"{cfg.data.name} test subjects"] = (test_pairs.dataset("test"), 2)
+    for title, (dataset, draws) in sets.items():
+        fused, identity, n = reconstruction_errors(pretrained.eval(), dataset, draws)
+        print(f"{title:>34} {n:5d} {fused:10.4f} {identity:9.4f} {fused / identity:6.3f}")
     return 0
 
 

@@ -149,7 +149,8 @@ def test_configs_compose_and_the_paper_experiment_has_the_official_network():
     # nothing of the CPU preset (method/tcae.yaml is merged first) leaks into the official experiment
     official = TCAEConfig()
     for key in ("pretrain_epochs", "pretrain_max_steps", "pretrain_val_every_n_epochs", "pretrain_batch_size",
-                "probe_max_steps", "jitter_crop_min", "jitter_crop_max", "curriculum_start"):
+                "probe_max_steps", "jitter_crop_min", "jitter_crop_max", "curriculum_start", "optimizer",
+                "probe_pos_weight", "probe_threshold", "probe_epochs", "probe_lr"):
         assert paper.method[key] == getattr(official, key), key
     assert count_parameters(TCAE(net_config(paper))) == 14_717_094
     small = compose(["METHOD=tcae"])
@@ -165,3 +166,27 @@ def test_real_probe_data_without_a_pretraining_root_is_refused(tmp_path):
     cfg = compose(["METHOD=tcae", f"data.root={tmp_path}"])
     with pytest.raises(ConfigError, match="pretrain_root"):
         pretrain_datamodule(cfg)
+
+
+def test_optimizer_switch_official_sgd_or_adam_and_a_bad_name_is_refused():
+    from affectlab.config import ConfigError
+
+    def optimizer(name: str) -> torch.optim.Optimizer:
+        module = TCAEPretrainModule(TCAE(TCAENetConfig(**NET)), TCAEConfig(optimizer=name, lr=0.01, momentum=0.5))
+        return module.configure_optimizers()
+
+    sgd = optimizer("sgd")
+    assert isinstance(sgd, torch.optim.SGD) and sgd.defaults["momentum"] == 0.5 and sgd.defaults["lr"] == 0.01
+    adam = optimizer("adam")
+    assert isinstance(adam, torch.optim.Adam) and adam.defaults["lr"] == 0.01
+    with pytest.raises(ConfigError, match="optimizer"):
+        optimizer("rmsprop")
+
+
+def test_pos_weighted_probe_loss_weights_positive_terms_by_the_ratio():
+    probe = TCAELinearProbe(TCAE(TCAENetConfig(**NET)).encoder, ["AU01", "AU02"], pos_weight=torch.tensor([3.0, 1.0]))
+    logits = torch.tensor([[0.0, 0.0], [0.0, 0.0]])
+    batch = {"au": torch.tensor([[1.0, 0.0], [0.0, 0.0]])}
+    log2 = float(torch.log(torch.tensor(2.0)))
+    # one positive of AU01 counts 3×, the other three terms once: (3 + 1 + 1 + 1) log 2 / 4
+    assert probe._loss(logits, batch).item() == pytest.approx(6 * log2 / 4)

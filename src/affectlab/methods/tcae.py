@@ -59,6 +59,9 @@ class TCAEConfig(MethodConfig):
     #: the official loader does not flip; jitter is applied by this module (``jitter``)
     pretrain_hflip: bool = False
     pretrain_limit_items: Optional[int] = None
+    #: ``sgd`` (official, with ``momentum``) or ``adam`` (CPU default: the official SGD barely moves the
+    #: small network in a few hundred steps)
+    optimizer: str = "sgd"
     lr: float = 1e-3
     momentum: float = 0.9
     weight_decay: float = 0.0
@@ -85,7 +88,8 @@ class TCAEConfig(MethodConfig):
     probe_max_steps: Optional[int] = None
     probe_lr: float = 1e-3
     probe_weight_decay: float = 0.0
-    #: weight positives by the train split's negative/positive ratio (off = plain BCE)
+    #: weight positives by the train split's negative/positive ratio (off = plain BCE, the official
+    #: probe; on = the CPU default, since plain BCE at threshold 0.5 predicts almost no rare AU)
     probe_pos_weight: bool = False
     probe_threshold: float = 0.5
 
@@ -199,8 +203,16 @@ class TCAEPretrainModule(L.LightningModule):
             _log_image(self, "val/grid", path)
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
-        opt = torch.optim.SGD(self.model.parameters(), lr=self.lr, momentum=self.cfg.momentum,
-                              weight_decay=self.cfg.weight_decay)
+        name = str(self.cfg.get("optimizer", "sgd")).lower()
+        if name == "sgd":
+            opt = torch.optim.SGD(self.model.parameters(), lr=self.lr, momentum=self.cfg.momentum,
+                                  weight_decay=self.cfg.weight_decay)
+        elif name == "adam":
+            opt = torch.optim.Adam(self.model.parameters(), lr=self.lr, weight_decay=self.cfg.weight_decay)
+        else:
+            from affectlab.config import ConfigError
+
+            raise ConfigError(f"tcae method.optimizer must be 'sgd' (official) or 'adam', got {name!r}")
         # stepped by hand (only when the tracker fires in the final window), hence not returned
         self.plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(
             opt, mode="min", factor=self.cfg.lr_plateau_factor, patience=self.cfg.lr_plateau_patience)
@@ -393,6 +405,10 @@ class TCAEMethod(MethodSpec):
         from data_modules import create_datamodule
 
         m = cfg.method
+        if str(m.optimizer).lower() not in ("sgd", "adam"):
+            from affectlab.config import ConfigError
+
+            raise ConfigError(f"tcae method.optimizer must be 'sgd' (official) or 'adam', got {m.optimizer!r}")
         model = TCAE(net_config(cfg))
         if m.pretrained_checkpoint:
             load_pretrained(model, m.pretrained_checkpoint)
