@@ -177,7 +177,9 @@ def test_registered_method_and_paper_experiment():
     from affectlab.config import compose
 
     cfg = compose(["METHOD=ial"])
-    assert (cfg.data.name, cfg.data.task, cfg.method.preset, cfg.data.normalize) == ("dfew", "expression", "small", "zero_one")
+    assert (cfg.data.name, cfg.data.task, cfg.method.preset, cfg.data.normalize) == ("dfew", "expression", "narrow", "zero_one")
+    assert (cfg.data.image_size, cfg.data.clip_segments, cfg.data.train_transforms[0]["size"]) == (112, 8, [112, 112])
+    assert build_network(cfg, 7).cfg.widths == [8, 16, 32]
     m = cfg.method  # CPU default: our optimisation (docs/methods/ial.md), the paper's network and loss
     assert (m.optimizer, m.scheduler, m.attention, m.use_ial, m.ial_weight) == ("adamw", "cosine", "gca", True, 0.1)
     assert m.warmup_epochs > 0 and m.grad_clip_norm > 0 and cfg.data.select_on_test is False
