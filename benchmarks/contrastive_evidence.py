@@ -81,10 +81,25 @@ def write_toy_release(root: Path, frames: int = 120, size: int = 48, seed: int =
     return disfa, videos
 
 
-def _fit(module: L.LightningModule, dm, epochs: int, monitor: str | None, mode: str, workdir: Path) -> L.Trainer:
+class EpochPrinter(L.Callback):
+    """Prints the monitored validation metric after every epoch (the learning curve of a run)."""
+
+    def __init__(self, tag: str, keys: tuple[str, ...]) -> None:
+        self.tag, self.keys, self.start = tag, keys, time.time()
+
+    def on_validation_epoch_end(self, trainer: L.Trainer, module: L.LightningModule) -> None:
+        if trainer.sanity_checking:
+            return
+        values = " ".join(f"{k}={float(trainer.callback_metrics[k]):.3f}" for k in self.keys
+                          if k in trainer.callback_metrics)
+        print(f"[{self.tag}] epoch {trainer.current_epoch}: {values} ({time.time() - self.start:.0f}s)", flush=True)
+
+
+def _fit(module: L.LightningModule, dm, epochs: int, monitor: str | None, mode: str, workdir: Path,
+         tag: str = "", keys: tuple[str, ...] = ()) -> L.Trainer:
     ckpt = ModelCheckpoint(dirpath=str(workdir), monitor=monitor, mode=mode, save_top_k=1 if monitor else 0,
                            save_last=monitor is None)
-    trainer = L.Trainer(max_epochs=epochs, accelerator="cpu", logger=False, callbacks=[ckpt],
+    trainer = L.Trainer(max_epochs=epochs, accelerator="cpu", logger=False, callbacks=[ckpt, EpochPrinter(tag, keys)],
                         enable_progress_bar=False, enable_model_summary=False, num_sanity_val_steps=0)
     trainer.fit(module, datamodule=dm)
     if monitor and ckpt.best_model_path:
@@ -132,7 +147,9 @@ def main() -> None:
     else:
         L.seed_everything(seed, verbose=False)
         pre = ContrastivePretrainModule(cfg)
-        _fit(pre, pretrain_datamodule(cfg), cfg.method.pretrain.max_epochs, "val/loss", "min", work / "pretrain")
+        monitor = "val/loss" if cfg.method.pretrain.select == "best" else None
+        _fit(pre, pretrain_datamodule(cfg), cfg.method.pretrain.max_epochs, monitor, "min", work / "pretrain",
+             "pretrain", ("train/loss", "train/acc", "train/acc_same_clip", "val/loss", "val/acc"))
         pretrained = copy.deepcopy(pre.model.state_dict())
         if args.pretrained:
             args.pretrained.parent.mkdir(parents=True, exist_ok=True)
@@ -148,11 +165,15 @@ def main() -> None:
         L.seed_everything(seed, verbose=False)
         model = build_model(run_cfg.method)
         if use_pretrain:
-            model.load_state_dict(pretrained)
+            # weights saved before model.feature_norm existed lack its (freshly initialised) parameters
+            missing, unexpected = model.load_state_dict(pretrained, strict=False)
+            if unexpected or any(not k.startswith("feature_norm.") for k in missing):
+                raise RuntimeError(f"stage-1 weights do not match the model: missing {missing}, unexpected {unexpected}")
         dm, label_budget = regress_datamodule(run_cfg)
         module = SparseIntensityRegressor(run_cfg, model, list(dm.au_names), label_budget)
         tag = f"{'pre' if use_pretrain else 'scratch'}-{budget}"
-        trainer = _fit(module, dm, run_cfg.method.regress.max_epochs, "val/icc_mean", "max", work / tag)
+        trainer = _fit(module, dm, run_cfg.method.regress.max_epochs, "val/icc_mean", "max", work / tag, tag,
+                       ("train/loss", "val/icc_mean", "val/mae_mean"))
         trainer.test(module, datamodule=dm, verbose=False)
         m = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("test/")}
         rows.append(dict(budget=budget, init="contrastive" if use_pretrain else "scratch", icc=m["test/icc_mean"],

@@ -22,3 +22,19 @@ def run_cli(args: list[str], cwd: Path, env: dict | None = None, timeout: int = 
 
 def results_of(run_dir: Path) -> dict:
     return json.loads((run_dir / "results.json").read_text())
+
+
+def wait_for_offline_wandb_keys(log: Path, keys: list[bytes], timeout: float = 20.0) -> list[bytes]:
+    """Keys still missing from an offline wandb transaction log after up to ``timeout`` seconds.
+
+    wandb 0.31 has no Python reader for the log; its records hold metric and table names as plain
+    protobuf strings. Its service process may still be writing when ``run.finish()`` returns."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while True:
+        data = log.read_bytes() if log.exists() else b""
+        missing = [k for k in keys if k not in data]
+        if not missing or time.monotonic() > deadline:
+            return missing
+        time.sleep(0.2)

@@ -5,11 +5,15 @@ import json
 import statistics
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
 from affectlab.evaluation import CrossValidation, aggregate_metrics, num_folds
 from affectlab.leaderboard import Store
+from affectlab.synth import GENERATOR_VERSION
+
+REPO = Path(__file__).resolve().parents[2]
 
 
 def _cv(tmp_path, cmd, **kw):
@@ -91,3 +95,26 @@ def test_one_fold_per_process_via_cli(tmp_path, fake_train_command):
 def test_fold_override_is_refused(tmp_path, fake_train_command):
     with pytest.raises(ValueError, match="--fold"):
         CrossValidation(["METHOD=fake", "DATA=disfa", "data.fold=2"], train_command=fake_train_command)
+
+
+def test_cv_over_the_synthetic_disfa_folds_with_the_real_runner(tmp_path, synth_root, monkeypatch):
+    """`affectlab train` itself on each fold of the tiny synthetic DISFA (a few batches per fold):
+    three subject-exclusive folds, aggregate = mean/std of the fold records, all in the store."""
+    monkeypatch.setenv("PYTHONPATH", f"{REPO / 'src'}:{REPO}")
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    url = f"sqlite:///{tmp_path / 'board.sqlite'}"
+    overrides = ["METHOD=baseline", "DATA=disfa", f"data.root={synth_root / 'DISFA'}", "data.image_size=32",
+                 "data.num_workers=0", "trainer.max_epochs=1", "trainer.limit_train_batches=3",
+                 "trainer.limit_val_batches=2", "trainer.enable_progress_bar=false", "logger.wandb.enabled=false",
+                 f"run_root={tmp_path / 'runs'}", f"leaderboard.url={url}"]
+    summary = CrossValidation(overrides, echo=False).run()
+    assert [o.status for o in summary["outcomes"]] == ["finished"] * 3
+    folds = [json.loads((Path(o.run_dir) / "results.json").read_text()) for o in summary["outcomes"]]
+    assert [f["fold"] for f in folds] == [1, 2, 3] and {f["protocol"] for f in folds} == {"disfa/3fold"}
+    result = summary["aggregate"]
+    for name in folds[0]["metrics"]:
+        values = [f["metrics"][name] for f in folds]
+        assert result["metrics"][name] == pytest.approx(statistics.fmean(values))
+        assert result["metrics_std"][name] == pytest.approx(statistics.stdev(values))
+    assert result["data_source"] == f"synthetic-v{GENERATOR_VERSION}-{synth_root.name}"
+    assert sorted(r["kind"] for r in Store(url).records()) == ["cv", "run", "run", "run"]

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from affectlab.leaderboard.render import build_tables, load_references, render
 from affectlab.leaderboard.stale import staleness
+from tests.foundation.helpers import wait_for_offline_wandb_keys
 from tests.leaderboard.conftest import make_record
 
 
@@ -139,3 +140,32 @@ def test_stale_when_method_code_changes_after_the_commit(tmp_path):
     assert staleness("zeta", "0" * 40, repo)[0] is None
     tables = build_tables([make_record("zeta", git_commit=first)], [], repo_root=repo)
     assert tables[0].rows[0].stale
+
+
+def _leaderboard_command(argv: list[str]) -> int:
+    import argparse
+
+    from affectlab.commands import leaderboard
+
+    parser = argparse.ArgumentParser()
+    leaderboard.add_arguments(parser)
+    return leaderboard.run(parser.parse_args(argv))
+
+
+def test_command_logs_the_tables_to_wandb_when_online(tmp_path, monkeypatch, capsys):
+    from affectlab.leaderboard import Store
+
+    url = f"sqlite:///{tmp_path / 'board.sqlite'}"
+    Store(url).add_many(_records())
+    # "online" as far as the command can tell; wandb itself writes an offline run under WANDB_DIR
+    monkeypatch.setattr("affectlab.sweeps.online.wandb_online", lambda: True)
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    assert _leaderboard_command(["--url", url, "--out", str(tmp_path / "board"), "--no-png"]) == 0
+    assert "logged to" in capsys.readouterr().out
+    (run,) = (tmp_path / "board" / "wandb").glob("offline-run-*/run-*.wandb")
+    slugs = [t.slug.encode() for t in build_tables(_records())]
+    assert slugs and wait_for_offline_wandb_keys(run, slugs) == []
+
+    assert _leaderboard_command(["--url", url, "--out", str(tmp_path / "b2"), "--no-png", "--no-wandb"]) == 0
+    assert "logged to" not in capsys.readouterr().out
+    assert not (tmp_path / "b2" / "wandb").exists()

@@ -59,6 +59,19 @@ def test_import_names_the_bad_line(tmp_path):
         Store(_url(tmp_path)).import_jsonl(path)
 
 
+def test_import_one_runs_results_json(tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "results.json").write_text(json.dumps(make_record(f1=0.42), indent=2))  # as the runner writes it
+    board = Store(_url(tmp_path))
+    assert board.import_jsonl(run / "results.json") == 1
+    assert board.import_jsonl(run / "results.json") == 0
+    assert [r["metrics"]["f1_mean"] for r in board.records()] == [0.42]
+    (run / "broken.json").write_text("{")
+    with pytest.raises(RecordError, match="broken.json"):
+        board.import_jsonl(run / "broken.json")
+
+
 def test_newer_board_schema_is_refused(tmp_path):
     store = Store(_url(tmp_path))
     with store.engine.begin() as conn:

@@ -126,3 +126,33 @@ def test_bayes_suggestion_uses_finished_trials_and_is_builtin(tmp_path):
         params = sweep.suggest()
     assert type(params["method.lr"]) is float and 0.0 <= params["method.lr"] <= 1.0
     OmegaConf.create(params)  # numpy floats would raise UnsupportedValueType here
+
+
+def test_online_dispatch_creates_the_sweep_and_runs_an_agent(tmp_path, monkeypatch, capsys):
+    """Online (credentials, no offline mode): the unchanged file goes to wandb.sweep, then wandb.agent
+    runs `--count` trials; `--local` keeps the search on this machine even when online."""
+    import argparse
+
+    import wandb
+
+    from affectlab.commands import sweep as sweep_cmd
+
+    calls = []
+    monkeypatch.setattr(wandb, "sweep", lambda config, project=None, entity=None: calls.append(
+        ("sweep", config, project, entity)) or "sw42")
+    monkeypatch.setattr(wandb, "agent", lambda sweep_id, count=None, project=None, entity=None: calls.append(
+        ("agent", sweep_id, count, project)))
+    monkeypatch.setattr("affectlab.sweeps.wandb_online", lambda: True)
+    parser = argparse.ArgumentParser()
+    sweep_cmd.add_arguments(parser)
+    path = Path(__file__).resolve().parents[2] / "experiments" / "sweeps" / "baseline.yaml"
+    assert sweep_cmd.run(parser.parse_args([str(path), "--count", "2", "--project", "p"])) == 0
+    assert calls == [("sweep", load_sweep_file(path), "p", None), ("agent", "sw42", 2, "p")]
+    assert "wandb sweep sw42 done" in capsys.readouterr().out
+
+    calls.clear()
+    config = _sweep_config(tmp_path)
+    local_file = tmp_path / "local.yaml"
+    local_file.write_text(OmegaConf.to_yaml(OmegaConf.create(config)))
+    args = parser.parse_args([str(local_file), "--count", "1", "--local", "--root", str(tmp_path / "sweeps")])
+    assert sweep_cmd.run(args) == 0 and calls == []

@@ -8,7 +8,14 @@ import pytest
 import torch
 from scipy import stats
 
-from affectlab.losses.contrastive import anchor_steps, info_nce, nt_xent, predictive_contrastive_loss
+from affectlab.losses.contrastive import (
+    anchor_steps,
+    info_nce,
+    nt_xent,
+    nt_xent_accuracy,
+    predictive_accuracy,
+    predictive_contrastive_loss,
+)
 from affectlab.losses.sparse_regression import budget_count, masked_intensity_loss, sample_label_subset
 
 E1, E2 = [1.0, 0.0], [0.0, 1.0]
@@ -204,3 +211,37 @@ def test_datamodule_sparse_label_sampler_is_seeded_and_uniform():
     assert not np.array_equal(a, sparse_label_mask(200, 0.02, np.random.default_rng(6)))
     counts = sum(sparse_label_mask(30, 0.1, np.random.default_rng(s)).astype(int) for s in range(1500))
     assert counts.sum() == 1500 * 3 and stats.chisquare(counts).pvalue > 1e-3
+
+
+def test_predictive_accuracy_separates_clip_identity_from_time():
+    # 2 clips x 4 frames, anchors 0..1, horizon 1. Embeddings: clip c, frame t -> direction of clip c
+    # plus a small time-specific component, so that "right clip, wrong time" is distinguishable.
+    emb = torch.zeros(2, 4, 6)
+    for c in range(2):
+        for t in range(4):
+            emb[c, t, c] = 1.0
+            emb[c, t, 2 + t] = 0.1
+    anchors = torch.tensor([0, 1])
+    perfect = emb[:, anchors + 1][:, :, None]  # predicts the true next embedding exactly
+    acc = predictive_accuracy(perfect, emb, anchors)
+    assert acc["top1"].item() == 1.0 and acc["same_clip"].item() == 1.0
+    # clip-only predictions (the clip direction, no time component): ties resolve to the first
+    # candidate of that clip (anchor 0), so exactly one of the two anchors per clip is right
+    clip_only = torch.zeros(2, 2, 1, 6)
+    for c in range(2):
+        clip_only[c, :, 0, c] = 1.0
+    acc = predictive_accuracy(clip_only, emb, anchors)
+    assert acc["top1"].item() == 0.5 and acc["same_clip"].item() == 1.0
+    # swapped clips: never the right clip
+    acc = predictive_accuracy(perfect.flip(0), emb, anchors)
+    assert acc["top1"].item() == 0.0 and acc["same_clip"].item() == 0.0
+    # "batch" negatives compare clips at the same step only
+    assert predictive_accuracy(clip_only, emb, anchors, "batch")["top1"].item() == 1.0
+    assert "same_clip" not in predictive_accuracy(clip_only, emb, anchors, "batch")
+
+
+def test_nt_xent_accuracy_hand_made():
+    z1 = torch.tensor([E1, E2])
+    assert nt_xent_accuracy(z1, z1.clone()).item() == 1.0
+    # second views swapped: each view's nearest other view is the other clip's second view
+    assert nt_xent_accuracy(z1, z1.flip(0)).item() == 0.0

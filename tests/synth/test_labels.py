@@ -69,3 +69,20 @@ def test_expression_clips_have_bands_and_class_aus():
     U, _, band = expression_state(rng_for(0, "expr", "n"), "Neutral", 16, 60)
     assert band == "" and U.max() <= 1.3
     assert set(CLASSES) == {"Happy", "Sad", "Neutral", "Angry", "Surprise", "Disgust", "Fear"}
+
+
+def test_occluders_are_occasional_wild_only_and_smooth():
+    from affectlab.synth.labels import HAND_RATE, MICROPHONE_RATE, occlusion_track
+
+    assert occlusion_track(rng_for(0, "lab"), 20, wild=False) is None
+    tracks = [occlusion_track(rng_for(0, "occ", i), 20, wild=True) for i in range(4000)]
+    kinds = [t[0] if t else None for t in tracks]
+    assert abs(kinds.count("hand") / 4000 - HAND_RATE) < 0.012
+    assert abs(kinds.count("microphone") / 4000 - MICROPHONE_RATE) < 0.01
+    for kind, side, reach, _ in (t for t in tracks if t):
+        assert side in (-1, 1) and reach.shape == (20,) and 0 <= reach.min() and reach.max() <= 1
+        on = np.flatnonzero(reach > 0)
+        if kind == "hand":    # enters and leaves once: a contiguous window shorter than the track
+            assert len(on) < 20 and np.array_equal(on, np.arange(on[0], on[-1] + 1)) and reach.max() > 0.8
+        else:
+            assert len(on) == 20 and np.ptp(reach) == 0

@@ -123,7 +123,7 @@ def test_ferv39k_split_files(synth_root):
 
 def test_groundtruth_tables_match_written_frames(synth_root):
     cols = (["dataset", "subject", "sequence", "frame", "path"] + [f"au{a:02d}" for a in AUS]
-            + ["yaw", "pitch", "roll", "scale", "tx", "ty", "identity", "expression", "band"]
+            + ["yaw", "pitch", "roll", "scale", "tx", "ty", "identity", "expression", "band", "occlusion"]
             + [f"lm_x{i}" for i in range(68)] + [f"lm_y{i}" for i in range(68)])
     for name, rel in (("bp4d", "BP4D"), ("dfew", "DFEW"), ("ferv39k", "FERV39k"), ("videos", "videos"),
                       ("disfa", "DISFA")):
@@ -134,6 +134,8 @@ def test_groundtruth_tables_match_written_frames(synth_root):
             n_files = sum(1 for _ in (synth_root / rel).rglob("*.jpg"))
             assert len(gt) == n_files and (synth_root / rel / gt.path.iloc[-1]).exists()
         assert gt[[f"au{a:02d}" for a in AUS]].to_numpy().max() <= 5
+        occluded = gt.occlusion > 0
+        assert occluded.any() if name in ("dfew", "ferv39k") else not occluded.any(), name  # wild only
     occ = pd.read_csv(synth_root / "BP4D" / "AUCoding" / "AU_OCC" / "F001_T1.csv", index_col=0)
     gt = pd.read_csv(synth_root / "groundtruth" / "bp4d.csv.gz")
     g = gt[(gt.subject == "F001") & (gt.sequence == "T1")].set_index("frame")

@@ -58,3 +58,25 @@ def test_render_is_deterministic_and_landmarks_follow_pose():
     _, lm_y = render_face(ident, np.zeros(N_AU), Pose(scale=35, yaw=30), (112, 112), noise=0)
     iod = lambda lm: np.linalg.norm(lm[36:42].mean(0) - lm[42:48].mean(0))  # noqa: E731
     assert iod(lm_y) < 0.95 * iod(lm_a)                     # yaw foreshortens the eyes
+
+
+@pytest.mark.parametrize("kind", ["hand", "microphone"])
+def test_occluder_covers_the_lower_face_only(kind):
+    from affectlab.synth.render import Occluder
+
+    ident = sample_identity(rng_for(0, "occluder", kind))
+    ident.glasses, ident.beard = False, False
+    base, lm = _render(ident, np.zeros(N_AU))
+    none, _ = render_face(ident, np.zeros(N_AU), Pose(scale=35), (112, 112), noise=0,
+                          occluder=Occluder(kind, 1, 0.0, (40, 40, 40)))
+    assert np.array_equal(none.astype(np.float32).mean(2), base)     # reach 0: nothing drawn
+    img, lm_occ = render_face(ident, np.zeros(N_AU), Pose(scale=35), (112, 112), noise=0,
+                              occluder=Occluder(kind, 1, 1.0, (40, 40, 40)))
+    assert np.array_equal(lm_occ, lm)                                 # landmarks are the face's
+    diff = np.abs(img.astype(np.float32).mean(2) - base)
+    lower = lm[list(range(48, 68)) + [6, 7, 8, 9, 10]]
+    (x0, y0), (x1, y1) = np.floor(lower.min(0) - 4).astype(int), np.ceil(lower.max(0) + 4).astype(int)
+    eyes = lm[36:48]
+    (ex0, ey0), (ex1, ey1) = np.floor(eyes.min(0) - 3).astype(int), np.ceil(eyes.max(0) + 3).astype(int)
+    assert (diff[y0:y1, x0:x1] > 20).mean() > 0.04                    # a visible part of the lower face
+    assert diff[ey0:ey1, ex0:ex1].max() == 0                          # eyes untouched

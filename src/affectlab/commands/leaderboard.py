@@ -8,12 +8,13 @@ HELP = "render the results board (Markdown, HTML, PNG) or move its records as JS
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("words", nargs="*", help="[render] [DATA=d] | export FILE | import FILE")
+    parser.add_argument("words", nargs="*",
+                        help="[render] [DATA=d] | export FILE.jsonl | import FILE.jsonl|RUN_DIR/results.json ...")
     parser.add_argument("--url", default=None, help="SQLAlchemy URL of the board (default results/leaderboard.sqlite)")
     parser.add_argument("--out", default="results", help="folder for LEADERBOARD.md, leaderboard.html, plots/")
     parser.add_argument("--all", action="store_true", help="every record instead of each method's best")
     parser.add_argument("--no-png", action="store_true")
-    parser.add_argument("--wandb", action="store_true", help="also log the tables to wandb (when online)")
+    parser.add_argument("--no-wandb", action="store_true", help="do not log the tables to wandb (logged when online)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -23,14 +24,18 @@ def run(args: argparse.Namespace) -> int:
     action = words.pop(0) if words and words[0] in ("render", "export", "import") else "render"
     store = open_store(args.url)
     try:
-        if action in ("export", "import"):
+        if action == "export":
             if len(words) != 1:
-                print(f"usage: affectlab leaderboard {action} FILE.jsonl")
+                print("usage: affectlab leaderboard export FILE.jsonl")
                 return 2
-            if action == "export":
-                print(f"exported {store.export_jsonl(words[0])} records to {words[0]}")
-            else:
-                print(f"imported {store.import_jsonl(words[0])} new records from {words[0]}")
+            print(f"exported {store.export_jsonl(words[0])} records to {words[0]}")
+            return 0
+        if action == "import":
+            if not words:
+                print("usage: affectlab leaderboard import FILE.jsonl|RUN_DIR/results.json ...")
+                return 2
+            for word in words:
+                print(f"imported {store.import_jsonl(word)} new records from {word}")
             return 0
         dataset = None
         for word in words:
@@ -43,13 +48,13 @@ def run(args: argparse.Namespace) -> int:
 
         out = render(store.records(), args.out, dataset=dataset, all_runs=args.all, png=not args.no_png)
         print(f"{len(out['tables'])} tables → {out['markdown']}, {out['html']}")
-        if args.wandb:
+        if not args.no_wandb:
             from affectlab.sweeps.online import wandb_online
 
             if wandb_online():
-                print(f"logged to {log_wandb_tables(out['tables'])}")
+                print(f"logged to {log_wandb_tables(out['tables'], directory=args.out)}")
             else:
-                print("wandb is offline: tables not logged")
+                print("wandb is offline: tables not logged (set WANDB_API_KEY to log them as wandb Tables)")
         return 0
     finally:
         store.close()

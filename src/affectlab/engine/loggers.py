@@ -1,10 +1,12 @@
 """CSV logging always; wandb when enabled, offline when no credentials, never fatal."""
 from __future__ import annotations
 
+import contextlib
 import logging
 import netrc
 import os
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -36,10 +38,32 @@ def resolve_wandb_mode(cfg: DictConfig) -> str:
     return mode
 
 
+def sweep_agent_run_id() -> str | None:
+    """The run id a wandb sweep agent gave this trial (it sets ``WANDB_SWEEP_ID`` and ``WANDB_RUN_ID``)."""
+    if os.environ.get("WANDB_SWEEP_ID") and os.environ.get("WANDB_RUN_ID"):
+        return os.environ["WANDB_RUN_ID"]
+    return None
+
+
+@contextlib.contextmanager
+def _without_sweep_env() -> Iterator[None]:
+    """Hide the agent's sweep variables so a stage that is not the trial's own run is not filed
+    under the sweep (wandb.init reads them from the environment)."""
+    saved = {k: os.environ.pop(k) for k in ("WANDB_SWEEP_ID", "WANDB_RUN_ID") if k in os.environ}
+    try:
+        yield
+    finally:
+        os.environ.update(saved)
+
+
 def build_loggers(cfg: DictConfig, run_dir: Path, stage: str, wandb_id: str | None,
-                  attempt: int = 0) -> tuple[list[Logger], str | None]:
+                  attempt: int = 0, sweep_run: bool = False) -> tuple[list[Logger], str | None]:
     """Loggers for one stage; returns them and the wandb run id (None when wandb is off).
-    A resumed attempt writes ``logs/<stage>/resume-<n>/metrics.csv`` beside the first one."""
+
+    A resumed attempt writes ``logs/<stage>/resume-<n>/metrics.csv`` beside the first one.
+    Under a wandb sweep agent, the stage with ``sweep_run=True`` (the evaluated one, which logs the
+    sweep metric) logs into the agent's own run; the other stages get runs of their own outside the
+    sweep, so the agent sees exactly one run per trial."""
     loggers: list[Logger] = []
     if cfg.logger.csv:
         loggers.append(CSVLogger(save_dir=str(run_dir / "logs"), name=stage,
@@ -52,12 +76,16 @@ def build_loggers(cfg: DictConfig, run_dir: Path, stage: str, wandb_id: str | No
         from lightning.pytorch.loggers import WandbLogger
 
         wandb_cfg = cfg.logger.wandb
+        agent_id = sweep_agent_run_id()
         run_id = wandb_id or os.urandom(4).hex()
+        full_id = f"{run_id}-{stage}"
+        if agent_id and sweep_run:
+            run_id = full_id = agent_id
         kwargs: dict[str, Any] = dict(
             project=wandb_cfg.project,
             entity=wandb_cfg.entity,
             name=f"{run_dir.name}-{stage}",
-            id=f"{run_id}-{stage}",
+            id=full_id,
             save_dir=str(run_dir),
             group=wandb_cfg.group or f"{cfg.method.name}/{cfg.data.name}",
             job_type=stage,
@@ -68,12 +96,22 @@ def build_loggers(cfg: DictConfig, run_dir: Path, stage: str, wandb_id: str | No
         if mode == "online":
             kwargs["resume"] = "allow"  # offline runs cannot be resumed (wandb 0.31)
         logger = WandbLogger(**kwargs)
-        _ = logger.experiment  # start it now so a failure degrades here, not mid-training
+        with contextlib.nullcontext() if sweep_run or not agent_id else _without_sweep_env():
+            _ = logger.experiment  # start it now so a failure degrades here, not mid-training
         loggers.append(logger)
         return loggers, run_id
     except Exception as err:  # noqa: BLE001 - wandb must never kill training
         warnings.warn(f"wandb logging disabled ({type(err).__name__}: {err}); continuing with CSV only")
         return loggers, None
+
+
+def wandb_loggers(loggers: list[Logger]) -> list[Logger]:
+    return [lg for lg in loggers if type(lg).__name__ == "WandbLogger"]
+
+
+def finish_wandb(loggers: list[Logger]) -> None:
+    for logger in wandb_loggers(loggers):
+        logger.experiment.finish()
 
 
 def wandb_url(loggers: list[Logger]) -> str | None:

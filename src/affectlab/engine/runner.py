@@ -19,7 +19,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from affectlab.engine.callbacks import AtomicCheckpointIO, RNGStateCallback, fault_injection_from_env
 from affectlab.engine.io import atomic_write_json
-from affectlab.engine.loggers import build_loggers, wandb_url
+from affectlab.engine.loggers import build_loggers, finish_wandb, wandb_loggers, wandb_url
 from affectlab.engine.rundir import RUN_DIR_ENV, RunDirectory, prepare_run_dir
 from affectlab.engine.scaling import effective_batch_size, world_size
 from affectlab.engine.summary import format_summary
@@ -109,7 +109,8 @@ def fit_stage(stage: Stage, cfg: DictConfig, run: RunDirectory) -> str:
         return ckpt
     info = run.read_info() if run.info_path.exists() else {}
     attempt = int(info.get("resumes", 0))
-    loggers, wandb_id = build_loggers(cfg, run.path, stage.name, info.get("wandb_ids", {}).get(stage.name), attempt)
+    loggers, wandb_id = build_loggers(cfg, run.path, stage.name, info.get("wandb_ids", {}).get(stage.name), attempt,
+                                      sweep_run=stage.evaluate)
     if _is_rank_zero() and wandb_id:
         run.update_info(wandb_ids={**info.get("wandb_ids", {}), stage.name: wandb_id})
     if cfg.trainer.channels_last and cfg.trainer.accelerator == "gpu":
@@ -128,9 +129,10 @@ def fit_stage(stage: Stage, cfg: DictConfig, run: RunDirectory) -> str:
         atomic_write_json(done, {"checkpoint": best, "monitor": stage.monitor,
                                  "best_score": _float(checkpoint.best_model_score)})
     stage.url = wandb_url(loggers)  # type: ignore[attr-defined]
-    for logger in loggers:
-        if hasattr(logger, "experiment") and type(logger).__name__ == "WandbLogger":
-            logger.experiment.finish()
+    if stage.evaluate:  # the test pass logs its metrics and figures into the same wandb run
+        stage.wandb_loggers = wandb_loggers(loggers)  # type: ignore[attr-defined]
+    else:
+        finish_wandb(loggers)
     return best
 
 
@@ -141,23 +143,30 @@ def _float(value: Any) -> float | None:
 
 
 def test_stage(stage: Stage, cfg: DictConfig, run: RunDirectory) -> dict[str, float]:
-    """Single-process test pass, so every test item counts exactly once (no sampler padding)."""
+    """Single-process test pass, so every test item counts exactly once (no sampler padding).
+    Its metrics and figures also go to the evaluated stage's wandb run, which it then finishes."""
     from lightning.pytorch.loggers import CSVLogger
 
     accelerator = cfg.trainer.accelerator
+    loggers = [CSVLogger(save_dir=str(run.path / "logs"), name="test", version="")] if cfg.logger.csv else []
+    remote = getattr(stage, "wandb_loggers", [])
     trainer = L.Trainer(
         accelerator=accelerator,
         devices=1,
         num_nodes=1,
         precision=cfg.trainer.precision,
-        logger=CSVLogger(save_dir=str(run.path / "logs"), name="test", version="") if cfg.logger.csv else False,
+        logger=[*loggers, *remote] or False,
         limit_test_batches=cfg.trainer.limit_test_batches,
         enable_checkpointing=False,
         enable_progress_bar=False,
         enable_model_summary=False,
     )
     stage.module.artifact_dir = run.artifact_dir
-    trainer.test(stage.module, datamodule=stage.datamodule, verbose=False)
+    try:
+        trainer.test(stage.module, datamodule=stage.datamodule, verbose=False)
+    finally:
+        finish_wandb(remote)
+        stage.wandb_loggers = []  # type: ignore[attr-defined]
     return {k[len("test/"):]: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("test/")}
 
 
@@ -172,7 +181,13 @@ def _data_source(cfg: DictConfig, datamodule: Any) -> str:
     if source:
         return str(source)
     if cfg.data.root is None:
-        return f"synthetic-{cfg.data.synthetic_profile}-seed{cfg.data.synthetic_seed}"
+        from affectlab.synth import GENERATOR_VERSION
+
+        return f"synthetic-v{GENERATOR_VERSION}-{cfg.data.synthetic_profile}-seed{cfg.data.synthetic_seed}"
+    root = Path(cfg.data.root)
+    markers = sorted(root.parent.glob(".complete-*"))  # the generator's marker beside a release it wrote
+    if markers:
+        return f"synthetic-v{markers[0].read_text().strip()}-{root.parent.name}"
     return "real"
 
 

@@ -424,11 +424,14 @@ def render(records: Iterable[dict[str, Any]], out_dir: str | Path, dataset: str 
     return {"tables": tables, "markdown": md, "html": page, "plots": plots}
 
 
-def log_wandb_tables(tables: list[Table], project: str = "affectlab", entity: str | None = None) -> str | None:
-    """Log every table as a wandb Table in one run (only called when wandb is online)."""
+def log_wandb_tables(tables: list[Table], project: str = "affectlab", entity: str | None = None,
+                     directory: str | Path | None = None) -> str | None:
+    """Log every table as a wandb Table in one run (only called when wandb is online); the run's
+    local files go under ``directory`` (the rendered board's folder)."""
     import wandb
 
-    run = wandb.init(project=project, entity=entity, job_type="leaderboard", name="leaderboard")
+    run = wandb.init(project=project, entity=entity, job_type="leaderboard", name="leaderboard",
+                     dir=str(directory) if directory else None)
     for table in tables:
         metrics = [*table.summary_metrics, *(table.item_metric(i) for i in table.items)]
         data = [[r.method, r.evaluation, "reported" if r.reported else "measured",

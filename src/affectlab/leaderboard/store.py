@@ -260,7 +260,17 @@ class Store:
         return len(rows)
 
     def import_jsonl(self, path: str | Path) -> int:
-        """Append the records of a JSONL file that are not yet on the board; returns how many."""
+        """Append the records of a JSONL file (or of one run's ``results.json``) that are not yet on
+        the board; returns how many."""
+        path = Path(path)
+        if path.suffix == ".json":
+            if not path.is_file():
+                raise FileNotFoundError(f"{path}: no such results file")
+            try:
+                record = json.loads(path.read_text())
+            except json.JSONDecodeError as err:
+                raise RecordError(f"{path}: not valid JSON ({err.msg})") from None
+            return self.add_many([validate_record(record, where=str(path))])
         return self.add_many(read_jsonl(path))
 
     def close(self) -> None:

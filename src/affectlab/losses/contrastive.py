@@ -88,3 +88,44 @@ def nt_xent(z1: torch.Tensor, z2: torch.Tensor, temperature: float = 0.1) -> tor
     logits = logits.masked_fill(torch.eye(2 * n, dtype=torch.bool, device=z.device), float("-inf"))
     targets = torch.cat([torch.arange(n, 2 * n), torch.arange(n)]).to(z.device)
     return F.cross_entropy(logits, targets)
+
+
+@torch.no_grad()
+def predictive_accuracy(
+    predictions: torch.Tensor, embeddings: torch.Tensor, anchors: torch.Tensor, negatives: str = "batch_time",
+) -> dict[str, torch.Tensor]:
+    """Diagnostics of :func:`predictive_contrastive_loss` (same arguments), averaged over the k steps.
+
+    ``top1``: fraction of predictions whose most similar candidate is the true future embedding
+    (chance 1/(B·A) for ``batch_time``, 1/B for ``batch``). ``same_clip`` (``batch_time`` only): fraction
+    whose most similar candidate comes from the right clip, whatever its time step. ``same_clip`` near 1
+    with ``top1`` near 1/A means the model tells clips apart (e.g. by identity) but not the time steps
+    inside a clip, i.e. the representation has not picked up what changes over time.
+    """
+    b, a, k, d = predictions.shape
+    top1, same = [], []
+    for j in range(k):
+        pred = F.normalize(predictions[:, :, j], dim=-1)
+        target = F.normalize(embeddings[:, anchors + j + 1], dim=-1)
+        if negatives == "batch_time":
+            best = (pred.reshape(b * a, d) @ target.reshape(b * a, d).t()).argmax(1)
+            idx = torch.arange(b * a, device=best.device)
+            top1.append((best == idx).float().mean())
+            same.append((best // a == idx // a).float().mean())
+        else:
+            best = torch.einsum("iad,jad->aij", pred, target).argmax(-1)  # (A, B): per step, over clips
+            top1.append((best == torch.arange(b, device=best.device)[None]).float().mean())
+    out = {"top1": torch.stack(top1).mean()}
+    if same:
+        out["same_clip"] = torch.stack(same).mean()
+    return out
+
+
+@torch.no_grad()
+def nt_xent_accuracy(z1: torch.Tensor, z2: torch.Tensor) -> torch.Tensor:
+    """Fraction of the 2B views of :func:`nt_xent` whose most similar other view is their positive."""
+    n = len(z1)
+    z = F.normalize(torch.cat([z1, z2]), dim=-1)
+    sim = (z @ z.t()).masked_fill(torch.eye(2 * n, dtype=torch.bool, device=z.device), float("-inf"))
+    targets = torch.cat([torch.arange(n, 2 * n), torch.arange(n)]).to(z.device)
+    return (sim.argmax(1) == targets).float().mean()

@@ -12,7 +12,8 @@ What is the paper's (abstract-level facts, [AB] in ``shared/specs/methods.md`` Â
 
 What is ours [X], each behind a config key (``docs/methods/contrastive_intensity.md``):
 ResNet-18 trunk and input size (``model.*``), GRU vs causal transformer (``model.temporal``),
-predictive InfoNCE vs clip-instance NT-Xent (``pretrain.objective``) with temperature, horizon, clip
+normalisation of the frame embeddings before it (``model.feature_norm``), predictive InfoNCE vs
+clip-instance NT-Xent vs per-frame NT-Xent (``pretrain.objective``) with temperature, horizon, clip
 length and negatives, the augmentations, frozen vs fine-tuned extractor
 (``regress.freeze_extractor``), regressor shape/output range, MSE vs L1, label budget scope and seed,
 optimiser and schedule.
@@ -30,7 +31,13 @@ import torch.nn.functional as F
 from omegaconf import DictConfig, OmegaConf
 
 from affectlab.engine.scaling import scaled_lr
-from affectlab.losses.contrastive import anchor_steps, nt_xent, predictive_contrastive_loss
+from affectlab.losses.contrastive import (
+    anchor_steps,
+    nt_xent,
+    nt_xent_accuracy,
+    predictive_accuracy,
+    predictive_contrastive_loss,
+)
 from affectlab.losses.sparse_regression import LabelBudget, masked_intensity_loss
 from affectlab.methods.base import METHODS, MethodConfig, MethodSpec, RunContext, Stage
 from affectlab.metrics import AUIntensityMetrics
@@ -52,6 +59,8 @@ class ModelConfig:
     num_layers: int = 1
     num_heads: int = 4
     dropout: float = 0.0
+    #: none | batch | layer: normalisation of the frame embeddings before the temporal module
+    feature_norm: str = "none"
 
 
 @dataclass
@@ -62,7 +71,9 @@ class PretrainConfig:
     enabled: bool = True
     #: folder of unlabelled face videos (``videos`` datamodule layout); None â†’ the synthetic stand-in
     root: Optional[str] = None
-    #: predictive (CPC/DPC-style InfoNCE, default) | instance (two views of one clip, NT-Xent)
+    #: predictive (CPC/DPC-style InfoNCE) | instance (two views of one clip, NT-Xent) | frame (two
+    #: views of every frame, NT-Xent over all frames of the batch, so the other frames of the same clip
+    #: are negatives; trains the per-frame extractor only)
     objective: str = "predictive"
     #: frames per clip fed to the model
     clip_length: int = 12
@@ -83,11 +94,16 @@ class PretrainConfig:
     color_jitter: float = 0.2
     #: predictive: apply the (clip-consistent) spatial augmentation too
     augment_predictive: bool = True
+    #: frame: views drawn independently per frame (True) or once per clip (False)
+    frame_independent_views: bool = True
     batch_size: int = 8
     lr: float = 1e-3
     weight_decay: float = 1e-4
     max_epochs: int = 10
     max_steps: Optional[int] = None
+    #: which stage-1 weights stage 2 starts from: best (lowest val/loss) | last (last epoch; for a tiny
+    #: validation split whose loss is too noisy to select on)
+    select: str = "best"
     #: keys passed to the ``videos`` datamodule (task ``clips``), e.g. batch_size
     data: Any = None
 
@@ -135,7 +151,10 @@ def build_model(cfg: Any) -> SpatioTemporalModel:
     kwargs = _plain(m.backbone_kwargs)
     return SpatioTemporalModel(m.backbone, kwargs, checkpoint_path=m.checkpoint_path, temporal=m.temporal,
                                hidden_dim=m.hidden_dim, num_layers=m.num_layers, num_heads=m.num_heads,
-                               dropout=m.dropout)
+                               dropout=m.dropout, feature_norm=m.feature_norm)
+
+
+OBJECTIVES = ("predictive", "instance", "frame")
 
 
 def augment_clips(video: torch.Tensor, crop_scale_min: float = 0.8, flip: bool = True, color_jitter: float = 0.2,
@@ -183,17 +202,25 @@ class ContrastivePretrainModule(L.LightningModule):
         super().__init__()
         self.cfg = cfg
         p = cfg.method.pretrain
-        if p.objective not in ("predictive", "instance"):
-            raise ValueError(f"unknown method.pretrain.objective {p.objective!r}; expected 'predictive' or 'instance'")
+        if p.objective not in OBJECTIVES:
+            raise ValueError(f"unknown method.pretrain.objective {p.objective!r}; expected one of {OBJECTIVES}")
         self.model = build_model(cfg.method)
         if p.objective == "predictive":
             anchor_steps(p.clip_length, p.horizon, p.min_context)  # fail early on an impossible clip
             self.head: torch.nn.Module = FuturePredictor(self.model.state_dim, self.model.embed_dim, p.horizon)
+        elif p.objective == "frame":
+            self.head = ProjectionHead(self.model.embed_dim, p.projection_dim)
+            # only the frame encoder is trained here; parameters without gradients would make DDP
+            # wait for them forever (stage 2 builds its own optimiser and re-enables them)
+            for module in (self.model.feature_norm, self.model.temporal):
+                module.requires_grad_(False)
         else:
             self.head = ProjectionHead(self.model.state_dim, p.projection_dim)
         self.artifact_dir: Path | None = None
 
-    def loss(self, video: torch.Tensor, train: bool) -> torch.Tensor:
+    def loss(self, video: torch.Tensor, train: bool) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """The stage-1 loss and its diagnostics (``acc``: top-1 retrieval of the positive; predictive
+        ``batch_time`` also ``acc_same_clip``, see :func:`predictive_accuracy`)."""
         p = self.cfg.method.pretrain
         if p.objective == "predictive":
             clip = temporal_view(video, p.clip_length) if train else video[:, : p.clip_length]
@@ -201,23 +228,36 @@ class ContrastivePretrainModule(L.LightningModule):
                 clip = augment_clips(clip, p.crop_scale_min, p.flip, p.color_jitter)
             z, h = self.model(clip)
             anchors = anchor_steps(clip.shape[1], p.horizon, p.min_context).to(clip.device)
-            return predictive_contrastive_loss(self.head(h[:, anchors]), z, anchors, p.temperature, p.negatives)
+            pred = self.head(h[:, anchors])
+            acc = predictive_accuracy(pred, z, anchors, p.negatives)
+            stats = {"acc": acc["top1"]} | ({"acc_same_clip": acc["same_clip"]} if "same_clip" in acc else {})
+            return predictive_contrastive_loss(pred, z, anchors, p.temperature, p.negatives), stats
+        if p.objective == "frame":
+            clip = video[:, : p.clip_length]
+            flat = clip.flatten(0, 1)[:, None] if p.frame_independent_views else clip
+            views = [augment_clips(flat, p.crop_scale_min, p.flip, p.color_jitter).view_as(clip) for _ in range(2)]
+            z1, z2 = (self.head(self.model.encoder(v).flatten(0, 1)) for v in views)
+            return nt_xent(z1, z2, p.temperature), {"acc": nt_xent_accuracy(z1, z2)}
         views = [augment_clips(temporal_view(video, p.clip_length), p.crop_scale_min, p.flip, p.color_jitter)
                  for _ in range(2)]
         z1, z2 = (self.head(self.model(v)[1][:, -1]) for v in views)
-        return nt_xent(z1, z2, p.temperature)
+        return nt_xent(z1, z2, p.temperature), {"acc": nt_xent_accuracy(z1, z2)}
 
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
-        loss = self.loss(batch["video"], train=True)
-        self.log("train/loss", loss, prog_bar=True, batch_size=len(batch["video"]))
+        loss, stats = self.loss(batch["video"], train=True)
+        n = len(batch["video"])
+        self.log("train/loss", loss, prog_bar=True, batch_size=n)
+        self.log_dict({f"train/{k}": v for k, v in stats.items()}, batch_size=n, on_step=False, on_epoch=True)
         return loss
 
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
         # seeded views so the validation loss is comparable between epochs
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(batch_idx)
-            loss = self.loss(batch["video"], train=self.cfg.method.pretrain.objective == "instance")
-        self.log("val/loss", loss, prog_bar=True, batch_size=len(batch["video"]), sync_dist=True)
+            loss, stats = self.loss(batch["video"], train=self.cfg.method.pretrain.objective != "predictive")
+        n = len(batch["video"])
+        self.log("val/loss", loss, prog_bar=True, batch_size=n, sync_dist=True)
+        self.log_dict({f"val/{k}": v for k, v in stats.items()}, batch_size=n, sync_dist=True)
 
     def configure_optimizers(self):
         p = self.cfg.method.pretrain
@@ -246,6 +286,7 @@ class SparseIntensityRegressor(L.LightningModule):
         self.val_metrics = AUIntensityMetrics(self.au_names)
         self.test_metrics = AUIntensityMetrics(self.au_names)
         self.freeze_extractor = bool(r.freeze_extractor)
+        self.model.requires_grad_(True)  # stage 1's frame objective froze the temporal part
         if self.freeze_extractor:
             self.model.encoder.requires_grad_(False)
         self.label_budget = label_budget
@@ -344,7 +385,8 @@ class SparseIntensityRegressor(L.LightningModule):
         r = self.cfg.method.regress
         lr = scaled_lr(self.cfg, r.lr)
         extractor = [p for p in self.model.encoder.parameters() if p.requires_grad]
-        rest = list(self.model.temporal.parameters()) + list(self.head.parameters())
+        rest = [p for n, p in self.model.named_parameters() if not n.startswith("encoder.")]
+        rest += list(self.head.parameters())
         groups = [{"params": rest, "lr": lr}]
         if extractor:
             groups.append({"params": extractor, "lr": scaled_lr(self.cfg, r.extractor_lr) if r.extractor_lr else lr})
@@ -422,7 +464,10 @@ class ContrastiveIntensity(MethodSpec):
         model = None
         if m.pretrain.enabled:
             pre = ContrastivePretrainModule(cfg)
-            yield Stage("pretrain", pre, pretrain_datamodule(cfg), monitor="val/loss", mode="min",
+            if m.pretrain.select not in ("best", "last"):
+                raise ValueError(f"unknown method.pretrain.select {m.pretrain.select!r}; expected 'best' or 'last'")
+            monitor = "val/loss" if m.pretrain.select == "best" else None
+            yield Stage("pretrain", pre, pretrain_datamodule(cfg), monitor=monitor, mode="min",
                         max_epochs=m.pretrain.max_epochs, max_steps=m.pretrain.max_steps)
             model = pre.model  # trained (or restored) by the runner before the generator resumes
         if model is None:

@@ -101,6 +101,31 @@ class CausalTransformerTemporal(nn.Module):
         return self.norm(self.encoder(h, mask=mask, is_causal=True))
 
 
+class FeatureNorm(nn.Module):
+    """Optional normalisation of the frame embeddings z before the temporal module [X].
+
+    ``none``: identity. ``batch``: BatchNorm over all frames of the batch (per feature, affine), so that
+    small frame-to-frame variations of z are not swamped by its large mean (the extractor's pooled
+    features are dominated by identity). ``layer``: LayerNorm per frame. The frame embeddings
+    returned by :class:`SpatioTemporalModel` (used by the stage-1 losses) are the un-normalised z.
+    """
+
+    KINDS = ("none", "batch", "layer")
+
+    def __init__(self, dim: int, kind: str = "none") -> None:
+        super().__init__()
+        if kind not in self.KINDS:
+            raise ValueError(f"unknown feature_norm {kind!r}; expected one of {self.KINDS}")
+        self.kind = kind
+        self.norm: nn.Module = (nn.BatchNorm1d(dim) if kind == "batch" else nn.LayerNorm(dim) if kind == "layer"
+                                else nn.Identity())
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        if self.kind == "batch":
+            return self.norm(z.flatten(0, 1)).view_as(z)
+        return self.norm(z)
+
+
 class SpatioTemporalModel(nn.Module):
     """Per-frame extractor + temporal module (the paper's model [AB]; module choices [X]).
 
@@ -118,9 +143,11 @@ class SpatioTemporalModel(nn.Module):
         num_layers: int = 1,
         num_heads: int = 4,
         dropout: float = 0.0,
+        feature_norm: str = "none",
     ) -> None:
         super().__init__()
         self.encoder = FrameEncoder(backbone, pretrained, checkpoint_path, backbone_kwargs=backbone_kwargs)
+        self.feature_norm = FeatureNorm(self.encoder.out_dim, feature_norm)
         if temporal == "gru":
             self.temporal: nn.Module = GRUTemporal(self.encoder.out_dim, hidden_dim, num_layers, dropout)
         elif temporal == "transformer":
@@ -137,7 +164,7 @@ class SpatioTemporalModel(nn.Module):
                 z = self.encoder(video)
         else:
             z = self.encoder(video)
-        return z, self.temporal(z)
+        return z, self.temporal(self.feature_norm(z))
 
 
 class FuturePredictor(nn.Module):

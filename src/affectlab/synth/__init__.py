@@ -14,7 +14,7 @@ import pandas as pd
 
 from . import writers as W
 
-GENERATOR_VERSION = "1"
+GENERATOR_VERSION = "2"  # 2: occluders in wild tracks, `occlusion` ground-truth column
 DATASETS = ("bp4d", "disfa", "dfew", "ferv39k", "videos")
 RELEASE_DIR = {"bp4d": "BP4D", "disfa": "DISFA", "dfew": "DFEW", "ferv39k": "FERV39k", "videos": "videos"}
 

@@ -227,4 +227,33 @@ def pose_track(rng, n: int, wild: bool, scale: float, size: tuple[int, int]):
     return np.c_[v[:, :3], scale * (1 + np.clip(v[:, 3], -.2, .2)), v[:, 4] * w, v[:, 4] * 0 + base[4] * w * 0.7]
 
 
-__all__ = ["AUS", "CLASSES", "apply_rules", "levels", "bp4d_state", "disfa_state", "expression_state"]
+HAND_RATE = 0.05        # wild clips with a hand passing over the lower face (synthetic.md §5.6 step 8)
+MICROPHONE_RATE = 0.03  # wild clips with a hand-held microphone in front of the chin
+
+
+def occlusion_track(rng, n: int, wild: bool) -> tuple[str, int, np.ndarray, tuple[float, float, float]] | None:
+    """Occasional occluder of one track: (kind, side, per-frame reach 0–1, BGR colour), or None.
+
+    A hand enters, covers the lower face for a few frames and leaves (a smooth bump of reach over a
+    window of about a third of the track); a microphone stays for the whole track. Lab recordings
+    (BP4D, DISFA) have none. Drawn from its own generator so the rest of a track does not change.
+    """
+    if not wild or n < 1:
+        return None
+    draw = rng.random()
+    side = int(rng.choice([-1, 1]))
+    if draw < HAND_RATE:
+        width = int(rng.integers(min(n, 3), max(min(n, 3), n // 3) + 1))
+        start = int(rng.integers(0, n - width + 1))
+        t = (np.arange(n) - start + 0.5) / width
+        reach = np.where((t > 0) & (t < 1), np.sin(np.pi * np.clip(t, 0, 1)) ** 0.5, 0.0)
+        skin = rng.uniform([60, 90, 130], [170, 190, 235])
+        return "hand", side, np.round(reach, 3), tuple(float(c) for c in skin)
+    if draw < HAND_RATE + MICROPHONE_RATE:
+        reach = np.full(n, round(float(rng.uniform(0.5, 1.0)), 3))
+        return "microphone", side, reach, tuple(float(c) for c in rng.uniform(15, 60, 3))
+    return None
+
+
+__all__ = ["AUS", "CLASSES", "apply_rules", "levels", "bp4d_state", "disfa_state", "expression_state",
+           "occlusion_track"]

@@ -7,6 +7,8 @@ primitives, then is downscaled with area interpolation.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import cv2
 import numpy as np
 
@@ -76,9 +78,43 @@ def _p(x, y, z=0.1):
     return np.array([x, y, z], dtype=float)
 
 
+@dataclass(frozen=True)
+class Occluder:
+    """A hand entering the lower face or a hand-held microphone (synthetic.md §5.6 step 8).
+
+    ``reach`` 0 keeps it outside the face, 1 puts it over the mouth; ``side`` −1/+1 is the side it
+    comes from; ``colour`` is BGR (the hand's skin or the microphone's body).
+    """
+
+    kind: str
+    side: int
+    reach: float
+    colour: tuple[float, float, float]
+
+
+def _draw_occluder(cv: _Canvas, mouth: np.ndarray, occ: Occluder) -> None:
+    """Drawn last, in front of the face (z = 0.75 IOD), moving with the head."""
+    s, r = occ.side, float(np.clip(occ.reach, 0.0, 1.0))
+    if occ.kind == "hand":
+        palm = np.array([s * (1.9 - 1.6 * r), mouth[1] + 1.05 - 0.8 * r, 0.75])
+        cv.ellipse(palm, (0.36, 0.44), occ.colour, angle=-25.0 * s)
+        for k, dx in enumerate((-0.21, -0.07, 0.07, 0.21)):
+            base = palm + [dx - 0.1 * s, -0.3, 0.0]
+            tip = base + [-0.22 * s, -0.38 - 0.06 * (k in (1, 2)), 0.0]
+            cv.line(np.stack([base, tip]), occ.colour, 0.11)
+        cv.line(np.stack([palm + [0.3 * s, -0.05, 0], palm + [0.05 * s, -0.45, 0]]),
+                _mix(occ.colour, (0, 0, 0), 0.25), 0.012)  # a crease so the hand is not a flat blob
+    elif occ.kind == "microphone":
+        head = np.array([s * (0.85 - 0.6 * r), mouth[1] + 0.45 - 0.3 * r, 0.75])
+        cv.line(np.stack([head + [0, 0.1, 0], head + [0.3 * s, 1.6, 0]]), occ.colour, 0.12)
+        cv.ellipse(head, (0.2, 0.24), _mix(occ.colour, (90, 90, 90), 0.5))
+    else:
+        raise ValueError(f"unknown occluder kind {occ.kind!r}; expected 'hand' or 'microphone'")
+
+
 def render_face(ident: Identity, u: np.ndarray, pose: Pose, size: tuple[int, int], blink: float = 0.0,
                 rng: np.random.Generator | None = None, noise: float = 2.0, light=(0.0, 0.0),
-                downup: int = 1) -> tuple[np.ndarray, np.ndarray]:
+                downup: int = 1, occluder: Occluder | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Render one BGR uint8 frame of size (w, h) and return it with the 68 landmarks (output px)."""
     w, h = size
     cam = Camera(pose, w, h, SS)
@@ -228,6 +264,8 @@ def render_face(ident: Identity, u: np.ndarray, pose: Pose, size: tuple[int, int
             cv2.ellipse(img, (int(c[0] * 16), int(c[1] * 16)), (r, int(r * 0.75)), 0, 0, 360,
                         (30, 30, 30), max(1, int(0.03 * cam.s)), _AA, _SHIFT)
         cv.line(np.array([[-0.26, -0.02, 0.35], [0.26, -0.02, 0.35]]), (30, 30, 30), 0.03)
+    if occluder is not None and occluder.reach > 0:
+        _draw_occluder(cv, pts[48:68].mean(0), occluder)
 
     out = cv2.resize(img, (w, h), interpolation=cv2.INTER_AREA)
     if downup > 1:

@@ -13,8 +13,9 @@ import scipy.io
 
 from .face import AUS, L49, L66, Pose, rotation, sample_identity
 from .labels import (BP4D_AUS, BP4D_INT_AUS, CLASSES, DFEW_SHARES, DISFA_AUS, FERV_SHARES, bp4d_state,
-                     bp4d_subject_weights, class_counts, disfa_state, expression_state, levels, pose_track)
-from .render import render_face
+                     bp4d_subject_weights, class_counts, disfa_state, expression_state, levels, occlusion_track,
+                     pose_track)
+from .render import Occluder, render_face
 
 BP4D_SUBJECTS = [f"F{i:03d}" for i in range(1, 24)] + [f"M{i:03d}" for i in range(1, 19)]
 BP4D_TASKS = [f"T{i}" for i in range(1, 9)]
@@ -76,8 +77,10 @@ def _savemat(path: Path, data: dict):
     path.write_bytes(bytes(raw))
 
 
-def _gt_rows(dataset, subject, sequence, frames, paths, U, poses, identity, expression="", band="", lms=None):
-    """Ground-truth table rows (docs/CONTRACTS.md "Synthetic ground truth") as a list of DataFrames."""
+def _gt_rows(dataset, subject, sequence, frames, paths, U, poses, identity, expression="", band="", lms=None,
+             occlusion=None):
+    """Ground-truth table rows (docs/CONTRACTS.md "Synthetic ground truth") as a list of DataFrames.
+    ``occlusion``: per-frame reach of an occluder over the lower face (0 = none)."""
     n = len(frames)
     cols = {"dataset": [dataset] * n, "subject": [subject] * n, "sequence": [sequence] * n,
             "frame": np.asarray(frames, dtype=np.int64), "path": list(paths)}
@@ -85,21 +88,31 @@ def _gt_rows(dataset, subject, sequence, frames, paths, U, poses, identity, expr
     cols.update({f"au{a:02d}": U[:, k] for k, a in enumerate(AUS)})
     P = np.round(np.asarray(poses, dtype=np.float64), 4)
     cols.update({c: P[:, j] for j, c in enumerate(("yaw", "pitch", "roll", "scale", "tx", "ty"))})
-    cols.update(identity=[identity] * n, expression=[expression] * n, band=[band] * n)
+    cols.update(identity=[identity] * n, expression=[expression] * n, band=[band] * n,
+                occlusion=np.zeros(n) if occlusion is None else np.asarray(occlusion, dtype=np.float64))
     lm = np.round(np.asarray(lms, dtype=np.float64), 3)
     cols.update({f"lm_x{j}": lm[:, j, 0] for j in range(68)})
     cols.update({f"lm_y{j}": lm[:, j, 1] for j in range(68)})
     return [pd.DataFrame(cols)]
 
 
-def _render_track(ident, U, blink, poses, size, rng, wild=False, quality=92, downup=1):
+def _occluders(occ_rng: np.random.Generator | None, n: int) -> tuple[list[Occluder | None], np.ndarray]:
+    """Per-frame occluders of a wild track (see labels.occlusion_track) and their reach."""
+    track = occlusion_track(occ_rng, n, wild=True) if occ_rng is not None else None
+    if track is None:
+        return [None] * n, np.zeros(n)
+    kind, side, reach, colour = track
+    return [Occluder(kind, side, float(r), colour) if r > 0 else None for r in reach], reach
+
+
+def _render_track(ident, U, blink, poses, size, rng, wild=False, quality=92, downup=1, occluders=None):
     light = (rng.uniform(-0.12, 0.12), rng.uniform(-0.08, 0.08))
     noise = rng.uniform(2, 5) if wild else 1.5
     out = []
     for i in range(len(U)):
         p = Pose(*poses[i])
         out.append(render_face(ident, U[i], p, size, blink=float(blink[i]), rng=rng, noise=noise,
-                               light=light, downup=downup))
+                               light=light, downup=downup, occluder=occluders[i] if occluders else None))
     return out
 
 
@@ -224,7 +237,8 @@ def dfew_job(root: Path, prof: Profile, seed: int, clip_id: int, label: int, len
     U, blink, band = expression_state(rng, cls, length, length * 4)
     s = prof.clip_size
     poses = pose_track(rng, length, True, 0.31 * s, (s, s))
-    frames = _render_track(ident, U, blink, poses, (s, s), rng, wild=True)
+    occluders, occlusion = _occluders(rng_for(seed, "dfew-occluder", clip_id), length)
+    frames = _render_track(ident, U, blink, poses, (s, s), rng, wild=True, occluders=occluders)
     cid = f"{clip_id:05d}"
     d = root / "DFEW" / "Clip" / "clip_224x224" / cid
     d16 = root / "DFEW" / "Clip" / "clip_224x224_16f" / cid
@@ -236,14 +250,15 @@ def dfew_job(root: Path, prof: Profile, seed: int, clip_id: int, label: int, len
         _jpg(d / f"{cid}_{t + 1:05d}.jpg", img, q)
         paths.append(f"Clip/clip_224x224/{cid}/{cid}_{t + 1:05d}.jpg")
     lms = [lm for _, lm in frames]
-    rows = _gt_rows("dfew", cid, cid, np.arange(1, length + 1), paths, U, poses, f"dfew-{cid}", cls, band, lms)
+    rows = _gt_rows("dfew", cid, cid, np.arange(1, length + 1), paths, U, poses, f"dfew-{cid}", cls, band, lms,
+                    occlusion)
     ix = np.linspace(0, length - 1, 16).round().astype(int)
     p16 = []
     for j, t in enumerate(ix):
         (d16 / f"{j + 1}.jpg").write_bytes((d / f"{cid}_{t + 1:05d}.jpg").read_bytes())
         p16.append(f"Clip/clip_224x224_16f/{cid}/{j + 1}.jpg")
     rows += _gt_rows("dfew", cid, cid + "_16f", np.arange(1, 17), p16, U[ix], poses[ix], f"dfew-{cid}", cls,
-                     band, [lms[t] for t in ix])
+                     band, [lms[t] for t in ix], occlusion[ix])
     return rows
 
 
@@ -274,7 +289,9 @@ def ferv_job(root: Path, prof: Profile, seed: int, scene: str, label: int, clip_
     s = prof.clip_size
     poses = pose_track(rng, length, True, 0.31 * s, (s, s))
     low = scene in LOWRES_SCENES
-    frames = _render_track(ident, U, blink, poses, (s, s), rng, wild=True, downup=int(rng.integers(2, 4)) if low else 1)
+    occluders, occlusion = _occluders(rng_for(seed, "ferv39k-occluder", key), length)
+    frames = _render_track(ident, U, blink, poses, (s, s), rng, wild=True, downup=int(rng.integers(2, 4)) if low else 1,
+                           occluders=occluders)
     d = root / "FERV39k" / "2_ClipsforFaceCrop" / key
     d.mkdir(parents=True, exist_ok=True)
     q = int(rng.integers(40, 70) if low else rng.integers(70, 95))
@@ -283,7 +300,7 @@ def ferv_job(root: Path, prof: Profile, seed: int, scene: str, label: int, clip_
         _jpg(d / f"{t + 1:02d}.jpg", img, q)
         paths.append(f"2_ClipsforFaceCrop/{key}/{t + 1:02d}.jpg")
     return _gt_rows("ferv39k", scene, key, np.arange(1, length + 1), paths, U, poses, f"ferv39k-{key}", cls,
-                    band, [lm for _, lm in frames])
+                    band, [lm for _, lm in frames], occlusion)
 
 
 def ferv_plan(prof: Profile, seed: int):
@@ -334,7 +351,8 @@ def video_job(root: Path, prof: Profile, seed: int, ident_no: int) -> list[dict]
         U, blink = bp4d_state(rng, task, n, bp4d_subject_weights(rng, task), seconds=n)  # ~1 fps, as TCAE
         s = prof.clip_size
         poses = pose_track(rng, n, True, 0.31 * s, (s, s))
-        frames = _render_track(ident, U, blink, poses, (s, s), rng, wild=True)
+        occluders, occlusion = _occluders(rng_for(seed, "videos-occluder", ident_no, v), n)
+        frames = _render_track(ident, U, blink, poses, (s, s), rng, wild=True, occluders=occluders)
         d = root / "videos" / pid / vid / "00001"
         d.mkdir(parents=True, exist_ok=True)
         paths = []
@@ -342,5 +360,5 @@ def video_job(root: Path, prof: Profile, seed: int, ident_no: int) -> list[dict]
             _jpg(d / f"{t + 1:05d}.jpg", img, 90)
             paths.append(f"{pid}/{vid}/00001/{t + 1:05d}.jpg")
         rows += _gt_rows("videos", pid, f"{vid}/00001", np.arange(1, n + 1), paths, U, poses, f"videos-{pid}",
-                         lms=[lm for _, lm in frames])
+                         lms=[lm for _, lm in frames], occlusion=occlusion)
     return rows
