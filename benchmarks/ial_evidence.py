@@ -10,6 +10,7 @@ neutral clips have no band and are listed as ``none``).
     PYTHONPATH=src:. python benchmarks/ial_evidence.py --variants on --out /tmp/ial_ev   # one at a time
     PYTHONPATH=src:. python benchmarks/ial_evidence.py --variants off --out /tmp/ial_ev  # (table merges both)
     PYTHONPATH=src:. python benchmarks/ial_evidence.py -- trainer.max_epochs=20 data.fold=2  # extra overrides
+    PYTHONPATH=src:. python benchmarks/ial_evidence.py --reuse-on runs/ial/dfew/<run>   # on = a make-train run
 """
 from __future__ import annotations
 
@@ -60,6 +61,18 @@ def predict(module, datamodule) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def check_same_setup(cfg, recorded: dict, where: str) -> None:
+    """Refuse a reused run whose method, data, epochs or seed differ from this comparison's."""
+    from omegaconf import OmegaConf
+
+    want = OmegaConf.to_container(cfg, resolve=True)
+    for key in ("method", "data", "seed"):
+        if want[key] != recorded[key]:
+            raise SystemExit(f"{where}: recorded {key} differs from this comparison's configuration")
+    if want["trainer"]["max_epochs"] != recorded["trainer"]["max_epochs"]:
+        raise SystemExit(f"{where}: recorded trainer.max_epochs differs")
+
+
 def run_variant(name: str, use_ial: bool, args: argparse.Namespace, out: Path) -> dict:
     from affectlab.config import compose
     from affectlab.engine.runner import train
@@ -72,9 +85,15 @@ def run_variant(name: str, use_ial: bool, args: argparse.Namespace, out: Path) -
         "leaderboard.enabled=false", "trainer.enable_progress_bar=false", *args.overrides,
     ]
     cfg = compose(overrides)
-    start = time.time()
-    record = train(cfg)
-    wall = time.time() - start
+    reuse = getattr(args, f"reuse_{name}", None)
+    if reuse is not None:  # an existing run of the same configuration (e.g. `make train METHOD=ial`)
+        record = json.loads((Path(reuse) / "results.json").read_text())
+        check_same_setup(cfg, record["config"], reuse)
+        wall = float(record["wall_time_s"])
+    else:
+        start = time.time()
+        record = train(cfg)
+        wall = time.time() - start
     run_dir = Path(record["run_dir"])
     best = json.loads((run_dir / "stages" / "supervised" / "done.json").read_text())["checkpoint"]
     dm = create_datamodule(cfg.data)
@@ -114,6 +133,9 @@ def main() -> None:
     parser.add_argument("--variants", default="on,off", help="comma list of on | off")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=None, help="folder for runs and per-variant JSON")
+    parser.add_argument("--reuse-on", type=Path, default=None,
+                        help="run folder of an existing IAL-on run with this configuration (evaluated, not retrained)")
+    parser.add_argument("--reuse-off", type=Path, default=None, help="the same for the IAL-off variant")
     parser.add_argument("overrides", nargs="*", help="extra key=value config overrides (after --)")
     args = parser.parse_args()
     out = args.out or Path(tempfile.mkdtemp(prefix="ial_evidence_"))

@@ -22,6 +22,7 @@ CASES = [
     ("paper/plain", dict(attention="none"), 16, 112),
     ("small", dict(), 16, 64),
     ("small 8f", dict(), 8, 64),
+    ("narrow 8f", dict(), 8, 112),
 ]
 
 

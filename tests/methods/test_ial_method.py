@@ -9,7 +9,7 @@ from omegaconf import OmegaConf
 from torch.utils.data import DataLoader, Dataset
 
 from affectlab.config import TrainerConfig
-from affectlab.methods.ial import IALConfig, IALModule, build_network, save_confusion_matrix
+from affectlab.methods.ial import IALConfig, IALModule, build_network, save_confusion_matrix, warmup_cosine
 
 CLASSES = ["Happy", "Sad", "Neutral", "Angry", "Surprise", "Disgust", "Fear"]
 
@@ -108,6 +108,65 @@ def test_sgd_steplr_from_config():
     assert (sched.step_size, sched.gamma) == (7, 0.5)
 
 
+def test_warmup_cosine_factors():
+    # linear warm-up over 4 steps, then half a cosine period down to 0 at step 12
+    assert [warmup_cosine(k, 4, 12) for k in range(4)] == [0.25, 0.5, 0.75, 1.0]
+    assert warmup_cosine(4, 4, 12) == 1.0
+    assert abs(warmup_cosine(8, 4, 12) - 0.5) < 1e-12
+    assert abs(warmup_cosine(6, 4, 12) - (1 + np.cos(np.pi / 4)) / 2) < 1e-12
+    assert warmup_cosine(12, 4, 12) == 0.0 and warmup_cosine(20, 4, 12) == 0.0
+    assert warmup_cosine(0, 0, 10) == 1.0  # no warm-up
+
+
+def test_adamw_cosine_from_config():
+    cfg = _cfg(optimizer="adamw", lr=0.002, weight_decay=0.05, scheduler="cosine", warmup_epochs=2)
+    cfg.trainer.max_epochs = 8
+    module = IALModule(cfg, CLASSES)
+    module.trainer = None  # no trainer: one step per epoch, so 2 warm-up steps of 8
+    conf = module.configure_optimizers()
+    opt, sched = conf["optimizer"], conf["lr_scheduler"]
+    assert isinstance(opt, torch.optim.AdamW) and sched["interval"] == "step"
+    assert (opt.param_groups[0]["weight_decay"], opt.defaults["lr"]) == (0.05, 0.002)
+    lrs = []
+    for _ in range(8):
+        lrs.append(opt.param_groups[0]["lr"])
+        opt.step()
+        sched["scheduler"].step()
+    expected = [0.002 * warmup_cosine(k, 2, 8) for k in range(8)]
+    assert np.allclose(lrs, expected) and lrs[0] == 0.001 and lrs[1] == 0.002 and lrs[-1] < lrs[2]
+    with pytest.raises(ValueError, match="optimizer"):
+        IALModule(_cfg(optimizer="lamb"), CLASSES).configure_optimizers()
+    with pytest.raises(ValueError, match="scheduler"):
+        IALModule(_cfg(scheduler="poly"), CLASSES).configure_optimizers()
+
+
+class _GradNorm(L.Callback):
+    """Global gradient norm as the optimiser saw it (grads are kept until the next step's zero_grad)."""
+
+    def __init__(self) -> None:
+        self.norms = []
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        grads = [p.grad.detach().flatten() for p in pl_module.parameters() if p.grad is not None]
+        self.norms.append(float(torch.cat(grads).norm()))
+
+
+@pytest.mark.parametrize("clip", [0.0, 1e-3])
+def test_grad_clip_norm(clip):
+    torch.manual_seed(0)
+    module = IALModule(_cfg(grad_clip_norm=clip), CLASSES)
+    probe = _GradNorm()
+    trainer = L.Trainer(max_steps=2, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+                        enable_model_summary=False, accelerator="cpu", num_sanity_val_steps=0,
+                        limit_val_batches=0, callbacks=[probe])
+    trainer.fit(module, datamodule=_DM())
+    assert len(probe.norms) == 2
+    if clip:
+        assert all(n <= clip * 1.0001 for n in probe.norms), probe.norms
+    else:
+        assert all(n > 1e-2 for n in probe.norms), probe.norms  # unclipped gradients are far larger
+
+
 def test_confusion_png(tmp_path):
     cm = np.array([[3, 1], [0, 2]])
     path = save_confusion_matrix(cm, ["A", "B"], tmp_path / "cm.png", title="t")
@@ -118,15 +177,22 @@ def test_registered_method_and_paper_experiment():
     from affectlab.config import compose
 
     cfg = compose(["METHOD=ial"])
-    assert (cfg.data.name, cfg.data.task, cfg.method.preset, cfg.data.normalize) == ("dfew", "expression", "small", "zero_one")
+    assert (cfg.data.name, cfg.data.task, cfg.method.preset, cfg.data.normalize) == ("dfew", "expression", "narrow", "zero_one")
+    assert (cfg.data.image_size, cfg.data.clip_segments, cfg.data.train_transforms[0]["size"]) == (112, 8, [112, 112])
+    assert build_network(cfg, 7).cfg.widths == [8, 16, 32]
+    m = cfg.method  # CPU default: our optimisation (docs/methods/ial.md), the paper's network and loss
+    assert (m.optimizer, m.scheduler, m.attention, m.use_ial, m.ial_weight) == ("adamw", "cosine", "gca", True, 0.1)
+    assert m.warmup_epochs > 0 and m.grad_clip_norm > 0 and cfg.data.select_on_test is False
     paper = compose(["EXP=ial_paper", "data.fold=3"])
     m, d = paper.method, paper.data
     assert (m.name, m.preset, m.attention, m.use_ial) == ("ial", "paper", "gca", True)
     assert (m.lr, m.momentum, m.weight_decay, m.lr_step_epochs, m.lr_gamma) == (0.001, 0.9, 0.1, 7, 0.5)
+    assert (m.optimizer, m.scheduler, m.warmup_epochs, m.grad_clip_norm) == ("sgd", "step", 0, 0)
     assert (m.ce_weight, list(m.aux_weights), m.ial_weight) == (1.0, [0.05, 0.0], 0.1)
     assert (d.name, d.fold, d.image_size, d.batch_size, d.clip_segments, d.clip_frames_per_segment) == ("dfew", 3, 112, 40, 16, 1)
     assert d.select_on_test is False and d.normalize == "zero_one"
     assert build_network(paper, 7).cfg.widths == [64, 128, 256]
     ferv = compose(["EXP=ial_ferv39k_paper"])
     assert (ferv.data.name, ferv.data.clip_segments, ferv.data.clip_frames_per_segment) == ("ferv39k", 8, 2)
+    assert (ferv.method.optimizer, ferv.method.scheduler, ferv.method.grad_clip_norm) == ("sgd", "step", 0)
     assert build_network(ferv, 7).cfg.num_frames == 16

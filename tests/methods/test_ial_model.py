@@ -40,6 +40,17 @@ def test_sizes_follow_the_configured_input():
         net(torch.rand(2, 8, 3, 96, 96))
 
 
+def test_narrow_preset_keeps_the_paper_maps_at_112():
+    """CPU default: 8×112×112 clips at widths 8/16/32 keep the paper's 14×14 / 7×7 GCA maps and 4×4 DSF map."""
+    net = build_ial_net("narrow", image_size=112)
+    assert net.cfg.num_frames == 8 and net.cfg.widths == [8, 16, 32]
+    assert net.layer2.attention.global_conv.kernel_size == (14, 14)
+    assert net.layer3.attention.global_conv.kernel_size == (7, 7)
+    assert net.static_pos.shape == (1, 16, 32) and net.token_dim == 32 * 16
+    out = net(torch.rand(2, 8, 3, 112, 112))
+    assert out.logits.shape == (2, 7) and out.features.shape == (2, 512)
+
+
 def test_temporal_tokens_are_frame_differences():
     """T frames give T-1 tokens: the first T-1 positional embeddings are used, the last never is."""
     net = build_ial_net("small")
