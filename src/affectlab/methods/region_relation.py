@@ -454,6 +454,13 @@ class RegionRelation(MethodSpec):
     AU relation prior from the mean transport plan or label co-occurrence (``ot_*``); the learned
     relation = mean plan; total ``L_region + γ L_OT`` (``ot_weight``); linear probe on the
     concatenated AU features or fine-tuning (``probe_*``).
+
+    Also ours, added after measuring on synthetic BP4D (docs/methods/region_relation.md): a SimMIM
+    masked-pixel reconstruction term (``mim_weight``, Xie et al. CVPR 2022), VICReg variance/covariance
+    terms (``vc_*``) and a per-AU InfoNCE (``consistency=infonce``). The spec's cross-view consistency
+    collapsed the region features below a random encoder, so the CPU default pretrains with SimMIM only
+    (``region_weight = ot_weight = 0``; the OT plans are still computed for the relation matrix);
+    ``EXP=region_relation_spec`` and ``EXP=region_relation_paper`` keep the spec's objective.
     """
 
     Config = RegionRelationConfig
