@@ -12,7 +12,7 @@ Prints two tables:
    agreement spatial proximity alone explains).
 
     PYTHONPATH=src:. python benchmarks/region_relation_evidence.py [--root SYNTH_ROOT] [--profile quick]
-        [--pretrain-epochs 4] [--probe-epochs 4] [key=value ...]
+        [--pretrain-epochs N] [--probe-epochs N] [key=value ...]
 
 Extra ``key=value`` arguments are config overrides for both arms (e.g. ``method.ot_prior=none``).
 """
@@ -43,6 +43,13 @@ def run_arm(overrides: list[str], pretrain: bool, run_root: Path) -> dict:
     record = train(cfg)
     record["_wall"] = time.time() - start
     return record
+
+
+def pretrain_label(record: dict) -> str:
+    m = record["config"]["method"]
+    terms = [f"{name} {m[key]:g}" for name, key in (("region", "region_weight"), ("OT", "ot_weight"),
+                                                    ("MIM", "mim_weight")) if m.get(key)]
+    return " + ".join(terms) or "no loss"
 
 
 def read_relation(run_dir: Path) -> tuple[list[str], np.ndarray]:
@@ -96,8 +103,8 @@ def main() -> int:
     parser.add_argument("--root", help="synthetic root (holding BP4D/ and groundtruth/); default: generate")
     parser.add_argument("--profile", default="quick")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--pretrain-epochs", type=int, default=4)
-    parser.add_argument("--probe-epochs", type=int, default=4)
+    parser.add_argument("--pretrain-epochs", type=int, help="default: the method config's")
+    parser.add_argument("--probe-epochs", type=int, help="default: the method config's")
     parser.add_argument("--occurrence-threshold", type=float, default=0.5,
                         help="continuous intensity counted as AU present: BP4D occurrence = level >= 1 and the "
                              "generator's level is 0 below u = 0.5 (affectlab.synth.labels.levels)")
@@ -112,9 +119,12 @@ def main() -> int:
         from affectlab.synth import ensure_synthetic
 
         root = Path(ensure_synthetic(args.profile, args.seed))
-    overrides = [f"data.root={root / 'BP4D'}", f"seed={args.seed}",
-                 f"method.pretrain_epochs={args.pretrain_epochs}", f"method.probe_epochs={args.probe_epochs}",
-                 *args.overrides]
+    overrides = [f"data.root={root / 'BP4D'}", f"seed={args.seed}"]
+    if args.pretrain_epochs is not None:
+        overrides.append(f"method.pretrain_epochs={args.pretrain_epochs}")
+    if args.probe_epochs is not None:
+        overrides.append(f"method.probe_epochs={args.probe_epochs}")
+    overrides += args.overrides
     run_root = Path(args.run_root)
 
     pre = run_arm(overrides, True, run_root / "pretrained")
@@ -125,7 +135,7 @@ def main() -> int:
     print("\n## Probe F1 on synthetic BP4D (test fold, linear probe)\n")
     print(f"| encoder | f1_mean | {' | '.join(n[3:] for n in names)} | wall s |")
     print("|---|---:|" + "---:|" * len(names) + "---:|")
-    for label, rec in (("pretrained (region+relation)", pre), ("random init", rnd)):
+    for label, rec in ((f"pretrained ({pretrain_label(pre)})", pre), ("random init", rnd)):
         cells = " | ".join(f"{rec['metrics'][n]:.3f}" for n in names)
         print(f"| {label} | {rec['metrics']['f1_mean']:.3f} | {cells} | {rec['_wall']:.0f} |")
     cells = " | ".join(f"{trivial[n]:.3f}" for n in names)

@@ -83,8 +83,13 @@ class SwinFeatures(nn.Module):
         self.out_channels = swin.feature_info[self.stage - 1]["num_chs"]
         self.reduction = swin.feature_info[self.stage - 1]["reduction"]
 
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
+    def forward(self, images: torch.Tensor, token_mask: Optional[torch.Tensor] = None,
+                mask_token: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """``token_mask`` (B, h, w) bool over the patch tokens: those are replaced by ``mask_token`` (C,)
+        before the first stage (SimMIM, Xie et al. CVPR 2022)."""
         x = self.swin.patch_embed(images)
+        if token_mask is not None:
+            x = torch.where(token_mask[..., None], mask_token.to(x), x)
         for layer in self.swin.layers[: self.stage]:
             x = layer(x)
         if self.stage == len(self.swin.layers):
@@ -170,6 +175,8 @@ class RegionRelationEncoder(nn.Module):
         self.region = AURegionPooling(self.features.out_channels, self.map_size, region_block, region_heads, window,
                                      region_mlp_ratio)
         self.out_channels = self.features.out_channels
+        self.embed_dim = swin.feature_info[0]["num_chs"]
+        self.patch_size = self.features.reduction // (2 ** (self.features.stage - 1))
 
     def attention_maps(self, landmarks: torch.Tensor) -> torch.Tensor:
         return au_attention_maps(landmarks.float(), self.au_names, (self.image_size, self.image_size),
