@@ -206,33 +206,16 @@ class IALNetConfig:
     temporal_mlp_dim: int = 512
 
 
+_SMALL = dict(num_frames=8, image_size=64, widths=[16, 32, 64], spatial_heads=2, spatial_dim_head=16,
+              spatial_mlp_dim=64, temporal_heads=2, temporal_dim_head=16, temporal_mlp_dim=128)
+
 #: ``paper``: the official network; ``small``: a narrow variant for CPU runs on 8×64×64 clips;
-#: ``narrow``: the CPU default on 8×112×112 clips (half the ``small`` widths).
+#: ``narrow``: the CPU default (``make train METHOD=ial``) on 8×112×112 clips, so the stem keeps the
+#: paper's 28×28 map, at half the ``small`` widths (16 spatial tokens of 32-d, 512-d temporal tokens).
 PRESETS: dict[str, dict] = {
     "paper": {},
-    "small": dict(
-        num_frames=8,
-        image_size=64,
-        widths=[16, 32, 64],
-        spatial_heads=2,
-        spatial_dim_head=16,
-        spatial_mlp_dim=64,
-        temporal_heads=2,
-        temporal_dim_head=16,
-        temporal_mlp_dim=128,
-    ),
-    # CPU default (``make train METHOD=ial``): 8×112×112 clips, so the stem keeps the paper's 28×28 map,
-    # at half the ``small`` widths (16 spatial tokens of 32-d, 512-d temporal tokens).
-    "narrow": dict(
-        num_frames=8,
-        widths=[8, 16, 32],
-        spatial_heads=2,
-        spatial_dim_head=16,
-        spatial_mlp_dim=64,
-        temporal_heads=2,
-        temporal_dim_head=16,
-        temporal_mlp_dim=128,
-    ),
+    "small": _SMALL,
+    "narrow": {**{k: v for k, v in _SMALL.items() if k != "image_size"}, "widths": [8, 16, 32]},
 }
 
 
