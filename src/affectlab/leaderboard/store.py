@@ -262,31 +262,24 @@ class Store:
     def import_jsonl(self, path: str | Path) -> int:
         """Append the records of a JSONL file (or of one run's ``results.json``) that are not yet on
         the board; returns how many."""
-        path = Path(path)
-        if path.suffix == ".json":
-            if not path.is_file():
-                raise FileNotFoundError(f"{path}: no such results file")
-            try:
-                record = json.loads(path.read_text())
-            except json.JSONDecodeError as err:
-                raise RecordError(f"{path}: not valid JSON ({err.msg})") from None
-            return self.add_many([validate_record(record, where=str(path))])
-        return self.add_many(read_jsonl(path))
+        return self.add_many(read_records(path))
 
     def close(self) -> None:
         self.engine.dispose()
 
 
-def read_jsonl(path: str | Path) -> Iterator[dict[str, Any]]:
+def read_records(path: str | Path) -> Iterator[dict[str, Any]]:
+    """Validated records of a JSONL file (one per line) or of one run's ``results.json``."""
     path = Path(path)
+    single = path.suffix == ".json"
     if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such JSONL file")
-    with path.open() as fh:
-        for lineno, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as err:
-                raise RecordError(f"{path}:{lineno}: not valid JSON ({err.msg})") from None
-            yield validate_record(record, where=f"{path}:{lineno}")
+        raise FileNotFoundError(f"{path}: no such {'results' if single else 'JSONL'} file")
+    text = path.read_text()
+    chunks = [(str(path), text)] if single else [
+        (f"{path}:{lineno}", line) for lineno, line in enumerate(text.splitlines(), 1) if line.strip()]
+    for where, chunk in chunks:
+        try:
+            record = json.loads(chunk)
+        except json.JSONDecodeError as err:
+            raise RecordError(f"{where}: not valid JSON ({err.msg})") from None
+        yield validate_record(record, where=where)

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator, Optional
+from typing import Any, Iterator, Optional
 
 import lightning as L
 import numpy as np
@@ -59,8 +59,7 @@ class TCAEConfig(MethodConfig):
     #: the official loader does not flip; jitter is applied by this module (``jitter``)
     pretrain_hflip: bool = False
     pretrain_limit_items: Optional[int] = None
-    #: ``sgd`` (official, with ``momentum``) or ``adam`` (CPU default: the official SGD barely moves the
-    #: small network in a few hundred steps)
+    #: ``sgd`` (official, with ``momentum``; also the CPU default) or ``adam`` (measured, not better here)
     optimizer: str = "sgd"
     lr: float = 1e-3
     momentum: float = 0.9
@@ -111,6 +110,17 @@ def crop_jitter(images: torch.Tensor, crop: float, generator: torch.Generator) -
     theta[:, :, 2] = centre
     grid = F.affine_grid(theta.to(images), list(images.shape), align_corners=False)
     return F.grid_sample(images, grid, mode="bilinear", padding_mode="border", align_corners=False)
+
+
+def optimizer_name(method_cfg: Any) -> str:
+    """``method.optimizer`` lower-cased: ``sgd`` (official) or ``adam``; anything else is a ConfigError."""
+    given = getattr(method_cfg, "optimizer", "sgd")
+    name = str(given).lower()
+    if name not in ("sgd", "adam"):
+        from affectlab.config import ConfigError
+
+        raise ConfigError(f"tcae method.optimizer must be 'sgd' (official) or 'adam', got {given!r}")
+    return name
 
 
 class TCAEPretrainModule(L.LightningModule):
@@ -203,16 +213,11 @@ class TCAEPretrainModule(L.LightningModule):
             _log_image(self, "val/grid", path)
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
-        name = str(self.cfg.get("optimizer", "sgd")).lower()
-        if name == "sgd":
+        if optimizer_name(self.cfg) == "sgd":
             opt = torch.optim.SGD(self.model.parameters(), lr=self.lr, momentum=self.cfg.momentum,
                                   weight_decay=self.cfg.weight_decay)
-        elif name == "adam":
-            opt = torch.optim.Adam(self.model.parameters(), lr=self.lr, weight_decay=self.cfg.weight_decay)
         else:
-            from affectlab.config import ConfigError
-
-            raise ConfigError(f"tcae method.optimizer must be 'sgd' (official) or 'adam', got {name!r}")
+            opt = torch.optim.Adam(self.model.parameters(), lr=self.lr, weight_decay=self.cfg.weight_decay)
         # stepped by hand (only when the tracker fires in the final window), hence not returned
         self.plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(
             opt, mode="min", factor=self.cfg.lr_plateau_factor, patience=self.cfg.lr_plateau_patience)
@@ -405,10 +410,7 @@ class TCAEMethod(MethodSpec):
         from data_modules import create_datamodule
 
         m = cfg.method
-        if str(m.optimizer).lower() not in ("sgd", "adam"):
-            from affectlab.config import ConfigError
-
-            raise ConfigError(f"tcae method.optimizer must be 'sgd' (official) or 'adam', got {m.optimizer!r}")
+        optimizer_name(m)  # a wrong name fails before any data is built
         model = TCAE(net_config(cfg))
         if m.pretrained_checkpoint:
             load_pretrained(model, m.pretrained_checkpoint)

@@ -96,9 +96,9 @@ def _gt_rows(dataset, subject, sequence, frames, paths, U, poses, identity, expr
     return [pd.DataFrame(cols)]
 
 
-def _occluders(occ_rng: np.random.Generator | None, n: int) -> tuple[list[Occluder | None], np.ndarray]:
+def _occluders(occ_rng: np.random.Generator, n: int) -> tuple[list[Occluder | None], np.ndarray]:
     """Per-frame occluders of a wild track (see labels.occlusion_track) and their reach."""
-    track = occlusion_track(occ_rng, n, wild=True) if occ_rng is not None else None
+    track = occlusion_track(occ_rng, n, wild=True)
     if track is None:
         return [None] * n, np.zeros(n)
     kind, side, reach, colour = track
