@@ -151,12 +151,12 @@ class _GradNorm(L.Callback):
         self.norms.append(float(torch.cat(grads).norm()))
 
 
-@pytest.mark.parametrize("clip", [0.0, 1e-3])
-def test_grad_clip_norm(clip):
+@pytest.mark.parametrize("clip", [None, 1e-3])
+def test_trainer_gradient_clipping(clip):
     torch.manual_seed(0)
-    module = IALModule(_cfg(grad_clip_norm=clip), CLASSES)
+    module = IALModule(_cfg(), CLASSES)
     probe = _GradNorm()
-    trainer = L.Trainer(max_steps=2, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+    trainer = L.Trainer(max_steps=2, gradient_clip_val=clip, logger=False, enable_checkpointing=False, enable_progress_bar=False,
                         enable_model_summary=False, accelerator="cpu", num_sanity_val_steps=0,
                         limit_val_batches=0, callbacks=[probe])
     trainer.fit(module, datamodule=_DM())
@@ -182,17 +182,17 @@ def test_registered_method_and_paper_experiment():
     assert build_network(cfg, 7).cfg.widths == [8, 16, 32]
     m = cfg.method  # CPU default: our optimisation (docs/methods/ial.md), the paper's network and loss
     assert (m.optimizer, m.scheduler, m.attention, m.use_ial, m.ial_weight) == ("adamw", "cosine", "gca", True, 0.1)
-    assert m.warmup_epochs > 0 and m.grad_clip_norm > 0 and cfg.data.select_on_test is False
+    assert m.warmup_epochs > 0 and cfg.trainer.gradient_clip_val == 1.0 and cfg.data.select_on_test is False
     paper = compose(["EXP=ial_paper", "data.fold=3"])
     m, d = paper.method, paper.data
     assert (m.name, m.preset, m.attention, m.use_ial) == ("ial", "paper", "gca", True)
     assert (m.lr, m.momentum, m.weight_decay, m.lr_step_epochs, m.lr_gamma) == (0.001, 0.9, 0.1, 7, 0.5)
-    assert (m.optimizer, m.scheduler, m.warmup_epochs, m.grad_clip_norm) == ("sgd", "step", 0, 0)
+    assert (m.optimizer, m.scheduler, m.warmup_epochs, paper.trainer.gradient_clip_val) == ("sgd", "step", 0, None)
     assert (m.ce_weight, list(m.aux_weights), m.ial_weight) == (1.0, [0.05, 0.0], 0.1)
     assert (d.name, d.fold, d.image_size, d.batch_size, d.clip_segments, d.clip_frames_per_segment) == ("dfew", 3, 112, 40, 16, 1)
     assert d.select_on_test is False and d.normalize == "zero_one"
     assert build_network(paper, 7).cfg.widths == [64, 128, 256]
     ferv = compose(["EXP=ial_ferv39k_paper"])
     assert (ferv.data.name, ferv.data.clip_segments, ferv.data.clip_frames_per_segment) == ("ferv39k", 8, 2)
-    assert (ferv.method.optimizer, ferv.method.scheduler, ferv.method.grad_clip_norm) == ("sgd", "step", 0)
+    assert (ferv.method.optimizer, ferv.method.scheduler, ferv.trainer.gradient_clip_val) == ("sgd", "step", None)
     assert build_network(ferv, 7).cfg.num_frames == 16

@@ -9,7 +9,7 @@ official ``main.py``. What is the paper's (official code) and what is ours:
   (random-sized crop, flip, brightness 0.6, rotation ±4°) — all in ``experiments/exp/ial_paper.yaml``.
 * ours: the default (``make train METHOD=ial``) is the ``narrow`` preset on 8×112×112 clips trained
   with AdamW, a warm-up + cosine schedule and gradient clipping (``method.optimizer``, ``scheduler``,
-  ``warmup_epochs``, ``grad_clip_norm``) so that a from-scratch CPU demo learns in minutes (the
+  ``warmup_epochs``; clipping is the trainer's ``trainer.gradient_clip_val``) so that a from-scratch CPU demo learns in minutes (the
   paper's SGD recipe stays at chance at that scale; docs/methods/ial.md); checkpoint selection on a validation
   split carved from the training fold (the official code selects on the test fold; set
   ``data.select_on_test=true`` to reproduce that, which the results record then states).
@@ -57,8 +57,6 @@ class IALConfig(MethodConfig):
     lr_gamma: float = 0.5
     #: linear warm-up from 0 over this many epochs (cosine schedule only)
     warmup_epochs: float = 0.0
-    #: clip the global gradient norm to this value (0 = off, as officially)
-    grad_clip_norm: float = 0.0
 
 
 def warmup_cosine(step: int, warmup: int, total: int) -> float:
@@ -183,15 +181,6 @@ class IALModule(L.LightningModule):
             if type(logger).__name__ == "WandbLogger":
                 logger.log_image(key="test/confusion_matrix", images=[str(png)])
         return png
-
-    def configure_gradient_clipping(self, optimizer, gradient_clip_val=None, gradient_clip_algorithm=None) -> None:
-        """``method.grad_clip_norm`` > 0 clips the global L2 norm; otherwise the trainer's setting applies."""
-        if self.cfg.method.grad_clip_norm > 0:
-            self.clip_gradients(optimizer, gradient_clip_val=float(self.cfg.method.grad_clip_norm),
-                                gradient_clip_algorithm="norm")
-        else:
-            self.clip_gradients(optimizer, gradient_clip_val=gradient_clip_val,
-                                gradient_clip_algorithm=gradient_clip_algorithm)
 
     def configure_optimizers(self):
         from affectlab.engine.scaling import scaled_lr
