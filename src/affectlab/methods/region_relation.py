@@ -64,6 +64,9 @@ class RegionRelationConfig(MethodConfig):
     #: BatchNorm on the projector output (SimSiam's projector)
     projector_output_bn: bool = False
     predictor_hidden: int = 64
+    #: BatchNorm statistics of the projector/predictor: shared (over batch and AUs) | per_au (over the
+    #: batch for each AU token; a per-AU constant then has zero variance, so BN resists that collapse)
+    head_bn: str = "shared"
     #: VICReg variance hinge on the per-AU projections (ours, anti-collapse; 0 = off, the spec's form)
     vc_variance_weight: float = 0.0
     #: VICReg covariance term on the per-AU projections (ours; 0 = off)
@@ -88,6 +91,10 @@ class RegionRelationConfig(MethodConfig):
     ot_features: str = "projection"
     #: cost scoring the plan in the loss: feature | improved
     ot_loss_cost: str = "feature"
+    #: OT cost in SimSiam form (ot_features=projection only): C_ij = 1 − cos(p_i⁽¹⁾, sg(z_j⁽²⁾)),
+    #: symmetrised over the views, so the OT term gets the predictor/stop-gradient asymmetry that keeps
+    #: the consistency term from collapsing (False: 1 − cos(z_i⁽¹⁾, z_j⁽²⁾), gradients into both views)
+    ot_siamese: bool = False
     #: back-propagate through the Sinkhorn iterations (else envelope gradient)
     ot_differentiable_plan: bool = False
     # --- augmentation of the two views ---
@@ -131,6 +138,7 @@ CHOICES = {
     "landmarks_source": ("sample", "template"),
     "consistency": ("simsiam", "byol", "infonce"),
     "ot_prior": ("plans", "labels", "none"),
+    "head_bn": ("shared", "per_au"),
     "ot_features": ("projection", "region"),
     "ot_loss_cost": ("feature", "improved"),
     "probe_mode": ("linear", "finetune"),
@@ -144,6 +152,9 @@ def check_choices(m: DictConfig) -> None:
     for key, options in CHOICES.items():
         if m[key] not in options:
             raise ValueError(f"method.{key} must be one of {' | '.join(options)}, got {m[key]!r}")
+    if m.ot_siamese and (m.ot_features != "projection" or m.consistency == "infonce"):
+        raise ValueError("method.ot_siamese needs ot_features=projection and a predictor "
+                         "(consistency simsiam | byol)")
 
 
 def build_encoder(cfg: DictConfig, au_names: list[str]) -> RegionRelationEncoder:
@@ -213,8 +224,9 @@ class RegionRelationPretrain(L.LightningModule):
         self.au_names = list(au_names)
         self.encoder = build_encoder(cfg, self.au_names)
         channels = self.encoder.out_channels
-        self.projector = TokenMLP(channels, m.projector_hidden, m.projection_dim, m.projector_output_bn)
-        self.predictor = TokenMLP(m.projection_dim, m.predictor_hidden, m.projection_dim)
+        k = len(self.au_names)
+        self.projector = TokenMLP(channels, m.projector_hidden, m.projection_dim, m.projector_output_bn, k, m.head_bn)
+        self.predictor = TokenMLP(m.projection_dim, m.predictor_hidden, m.projection_dim, False, k, m.head_bn)
         self.augment = TwoViewAugment(m.aug_min_scale, m.aug_flip_p, m.aug_brightness, m.aug_contrast)
         self.prior = RelationPrior(len(self.au_names), m.ot_prior, m.ot_prior_momentum)
         if m.mim_weight:
@@ -257,10 +269,15 @@ class RegionRelationPretrain(L.LightningModule):
                 p1, p2 = self.predictor(z1), self.predictor(z2)
                 t1, t2 = self._targets(z1, x1, l1), self._targets(z2, x2, l2)
                 region = region_consistency_loss(p1, p2, t1, t2)
-            a, b = (z1, z2) if m.ot_features == "projection" else (f1, f2)
-            relation, plans = ot_relation_loss(a, b, self.prior.relation(), beta=m.ot_beta, reg=m.ot_reg,
-                                               num_iter=m.ot_iters, differentiable_plan=m.ot_differentiable_plan,
-                                               loss_cost=m.ot_loss_cost)
+            ot = dict(relation=self.prior.relation(), beta=m.ot_beta, reg=m.ot_reg, num_iter=m.ot_iters,
+                      differentiable_plan=m.ot_differentiable_plan, loss_cost=m.ot_loss_cost)
+            if m.ot_siamese:
+                (r12, t12), (r21, t21) = (ot_relation_loss(p1, t2.detach(), **ot),
+                                          ot_relation_loss(p2, t1.detach(), **ot))
+                relation, plans = 0.5 * (r12 + r21), 0.5 * (t12 + t21.transpose(-1, -2))
+            else:
+                a, b = (z1, z2) if m.ot_features == "projection" else (f1, f2)
+                relation, plans = ot_relation_loss(a, b, **ot)
         if update_prior:
             self.prior.update_plans(self._gathered(plans))
             if m.ot_prior == "labels":
