@@ -77,6 +77,10 @@ class RegionRelationConfig(MethodConfig):
     mim_weight: float = 0.0
     #: fraction of the feature-map cells whose patch tokens are masked
     mim_mask_ratio: float = 0.5
+    #: view 1 of the two-view terms is the SimMIM-masked view (one forward gives its AU features and its
+    #: pixel reconstruction): the consistency and OT terms then ask the masked view's AU features to
+    #: predict those of the unmasked view 2 (masked feature prediction, as iBOT/MSN; needs mim_weight > 0)
+    masked_view: bool = False
     # --- relation learning (improved OT) ---
     #: gamma in L = L_region + gamma * L_OT
     ot_weight: float = 1.0
@@ -102,6 +106,8 @@ class RegionRelationConfig(MethodConfig):
     aug_flip_p: float = 0.5
     aug_brightness: float = 0.2
     aug_contrast: float = 0.2
+    #: per-channel gain/offset jitter (colour / skin-tone shift between the views; 0 = off)
+    aug_channel: float = 0.0
     # --- pretraining ---
     #: False → the probe runs on a randomly initialised encoder (control)
     pretrain: bool = True
@@ -152,6 +158,8 @@ def check_choices(m: DictConfig) -> None:
     for key, options in CHOICES.items():
         if m[key] not in options:
             raise ValueError(f"method.{key} must be one of {' | '.join(options)}, got {m[key]!r}")
+    if m.masked_view and not m.mim_weight:
+        raise ValueError("method.masked_view needs mim_weight > 0")
     if m.ot_siamese and (m.ot_features != "projection" or m.consistency == "infonce"):
         raise ValueError("method.ot_siamese needs ot_features=projection and a predictor "
                          "(consistency simsiam | byol)")
@@ -227,7 +235,8 @@ class RegionRelationPretrain(L.LightningModule):
         k = len(self.au_names)
         self.projector = TokenMLP(channels, m.projector_hidden, m.projection_dim, m.projector_output_bn, k, m.head_bn)
         self.predictor = TokenMLP(m.projection_dim, m.predictor_hidden, m.projection_dim, False, k, m.head_bn)
-        self.augment = TwoViewAugment(m.aug_min_scale, m.aug_flip_p, m.aug_brightness, m.aug_contrast)
+        self.augment = TwoViewAugment(m.aug_min_scale, m.aug_flip_p, m.aug_brightness, m.aug_contrast,
+                                      m.aug_channel)
         self.prior = RelationPrior(len(self.au_names), m.ot_prior, m.ot_prior_momentum)
         if m.mim_weight:
             self.mask_token = nn.Parameter(torch.zeros(self.encoder.embed_dim))
@@ -260,8 +269,17 @@ class RegionRelationPretrain(L.LightningModule):
         # the OT plans are still computed so that the relation matrix is always learned/exported
         two_view_grad = torch.is_grad_enabled() and bool(
             m.region_weight or m.ot_weight or m.vc_variance_weight or m.vc_covariance_weight)
+        terms: dict[str, torch.Tensor] = {}
+        if m.masked_view:
+            feats, pixel_mask = self.masked_features(x1)
+            terms["mim"] = self.reconstruction_loss(feats, x1, pixel_mask)
+            f1 = self.encoder.region(feats, self.encoder.attention_maps(l1))
+        elif m.mim_weight:
+            terms["mim"] = self.mim_loss(x1)
         with torch.set_grad_enabled(two_view_grad):
-            f1, f2 = self.encoder(x1, l1), self.encoder(x2, l2)
+            if not m.masked_view:
+                f1 = self.encoder(x1, l1)
+            f2 = self.encoder(x2, l2)
             z1, z2 = self.projector(f1), self.projector(f2)
             if m.consistency == "infonce":
                 region = per_au_info_nce(z1, z2, m.nce_temperature)
@@ -285,9 +303,8 @@ class RegionRelationPretrain(L.LightningModule):
                 mask = None if mask is None else self._gathered(mask.float())
                 self.prior.update_labels(self._gathered(batch["au"].float()), mask)
         loss = m.region_weight * region + m.ot_weight * relation
-        terms = {"region": region, "relation": relation}
+        terms.update(region=region, relation=relation)
         if m.mim_weight:
-            terms["mim"] = self.mim_loss(x1)
             loss = loss + m.mim_weight * terms["mim"]
         if m.vc_variance_weight or m.vc_covariance_weight:
             (v1, c1), (v2, c2) = variance_covariance_loss(z1), variance_covariance_loss(z2)
@@ -298,6 +315,12 @@ class RegionRelationPretrain(L.LightningModule):
     def mim_loss(self, images: torch.Tensor) -> torch.Tensor:
         """SimMIM (Xie et al., CVPR 2022, eq. 1): mask random feature-map cells (all patch tokens under a
         cell), predict their pixels with a linear decoder from the feature map, L1 on masked pixels."""
+        feats, pixel_mask = self.masked_features(images)
+        return self.reconstruction_loss(feats, images, pixel_mask)
+
+    def masked_features(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Feature map of the images with a random ``mim_mask_ratio`` of its cells masked at the patch-token
+        level, and the (B, 1, H, W) pixel mask of those cells."""
         enc, m = self.encoder, self.cfg.method
         b = images.shape[0]
         h, w = enc.map_size
@@ -305,9 +328,12 @@ class RegionRelationPretrain(L.LightningModule):
         up = enc.features.reduction // enc.patch_size
         token_mask = cells.repeat_interleave(up, 1).repeat_interleave(up, 2)
         feats = enc.features(images, token_mask, self.mask_token)
-        pred = self.mim_decoder(feats)
         r = enc.features.reduction
-        pixel_mask = cells.repeat_interleave(r, 1).repeat_interleave(r, 2)[:, None].to(images)
+        return feats, cells.repeat_interleave(r, 1).repeat_interleave(r, 2)[:, None].to(images)
+
+    def reconstruction_loss(self, feats: torch.Tensor, images: torch.Tensor, pixel_mask: torch.Tensor) -> torch.Tensor:
+        """L1 between the decoded pixels and the images over the masked pixels."""
+        pred = self.mim_decoder(feats)
         return ((pred - images).abs() * pixel_mask).sum() / (pixel_mask.sum() * images.shape[1]).clamp_min(1)
 
     def _gathered(self, tensor: torch.Tensor) -> torch.Tensor:

@@ -233,13 +233,15 @@ class TwoViewAugment(nn.Module):
 
     Random resized crop (square, scale ∈ [min_scale, 1] of the side, random position inside the
     image), horizontal flip with probability ``flip_p`` (x → W − 1 − x and left/right swap), then a
-    per-image affine colour jitter ``x·(1+c) + b`` on the normalised pixels.
+    per-image affine colour jitter ``x·(1+c) + b`` on the normalised pixels, and, with ``channel > 0``,
+    an extra per-channel gain and offset in ``[−channel, channel]`` (a colour/skin-tone shift).
     """
 
     def __init__(self, min_scale: float = 0.8, flip_p: float = 0.5, brightness: float = 0.2,
-                 contrast: float = 0.2) -> None:
+                 contrast: float = 0.2, channel: float = 0.0) -> None:
         super().__init__()
         self.min_scale, self.flip_p, self.brightness, self.contrast = min_scale, flip_p, brightness, contrast
+        self.channel = channel
 
     def forward(self, images: torch.Tensor, landmarks: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         b, _, h, w = images.shape
@@ -262,4 +264,10 @@ class TwoViewAugment(nn.Module):
         lm = torch.where(flip[:, None, None], flip_landmarks(lm, float(w)), lm)
         gain = 1 + (torch.rand(b, 1, 1, 1, device=dev, dtype=dt) * 2 - 1) * self.contrast
         bias = (torch.rand(b, 1, 1, 1, device=dev, dtype=dt) * 2 - 1) * self.brightness
-        return out * gain + bias, lm
+        out = out * gain + bias
+        if self.channel:
+            c = out.shape[1]
+            gain = 1 + (torch.rand(b, c, 1, 1, device=dev, dtype=dt) * 2 - 1) * self.channel
+            bias = (torch.rand(b, c, 1, 1, device=dev, dtype=dt) * 2 - 1) * self.channel
+            out = out * gain + bias
+        return out, lm
