@@ -20,7 +20,8 @@ from omegaconf import DictConfig
 
 from affectlab.engine.scaling import scaled_lr
 from affectlab.losses.optimal_transport import RelationPrior, ot_relation_loss
-from affectlab.losses.region_relation import per_au_info_nce, region_consistency_loss, variance_covariance_loss
+from affectlab.losses.region_relation import (per_au_info_nce, region_consistency_loss, siamese_ot_loss,
+                                              variance_covariance_loss)
 from affectlab.methods.base import METHODS, MethodConfig, MethodSpec, RunContext, Stage
 from affectlab.metrics import AUDetectionMetrics
 from affectlab.models.au_attention import template_landmarks
@@ -290,9 +291,7 @@ class RegionRelationPretrain(L.LightningModule):
             ot = dict(relation=self.prior.relation(), beta=m.ot_beta, reg=m.ot_reg, num_iter=m.ot_iters,
                       differentiable_plan=m.ot_differentiable_plan, loss_cost=m.ot_loss_cost)
             if m.ot_siamese:
-                (r12, t12), (r21, t21) = (ot_relation_loss(p1, t2.detach(), **ot),
-                                          ot_relation_loss(p2, t1.detach(), **ot))
-                relation, plans = 0.5 * (r12 + r21), 0.5 * (t12 + t21.transpose(-1, -2))
+                relation, plans = siamese_ot_loss(p1, p2, t1, t2, **ot)
             else:
                 a, b = (z1, z2) if m.ot_features == "projection" else (f1, f2)
                 relation, plans = ot_relation_loss(a, b, **ot)
