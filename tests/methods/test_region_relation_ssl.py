@@ -173,3 +173,21 @@ def test_channel_jitter_is_a_per_channel_affine_map_within_its_range():
     assert torch.allclose(b, gain[..., None] * a + offset[..., None], atol=1e-4)
     assert ((gain - 1).abs() <= 0.3 + 1e-4).all() and (offset.abs() <= 0.3 + 1e-4).all()
     assert (gain.std(dim=1) > 0).all()  # the channels move differently
+
+
+def test_normalised_mim_target_is_each_cell_standardised_per_channel():
+    from affectlab.methods.region_relation import RegionRelationPretrain
+
+    torch.manual_seed(0)
+    module = RegionRelationPretrain(_cfg(mim_weight=1.0, mim_mask_ratio=1.0, mim_norm_target=True), NAMES)
+    for p in module.mim_decoder.parameters():
+        torch.nn.init.zeros_(p)  # prediction 0 → the loss is the mean |normalised target|
+    images = torch.rand(2, 3, 32, 32) * 3 + 1
+    loss = module.mim_loss(images)
+    total = 0.0
+    for i in range(0, 32, 8):  # cells of 8×8 pixels (reduction 8), every one masked
+        for j in range(0, 32, 8):
+            cell = images[:, :, i:i + 8, j:j + 8].flatten(2)
+            z = (cell - cell.mean(-1, keepdim=True)) / (cell.var(-1, keepdim=True) + 1e-6).sqrt()
+            total += float(z.abs().sum())
+    assert abs(float(loss) - total / images.numel()) < 1e-4

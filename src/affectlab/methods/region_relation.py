@@ -78,6 +78,9 @@ class RegionRelationConfig(MethodConfig):
     mim_weight: float = 0.0
     #: fraction of the feature-map cells whose patch tokens are masked
     mim_mask_ratio: float = 0.5
+    #: reconstruct each masked cell's pixels normalised by that cell's mean and std (MAE's norm-pix
+    #: target, He et al. CVPR 2022 §4: local structure rather than colour); False = raw pixels (SimMIM)
+    mim_norm_target: bool = False
     #: view 1 of the two-view terms is the SimMIM-masked view (one forward gives its AU features and its
     #: pixel reconstruction): the consistency and OT terms then ask the masked view's AU features to
     #: predict those of the unmasked view 2 (masked feature prediction, as iBOT/MSN; needs mim_weight > 0)
@@ -333,7 +336,16 @@ class RegionRelationPretrain(L.LightningModule):
     def reconstruction_loss(self, feats: torch.Tensor, images: torch.Tensor, pixel_mask: torch.Tensor) -> torch.Tensor:
         """L1 between the decoded pixels and the images over the masked pixels."""
         pred = self.mim_decoder(feats)
-        return ((pred - images).abs() * pixel_mask).sum() / (pixel_mask.sum() * images.shape[1]).clamp_min(1)
+        target = images
+        if self.cfg.method.mim_norm_target:
+            r = self.encoder.features.reduction
+            cells = F.unfold(images, r, stride=r)  # (B, 3·r·r, cells)
+            b, _, n = cells.shape
+            cells = cells.view(b, images.shape[1], r * r, n)
+            mean, var = cells.mean(2, keepdim=True), cells.var(2, keepdim=True)
+            cells = (cells - mean) / (var + 1e-6).sqrt()
+            target = F.fold(cells.view(b, -1, n), images.shape[-2:], r, stride=r)
+        return ((pred - target).abs() * pixel_mask).sum() / (pixel_mask.sum() * images.shape[1]).clamp_min(1)
 
     def _gathered(self, tensor: torch.Tensor) -> torch.Tensor:
         """Concatenate over DDP ranks so every rank keeps the same relation prior."""
