@@ -511,9 +511,12 @@ class RegionRelation(MethodSpec):
 
     Also ours, added after measuring on synthetic BP4D (docs/methods/region_relation.md): a SimMIM
     masked-pixel reconstruction term (``mim_weight``, Xie et al. CVPR 2022), VICReg variance/covariance
-    terms (``vc_*``) and a per-AU InfoNCE (``consistency=infonce``). The spec's cross-view consistency
-    collapsed the region features below a random encoder, so the CPU default pretrains with SimMIM only
-    (``region_weight = ot_weight = 0``; the OT plans are still computed for the relation matrix);
+    terms (``vc_*``), a per-AU InfoNCE (``consistency=infonce``), per-AU BatchNorm statistics in the
+    SimSiam heads (``head_bn``), the OT term in SimSiam form (``ot_siamese``), a masked view 1
+    (``masked_view``), a per-cell normalised MIM target (``mim_norm_target``) and per-channel colour
+    jitter (``aug_channel``). The spec's cross-view consistency probed below a random encoder in every
+    form tried (also with the collapse mechanisms removed), so the CPU default pretrains with SimMIM
+    only (``region_weight = ot_weight = 0``; the OT plans are still computed for the relation matrix);
     ``EXP=region_relation_spec`` and ``EXP=region_relation_paper`` keep the spec's objective.
     """
 
