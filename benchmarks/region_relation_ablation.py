@@ -17,6 +17,9 @@ concatenated training features (≈ 1 = collapsed) and the F1 with per-AU thresh
 training frames only) and every seed (encoder init, batch order and probe order), then prints the
 mean ± sample sd over the runs and the paired test gain over step 0 (the same initialisation, unpretrained).
 
+``--pixels 16,32,64`` skips pretraining and probes the raw aligned pixels (average-pooled to each size)
+with the same probe: the ceiling check of the doc.
+
 ``--grouped F`` builds batches of F frames from each of batch/F sequences (hard same-identity
 negatives for ``method.consistency=infonce``). Extra ``key=value`` are config overrides.
 """
@@ -178,6 +181,8 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=0, help="encoder-init/probe seed (see --seeds)")
     parser.add_argument("--seeds", default="", help="comma-separated seeds (overrides --seed)")
     parser.add_argument("--folds", default="1", help="comma-separated BP4D folds (subject-exclusive), e.g. 1,2,3")
+    parser.add_argument("--pixels", default="", help="comma-separated sizes: instead of pretraining, probe the raw "
+                        "aligned pixels average-pooled to each size (the ceiling check of the doc)")
     parser.add_argument("--image-size", type=int, default=64)
     parser.add_argument("--data-root", help="BP4D release (default: the synthetic quick copy)")
     parser.add_argument("overrides", nargs="*")
@@ -201,10 +206,17 @@ def main() -> int:
               f"{len(data['test']['image'])} test frames; all-positive test F1 {float((2 * rate / (1 + rate)).mean()):.3f}")
         for seed in seeds:
             print(f"fold {fold} seed {seed}", flush=True)
+            if args.pixels:
+                for size in (int(v) for v in args.pixels.split(",")):
+                    feats = {s: F.adaptive_avg_pool2d(data[s]["image"].float(), size) for s in ("train", "val", "test")}
+                    r = linear_probe(data, feats, seed=seed)
+                    print(f"raw pixels {size}x{size}: test F1 {r['test'].mean():.3f} (val {r['val'].mean():.3f}, "
+                          f"test with val-tuned thresholds {r['test_val_thresholds'].mean():.3f})", flush=True)
+                continue
             for step, r in pretrain_and_probe(data, cfg, seed, args.steps, args.batch_size, args.grouped,
                                               probe_at).items():
                 table.setdefault(step, []).append((float(r["test"].mean()), float(r["val"].mean())))
-    if len(folds) * len(seeds) > 1:
+    if table and len(folds) * len(seeds) > 1:
         print(f"\nsummary over folds {folds} x seeds {seeds} (mean ± sample sd; paired gain vs step 0 when probed)")
         for step in sorted(table):
             test, val = np.array(table[step]).T
