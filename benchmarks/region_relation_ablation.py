@@ -13,6 +13,13 @@ concatenated training features (≈ 1 = collapsed) and the F1 with per-AU thresh
     PYTHONPATH=src:. python benchmarks/region_relation_ablation.py --steps 200 \\
         --probe-at 0,200 method.mim_weight=1 method.region_weight=0 method.ot_weight=0
 
+``--folds 1,2,3 --seeds 0,1`` repeats this on every subject-exclusive fold (pretraining on that fold's
+training frames only) and every seed (encoder init, batch order and probe order), then prints the
+mean ± sample sd over the runs and the paired test gain over step 0 (the same initialisation, unpretrained).
+
+``--pixels 16,32,64`` skips pretraining and probes the raw aligned pixels (average-pooled to each size)
+with the same probe: the ceiling check of the doc.
+
 ``--grouped F`` builds batches of F frames from each of batch/F sequences (hard same-identity
 negatives for ``method.consistency=infonce``). Extra ``key=value`` are config overrides.
 """
@@ -115,42 +122,25 @@ def batches(data: dict, bs: int, grouped: int, g: torch.Generator) -> list[torch
     return [torch.tensor(sum((chunks[o] for o in order[k:k + per]), [])) for k in range(0, len(order) - per + 1, per)]
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--steps", type=int, default=200)
-    parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--probe-at", default="", help="comma-separated steps to probe at (0 = random init)")
-    parser.add_argument("--grouped", type=int, default=0)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--image-size", type=int, default=64)
-    parser.add_argument("--data-root", help="BP4D release (default: the synthetic quick copy)")
-    parser.add_argument("overrides", nargs="*")
-    args = parser.parse_args()
-    torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
-
-    from affectlab.config import compose
+def pretrain_and_probe(data: dict, cfg, seed: int, steps: int, batch_size: int, grouped: int,
+                       probe_at: set[int]) -> dict[int, dict]:
+    """Pretrain one encoder (init seed ``seed``) on ``data['train']``; probe it at the steps in ``probe_at``."""
     from affectlab.methods.region_relation import RegionRelationPretrain
 
-    base = [f"data.root={args.data_root}"] if args.data_root else []
-    data = load_fold(base, args.image_size)
-    cfg = compose(["METHOD=region_relation", "DATA=bp4d", f"data.image_size={args.image_size}", *base, *args.overrides])
-    torch.manual_seed(args.seed)
+    torch.manual_seed(seed)
     module = RegionRelationPretrain(cfg, data["au_names"])
     m = cfg.method
     opt = torch.optim.AdamW([p for p in module.parameters() if p.requires_grad], lr=m.pretrain_lr,
                             weight_decay=m.weight_decay)
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, max(args.steps, 1))
-    probe_at = {int(s) for s in args.probe_at.split(",") if s} | {args.steps}
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, max(steps, 1))
     train = data["train"]
-    g = torch.Generator().manual_seed(args.seed + 1)
-    y, mask = data["test"]["au"].float(), data["test"]["au_mask"].float()
-    rate = (y * mask).sum(0) / mask.sum(0)
-    print(f"all-positive test F1 {float((2 * rate / (1 + rate)).mean()):.3f}")
-    step, start, history = 0, time.time(), []
+    g = torch.Generator().manual_seed(seed + 1)
+    step, start, history, results = 0, time.time(), [], {}
 
     def report() -> None:
         feats = {s: extract(module.encoder, data[s]) for s in ("train", "val", "test")}
-        r = linear_probe(data, feats)
+        r = linear_probe(data, feats, seed=seed)
+        results[step] = r
         print(f"step {step}: test F1 {r['test'].mean():.3f} (val {r['val'].mean():.3f}, test with val-tuned "
               f"thresholds {r['test_val_thresholds'].mean():.3f}) per AU {' '.join(f'{v:.3f}' for v in r['test'].tolist())} "
               f"eff. rank {r['effective_rank']:.2f} probe loss {r['probe_loss']:.3f}", flush=True)
@@ -159,8 +149,8 @@ def main() -> int:
     if 0 in probe_at:
         report()
     module.train()
-    while step < args.steps:
-        for idx in batches(train, args.batch_size, args.grouped, g):
+    while step < steps:
+        for idx in batches(train, batch_size, grouped, g):
             batch = {k: train[k][idx] for k in ("landmarks", "au", "au_mask")}
             batch["image"] = train["image"][idx].float()
             terms = module.losses(batch, update_prior=True)
@@ -177,8 +167,64 @@ def main() -> int:
                 print(f"step {step} {mean} {time.time() - start:.0f}s", flush=True)
             if step in probe_at:
                 report()
-            if step >= args.steps:
+            if step >= steps:
                 break
+    return results
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--steps", type=int, default=200)
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--probe-at", default="", help="comma-separated steps to probe at (0 = random init)")
+    parser.add_argument("--grouped", type=int, default=0)
+    parser.add_argument("--seed", type=int, default=0, help="encoder-init/probe seed (see --seeds)")
+    parser.add_argument("--seeds", default="", help="comma-separated seeds (overrides --seed)")
+    parser.add_argument("--folds", default="1", help="comma-separated BP4D folds (subject-exclusive), e.g. 1,2,3")
+    parser.add_argument("--pixels", default="", help="comma-separated sizes: instead of pretraining, probe the raw "
+                        "aligned pixels average-pooled to each size (the ceiling check of the doc)")
+    parser.add_argument("--image-size", type=int, default=64)
+    parser.add_argument("--data-root", help="BP4D release (default: the synthetic quick copy)")
+    parser.add_argument("overrides", nargs="*")
+    args = parser.parse_args()
+    torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
+
+    from affectlab.config import compose
+
+    seeds = [int(s) for s in args.seeds.split(",") if s] or [args.seed]
+    folds = [int(f) for f in args.folds.split(",") if f]
+    probe_at = {int(s) for s in args.probe_at.split(",") if s} | {args.steps}
+    table: dict[int, list[tuple[float, float]]] = {}
+    for fold in folds:
+        base = ([f"data.root={args.data_root}"] if args.data_root else []) + [f"data.fold={fold}"]
+        data = load_fold(base, args.image_size)
+        cfg = compose(["METHOD=region_relation", "DATA=bp4d", f"data.image_size={args.image_size}", *base,
+                       *args.overrides])
+        y, mask = data["test"]["au"].float(), data["test"]["au_mask"].float()
+        rate = (y * mask).sum(0) / mask.sum(0)
+        print(f"fold {fold}: {len(data['train']['image'])} train / {len(data['val']['image'])} val / "
+              f"{len(data['test']['image'])} test frames; all-positive test F1 {float((2 * rate / (1 + rate)).mean()):.3f}")
+        for seed in seeds:
+            print(f"fold {fold} seed {seed}", flush=True)
+            if args.pixels:
+                for size in (int(v) for v in args.pixels.split(",")):
+                    feats = {s: F.adaptive_avg_pool2d(data[s]["image"].float(), size) for s in ("train", "val", "test")}
+                    r = linear_probe(data, feats, seed=seed)
+                    print(f"raw pixels {size}x{size}: test F1 {r['test'].mean():.3f} (val {r['val'].mean():.3f}, "
+                          f"test with val-tuned thresholds {r['test_val_thresholds'].mean():.3f})", flush=True)
+                continue
+            for step, r in pretrain_and_probe(data, cfg, seed, args.steps, args.batch_size, args.grouped,
+                                              probe_at).items():
+                table.setdefault(step, []).append((float(r["test"].mean()), float(r["val"].mean())))
+    if table and len(folds) * len(seeds) > 1:
+        print(f"\nsummary over folds {folds} x seeds {seeds} (mean ± sample sd; paired gain vs step 0 when probed)")
+        for step in sorted(table):
+            test, val = np.array(table[step]).T
+            line = f"step {step}: test F1 {test.mean():.3f} ± {test.std(ddof=1):.3f}, val F1 {val.mean():.3f} ± {val.std(ddof=1):.3f}"
+            if step and 0 in table:
+                gain = test - np.array(table[0])[:, 0]
+                line += f"; test gain vs step 0 {gain.mean():+.3f} ± {gain.std(ddof=1):.3f} (min {gain.min():+.3f})"
+            print(line)
     return 0
 
 

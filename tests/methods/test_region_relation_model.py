@@ -120,7 +120,8 @@ def _batches(n: int = 8):
 SPEC = {"region_weight": 1.0, "ot_weight": 1.0, "mim_weight": 0.0, "ot_features": "projection"}
 
 
-@pytest.mark.parametrize("variant", [{}, SPEC, {**SPEC, "consistency": "byol", "ot_prior": "labels", "region_block": "masked",
+@pytest.mark.parametrize("variant", [{}, SPEC, {**SPEC, "head_bn": "per_au", "projector_output_bn": True, "ot_siamese": True},
+                                     {**SPEC, "consistency": "byol", "ot_prior": "labels", "region_block": "masked",
                                               "landmarks_source": "sample", "ot_differentiable_plan": True}])
 def test_two_step_pretrain_fit_with_the_small_swin(tmp_path, variant):
     from affectlab.methods.region_relation import RegionRelationPretrain

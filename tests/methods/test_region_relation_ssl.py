@@ -1,6 +1,7 @@
 """Our anti-collapse and masked-image-modelling switches of region_relation, against loop references."""
 from __future__ import annotations
 
+import pytest
 import torch
 import torch.nn.functional as F
 
@@ -104,3 +105,89 @@ def test_two_view_terms_with_zero_weight_build_no_graph():
         assert projector_grad == expect_grad
         assert int(module.prior.plan_updates) == 1  # the relation matrix is updated either way
         assert torch.isfinite(terms["region"]) and torch.isfinite(terms["mim"])
+
+
+def test_per_au_batchnorm_resists_a_per_au_constant_and_matches_a_loop_reference():
+    from affectlab.models.region_relation import TokenBatchNorm
+
+    torch.manual_seed(0)
+    constant = torch.randn(1, 3, 4).expand(6, 3, 4)  # the same for every image, different per AU
+    shared, per_au = TokenBatchNorm(4, 3, "shared").train(), TokenBatchNorm(4, 3, "per_au").train()
+    assert shared(constant).abs().max() > 0.5  # shared statistics see the spread over the AUs
+    assert per_au(constant).abs().max() < 1e-3
+    x = torch.randn(6, 3, 4)
+    out = per_au(x)
+    for k in range(3):
+        ref = (x[:, k] - x[:, k].mean(0)) / torch.sqrt(x[:, k].var(0, unbiased=False) + 1e-5)
+        assert torch.allclose(out[:, k], ref, atol=1e-5)
+
+
+def test_siamese_ot_stops_target_gradients_and_averages_both_directions():
+    from affectlab.losses.optimal_transport import ot_relation_loss
+    from affectlab.losses.region_relation import siamese_ot_loss
+
+    torch.manual_seed(0)
+    p1, p2, z1, z2 = (torch.randn(3, 4, 6, requires_grad=True) for _ in range(4))
+    loss, plans = siamese_ot_loss(p1, p2, z1, z2, reg=0.1)
+    l12, t12 = ot_relation_loss(p1, z2, reg=0.1)
+    l21, t21 = ot_relation_loss(p2, z1, reg=0.1)
+    assert torch.allclose(loss, 0.5 * (l12 + l21)) and torch.allclose(plans, 0.5 * (t12 + t21.transpose(-1, -2)))
+    loss.backward()
+    assert z1.grad is None and z2.grad is None
+    assert p1.grad.abs().sum() > 0 and p2.grad.abs().sum() > 0
+
+
+def test_masked_view_gives_view_one_features_from_the_masked_forward():
+    from affectlab.methods.region_relation import RegionRelationPretrain
+
+    with pytest.raises(ValueError, match="masked_view needs mim_weight"):
+        RegionRelationPretrain(_cfg(masked_view=True, mim_weight=0.0), NAMES)
+    batch = {"image": torch.randn(4, 3, 32, 32), "landmarks": template_landmarks(32, 4)}
+    terms = {}
+    for masked in (False, True):  # mask ratio 0: the masked forward is the plain forward
+        torch.manual_seed(0)
+        module = RegionRelationPretrain(_cfg(masked_view=masked, mim_weight=1.0, mim_mask_ratio=0.0), NAMES).eval()
+        torch.manual_seed(1)
+        terms[masked] = module.losses(batch, update_prior=False)
+    assert torch.allclose(terms[True]["region"], terms[False]["region"], atol=1e-6)
+    torch.manual_seed(0)
+    module = RegionRelationPretrain(_cfg(masked_view=True, mim_weight=1.0, mim_mask_ratio=1.0), NAMES).eval()
+    seen = []
+    module.encoder.region.register_forward_pre_hook(lambda mod, args: seen.append(args[0]))
+    module.losses(batch, update_prior=False)
+    # view 1: every token masked, so its feature map no longer depends on the image content
+    other = module.encoder.features(torch.randn(4, 3, 32, 32), torch.ones(4, 8, 8, dtype=torch.bool), module.mask_token)
+    assert torch.allclose(seen[0], other, atol=1e-5)
+
+
+def test_channel_jitter_is_a_per_channel_affine_map_within_its_range():
+    from affectlab.models.region_relation import TwoViewAugment
+
+    torch.manual_seed(0)
+    images = torch.rand(5, 3, 16, 16)
+    out, _ = TwoViewAugment(min_scale=1.0, flip_p=0.0, brightness=0.0, contrast=0.0, channel=0.3)(
+        images, template_landmarks(16, 5))
+    a, b = images.flatten(2), out.flatten(2)
+    gain = (b[..., 1] - b[..., 0]) / (a[..., 1] - a[..., 0])
+    offset = b[..., 0] - gain * a[..., 0]
+    assert torch.allclose(b, gain[..., None] * a + offset[..., None], atol=1e-4)
+    assert ((gain - 1).abs() <= 0.3 + 1e-4).all() and (offset.abs() <= 0.3 + 1e-4).all()
+    assert (gain.std(dim=1) > 0).all()  # the channels move differently
+
+
+def test_normalised_mim_target_is_each_cell_standardised_per_channel():
+    from affectlab.methods.region_relation import RegionRelationPretrain
+
+    torch.manual_seed(0)
+    module = RegionRelationPretrain(_cfg(mim_weight=1.0, mim_mask_ratio=1.0, mim_norm_target=True), NAMES)
+    for p in module.mim_decoder.parameters():
+        torch.nn.init.zeros_(p)  # prediction 0 → the loss is the mean |normalised target|
+    images = torch.rand(2, 3, 32, 32) * 3 + 1
+    loss = module.mim_loss(images)
+    total = 0.0
+    for i in range(0, 32, 8):  # cells of 8×8 pixels (reduction 8), every one masked
+        for j in range(0, 32, 8):
+            cell = images[:, :, i:i + 8, j:j + 8].flatten(2)
+            z = (cell - cell.mean(-1, keepdim=True)) / (cell.var(-1, keepdim=True) + 1e-6).sqrt()
+            total += float(z.abs().sum())
+    assert abs(float(loss.detach()) - total / images.numel()) < 1e-4

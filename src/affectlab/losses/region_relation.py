@@ -7,8 +7,12 @@ the other view, symmetrised, averaged over AUs and the batch) plus the improved-
 """
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 import torch.nn.functional as F
+
+from affectlab.losses.optimal_transport import ot_relation_loss
 
 
 def negative_cosine(p: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
@@ -60,3 +64,17 @@ def per_au_info_nce(z1: torch.Tensor, z2: torch.Tensor, temperature: float = 0.2
     forward = F.cross_entropy(logits.reshape(k * n, n), target)
     backward = F.cross_entropy(logits.transpose(1, 2).reshape(k * n, n), target)
     return 0.5 * (forward + backward)
+
+
+def siamese_ot_loss(p1: torch.Tensor, p2: torch.Tensor, z1: torch.Tensor, z2: torch.Tensor,
+                    **ot: Any) -> tuple[torch.Tensor, torch.Tensor]:
+    """The OT relation term in SimSiam form (ours): plans and costs between the predictions of one view
+    and the stop-gradient target projections of the other, ``½[OT(p1, sg z2) + OT(p2, sg z1)]``.
+
+    Without it the OT cost ``1 − cos(z_i⁽¹⁾, z_j⁽²⁾)`` pulls both views together with gradients into
+    both, the plain Siamese set-up that SimSiam (Chen & He, CVPR 2021, §4.1) shows collapses. Returns
+    the loss and the plans (B, K, K) oriented view 1 → view 2 (the second plan transposed), averaged.
+    """
+    loss12, plan12 = ot_relation_loss(p1, z2.detach(), **ot)
+    loss21, plan21 = ot_relation_loss(p2, z1.detach(), **ot)
+    return 0.5 * (loss12 + loss21), 0.5 * (plan12 + plan21.transpose(-1, -2))

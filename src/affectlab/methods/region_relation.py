@@ -20,7 +20,8 @@ from omegaconf import DictConfig
 
 from affectlab.engine.scaling import scaled_lr
 from affectlab.losses.optimal_transport import RelationPrior, ot_relation_loss
-from affectlab.losses.region_relation import per_au_info_nce, region_consistency_loss, variance_covariance_loss
+from affectlab.losses.region_relation import (per_au_info_nce, region_consistency_loss, siamese_ot_loss,
+                                              variance_covariance_loss)
 from affectlab.methods.base import METHODS, MethodConfig, MethodSpec, RunContext, Stage
 from affectlab.metrics import AUDetectionMetrics
 from affectlab.models.au_attention import template_landmarks
@@ -64,6 +65,9 @@ class RegionRelationConfig(MethodConfig):
     #: BatchNorm on the projector output (SimSiam's projector)
     projector_output_bn: bool = False
     predictor_hidden: int = 64
+    #: BatchNorm statistics of the projector/predictor: shared (over batch and AUs) | per_au (over the
+    #: batch for each AU token; a per-AU constant then has zero variance, so BN resists that collapse)
+    head_bn: str = "shared"
     #: VICReg variance hinge on the per-AU projections (ours, anti-collapse; 0 = off, the spec's form)
     vc_variance_weight: float = 0.0
     #: VICReg covariance term on the per-AU projections (ours; 0 = off)
@@ -74,6 +78,13 @@ class RegionRelationConfig(MethodConfig):
     mim_weight: float = 0.0
     #: fraction of the feature-map cells whose patch tokens are masked
     mim_mask_ratio: float = 0.5
+    #: reconstruct each masked cell's pixels normalised by that cell's mean and std (MAE's norm-pix
+    #: target, He et al. CVPR 2022 §4: local structure rather than colour); False = raw pixels (SimMIM)
+    mim_norm_target: bool = False
+    #: view 1 of the two-view terms is the SimMIM-masked view (one forward gives its AU features and its
+    #: pixel reconstruction): the consistency and OT terms then ask the masked view's AU features to
+    #: predict those of the unmasked view 2 (masked feature prediction, as iBOT/MSN; needs mim_weight > 0)
+    masked_view: bool = False
     # --- relation learning (improved OT) ---
     #: gamma in L = L_region + gamma * L_OT
     ot_weight: float = 1.0
@@ -88,6 +99,10 @@ class RegionRelationConfig(MethodConfig):
     ot_features: str = "projection"
     #: cost scoring the plan in the loss: feature | improved
     ot_loss_cost: str = "feature"
+    #: OT cost in SimSiam form (ot_features=projection only): C_ij = 1 − cos(p_i⁽¹⁾, sg(z_j⁽²⁾)),
+    #: symmetrised over the views, so the OT term gets the predictor/stop-gradient asymmetry that keeps
+    #: the consistency term from collapsing (False: 1 − cos(z_i⁽¹⁾, z_j⁽²⁾), gradients into both views)
+    ot_siamese: bool = False
     #: back-propagate through the Sinkhorn iterations (else envelope gradient)
     ot_differentiable_plan: bool = False
     # --- augmentation of the two views ---
@@ -95,6 +110,8 @@ class RegionRelationConfig(MethodConfig):
     aug_flip_p: float = 0.5
     aug_brightness: float = 0.2
     aug_contrast: float = 0.2
+    #: per-channel gain/offset jitter (colour / skin-tone shift between the views; 0 = off)
+    aug_channel: float = 0.0
     # --- pretraining ---
     #: False → the probe runs on a randomly initialised encoder (control)
     pretrain: bool = True
@@ -131,6 +148,7 @@ CHOICES = {
     "landmarks_source": ("sample", "template"),
     "consistency": ("simsiam", "byol", "infonce"),
     "ot_prior": ("plans", "labels", "none"),
+    "head_bn": ("shared", "per_au"),
     "ot_features": ("projection", "region"),
     "ot_loss_cost": ("feature", "improved"),
     "probe_mode": ("linear", "finetune"),
@@ -144,6 +162,11 @@ def check_choices(m: DictConfig) -> None:
     for key, options in CHOICES.items():
         if m[key] not in options:
             raise ValueError(f"method.{key} must be one of {' | '.join(options)}, got {m[key]!r}")
+    if m.masked_view and not m.mim_weight:
+        raise ValueError("method.masked_view needs mim_weight > 0")
+    if m.ot_siamese and (m.ot_features != "projection" or m.consistency == "infonce"):
+        raise ValueError("method.ot_siamese needs ot_features=projection and a predictor "
+                         "(consistency simsiam | byol)")
 
 
 def build_encoder(cfg: DictConfig, au_names: list[str]) -> RegionRelationEncoder:
@@ -213,9 +236,11 @@ class RegionRelationPretrain(L.LightningModule):
         self.au_names = list(au_names)
         self.encoder = build_encoder(cfg, self.au_names)
         channels = self.encoder.out_channels
-        self.projector = TokenMLP(channels, m.projector_hidden, m.projection_dim, m.projector_output_bn)
-        self.predictor = TokenMLP(m.projection_dim, m.predictor_hidden, m.projection_dim)
-        self.augment = TwoViewAugment(m.aug_min_scale, m.aug_flip_p, m.aug_brightness, m.aug_contrast)
+        k = len(self.au_names)
+        self.projector = TokenMLP(channels, m.projector_hidden, m.projection_dim, m.projector_output_bn, k, m.head_bn)
+        self.predictor = TokenMLP(m.projection_dim, m.predictor_hidden, m.projection_dim, False, k, m.head_bn)
+        self.augment = TwoViewAugment(m.aug_min_scale, m.aug_flip_p, m.aug_brightness, m.aug_contrast,
+                                      m.aug_channel)
         self.prior = RelationPrior(len(self.au_names), m.ot_prior, m.ot_prior_momentum)
         if m.mim_weight:
             self.mask_token = nn.Parameter(torch.zeros(self.encoder.embed_dim))
@@ -248,8 +273,17 @@ class RegionRelationPretrain(L.LightningModule):
         # the OT plans are still computed so that the relation matrix is always learned/exported
         two_view_grad = torch.is_grad_enabled() and bool(
             m.region_weight or m.ot_weight or m.vc_variance_weight or m.vc_covariance_weight)
+        terms: dict[str, torch.Tensor] = {}
+        if m.masked_view:
+            feats, pixel_mask = self.masked_features(x1)
+            terms["mim"] = self.reconstruction_loss(feats, x1, pixel_mask)
+            f1 = self.encoder.region(feats, self.encoder.attention_maps(l1))
+        elif m.mim_weight:
+            terms["mim"] = self.mim_loss(x1)
         with torch.set_grad_enabled(two_view_grad):
-            f1, f2 = self.encoder(x1, l1), self.encoder(x2, l2)
+            if not m.masked_view:
+                f1 = self.encoder(x1, l1)
+            f2 = self.encoder(x2, l2)
             z1, z2 = self.projector(f1), self.projector(f2)
             if m.consistency == "infonce":
                 region = per_au_info_nce(z1, z2, m.nce_temperature)
@@ -257,10 +291,13 @@ class RegionRelationPretrain(L.LightningModule):
                 p1, p2 = self.predictor(z1), self.predictor(z2)
                 t1, t2 = self._targets(z1, x1, l1), self._targets(z2, x2, l2)
                 region = region_consistency_loss(p1, p2, t1, t2)
-            a, b = (z1, z2) if m.ot_features == "projection" else (f1, f2)
-            relation, plans = ot_relation_loss(a, b, self.prior.relation(), beta=m.ot_beta, reg=m.ot_reg,
-                                               num_iter=m.ot_iters, differentiable_plan=m.ot_differentiable_plan,
-                                               loss_cost=m.ot_loss_cost)
+            ot = dict(relation=self.prior.relation(), beta=m.ot_beta, reg=m.ot_reg, num_iter=m.ot_iters,
+                      differentiable_plan=m.ot_differentiable_plan, loss_cost=m.ot_loss_cost)
+            if m.ot_siamese:
+                relation, plans = siamese_ot_loss(p1, p2, t1, t2, **ot)
+            else:
+                a, b = (z1, z2) if m.ot_features == "projection" else (f1, f2)
+                relation, plans = ot_relation_loss(a, b, **ot)
         if update_prior:
             self.prior.update_plans(self._gathered(plans))
             if m.ot_prior == "labels":
@@ -268,9 +305,8 @@ class RegionRelationPretrain(L.LightningModule):
                 mask = None if mask is None else self._gathered(mask.float())
                 self.prior.update_labels(self._gathered(batch["au"].float()), mask)
         loss = m.region_weight * region + m.ot_weight * relation
-        terms = {"region": region, "relation": relation}
+        terms.update(region=region, relation=relation)
         if m.mim_weight:
-            terms["mim"] = self.mim_loss(x1)
             loss = loss + m.mim_weight * terms["mim"]
         if m.vc_variance_weight or m.vc_covariance_weight:
             (v1, c1), (v2, c2) = variance_covariance_loss(z1), variance_covariance_loss(z2)
@@ -281,6 +317,12 @@ class RegionRelationPretrain(L.LightningModule):
     def mim_loss(self, images: torch.Tensor) -> torch.Tensor:
         """SimMIM (Xie et al., CVPR 2022, eq. 1): mask random feature-map cells (all patch tokens under a
         cell), predict their pixels with a linear decoder from the feature map, L1 on masked pixels."""
+        feats, pixel_mask = self.masked_features(images)
+        return self.reconstruction_loss(feats, images, pixel_mask)
+
+    def masked_features(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Feature map of the images with a random ``mim_mask_ratio`` of its cells masked at the patch-token
+        level, and the (B, 1, H, W) pixel mask of those cells."""
         enc, m = self.encoder, self.cfg.method
         b = images.shape[0]
         h, w = enc.map_size
@@ -288,10 +330,22 @@ class RegionRelationPretrain(L.LightningModule):
         up = enc.features.reduction // enc.patch_size
         token_mask = cells.repeat_interleave(up, 1).repeat_interleave(up, 2)
         feats = enc.features(images, token_mask, self.mask_token)
-        pred = self.mim_decoder(feats)
         r = enc.features.reduction
-        pixel_mask = cells.repeat_interleave(r, 1).repeat_interleave(r, 2)[:, None].to(images)
-        return ((pred - images).abs() * pixel_mask).sum() / (pixel_mask.sum() * images.shape[1]).clamp_min(1)
+        return feats, cells.repeat_interleave(r, 1).repeat_interleave(r, 2)[:, None].to(images)
+
+    def reconstruction_loss(self, feats: torch.Tensor, images: torch.Tensor, pixel_mask: torch.Tensor) -> torch.Tensor:
+        """L1 between the decoded pixels and the images over the masked pixels."""
+        pred = self.mim_decoder(feats)
+        target = images
+        if self.cfg.method.mim_norm_target:
+            r = self.encoder.features.reduction
+            cells = F.unfold(images, r, stride=r)  # (B, 3·r·r, cells)
+            b, _, n = cells.shape
+            cells = cells.view(b, images.shape[1], r * r, n)
+            mean, var = cells.mean(2, keepdim=True), cells.var(2, keepdim=True)
+            cells = (cells - mean) / (var + 1e-6).sqrt()
+            target = F.fold(cells.view(b, -1, n), images.shape[-2:], r, stride=r)
+        return ((pred - target).abs() * pixel_mask).sum() / (pixel_mask.sum() * images.shape[1]).clamp_min(1)
 
     def _gathered(self, tensor: torch.Tensor) -> torch.Tensor:
         """Concatenate over DDP ranks so every rank keeps the same relation prior."""
@@ -457,9 +511,12 @@ class RegionRelation(MethodSpec):
 
     Also ours, added after measuring on synthetic BP4D (docs/methods/region_relation.md): a SimMIM
     masked-pixel reconstruction term (``mim_weight``, Xie et al. CVPR 2022), VICReg variance/covariance
-    terms (``vc_*``) and a per-AU InfoNCE (``consistency=infonce``). The spec's cross-view consistency
-    collapsed the region features below a random encoder, so the CPU default pretrains with SimMIM only
-    (``region_weight = ot_weight = 0``; the OT plans are still computed for the relation matrix);
+    terms (``vc_*``), a per-AU InfoNCE (``consistency=infonce``), per-AU BatchNorm statistics in the
+    SimSiam heads (``head_bn``), the OT term in SimSiam form (``ot_siamese``), a masked view 1
+    (``masked_view``), a per-cell normalised MIM target (``mim_norm_target``) and per-channel colour
+    jitter (``aug_channel``). The spec's cross-view consistency probed below a random encoder in every
+    form tried (also with the collapse mechanisms removed), so the CPU default pretrains with SimMIM
+    only (``region_weight = ot_weight = 0``; the OT plans are still computed for the relation matrix);
     ``EXP=region_relation_spec`` and ``EXP=region_relation_paper`` keep the spec's objective.
     """
 

@@ -188,27 +188,44 @@ class RegionRelationEncoder(nn.Module):
         return self.region(self.features(images), self.attention_maps(landmarks))
 
 
-def mlp(in_dim: int, hidden: int, out_dim: int, output_bn: bool = False) -> nn.Sequential:
-    """Linear-BN-ReLU-Linear(-BN) (SimSiam/BYOL projector and predictor shape), applied per AU token.
+class TokenBatchNorm(nn.Module):
+    """BatchNorm1d over (B, K, D) tokens: statistics ``shared`` over batch and AUs, or ``per_au``
+    (over the batch separately for every AU token, as SimSiam's BN normalises over images only)."""
 
-    ``output_bn`` adds SimSiam's BatchNorm on the projector output (SimSiam §4.4 finds it helps).
-    """
-    layers = [nn.Linear(in_dim, hidden), nn.BatchNorm1d(hidden), nn.ReLU(inplace=True), nn.Linear(hidden, out_dim)]
-    if output_bn:
-        layers.append(nn.BatchNorm1d(out_dim))
-    return nn.Sequential(*layers)
-
-
-class TokenMLP(nn.Module):
-    """Apply an MLP with BatchNorm to (B, K, D) tokens (BN statistics shared over batch and AUs)."""
-
-    def __init__(self, in_dim: int, hidden: int, out_dim: int, output_bn: bool = False) -> None:
+    def __init__(self, dim: int, num_tokens: int, stats: str = "shared", affine: bool = True) -> None:
         super().__init__()
-        self.net = mlp(in_dim, hidden, out_dim, output_bn)
+        if stats not in ("shared", "per_au"):
+            raise ValueError(f"BatchNorm statistics must be shared | per_au, got {stats!r}")
+        self.per_au = stats == "per_au"
+        self.bn = nn.BatchNorm1d(dim * num_tokens if self.per_au else dim, affine=affine)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b, k, d = x.shape
-        return self.net(x.reshape(b * k, d)).reshape(b, k, -1)
+        if self.per_au:
+            return self.bn(x.reshape(b, k * d)).reshape(b, k, d)
+        return self.bn(x.reshape(b * k, d)).reshape(b, k, d)
+
+
+class TokenMLP(nn.Module):
+    """Linear-BN-ReLU-Linear(-BN) per AU token (SimSiam/BYOL projector and predictor shape; the linear
+    layers are shared by all AUs).
+
+    ``output_bn`` adds SimSiam's BatchNorm on the projector output (SimSiam §4.4 finds it helps);
+    ``bn_stats`` chooses whether BN statistics are shared over the batch and the AUs or taken per AU.
+    With ``shared`` statistics a per-AU constant (the same output for every image, different per AU)
+    still has non-zero BN variance, so BN does not resist that collapse; ``per_au`` does.
+    """
+
+    def __init__(self, in_dim: int, hidden: int, out_dim: int, output_bn: bool = False, num_tokens: int = 1,
+                 bn_stats: str = "shared") -> None:
+        super().__init__()
+        self.fc1 = nn.Linear(in_dim, hidden)
+        self.bn1 = TokenBatchNorm(hidden, num_tokens, bn_stats)
+        self.fc2 = nn.Linear(hidden, out_dim)
+        self.bn2 = TokenBatchNorm(out_dim, num_tokens, bn_stats) if output_bn else nn.Identity()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.bn2(self.fc2(F.relu(self.bn1(self.fc1(x)))))
 
 
 class TwoViewAugment(nn.Module):
@@ -216,13 +233,15 @@ class TwoViewAugment(nn.Module):
 
     Random resized crop (square, scale ∈ [min_scale, 1] of the side, random position inside the
     image), horizontal flip with probability ``flip_p`` (x → W − 1 − x and left/right swap), then a
-    per-image affine colour jitter ``x·(1+c) + b`` on the normalised pixels.
+    per-image affine colour jitter ``x·(1+c) + b`` on the normalised pixels, and, with ``channel > 0``,
+    an extra per-channel gain and offset in ``[−channel, channel]`` (a colour/skin-tone shift).
     """
 
     def __init__(self, min_scale: float = 0.8, flip_p: float = 0.5, brightness: float = 0.2,
-                 contrast: float = 0.2) -> None:
+                 contrast: float = 0.2, channel: float = 0.0) -> None:
         super().__init__()
         self.min_scale, self.flip_p, self.brightness, self.contrast = min_scale, flip_p, brightness, contrast
+        self.channel = channel
 
     def forward(self, images: torch.Tensor, landmarks: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         b, _, h, w = images.shape
@@ -245,4 +264,10 @@ class TwoViewAugment(nn.Module):
         lm = torch.where(flip[:, None, None], flip_landmarks(lm, float(w)), lm)
         gain = 1 + (torch.rand(b, 1, 1, 1, device=dev, dtype=dt) * 2 - 1) * self.contrast
         bias = (torch.rand(b, 1, 1, 1, device=dev, dtype=dt) * 2 - 1) * self.brightness
-        return out * gain + bias, lm
+        out = out * gain + bias
+        if self.channel:
+            c = out.shape[1]
+            gain = 1 + (torch.rand(b, c, 1, 1, device=dev, dtype=dt) * 2 - 1) * self.channel
+            bias = (torch.rand(b, c, 1, 1, device=dev, dtype=dt) * 2 - 1) * self.channel
+            out = out * gain + bias
+        return out, lm
