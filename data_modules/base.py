@@ -72,6 +72,10 @@ class DataConfig:
     #: U segments × V consecutive frames per clip (train: random start per segment, eval: centre)
     clip_segments: int = 16
     clip_frames_per_segment: int = 1
+    #: clips drawn from every track per training epoch (each with its own random segment offsets;
+    #: evaluation splits keep one clip per track). For a few long tracks, e.g. the labelled sequences
+    #: of a frame dataset used as unlabelled video (contrastive_intensity stage 1)
+    clips_per_track: int = 1
     #: keep each clip's frames decoded and resized to image_size in one uint8 .npy under
     #: <cache>/clips/ (written on first use, memory-mapped after); augmentations then act on those
     #: frames. Only for datasets without landmarks (DFEW, FERV39k, videos)
