@@ -91,6 +91,9 @@ class DataConfig:
     sequence_length: int = 64
     label_fraction: float = 0.02
     label_mask_seed: int = 0
+    #: sequences, training split: drop the windows that hold no labelled frame (they add no loss term;
+    #: with a sparse budget most windows are such, so this only saves compute)
+    labelled_windows_only: bool = False
 
 
 def build_config(cls: type, keys: dict[str, Any]):

@@ -244,6 +244,8 @@ class FaceDataModule(L.LightningDataModule):
         if c.task == "sequences":
             windows = SequenceDataset.make_windows(df, self.au_columns(), c.sequence_length, sparse=train,
                                                    fraction=c.label_fraction, seed=c.label_mask_seed)
+            if train and c.labelled_windows_only:
+                windows = [w for w in windows if w["mask"].any()]
             return SequenceDataset(windows, tf, c.sequence_length, **common)
         raise ValueError(f"unknown task {c.task!r}")
 

@@ -172,6 +172,21 @@ def test_sequences_sparse_mask_train_full_mask_test(mini):
     assert torch.equal(again[0]["intensity_mask"], tr[0]["intensity_mask"])  # seeded: same mask every run
 
 
+def test_labelled_windows_only_keeps_every_labelled_frame(mini):
+    root, _ = mini
+    keys = dict(task="sequences", sequence_length=3, label_fraction=0.05, fold=1, image_size=16)
+    every = make("disfa", root / "DISFA", **keys).dataset("train")
+    some = make("disfa", root / "DISFA", labelled_windows_only=True, **keys).dataset("train")
+
+    def labelled(ds):
+        return {(w["sequence"], int(f)) for w in ds.windows for f, m in zip(w["frames"], w["mask"].any(1)) if m}
+
+    assert all(w["mask"].any() for w in some.windows) and len(some) < len(every)
+    assert labelled(some) == labelled(every) and len(labelled(every)) > 0
+    assert len(make("disfa", root / "DISFA", labelled_windows_only=True, **keys).dataset("test")) == \
+        len(make("disfa", root / "DISFA", **keys).dataset("test"))
+
+
 def test_sparse_label_mask_fraction():
     m = sparse_label_mask(1000, 0.02, np.random.default_rng(1))
     assert m.sum() == 20 and not np.array_equal(m, sparse_label_mask(1000, 0.02, np.random.default_rng(2)))

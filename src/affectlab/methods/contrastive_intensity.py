@@ -61,6 +61,9 @@ class ModelConfig:
     dropout: float = 0.0
     #: none | batch | layer: normalisation of the frame embeddings before the temporal module
     feature_norm: str = "none"
+    #: frame embedding: 0 = the trunk's global average pooling; g ≥ 1 = last feature map pooled to
+    #: g×g cells, flattened (keeps the coarse layout of the aligned face)
+    grid: int = 0
 
 
 @dataclass
@@ -158,7 +161,7 @@ def build_model(cfg: Any) -> SpatioTemporalModel:
     kwargs = _plain(m.backbone_kwargs)
     return SpatioTemporalModel(m.backbone, kwargs, checkpoint_path=m.checkpoint_path, temporal=m.temporal,
                                hidden_dim=m.hidden_dim, num_layers=m.num_layers, num_heads=m.num_heads,
-                               dropout=m.dropout, feature_norm=m.feature_norm)
+                               dropout=m.dropout, feature_norm=m.feature_norm, grid=m.grid)
 
 
 OBJECTIVES = ("predictive", "instance", "frame")
