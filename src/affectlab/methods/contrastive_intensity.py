@@ -11,8 +11,10 @@ What is the paper's (abstract-level facts, [AB] in ``shared/specs/methods.md`` Â
 * evaluation with ICC(3,1) (main metric) and MAE on DISFA (12 AUs) and BP4D/FERA2015 (5 AUs).
 
 What is ours [X], each behind a config key (``docs/methods/contrastive_intensity.md``):
-ResNet-18 trunk and input size (``model.*``), GRU vs causal transformer (``model.temporal``),
-normalisation of the frame embeddings before it (``model.feature_norm``), predictive InfoNCE vs
+ResNet-18 trunk and input size (``model.*``), global vs gÃ—g-grid pooling of the frame embedding
+(``model.grid``), GRU vs causal transformer (``model.temporal``), normalisation of the frame
+embeddings before it (``model.feature_norm``), which unlabelled video stage 1 sees (``pretrain.source``:
+a separate ``videos`` folder or the stage-2 training subjects' own frames), predictive InfoNCE vs
 clip-instance NT-Xent vs per-frame NT-Xent (``pretrain.objective``) with temperature, horizon, clip
 length and negatives, the augmentations, frozen vs fine-tuned extractor
 (``regress.freeze_extractor``), regressor shape/output range, MSE vs L1, label budget scope and seed,
