@@ -240,6 +240,11 @@ def test_method_config_presets_compose():
     paper = compose(["EXP=contrastive_intensity_paper"])
     assert paper.method.model.backbone_kwargs is None and paper.data.image_size == 112
     assert paper.method.pretrain.objective == "predictive"
+    # CPU preset: stage 1 on the training subjects' frames, 4×4 grid embedding; paper preset: a separate
+    # video set, global pooling
+    assert (cfg.method.pretrain.source, cfg.method.model.grid) == ("regress_train", 4)
+    assert (paper.method.pretrain.source, paper.method.model.grid) == ("videos", 0)
+    assert ContrastiveIntensityConfig().pretrain.source == "videos"
     bp4d = compose(["METHOD=contrastive_intensity", "DATA=bp4d", "method.regress.freeze_extractor=true"])
     assert bp4d.data.task == "sequences" and bp4d.method.regress.freeze_extractor is True
     with pytest.raises(ConfigError, match="label_fractoin"):
@@ -309,3 +314,10 @@ def test_grid_frame_embedding_keeps_the_layout_of_the_feature_map():
     assert torch.allclose(glob(big)[0], fmap.mean((-2, -1)), atol=1e-6)
     with pytest.raises(ValueError, match="grid"):
         FrameEncoder("resnet18", backbone_kwargs=TINY_MODEL["backbone_kwargs"], grid=-1)
+
+
+def test_pretrain_source_is_validated():
+    from affectlab.methods.contrastive_intensity import pretrain_datamodule
+
+    with pytest.raises(ValueError, match="source"):
+        pretrain_datamodule(make_cfg(pretrain={"source": "bogus"}))
