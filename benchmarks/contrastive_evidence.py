@@ -1,13 +1,14 @@
 """Evidence for contrastive_intensity (Sanchez et al., ACCV 2020): does stage-1 contrastive pretraining
 help sparse-label AU intensity regression, and how does ICC grow with the label budget?
 
-Pretrains once, then runs stage 2 for every label budget from the pretrained model and (at the budgets
-given by ``--scratch``) from a random initialisation, with the same seed, data, budget and schedule.
-Prints a table (test ICC/MAE/PCC means, model selected on val ICC) and saves the budget curve as a PNG.
+Pretrains once, then runs stage 2 for every label budget, stage-2 seed and arm (``init:extractor``:
+stage-1 weights or a random initialisation, frozen or fine-tuned extractor) with the same data,
+budget and schedule. Prints a table (test ICC/MAE/PCC means ± sd over seeds, model selected on val
+ICC) and saves the budget curve as a PNG.
 
     PYTHONPATH=src:. python benchmarks/contrastive_evidence.py                       # synthetic DISFA + videos
     PYTHONPATH=src:. python benchmarks/contrastive_evidence.py --toy-data /tmp/toy   # self-contained toy release
-    ... --set method.regress.freeze_extractor=true data.fold=2                       # any config override
+    ... --arms contrastive:frozen scratch:finetuned --seeds 0 1 2 --set data.fold=2    # arms, seeds, overrides
 
 ``--toy-data DIR`` writes (once) a small DISFA-layout release and a folder of unlabelled tracks in which
 each of the 12 AUs is a blob whose contrast follows a smooth 0–5 intensity curve, for use before the
@@ -107,11 +108,27 @@ def _fit(module: L.LightningModule, dm, epochs: int, monitor: str | None, mode: 
     return trainer
 
 
+ARMS = {"contrastive": True, "scratch": False}
+EXTRACTOR = {"frozen": "true", "finetuned": "false"}
+
+
+def parse_arm(text: str) -> tuple[str, str]:
+    """``contrastive:frozen`` → (init, extractor); init contrastive | scratch, extractor frozen | finetuned."""
+    init, _, extractor = text.partition(":")
+    if init not in ARMS or extractor not in EXTRACTOR:
+        raise argparse.ArgumentTypeError(f"arm {text!r}: expected <contrastive|scratch>:<frozen|finetuned>")
+    return init, extractor
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--budgets", type=float, nargs="*", default=[0.005, 0.02, 0.1, 1.0])
-    parser.add_argument("--scratch", type=float, nargs="*", default=[0.02],
-                        help="budgets also trained from scratch (no stage 1)")
+    parser.add_argument("--arms", type=parse_arm, nargs="*",
+                        default=[("contrastive", "frozen"), ("scratch", "finetuned"), ("scratch", "frozen")],
+                        help="init:extractor pairs trained at every budget (init contrastive = stage-1 weights)")
+    parser.add_argument("--seeds", type=int, nargs="*", default=[0],
+                        help="stage-2 seeds; each sets seed and data.label_mask_seed (other labelled frames, "
+                             "other initialisation); stage 1 always runs with the config seed")
     parser.add_argument("--toy-data", type=Path, default=None)
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/contrastive_budget_curve.png"))
     parser.add_argument("--set", nargs="*", default=[], help="config overrides key=value")
@@ -138,14 +155,15 @@ def main() -> None:
         overrides += [f"data.root={disfa}", f"method.pretrain.root={videos}", "data.image_size=48",
                       "data.align=false", "data.hflip=false", "method.pretrain.flip=false"]
     cfg = compose(overrides + list(args.set))
-    seed = int(cfg.seed)
     work = Path(tempfile.mkdtemp(prefix="contrastive_evidence_"))
 
     start = time.time()
+    need_pretrain = any(init == "contrastive" for init, _ in args.arms) and args.budgets
+    pretrained = None
     if args.pretrained and args.pretrained.is_file():
         pretrained = torch.load(args.pretrained, weights_only=True)
-    else:
-        L.seed_everything(seed, verbose=False)
+    elif need_pretrain or args.pretrained:
+        L.seed_everything(int(cfg.seed), verbose=False)
         pre = ContrastivePretrainModule(cfg)
         monitor = "val/loss" if cfg.method.pretrain.select == "best" else None
         _fit(pre, pretrain_datamodule(cfg), cfg.method.pretrain.max_epochs, monitor, "min", work / "pretrain",
@@ -157,32 +175,36 @@ def main() -> None:
     pretrain_s = time.time() - start
 
     rows = []
-    runs = [(b, True) for b in args.budgets] + [(b, False) for b in args.scratch]
-    for budget, use_pretrain in runs:
-        t0 = time.time()
-        run_cfg = cfg.copy()
-        run_cfg.data.label_fraction = budget
-        L.seed_everything(seed, verbose=False)
-        model = build_model(run_cfg.method)
-        if use_pretrain:
-            # weights saved before model.feature_norm existed lack its (freshly initialised) parameters
-            missing, unexpected = model.load_state_dict(pretrained, strict=False)
-            if unexpected or any(not k.startswith("feature_norm.") for k in missing):
-                raise RuntimeError(f"stage-1 weights do not match the model: missing {missing}, unexpected {unexpected}")
-        dm, label_budget = regress_datamodule(run_cfg)
-        module = SparseIntensityRegressor(run_cfg, model, list(dm.au_names), label_budget)
-        tag = f"{'pre' if use_pretrain else 'scratch'}-{budget}"
-        trainer = _fit(module, dm, run_cfg.method.regress.max_epochs, "val/icc_mean", "max", work / tag, tag,
-                       ("train/loss", "val/icc_mean", "val/mae_mean"))
-        trainer.test(module, datamodule=dm, verbose=False)
-        m = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("test/")}
-        rows.append(dict(budget=budget, init="contrastive" if use_pretrain else "scratch", icc=m["test/icc_mean"],
-                         mae=m["test/mae_mean"], pcc=m["test/pcc_mean"], seconds=time.time() - t0))
+    for seed in args.seeds:
+        for budget in args.budgets:
+            for init, extractor in args.arms:
+                t0 = time.time()
+                run_cfg = compose(overrides + list(args.set) + [
+                    f"seed={seed}", f"data.label_mask_seed={seed}", f"data.label_fraction={budget}",
+                    f"method.regress.freeze_extractor={EXTRACTOR[extractor]}"])
+                L.seed_everything(seed, verbose=False)
+                model = build_model(run_cfg.method)
+                if ARMS[init]:
+                    missing, unexpected = model.load_state_dict(pretrained, strict=False)
+                    if unexpected or missing:
+                        raise RuntimeError(f"stage-1 weights do not match the model: missing {missing}, "
+                                           f"unexpected {unexpected}")
+                dm, label_budget = regress_datamodule(run_cfg)
+                module = SparseIntensityRegressor(run_cfg, model, list(dm.au_names), label_budget)
+                tag = f"{init}-{extractor}-{budget}-s{seed}"
+                trainer = _fit(module, dm, run_cfg.method.regress.max_epochs, "val/icc_mean", "max", work / tag,
+                               tag, ("train/loss", "val/icc_mean", "val/mae_mean"))
+                trainer.test(module, datamodule=dm, verbose=False)
+                m = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("test/")}
+                rows.append(dict(budget=budget, init=init, extractor=extractor, seed=seed, icc=m["test/icc_mean"],
+                                 mae=m["test/mae_mean"], pcc=m["test/pcc_mean"], seconds=time.time() - t0))
+                print(f"[{tag}] test ICC {m['test/icc_mean']:.3f} MAE {m['test/mae_mean']:.3f} "
+                      f"({time.time() - t0:.0f}s)", flush=True)
 
     print(f"\ncontrastive_intensity evidence: data {cfg.data.name} fold {cfg.data.fold} "
           f"({'toy ' + str(args.toy_data) if args.toy_data else 'synthetic ' + cfg.data.synthetic_profile}), "
-          f"seed {seed}, label scope {cfg.method.regress.label_scope}, "
-          f"freeze_extractor {cfg.method.regress.freeze_extractor}, pretrain {pretrain_s:.0f}s")
+          f"label scope {cfg.method.regress.label_scope}, stage 1 {cfg.method.pretrain.objective} on "
+          f"{cfg.method.pretrain.source} (seed {cfg.seed}, {pretrain_s:.0f}s)")
     if args.results:
         import pandas as pd
 
@@ -192,12 +214,24 @@ def main() -> None:
         args.results.parent.mkdir(parents=True, exist_ok=True)
         new.to_csv(args.results, index=False)
         rows = new.to_dict("records")
-    print(f"{'budget':>8} {'init':>12} {'ICC':>7} {'MAE':>7} {'PCC':>7} {'time_s':>7}")
+    print(summary_table(rows))
+    if rows:
+        plot_curve(rows, args.out)
+        print(f"budget curve: {args.out}")
+
+
+def summary_table(rows: list[dict]) -> str:
+    """Mean ± sd (over seeds) of test ICC/MAE/PCC per budget and arm, with the per-seed ICCs."""
+    groups: dict[tuple, list[dict]] = {}
     for r in rows:
-        print(f"{100 * r['budget']:7.1f}% {r['init']:>12} {r['icc']:7.3f} {r['mae']:7.3f} {r['pcc']:7.3f} "
-              f"{r['seconds']:7.0f}")
-    plot_curve(rows, args.out)
-    print(f"budget curve: {args.out}")
+        groups.setdefault((r["budget"], r["init"], r["extractor"]), []).append(r)
+    lines = [f"{'budget':>8} {'init':>12} {'extractor':>10} {'ICC':>15} {'MAE':>7} {'PCC':>7}  ICC per seed"]
+    for (budget, init, extractor), rs in sorted(groups.items()):
+        icc = np.array([r["icc"] for r in rs])
+        per_seed = " ".join(f"s{r['seed']}:{r['icc']:.3f}" for r in rs)
+        lines.append(f"{100 * budget:7.1f}% {init:>12} {extractor:>10} {icc.mean():7.3f} ± {icc.std():.3f} "
+                     f"{np.mean([r['mae'] for r in rs]):7.3f} {np.mean([r['pcc'] for r in rs]):7.3f}  {per_seed}")
+    return "\n".join(lines)
 
 
 def plot_curve(rows: list[dict], path: Path) -> None:
@@ -206,11 +240,16 @@ def plot_curve(rows: list[dict], path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(4, 3))
-    for init, style in (("contrastive", "o-"), ("scratch", "s--")):
-        pts = sorted((r["budget"], r["icc"]) for r in rows if r["init"] == init)
-        if pts:
-            ax.plot([100 * b for b, _ in pts], [0.0 if math.isnan(i) else i for _, i in pts], style, label=init)
+    fig, ax = plt.subplots(figsize=(4.5, 3.2))
+    arms = sorted({(r["init"], r["extractor"]) for r in rows})
+    for init, extractor in arms:
+        by_budget: dict[float, list[float]] = {}
+        for r in rows:
+            if (r["init"], r["extractor"]) == (init, extractor):
+                by_budget.setdefault(r["budget"], []).append(0.0 if math.isnan(r["icc"]) else r["icc"])
+        xs = sorted(by_budget)
+        ax.errorbar([100 * b for b in xs], [np.mean(by_budget[b]) for b in xs], yerr=[np.std(by_budget[b]) for b in xs],
+                    fmt="o-" if init == "contrastive" else "s--", capsize=3, label=f"{init}, {extractor}")
     ax.set_xscale("log")
     ax.set_xlabel("labelled training frames (%)")
     ax.set_ylabel("test ICC(3,1), mean over AUs")

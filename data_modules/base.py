@@ -72,6 +72,10 @@ class DataConfig:
     #: U segments × V consecutive frames per clip (train: random start per segment, eval: centre)
     clip_segments: int = 16
     clip_frames_per_segment: int = 1
+    #: clips drawn from every track per training epoch (each with its own random segment offsets;
+    #: evaluation splits keep one clip per track). For a few long tracks, e.g. the labelled sequences
+    #: of a frame dataset used as unlabelled video (contrastive_intensity stage 1)
+    clips_per_track: int = 1
     #: keep each clip's frames decoded and resized to image_size in one uint8 .npy under
     #: <cache>/clips/ (written on first use, memory-mapped after); augmentations then act on those
     #: frames. Only for datasets without landmarks (DFEW, FERV39k, videos)
@@ -87,6 +91,9 @@ class DataConfig:
     sequence_length: int = 64
     label_fraction: float = 0.02
     label_mask_seed: int = 0
+    #: sequences, training split: drop the windows that hold no labelled frame (they add no loss term;
+    #: with a sparse budget most windows are such, so this only saves compute)
+    labelled_windows_only: bool = False
 
 
 def build_config(cls: type, keys: dict[str, Any]):

@@ -78,6 +78,8 @@ class FaceDataModule(L.LightningDataModule):
         self.cfg = cfg
         if cfg.task not in self.tasks:
             raise ValueError(f"{cfg.name}: task {cfg.task!r} not supported; choose one of {', '.join(self.tasks)}")
+        if int(cfg.clips_per_track) < 1:
+            raise ValueError(f"{cfg.name}: clips_per_track must be >= 1, got {cfg.clips_per_track}")
         if cfg.short_clip not in SHORT_CLIP_RULES:
             raise ValueError(f"short_clip must be one of {SHORT_CLIP_RULES}, got {cfg.short_clip!r}")
         self._root: Optional[Path] = None
@@ -230,7 +232,10 @@ class FaceDataModule(L.LightningDataModule):
             return FrameDataset(df, tf, c.task, self.au_columns(), occurrence_threshold=self.occurrence_threshold,
                                 **common)
         if c.task in ("expression", "clips"):
-            return ClipDataset(self.tracks(df), tf, c.clip_segments, c.clip_frames_per_segment,
+            tracks = self.tracks(df)
+            if train and c.clips_per_track > 1:
+                tracks = tracks.loc[tracks.index.repeat(int(c.clips_per_track))]
+            return ClipDataset(tracks, tf, c.clip_segments, c.clip_frames_per_segment,
                                short_clip=c.short_clip, meta_cols=("clip", "subject", "scene"),
                                cache_dir=self.cache_dir() / "clips" if c.clip_cache else None, **common)
         if c.task == "pairs":
@@ -239,6 +244,8 @@ class FaceDataModule(L.LightningDataModule):
         if c.task == "sequences":
             windows = SequenceDataset.make_windows(df, self.au_columns(), c.sequence_length, sparse=train,
                                                    fraction=c.label_fraction, seed=c.label_mask_seed)
+            if train and c.labelled_windows_only:
+                windows = [w for w in windows if w["mask"].any()]
             return SequenceDataset(windows, tf, c.sequence_length, **common)
         raise ValueError(f"unknown task {c.task!r}")
 

@@ -119,6 +119,37 @@ def test_videos_clips_shape(videos_root):
     assert item["video"].shape == (8, 3, 20, 20) and "label" not in item
 
 
+def test_clips_per_track_repeats_training_tracks_only(videos_root):
+    one = make("videos", videos_root, task="clips", clip_segments=1, clip_frames_per_segment=4, image_size=20,
+               hflip=False, val_fraction=0.25)
+    three = make("videos", videos_root, task="clips", clip_segments=1, clip_frames_per_segment=4, image_size=20,
+                 hflip=False, val_fraction=0.25, clips_per_track=3)
+    tr1, tr3 = one.dataset("train"), three.dataset("train")
+    assert len(tr3) == 3 * len(tr1) and len(three.dataset("val")) == len(one.dataset("val"))
+    clips = [tr3[i]["meta"]["clip"] for i in range(len(tr3))]
+    assert all(clips.count(c) == 3 for c in set(clips)) and set(clips) == set(one.manifest("train")["clip"])
+    # the repeated items draw their own windows: 30-frame tracks, 4 frames, 27 possible starts
+    starts = {int(tr3[i]["meta"]["frames"][0]) for i in range(len(tr3)) for _ in range(4)}
+    assert len(starts) > 3
+    with pytest.raises(ValueError, match="clips_per_track"):
+        make("videos", videos_root, task="clips", clips_per_track=0)
+
+
+def test_disfa_training_sequences_as_unlabelled_clips(mini):
+    """A labelled frame dataset serves as unlabelled video: task clips on its training split (one
+    track per sequence, consecutive frames, landmark-aligned), never the test subjects."""
+    root, truth = mini
+    dm = make("disfa", root / "DISFA", task="clips", clip_segments=1, clip_frames_per_segment=3, fold=1,
+              image_size=16, clips_per_track=2)
+    train = dm.dataset("train")
+    seqs = [train[i]["meta"]["clip"] for i in range(len(train))]
+    assert len(seqs) == 2 * dm.manifest("train")["sequence"].nunique()
+    assert not set(seqs) & set(PARTS[3])  # fold 1 tests part 3
+    item = train[0]
+    f = item["meta"]["frames"]
+    assert item["video"].shape == (3, 3, 16, 16) and torch.equal(f, f[0] + torch.arange(3))
+
+
 def test_sequences_sparse_mask_train_full_mask_test(mini):
     root, truth = mini
     dm = make("disfa", root / "DISFA", task="sequences", sequence_length=4, label_fraction=0.25, fold=1,
@@ -139,6 +170,21 @@ def test_sequences_sparse_mask_train_full_mask_test(mini):
     again = make("disfa", root / "DISFA", task="sequences", sequence_length=4, label_fraction=0.25, fold=1,
                  select_on_test=True, image_size=16).dataset("train")
     assert torch.equal(again[0]["intensity_mask"], tr[0]["intensity_mask"])  # seeded: same mask every run
+
+
+def test_labelled_windows_only_keeps_every_labelled_frame(mini):
+    root, _ = mini
+    keys = dict(task="sequences", sequence_length=3, label_fraction=0.05, fold=1, image_size=16)
+    every = make("disfa", root / "DISFA", **keys).dataset("train")
+    some = make("disfa", root / "DISFA", labelled_windows_only=True, **keys).dataset("train")
+
+    def labelled(ds):
+        return {(w["sequence"], int(f)) for w in ds.windows for f, m in zip(w["frames"], w["mask"].any(1)) if m}
+
+    assert all(w["mask"].any() for w in some.windows) and len(some) < len(every)
+    assert labelled(some) == labelled(every) and len(labelled(every)) > 0
+    assert len(make("disfa", root / "DISFA", labelled_windows_only=True, **keys).dataset("test")) == \
+        len(make("disfa", root / "DISFA", **keys).dataset("test"))
 
 
 def test_sparse_label_mask_fraction():

@@ -240,6 +240,11 @@ def test_method_config_presets_compose():
     paper = compose(["EXP=contrastive_intensity_paper"])
     assert paper.method.model.backbone_kwargs is None and paper.data.image_size == 112
     assert paper.method.pretrain.objective == "predictive"
+    # CPU preset: stage 1 on the training subjects' frames, 4×4 grid embedding; paper preset: a separate
+    # video set, global pooling
+    assert (cfg.method.pretrain.source, cfg.method.model.grid) == ("regress_train", 4)
+    assert (paper.method.pretrain.source, paper.method.model.grid) == ("videos", 0)
+    assert ContrastiveIntensityConfig().pretrain.source == "videos"
     bp4d = compose(["METHOD=contrastive_intensity", "DATA=bp4d", "method.regress.freeze_extractor=true"])
     assert bp4d.data.task == "sequences" and bp4d.method.regress.freeze_extractor is True
     with pytest.raises(ConfigError, match="label_fractoin"):
@@ -275,7 +280,7 @@ def test_feature_norm_standardises_frame_embeddings_before_the_temporal_module()
     torch.manual_seed(0)
     model = build_model(OmegaConf.create({"model": {**TINY_MODEL, "checkpoint_path": None, "temporal": "gru",
                                                     "num_layers": 1, "num_heads": 2, "dropout": 0.0,
-                                                    "feature_norm": "batch"}})).eval()
+                                                    "feature_norm": "batch", "grid": 0}})).eval()
     video = torch.randn(2, 5, 3, SIZE, SIZE, generator=g)
     z_out, h = model(video)
     assert torch.allclose(z_out, model.encoder(video))
@@ -288,3 +293,31 @@ def test_pretrain_select_switch():
     cfg = make_cfg(pretrain={"select": "bogus"})
     with pytest.raises(ValueError, match="select"):
         next(ContrastiveIntensity().stages(cfg, None))
+
+
+def test_grid_frame_embedding_keeps_the_layout_of_the_feature_map():
+    from affectlab.models.spatiotemporal import FrameEncoder
+
+    torch.manual_seed(0)
+    enc = FrameEncoder("resnet18", backbone_kwargs=TINY_MODEL["backbone_kwargs"], grid=2).eval()
+    video = torch.randn(2, 3, 3, SIZE, SIZE)
+    z = enc(video)
+    assert z.shape == (2, 3, enc.net.num_features * 4) and enc.out_dim == enc.net.num_features * 4
+    big = torch.randn(1, 2, 3, 2 * SIZE, 2 * SIZE)  # 64 px → a 2×2 map: each cell is one quadrant
+    fmap = enc.net.forward_features(big.flatten(0, 1))
+    assert fmap.shape[-2:] == (2, 2)
+    ref = torch.stack([fmap[..., i, j] for i in range(2) for j in range(2)], dim=-1).flatten(1)  # (T, D·4) D-major
+    assert torch.allclose(enc(big)[0], ref, atol=1e-6)
+    # global pooling (grid 0) is the mean of the cells
+    glob = FrameEncoder("resnet18", backbone_kwargs=TINY_MODEL["backbone_kwargs"], grid=0).eval()
+    glob.load_state_dict(enc.state_dict())
+    assert torch.allclose(glob(big)[0], fmap.mean((-2, -1)), atol=1e-6)
+    with pytest.raises(ValueError, match="grid"):
+        FrameEncoder("resnet18", backbone_kwargs=TINY_MODEL["backbone_kwargs"], grid=-1)
+
+
+def test_pretrain_source_is_validated():
+    from affectlab.methods.contrastive_intensity import pretrain_datamodule
+
+    with pytest.raises(ValueError, match="source"):
+        pretrain_datamodule(make_cfg(pretrain={"source": "bogus"}))

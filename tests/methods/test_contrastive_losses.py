@@ -108,6 +108,21 @@ def test_predictive_loss_batch_time_negatives_matches_loop_reference():
     assert loss.item() == pytest.approx(_loop_info_nce(q, k, 0.5), rel=1e-6)
 
 
+def test_predictive_loss_time_negatives_are_the_same_clips_other_steps():
+    preds, emb = _predictive_case()
+    # clip b's queries against its own two futures only (loop reference)
+    ref = [_loop_info_nce([preds[b, 0, 0].tolist(), preds[b, 1, 0].tolist()], [emb[b, 1].tolist(), emb[b, 2].tolist()],
+                          0.5) for b in range(2)]
+    loss = predictive_contrastive_loss(preds, emb, torch.tensor([0, 1]), temperature=0.5, negatives="time")
+    assert loss.item() == pytest.approx(sum(ref) / 2, rel=1e-6)
+    # top-1 within each clip: every prediction is nearest its own future (1.0); swapping clip 0's two
+    # predictions makes both of them pick the other step (0.5 overall)
+    assert predictive_accuracy(preds, emb, torch.tensor([0, 1]), negatives="time")["top1"].item() == 1.0
+    swapped = preds.clone()
+    swapped[0] = preds[0].flip(0)
+    assert predictive_accuracy(swapped, emb, torch.tensor([0, 1]), negatives="time")["top1"].item() == 0.5
+
+
 def test_predictive_loss_multi_step_uses_step_offsets():
     g = torch.Generator().manual_seed(1)
     emb = torch.randn(3, 6, 4, generator=g)

@@ -14,7 +14,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-NEGATIVES = ("batch_time", "batch")
+NEGATIVES = ("batch_time", "batch", "time")
 
 
 def info_nce(queries: torch.Tensor, keys: torch.Tensor, temperature: float = 0.1, normalize: bool = True) -> torch.Tensor:
@@ -56,7 +56,9 @@ def predictive_contrastive_loss(
 
     * ``batch_time``: the true future embeddings of every other (clip, anchor) pair in the batch
       (DPC-style: other clips and other time steps);
-    * ``batch``: only the other clips' embeddings at the same time step.
+    * ``batch``: only the other clips' embeddings at the same time step;
+    * ``time``: only the same clip's future embeddings at the other anchors (identity, background and
+      lighting are shared by every candidate, so only what changes over time can tell them apart).
     """
     if negatives not in NEGATIVES:
         raise ValueError(f"unknown negatives {negatives!r}; expected one of {NEGATIVES}")
@@ -70,6 +72,8 @@ def predictive_contrastive_loss(
         pred = predictions[:, :, j]
         if negatives == "batch_time":
             losses.append(info_nce(pred.reshape(b * a, d), target.reshape(b * a, d), temperature, normalize))
+        elif negatives == "time":
+            losses.append(torch.stack([info_nce(pred[i], target[i], temperature, normalize) for i in range(b)]).mean())
         else:
             losses.append(torch.stack([info_nce(pred[:, i], target[:, i], temperature, normalize)
                                        for i in range(a)]).mean())
@@ -97,7 +101,7 @@ def predictive_accuracy(
     """Diagnostics of :func:`predictive_contrastive_loss` (same arguments), averaged over the k steps.
 
     ``top1``: fraction of predictions whose most similar candidate is the true future embedding
-    (chance 1/(B·A) for ``batch_time``, 1/B for ``batch``). ``same_clip`` (``batch_time`` only): fraction
+    (chance 1/(B·A) for ``batch_time``, 1/B for ``batch``, 1/A for ``time``). ``same_clip`` (``batch_time`` only): fraction
     whose most similar candidate comes from the right clip, whatever its time step. ``same_clip`` near 1
     with ``top1`` near 1/A means the model tells clips apart (e.g. by identity) but not the time steps
     inside a clip, i.e. the representation has not picked up what changes over time.
@@ -112,6 +116,9 @@ def predictive_accuracy(
             idx = torch.arange(b * a, device=best.device)
             top1.append((best == idx).float().mean())
             same.append((best // a == idx // a).float().mean())
+        elif negatives == "time":
+            best = torch.einsum("bid,bjd->bij", pred, target).argmax(-1)  # (B, A): per clip, over anchors
+            top1.append((best == torch.arange(a, device=best.device)[None]).float().mean())
         else:
             best = torch.einsum("iad,jad->aij", pred, target).argmax(-1)  # (A, B): per step, over clips
             top1.append((best == torch.arange(b, device=best.device)[None]).float().mean())

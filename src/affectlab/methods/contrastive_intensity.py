@@ -11,8 +11,10 @@ What is the paper's (abstract-level facts, [AB] in ``shared/specs/methods.md`` �
 * evaluation with ICC(3,1) (main metric) and MAE on DISFA (12 AUs) and BP4D/FERA2015 (5 AUs).
 
 What is ours [X], each behind a config key (``docs/methods/contrastive_intensity.md``):
-ResNet-18 trunk and input size (``model.*``), GRU vs causal transformer (``model.temporal``),
-normalisation of the frame embeddings before it (``model.feature_norm``), predictive InfoNCE vs
+ResNet-18 trunk and input size (``model.*``), global vs g×g-grid pooling of the frame embedding
+(``model.grid``), GRU vs causal transformer (``model.temporal``), normalisation of the frame
+embeddings before it (``model.feature_norm``), which unlabelled video stage 1 sees (``pretrain.source``:
+a separate ``videos`` folder or the stage-2 training subjects' own frames), predictive InfoNCE vs
 clip-instance NT-Xent vs per-frame NT-Xent (``pretrain.objective``) with temperature, horizon, clip
 length and negatives, the augmentations, frozen vs fine-tuned extractor
 (``regress.freeze_extractor``), regressor shape/output range, MSE vs L1, label budget scope and seed,
@@ -61,6 +63,9 @@ class ModelConfig:
     dropout: float = 0.0
     #: none | batch | layer: normalisation of the frame embeddings before the temporal module
     feature_norm: str = "none"
+    #: frame embedding: 0 = the trunk's global average pooling; g ≥ 1 = last feature map pooled to
+    #: g×g cells, flattened (keeps the coarse layout of the aligned face)
+    grid: int = 0
 
 
 @dataclass
@@ -69,8 +74,14 @@ class PretrainConfig:
 
     #: False → no stage 1 (the from-scratch ablation)
     enabled: bool = True
+    #: unlabelled video for stage 1: videos (the ``videos`` datamodule at ``root``) | regress_train (the
+    #: training subjects' sequences of the stage-2 dataset ``cfg.data``, labels unused: the in-domain
+    #: semi-supervised setting; validation/test subjects are never seen)
+    source: str = "videos"
     #: folder of unlabelled face videos (``videos`` datamodule layout); None → the synthetic stand-in
     root: Optional[str] = None
+    #: clips drawn from every track per epoch (``clips_per_track`` of the datamodule), for few long tracks
+    clips_per_track: int = 1
     #: predictive (CPC/DPC-style InfoNCE) | instance (two views of one clip, NT-Xent) | frame (two
     #: views of every frame, NT-Xent over all frames of the batch, so the other frames of the same clip
     #: are negatives; trains the per-frame extractor only)
@@ -84,7 +95,8 @@ class PretrainConfig:
     horizon: int = 3
     #: predictive: frames seen before the first prediction
     min_context: int = 4
-    #: predictive: batch_time (other clips and time steps) | batch (other clips, same step)
+    #: predictive: batch_time (other clips and time steps) | batch (other clips, same step) | time (the
+    #: same clip's other time steps only)
     negatives: str = "batch_time"
     temperature: float = 0.1
     projection_dim: int = 128
@@ -151,7 +163,7 @@ def build_model(cfg: Any) -> SpatioTemporalModel:
     kwargs = _plain(m.backbone_kwargs)
     return SpatioTemporalModel(m.backbone, kwargs, checkpoint_path=m.checkpoint_path, temporal=m.temporal,
                                hidden_dim=m.hidden_dim, num_layers=m.num_layers, num_heads=m.num_heads,
-                               dropout=m.dropout, feature_norm=m.feature_norm)
+                               dropout=m.dropout, feature_norm=m.feature_norm, grid=m.grid)
 
 
 OBJECTIVES = ("predictive", "instance", "frame")
@@ -478,18 +490,31 @@ class ContrastiveIntensity(MethodSpec):
                     max_epochs=m.regress.max_epochs, max_steps=m.regress.max_steps)
 
 
+PRETRAIN_SOURCES = ("videos", "regress_train")
+
+
 def pretrain_datamodule(cfg: DictConfig):
-    """The unlabelled ``videos`` datamodule (root ``method.pretrain.root``), task ``clips`` (one segment
-    of clip_length + jitter consecutive frames), sharing the synthetic profile, image size and
-    normalisation with ``cfg.data``; ``method.pretrain.data`` overrides any of its keys."""
+    """Stage-1 clips (task ``clips``: one segment of clip_length + jitter consecutive frames,
+    ``pretrain.clips_per_track`` per track and epoch) from ``method.pretrain.source``:
+
+    * ``videos``: the unlabelled ``videos`` datamodule (root ``method.pretrain.root``), sharing the
+      synthetic profile, image size and normalisation with ``cfg.data``;
+    * ``regress_train``: ``cfg.data`` itself (same fold, subjects, alignment), one track per training
+      sequence; the labels are never read and the validation subjects serve as stage-1 validation.
+
+    ``method.pretrain.data`` overrides any key of the datamodule."""
     from data_modules import create_datamodule
 
     p = cfg.method.pretrain
+    if p.source not in PRETRAIN_SOURCES:
+        raise ValueError(f"unknown method.pretrain.source {p.source!r}; expected one of {PRETRAIN_SOURCES}")
+    clips = dict(task="clips", batch_size=p.batch_size, clip_segments=1, clips_per_track=p.clips_per_track,
+                 clip_frames_per_segment=p.clip_length + p.temporal_jitter)
+    if p.source == "regress_train":
+        return create_datamodule(cfg.data, **{**clips, **_plain(p.data)})
     keys = dict(root=p.root, synthetic_profile=cfg.data.synthetic_profile,
                 synthetic_seed=cfg.data.synthetic_seed, image_size=cfg.data.image_size,
-                normalize=cfg.data.normalize, num_workers=cfg.data.num_workers, task="clips",
-                batch_size=p.batch_size,
-                clip_segments=1, clip_frames_per_segment=p.clip_length + p.temporal_jitter)
+                normalize=cfg.data.normalize, num_workers=cfg.data.num_workers, **clips)
     keys.update(_plain(p.data))
     return create_datamodule("videos", **keys)
 

@@ -23,10 +23,13 @@ def _tuplify(kwargs: dict[str, Any]) -> dict[str, Any]:
 
 
 class FrameEncoder(nn.Module):
-    """Per-frame 2-D CNN (any timm model, global-pooled), applied independently to every frame.
+    """Per-frame 2-D CNN (any timm model), applied independently to every frame.
 
     ``backbone_kwargs`` go to ``timm.create_model`` (e.g. ``channels=[16, 32, 64, 128],
-    layers=[1, 1, 1, 1], stem_width=16`` turns resnet18 into a CPU-sized trunk).
+    layers=[1, 1, 1, 1], stem_width=16`` turns resnet18 into a CPU-sized trunk). ``grid`` = 0: the
+    timm global pooling (a D-vector per frame); ``grid`` = g ≥ 1: the last feature map average-pooled
+    to g×g cells and flattened (D·g² per frame), so the embedding keeps where on the aligned face a
+    feature fires (AUs are local) [X].
     """
 
     def __init__(
@@ -36,8 +39,11 @@ class FrameEncoder(nn.Module):
         checkpoint_path: str | None = None,
         in_chans: int = 3,
         backbone_kwargs: dict[str, Any] | None = None,
+        grid: int = 0,
     ) -> None:
         super().__init__()
+        if grid < 0:
+            raise ValueError(f"grid must be 0 (global pooling) or a number of cells per side, got {grid}")
         kwargs = _tuplify(dict(backbone_kwargs or {}))
         if pretrained and not checkpoint_path:
             raise ValueError(f"{backbone}: pretrained weights are loaded from a local checkpoint_path only "
@@ -46,15 +52,19 @@ class FrameEncoder(nn.Module):
             kwargs["pretrained_cfg_overlay"] = dict(file=str(checkpoint_path))
             pretrained = True  # timm then reads the local file given in the overlay
         self.net = timm.create_model(backbone, pretrained=pretrained, num_classes=0, in_chans=in_chans, **kwargs)
-        self.out_dim: int = int(self.net.num_features)
+        self.grid = grid
+        self.out_dim: int = int(self.net.num_features) * max(grid, 1) ** 2
 
     def forward(self, video: torch.Tensor) -> torch.Tensor:
         """``video`` (B,T,C,H,W) → per-frame embeddings (B,T,D)."""
         if video.ndim != 5:
             raise ValueError(f"FrameEncoder expects a (B,T,C,H,W) video, got shape {tuple(video.shape)}")
         b, t = video.shape[:2]
-        feats = self.net(video.flatten(0, 1))
-        return feats.view(b, t, -1)
+        if self.grid:
+            feats = nn.functional.adaptive_avg_pool2d(self.net.forward_features(video.flatten(0, 1)), self.grid)
+        else:
+            feats = self.net(video.flatten(0, 1))
+        return feats.reshape(b, t, -1)
 
 
 class GRUTemporal(nn.Module):
@@ -144,9 +154,10 @@ class SpatioTemporalModel(nn.Module):
         num_heads: int = 4,
         dropout: float = 0.0,
         feature_norm: str = "none",
+        grid: int = 0,
     ) -> None:
         super().__init__()
-        self.encoder = FrameEncoder(backbone, pretrained, checkpoint_path, backbone_kwargs=backbone_kwargs)
+        self.encoder = FrameEncoder(backbone, pretrained, checkpoint_path, backbone_kwargs=backbone_kwargs, grid=grid)
         self.feature_norm = FeatureNorm(self.encoder.out_dim, feature_norm)
         if temporal == "gru":
             self.temporal: nn.Module = GRUTemporal(self.encoder.out_dim, hidden_dim, num_layers, dropout)
