@@ -150,7 +150,7 @@ def test_configs_compose_and_the_paper_experiment_has_the_official_network():
     official = TCAEConfig()
     for key in ("pretrain_epochs", "pretrain_max_steps", "pretrain_val_every_n_epochs", "pretrain_batch_size",
                 "probe_max_steps", "jitter_crop_min", "jitter_crop_max", "curriculum_start", "optimizer",
-                "probe_pos_weight", "probe_threshold", "probe_epochs", "probe_lr"):
+                "probe_pos_weight", "probe_threshold", "probe_epochs", "probe_lr", "pretrain_pairs_per_track"):
         assert paper.method[key] == getattr(official, key), key
     assert count_parameters(TCAE(net_config(paper))) == 14_717_094
     small = compose(["METHOD=tcae"])
