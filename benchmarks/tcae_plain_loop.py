@@ -135,13 +135,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--window", default="0,0.5", help="fixed self-paced window lo,hi")
     p.add_argument("--jitter", type=int, default=0, help="0 = none, else the smallest crop side (official 200)")
     p.add_argument("--gap-max", type=int, default=17)
-    p.add_argument("--zero-init-fields", action="store_true", help="zero the decoders' last conv (Δ = 0, α = 0.5)")
+    p.add_argument("--zero-init-fields", action="store_true", help="model.zero_init_fields: Δ = 0, α = ½ at the start")
     p.add_argument("--random", type=int, default=0, help="evaluate N random encoders instead of training")
     p.add_argument("--seed", type=int, default=0)
     a = p.parse_args(argv)
     torch.set_num_threads(1)
     torch.manual_seed(a.seed)
-    net = TCAENetConfig(a.size, ints(a.trunk), ints(a.branch), ints(a.decoder))
+    net = TCAENetConfig(a.size, ints(a.trunk), ints(a.branch), ints(a.decoder), a.zero_init_fields)
     rng = np.random.default_rng(123)
     bench = Bench(a.size, a.gap_max, rng)
     train_frames = bench.data["train"]["img"]
@@ -158,10 +158,6 @@ def main(argv: list[str] | None = None) -> int:
 
     torch.manual_seed(a.seed)
     model = TCAE(net)
-    if a.zero_init_fields:
-        for decoder in (model.decoder_au, model.decoder_pose):
-            torch.nn.init.zeros_(decoder.net[-2].weight)
-            torch.nn.init.zeros_(decoder.net[-2].bias)
     if a.optimizer == "sgd":
         opt = torch.optim.SGD(model.parameters(), lr=a.lr, momentum=0.9)
     else:
