@@ -85,6 +85,9 @@ class DataConfig:
     #: frame pairs (TCAE): gap in frames between source and target, drawn uniformly in [min, max]
     pair_gap_min: int = 1
     pair_gap_max: int = 30
+    #: pairs drawn from each track per pass over the pairs dataset (item i uses track i mod #tracks);
+    #: 1 = one pair per track per epoch (the official TCAE epoch is one per identity)
+    pairs_per_track: int = 1
     #: draw crop/flip jitter independently for source and target (TCAE); False → identical
     pair_independent_jitter: bool = True
     #: long labelled sequences: frames per item and fraction of frames whose labels are kept

@@ -178,20 +178,25 @@ class PairDataset(_Base):
     """Two frames of one track (TCAE): ``source`` and ``target`` (C,H,W), gap in ``meta``.
 
     With ``independent_jitter`` the augmentation (crop/flip) is drawn separately for each frame.
+    ``per_track`` pairs are drawn from every track per pass: item ``i`` is a pair of track
+    ``i mod len(tracks)`` (evaluation items stay seeded per item index, so the repeats differ).
     """
 
     def __init__(self, tracks: pd.DataFrame, transform: FaceTransform, gap_min: int, gap_max: int,
                  independent_jitter: bool, dataset: str, max_bad_fraction: float, train: bool,
-                 seed: int = 0) -> None:
-        super().__init__(dataset, transform, max_bad_fraction, len(tracks), train, seed)
+                 seed: int = 0, per_track: int = 1) -> None:
+        if per_track < 1:
+            raise ValueError(f"{dataset}: pairs_per_track must be >= 1, got {per_track}")
+        super().__init__(dataset, transform, max_bad_fraction, len(tracks) * per_track, train, seed)
         self.tracks = tracks.reset_index(drop=True)
         self.gap_min, self.gap_max, self.independent = gap_min, gap_max, independent_jitter
+        self.per_track = per_track
 
     def __len__(self) -> int:
-        return len(self.tracks)
+        return len(self.tracks) * self.per_track
 
     def __getitem__(self, index: int) -> dict:
-        row = self.tracks.iloc[index]
+        row = self.tracks.iloc[index % len(self.tracks)]
         rng = self._rng(index)
         s, t = pair_indices(len(row["frames"]), self.gap_min, self.gap_max, rng)
         frames = self._read_many([row["frames"][s], row["frames"][t]])

@@ -82,6 +82,8 @@ class FaceDataModule(L.LightningDataModule):
             raise ValueError(f"{cfg.name}: clips_per_track must be >= 1, got {cfg.clips_per_track}")
         if cfg.short_clip not in SHORT_CLIP_RULES:
             raise ValueError(f"short_clip must be one of {SHORT_CLIP_RULES}, got {cfg.short_clip!r}")
+        if int(cfg.pairs_per_track) < 1:
+            raise ValueError(f"{cfg.name}: pairs_per_track must be >= 1, got {cfg.pairs_per_track}")
         self._root: Optional[Path] = None
         self._full: Optional[pd.DataFrame] = None
         self._skipped: Optional[pd.DataFrame] = None
@@ -240,7 +242,7 @@ class FaceDataModule(L.LightningDataModule):
                                cache_dir=self.cache_dir() / "clips" if c.clip_cache else None, **common)
         if c.task == "pairs":
             return PairDataset(self.tracks(df), tf, c.pair_gap_min, c.pair_gap_max, c.pair_independent_jitter,
-                               **common)
+                               per_track=c.pairs_per_track, **common)
         if c.task == "sequences":
             windows = SequenceDataset.make_windows(df, self.au_columns(), c.sequence_length, sparse=train,
                                                    fraction=c.label_fraction, seed=c.label_mask_seed)

@@ -276,3 +276,23 @@ def test_workers_draw_independent_augmentations(tmp_path):
              for b in DataLoader(many, batch_size=1, num_workers=2)]
     # DataLoader alternates workers: identical RNG copies would give identical flip sequences
     assert flips[0::2] != flips[1::2]
+
+
+def test_videos_pairs_per_track_repeats_every_track(videos_root):
+    one = make("videos", videos_root, task="pairs", normalize="zero_one", image_size=20, hflip=False,
+               val_fraction=0.25)
+    three = make("videos", videos_root, task="pairs", normalize="zero_one", image_size=20, hflip=False,
+                 val_fraction=0.25, pairs_per_track=3)
+    n = len(one.dataset("train"))
+    ds = three.dataset("train")
+    assert len(ds) == 3 * n
+    clips = [ds[i]["meta"]["clip"] for i in range(len(ds))]
+    assert clips == [one.dataset("train")[i % n]["meta"]["clip"] for i in range(3 * n)]
+    # evaluation items stay seeded per item index: the repeats of a track are different draws
+    va = make("videos", videos_root, task="pairs", normalize="zero_one", image_size=20, hflip=False,
+              val_fraction=0.25, pairs_per_track=8, pair_gap_min=1, pair_gap_max=20).dataset("val")
+    frames = {tuple(va[i]["meta"]["frames"].tolist()) for i in range(len(va))}
+    assert len(frames) > 1 and all(va[i]["meta"]["frames"].tolist() == va[i]["meta"]["frames"].tolist()
+                                   for i in range(len(va)))
+    with pytest.raises(ValueError, match="pairs_per_track"):
+        make("videos", videos_root, task="pairs", pairs_per_track=0)

@@ -150,9 +150,10 @@ def test_configs_compose_and_the_paper_experiment_has_the_official_network():
     official = TCAEConfig()
     for key in ("pretrain_epochs", "pretrain_max_steps", "pretrain_val_every_n_epochs", "pretrain_batch_size",
                 "probe_max_steps", "jitter_crop_min", "jitter_crop_max", "curriculum_start", "optimizer",
-                "probe_pos_weight", "probe_threshold", "probe_epochs", "probe_lr"):
+                "probe_pos_weight", "probe_threshold", "probe_epochs", "probe_lr", "pretrain_pairs_per_track"):
         assert paper.method[key] == getattr(official, key), key
     assert count_parameters(TCAE(net_config(paper))) == 14_717_094
+    assert paper.method.model.zero_init_fields is False  # official (default) initialisation
     small = compose(["METHOD=tcae"])
     assert small.data.image_size == small.method.model.image_size == 64
     with pytest.raises(ConfigError, match="image_size"):

@@ -227,3 +227,17 @@ def test_curriculum_rejects_a_bad_window():
 def test_presets_are_consistent():
     for cfg in PRESETS.values():
         TCAE(cfg)
+
+
+def test_zero_init_fields_start_from_the_identity_warp_and_still_learn():
+    cfg = dict(image_size=16, trunk_channels=[8, 8], branch_channels=[8, 8], decoder_channels=[8, 8, 8])
+    assert TCAE(TCAENetConfig(**cfg)).decoder_au.net[-2].weight.abs().sum() > 0  # official: default init
+    model = TCAE(TCAENetConfig(**cfg, zero_init_fields=True))
+    src, tgt = torch.rand(3, 3, 16, 16), torch.rand(3, 3, 16, 16)
+    out = model(src, tgt)
+    assert out.delta_au.abs().max() == 0 and out.delta_pose.abs().max() == 0
+    assert torch.allclose(out.attention_au, torch.full_like(out.attention_au, 0.5))
+    assert torch.equal(out.reconstruction, warp(src, torch.zeros_like(out.delta)))
+    assert torch.allclose(out.reconstruction, src, atol=1e-5)
+    (out.reconstruction - tgt).abs().mean().backward()
+    assert model.decoder_au.net[-2].weight.grad.abs().sum() > 0  # the zeroed conv is trained

@@ -41,3 +41,18 @@ def test_two_stage_pipeline_records_per_au_f1_and_the_probe_runs_alone(synth_roo
     assert not (alone_run / "stages" / "pretrain").exists()
     assert "f1_mean" in alone["metrics"]
 
+
+
+def test_pretraining_on_bp4d_frames_draws_the_configured_pairs_per_track(synth_root, tmp_path):
+    from affectlab.methods.tcae import pretrain_datamodule
+
+    def pairs(n: int):
+        cfg = compose(overrides(synth_root, tmp_path, "method.pretrain_data=bp4d", "method.pretrain_root=null",
+                                f"method.pretrain_pairs_per_track={n}"))
+        return pretrain_datamodule(cfg).dataset("train")
+
+    one, four = pairs(1), pairs(4)
+    assert len(four) == 4 * len(one) > 0
+    assert "au" not in four[0]  # frames without labels
+    with pytest.raises(Exception, match="pairs_per_track"):
+        pairs(0).tracks

@@ -56,6 +56,9 @@ class TCAEConfig(MethodConfig):
     #: of a track sampled at 1 fps)
     pretrain_pair_gap_min: int = 1
     pretrain_pair_gap_max: int = 30
+    #: pairs drawn per track per epoch (official 1: an epoch of a small dataset is then a single step;
+    #: more makes an epoch long enough for the validation/curriculum cadence)
+    pretrain_pairs_per_track: int = 1
     #: the official loader does not flip; jitter is applied by this module (``jitter``)
     pretrain_hflip: bool = False
     pretrain_limit_items: Optional[int] = None
@@ -466,6 +469,7 @@ def pretrain_datamodule(cfg: DictConfig) -> L.LightningDataModule:
         limit_items=m.pretrain_limit_items,
         pair_gap_min=m.pretrain_pair_gap_min,
         pair_gap_max=m.pretrain_pair_gap_max,
+        pairs_per_track=m.pretrain_pairs_per_track,
         hflip=m.pretrain_hflip,
     )
 

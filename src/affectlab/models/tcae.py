@@ -32,6 +32,9 @@ class TCAENetConfig:
     trunk_channels: list[int] = field(default_factory=lambda: [32, 64, 128])
     branch_channels: list[int] = field(default_factory=lambda: [128, 128, 128])
     decoder_channels: list[int] = field(default_factory=lambda: [128, 128, 64, 32, 16])
+    #: not official (PyTorch default init there): zero the decoders' last conv, so that at the start
+    #: Δ_A = Δ_P = 0 (every warp is the identity) and α_A = ½
+    zero_init_fields: bool = False
 
 
 PRESETS: dict[str, TCAENetConfig] = {
@@ -126,6 +129,10 @@ class TCAEDecoder(nn.Module):
             nn.Tanh(),
         ]
         self.net = nn.Sequential(*blocks)
+        if cfg.zero_init_fields:
+            last = blocks[-2]
+            nn.init.zeros_(last.weight)
+            nn.init.zeros_(last.bias)
 
     def forward(self, moving: torch.Tensor, reach: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Embeddings (B,C) of the image to warp and of the image to reach → (Δ (B,2,S,S), m (B,1,S,S))."""
