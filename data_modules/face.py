@@ -198,7 +198,7 @@ class FaceDataModule(L.LightningDataModule):
     def au_columns(self) -> list[str]:
         return []
 
-    def train_pos_weight(self) -> torch.Tensor:
+    def train_pos_rate(self) -> torch.Tensor:
         """Positive rate of each AU on the training split (labelled frames only), shape (K,)."""
         df = self.manifest("train")
         codes = df[self.au_columns()].to_numpy(np.int64)

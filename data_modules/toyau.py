@@ -97,7 +97,7 @@ class ToyAUDataModule(L.LightningDataModule):
             split = "test"
         return self._frame[self._frame.split == split]
 
-    def train_pos_weight(self) -> torch.Tensor:
+    def train_pos_rate(self) -> torch.Tensor:
         """Positive rate of each AU on the training split."""
         return torch.tensor(self.manifest("train")[self.au_names].mean().to_numpy(), dtype=torch.float32)
 

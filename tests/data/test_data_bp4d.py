@@ -203,7 +203,7 @@ def test_pos_weight_matches_label_rates(mini):
     codes = np.concatenate([c for (s, _), (_, c) in truth["bp4d"]["occ"].items() if s in train_subjects])
     sel = codes[:, [a - 1 for a in (1, 2, 4, 6, 7, 10, 12, 14, 15, 17, 23, 24)]]
     expected = ((sel == 1).sum(0) / (sel != 9).sum(0)).astype(np.float32)
-    np.testing.assert_allclose(dm.train_pos_weight().numpy(), expected, rtol=1e-6)
+    np.testing.assert_allclose(dm.train_pos_rate().numpy(), expected, rtol=1e-6)
 
 
 def test_unknown_config_key_lists_valid_keys(mini):

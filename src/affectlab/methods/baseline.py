@@ -99,5 +99,5 @@ class Baseline(MethodSpec):
         from data_modules import create_datamodule
 
         dm = create_datamodule(cfg.data)
-        module = AUClassifier(cfg, dm.au_names, dm.train_pos_weight())
+        module = AUClassifier(cfg, dm.au_names, dm.train_pos_rate())
         yield Stage("supervised", module, dm, monitor="val/f1_mean", mode="max", evaluate=True)

@@ -546,5 +546,5 @@ class RegionRelation(MethodSpec):
                                            synthetic_seed=cfg.data.synthetic_seed, **keys)
             monitor = "val/loss" if m.pretrain_select == "val_loss" else None
             yield Stage("pretrain", pre, pre_dm, monitor=monitor, mode="min", max_epochs=m.pretrain_epochs)
-        probe = RegionRelationProbe(cfg, pre.encoder, au_names, dm.train_pos_weight())
+        probe = RegionRelationProbe(cfg, pre.encoder, au_names, dm.train_pos_rate())
         yield Stage("probe", probe, dm, monitor="val/f1_mean", mode="max", evaluate=True, max_epochs=m.probe_epochs)

@@ -429,7 +429,7 @@ class TCAEMethod(MethodSpec):
         pos_weight = None
         if m.probe_pos_weight:
             datamodule.setup("fit")
-            rate = torch.as_tensor(datamodule.train_pos_weight(), dtype=torch.float32)  # positive rates
+            rate = torch.as_tensor(datamodule.train_pos_rate(), dtype=torch.float32)
             pos_weight = (1.0 - rate) / rate.clamp(min=1e-3)
         probe = TCAELinearProbe(model.encoder, _au_names(datamodule), lr=m.probe_lr,
                                 weight_decay=m.probe_weight_decay, pos_weight=pos_weight,
