@@ -19,6 +19,7 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import Iterable
 
 import numpy as np
 import pandas as pd
@@ -57,19 +58,24 @@ def embed(encoder: nn.Module, dataset, batch_size: int = 128, workers: int = 1) 
 
 
 @torch.no_grad()
-def calibrate_batchnorm(encoder: nn.Module, dataset, batches: int = 20, batch_size: int = 64) -> None:
-    """Estimate BatchNorm running statistics on real inputs without any training, so that a randomly
-    initialised encoder is a fair baseline (unit running variance would mis-scale every layer)."""
+def calibrate_batchnorm_on(encoder: nn.Module, inputs: Iterable[torch.Tensor]) -> None:
+    """Estimate BatchNorm running statistics (cumulative average) on the given input batches without
+    any training, so that a randomly initialised encoder is a fair baseline (unit running variance
+    would mis-scale every layer)."""
     encoder.train()
     for m in encoder.modules():
         if isinstance(m, nn.modules.batchnorm._BatchNorm):
             m.reset_running_stats()
             m.momentum = None  # cumulative average
-    for i, batch in enumerate(DataLoader(dataset, batch_size=batch_size, shuffle=True)):
-        if i >= batches:
-            break
-        encoder(batch["image"].float())
+    for x in inputs:
+        encoder(x)
     encoder.eval()
+
+
+def calibrate_batchnorm(encoder: nn.Module, dataset, batches: int = 20, batch_size: int = 64) -> None:
+    """:func:`calibrate_batchnorm_on` the first ``batches`` shuffled batches of a dataset."""
+    loader = DataLoader(dataset, batch_size=batch_size, shuffle=True)
+    calibrate_batchnorm_on(encoder, (batch["image"].float() for _, batch in zip(range(batches), loader)))
 
 
 def fit_probe(train: dict, val: dict, test: dict, au_names: list[str], epochs: int, lr: float, seed: int,

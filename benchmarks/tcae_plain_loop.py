@@ -24,7 +24,7 @@ import torch
 from torch.utils.data import DataLoader
 
 sys.path.insert(0, str(Path(__file__).parent))
-from tcae_evidence import all_positive_f1, fit_probe, join_groundtruth, ridge_r2  # noqa: E402
+from tcae_evidence import all_positive_f1, calibrate_batchnorm_on, fit_probe, join_groundtruth, ridge_r2  # noqa: E402
 
 from affectlab.losses.tcae import TCAELossWeights, per_sample_terms, tcae_objective  # noqa: E402
 from affectlab.methods.tcae import crop_jitter  # noqa: E402
@@ -190,18 +190,9 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def calibrate_batchnorm_tensor(encoder: torch.nn.Module, frames: torch.Tensor, batches: int = 20) -> None:
-    """:func:`calibrate_batchnorm` on preloaded uint8 frames (cumulative BN statistics, no training)."""
-    from torch import nn
-
-    encoder.train()
-    for m in encoder.modules():
-        if isinstance(m, nn.modules.batchnorm._BatchNorm):
-            m.reset_running_stats()
-            m.momentum = None
-    with torch.no_grad():
-        for idx in torch.randperm(len(frames))[:batches * 64].split(64):
-            encoder(frames[idx].float() / 255)
-    encoder.eval()
+    """:func:`calibrate_batchnorm_on` random batches of 64 preloaded uint8 frames."""
+    order = torch.randperm(len(frames))[:batches * 64].split(64)
+    calibrate_batchnorm_on(encoder, (frames[idx].float() / 255 for idx in order))
 
 
 if __name__ == "__main__":

@@ -185,8 +185,6 @@ class PairDataset(_Base):
     def __init__(self, tracks: pd.DataFrame, transform: FaceTransform, gap_min: int, gap_max: int,
                  independent_jitter: bool, dataset: str, max_bad_fraction: float, train: bool,
                  seed: int = 0, per_track: int = 1) -> None:
-        if per_track < 1:
-            raise ValueError(f"{dataset}: pairs_per_track must be >= 1, got {per_track}")
         super().__init__(dataset, transform, max_bad_fraction, len(tracks) * per_track, train, seed)
         self.tracks = tracks.reset_index(drop=True)
         self.gap_min, self.gap_max, self.independent = gap_min, gap_max, independent_jitter

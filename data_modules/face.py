@@ -78,12 +78,11 @@ class FaceDataModule(L.LightningDataModule):
         self.cfg = cfg
         if cfg.task not in self.tasks:
             raise ValueError(f"{cfg.name}: task {cfg.task!r} not supported; choose one of {', '.join(self.tasks)}")
-        if int(cfg.clips_per_track) < 1:
-            raise ValueError(f"{cfg.name}: clips_per_track must be >= 1, got {cfg.clips_per_track}")
         if cfg.short_clip not in SHORT_CLIP_RULES:
             raise ValueError(f"short_clip must be one of {SHORT_CLIP_RULES}, got {cfg.short_clip!r}")
-        if int(cfg.pairs_per_track) < 1:
-            raise ValueError(f"{cfg.name}: pairs_per_track must be >= 1, got {cfg.pairs_per_track}")
+        for key in ("clips_per_track", "pairs_per_track"):
+            if int(cfg[key]) < 1:
+                raise ValueError(f"{cfg.name}: {key} must be >= 1, got {cfg[key]}")
         self._root: Optional[Path] = None
         self._full: Optional[pd.DataFrame] = None
         self._skipped: Optional[pd.DataFrame] = None
