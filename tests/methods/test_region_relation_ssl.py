@@ -191,3 +191,62 @@ def test_normalised_mim_target_is_each_cell_standardised_per_channel():
             z = (cell - cell.mean(-1, keepdim=True)) / (cell.var(-1, keepdim=True) + 1e-6).sqrt()
             total += float(z.abs().sum())
     assert abs(float(loss.detach()) - total / images.numel()) < 1e-4
+
+
+def test_au_guided_mask_has_the_exact_count_and_prefers_au_regions():
+    from affectlab.methods.region_relation import RegionRelationPretrain
+
+    torch.manual_seed(0)
+    module = RegionRelationPretrain(_cfg(mim_weight=1.0, mim_mask_ratio=0.25, mim_mask_guide="au",
+                                         small_embed_dim=16), NAMES)
+    landmarks = template_landmarks(32, 512)
+    cells = module.mask_cells(512, landmarks, torch.device("cpu"))
+    assert cells.shape == (512, 4, 4) and cells.dtype == torch.bool
+    assert (cells.flatten(1).sum(1) == 4).all()  # round(0.25 · 16) per image, without replacement
+    union = module.encoder.attention_maps(landmarks[:1]).amax(1)[0]  # (4, 4)
+    freq = cells.float().mean(0)
+    inside, outside = union > 0.3, union == 0
+    assert inside.any() and outside.any()
+    assert freq[inside].min() > 4 * freq[outside].max()
+    # the masking frequency follows the map: the strongest cell is masked at least as often as the weakest inside
+    assert freq.flatten()[union.flatten().argmax()] >= freq[inside].min()
+    with pytest.raises(ValueError, match="needs the landmarks"):
+        module.mask_cells(2, None, torch.device("cpu"))
+    with pytest.raises(ValueError, match="mim_mask_guide"):
+        RegionRelationPretrain(_cfg(mim_weight=1.0, mim_mask_guide="edges"), NAMES)
+
+
+def test_region_mim_matches_a_loop_reference_and_trains_the_region_block():
+    from affectlab.methods.region_relation import RegionRelationPretrain
+    from affectlab.models.au_attention import au_attention_maps
+
+    torch.manual_seed(0)
+    for target in ("all", "masked"):
+        module = RegionRelationPretrain(_cfg(mim_weight=0.0, region_mim_weight=1.0, region_mim_target=target,
+                                             region_mim_size=8), NAMES)
+        tokens = torch.randn(2, 4, module.encoder.out_channels)
+        images = torch.randn(2, 3, 32, 32)
+        landmarks = template_landmarks(32, 2)
+        pixel_mask = torch.zeros(2, 1, 32, 32)
+        pixel_mask[:, :, :16] = 1  # top half masked
+        loss = module.region_mim_loss(tokens, images, landmarks, pixel_mask)
+        small = F.avg_pool2d(images, 4)  # 32 → 8
+        maps = au_attention_maps(landmarks, NAMES, (32, 32), (8, 8), xi=module.encoder.attention_xi)
+        num = den = 0.0
+        for b in range(2):
+            for k in range(4):
+                pred = (tokens[b, k] @ module.region_decoder_weight[k] + module.region_decoder_bias[k]).view(3, 8, 8)
+                w = maps[b, k] * (1.0 if target == "all" else torch.cat([torch.ones(4, 8), torch.zeros(4, 8)]))
+                num = num + ((pred - small[b]).abs() * w).sum()
+                den = den + 3 * w.sum()
+        assert torch.allclose(loss, num / den, atol=1e-5)
+    batch = {"image": torch.randn(4, 3, 32, 32), "landmarks": template_landmarks(32, 4)}
+    module = RegionRelationPretrain(_cfg(mim_weight=0.0, region_mim_weight=1.0, region_weight=0.0, ot_weight=0.0),
+                                    NAMES)
+    terms = module.losses(batch, update_prior=True)
+    assert set(terms) >= {"region_mim", "loss"} and "mim" not in terms
+    terms["loss"].backward()
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in module.encoder.region.parameters())
+    assert module.encoder.features.swin.patch_embed.proj.weight.grad.abs().sum() > 0
+    with pytest.raises(ValueError, match="region_mim_target=masked needs"):
+        RegionRelationPretrain(_cfg(region_mim_weight=1.0, region_mim_target="masked", mim_mask_ratio=0.0), NAMES)

@@ -24,7 +24,7 @@ from affectlab.losses.region_relation import (per_au_info_nce, region_consistenc
                                               variance_covariance_loss)
 from affectlab.methods.base import METHODS, MethodConfig, MethodSpec, RunContext, Stage
 from affectlab.metrics import AUDetectionMetrics
-from affectlab.models.au_attention import template_landmarks
+from affectlab.models.au_attention import au_attention_maps, template_landmarks
 from affectlab.models.region_relation import RegionRelationEncoder, TokenMLP, TwoViewAugment
 
 
@@ -85,6 +85,21 @@ class RegionRelationConfig(MethodConfig):
     #: pixel reconstruction): the consistency and OT terms then ask the masked view's AU features to
     #: predict those of the unmasked view 2 (masked feature prediction, as iBOT/MSN; needs mim_weight > 0)
     masked_view: bool = False
+    #: where SimMIM masks: uniform (random cells, SimMIM) | au (ours: cells drawn without replacement with
+    #: probability ∝ the union of the AU attention maps, so reconstruction capacity goes to AU regions)
+    mim_mask_guide: str = "uniform"
+    #: weight of the region-level MIM (ours, 0 = off): every AU region token — the region block's pooled
+    #: output on the masked feature map — predicts its AU region's pixels (linear decoder per AU), L1
+    #: weighted by that AU's attention map; trains the region Swin block
+    region_mim_weight: float = 0.0
+    #: pixels the region tokens predict: masked (only the masked pixels of the region) | all
+    region_mim_target: str = "all"
+    #: side of the region-MIM target (the image average-pooled to this size)
+    region_mim_size: int = 32
+    #: how far the two-view terms (consistency, OT, VICReg) back-propagate: full (into the backbone) |
+    #: region (ours: they stop at the backbone's feature map, so they train the region block and the heads
+    #: while the backbone is trained by the MIM terms only)
+    two_view_grad: str = "full"
     # --- relation learning (improved OT) ---
     #: gamma in L = L_region + gamma * L_OT
     ot_weight: float = 1.0
@@ -155,6 +170,9 @@ CHOICES = {
     "pretrain_task": ("au_occurrence", "pairs"),
     "pretrain_select": ("last", "val_loss"),
     "probe_features": ("concat", "per_au", "mean"),
+    "mim_mask_guide": ("uniform", "au"),
+    "region_mim_target": ("masked", "all"),
+    "two_view_grad": ("full", "region"),
 }
 
 
@@ -164,6 +182,12 @@ def check_choices(m: DictConfig) -> None:
             raise ValueError(f"method.{key} must be one of {' | '.join(options)}, got {m[key]!r}")
     if m.masked_view and not m.mim_weight:
         raise ValueError("method.masked_view needs mim_weight > 0")
+    if m.masked_view and m.two_view_grad != "full":
+        raise ValueError("method.masked_view needs two_view_grad=full (view 1 is the MIM forward)")
+    if m.region_mim_target == "masked" and m.region_mim_weight and not m.mim_mask_ratio:
+        raise ValueError("method.region_mim_target=masked needs mim_mask_ratio > 0")
+    if m.region_mim_weight < 0 or m.mim_weight < 0:
+        raise ValueError("method.mim_weight and method.region_mim_weight must be >= 0")
     if m.ot_siamese and (m.ot_features != "projection" or m.consistency == "infonce"):
         raise ValueError("method.ot_siamese needs ot_features=projection and a predictor "
                          "(consistency simsiam | byol)")
@@ -242,11 +266,16 @@ class RegionRelationPretrain(L.LightningModule):
         self.augment = TwoViewAugment(m.aug_min_scale, m.aug_flip_p, m.aug_brightness, m.aug_contrast,
                                       m.aug_channel)
         self.prior = RelationPrior(len(self.au_names), m.ot_prior, m.ot_prior_momentum)
-        if m.mim_weight:
+        if m.mim_weight or m.region_mim_weight:
             self.mask_token = nn.Parameter(torch.zeros(self.encoder.embed_dim))
             nn.init.trunc_normal_(self.mask_token, std=0.02)
+        if m.mim_weight:
             r = self.encoder.features.reduction
             self.mim_decoder = nn.Sequential(nn.Conv2d(channels, 3 * r * r, 1), nn.PixelShuffle(r))
+        if m.region_mim_weight:
+            out = 3 * m.region_mim_size ** 2
+            self.region_decoder_weight = nn.Parameter(torch.randn(k, channels, out) * channels ** -0.5 * 0.1)
+            self.region_decoder_bias = nn.Parameter(torch.zeros(k, out))
         if m.consistency == "byol":
             self.target_encoder = copy.deepcopy(self.encoder).requires_grad_(False)
             self.target_projector = copy.deepcopy(self.projector).requires_grad_(False)
@@ -274,16 +303,20 @@ class RegionRelationPretrain(L.LightningModule):
         two_view_grad = torch.is_grad_enabled() and bool(
             m.region_weight or m.ot_weight or m.vc_variance_weight or m.vc_covariance_weight)
         terms: dict[str, torch.Tensor] = {}
-        if m.masked_view:
-            feats, pixel_mask = self.masked_features(x1)
-            terms["mim"] = self.reconstruction_loss(feats, x1, pixel_mask)
-            f1 = self.encoder.region(feats, self.encoder.attention_maps(l1))
-        elif m.mim_weight:
-            terms["mim"] = self.mim_loss(x1)
+        if m.mim_weight or m.region_mim_weight:
+            feats, pixel_mask = self.masked_features(x1, l1)
+            if m.mim_weight:
+                terms["mim"] = self.reconstruction_loss(feats, x1, pixel_mask)
+            if m.masked_view or m.region_mim_weight:
+                masked_regions = self.encoder.region(feats, self.encoder.attention_maps(l1))
+            if m.region_mim_weight:
+                terms["region_mim"] = self.region_mim_loss(masked_regions, x1, l1, pixel_mask)
+            if m.masked_view:
+                f1 = masked_regions
         with torch.set_grad_enabled(two_view_grad):
             if not m.masked_view:
-                f1 = self.encoder(x1, l1)
-            f2 = self.encoder(x2, l2)
+                f1 = self.view_features(x1, l1)
+            f2 = self.view_features(x2, l2)
             z1, z2 = self.projector(f1), self.projector(f2)
             if m.consistency == "infonce":
                 region = per_au_info_nce(z1, z2, m.nce_temperature)
@@ -308,25 +341,51 @@ class RegionRelationPretrain(L.LightningModule):
         terms.update(region=region, relation=relation)
         if m.mim_weight:
             loss = loss + m.mim_weight * terms["mim"]
+        if m.region_mim_weight:
+            loss = loss + m.region_mim_weight * terms["region_mim"]
         if m.vc_variance_weight or m.vc_covariance_weight:
             (v1, c1), (v2, c2) = variance_covariance_loss(z1), variance_covariance_loss(z2)
             terms["variance"], terms["covariance"] = 0.5 * (v1 + v2), 0.5 * (c1 + c2)
             loss = loss + m.vc_variance_weight * terms["variance"] + m.vc_covariance_weight * terms["covariance"]
         return {"loss": loss, **terms}
 
-    def mim_loss(self, images: torch.Tensor) -> torch.Tensor:
+    def view_features(self, images: torch.Tensor, landmarks: torch.Tensor) -> torch.Tensor:
+        """AU features of one view for the two-view terms; ``two_view_grad=region`` detaches the backbone."""
+        if self.cfg.method.two_view_grad == "full":
+            return self.encoder(images, landmarks)
+        feats = self.encoder.features(images).detach()
+        return self.encoder.region(feats, self.encoder.attention_maps(landmarks))
+
+    def mim_loss(self, images: torch.Tensor, landmarks: Optional[torch.Tensor] = None) -> torch.Tensor:
         """SimMIM (Xie et al., CVPR 2022, eq. 1): mask random feature-map cells (all patch tokens under a
         cell), predict their pixels with a linear decoder from the feature map, L1 on masked pixels."""
-        feats, pixel_mask = self.masked_features(images)
+        feats, pixel_mask = self.masked_features(images, landmarks)
         return self.reconstruction_loss(feats, images, pixel_mask)
 
-    def masked_features(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Feature map of the images with a random ``mim_mask_ratio`` of its cells masked at the patch-token
-        level, and the (B, 1, H, W) pixel mask of those cells."""
+    def mask_cells(self, batch: int, landmarks: Optional[torch.Tensor], device: torch.device) -> torch.Tensor:
+        """(B, h, w) bool cells to mask. ``uniform``: each cell with probability ``mim_mask_ratio``
+        (SimMIM). ``au``: ``round(ratio · h · w)`` cells per image drawn without replacement with
+        probability ∝ ``max_k M_k`` (the union of the AU attention maps; cells outside every region get
+        a small floor so the count is always reached)."""
         enc, m = self.encoder, self.cfg.method
-        b = images.shape[0]
         h, w = enc.map_size
-        cells = torch.rand(b, h, w, device=images.device) < m.mim_mask_ratio
+        if m.mim_mask_guide == "uniform":
+            return torch.rand(batch, h, w, device=device) < m.mim_mask_ratio
+        if landmarks is None:
+            raise ValueError("method.mim_mask_guide=au needs the landmarks of the masked images")
+        count = int(round(m.mim_mask_ratio * h * w))
+        cells = torch.zeros(batch, h * w, dtype=torch.bool, device=device)
+        if count:
+            weights = enc.attention_maps(landmarks).amax(1).flatten(1).clamp_min(1e-3)
+            cells.scatter_(1, torch.multinomial(weights, count, replacement=False), True)
+        return cells.view(batch, h, w)
+
+    def masked_features(self, images: torch.Tensor,
+                        landmarks: Optional[torch.Tensor] = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Feature map of the images with a ``mim_mask_ratio`` of its cells masked at the patch-token
+        level (where: ``mim_mask_guide``), and the (B, 1, H, W) pixel mask of those cells."""
+        enc = self.encoder
+        cells = self.mask_cells(images.shape[0], landmarks, images.device)
         up = enc.features.reduction // enc.patch_size
         token_mask = cells.repeat_interleave(up, 1).repeat_interleave(up, 2)
         feats = enc.features(images, token_mask, self.mask_token)
@@ -346,6 +405,23 @@ class RegionRelationPretrain(L.LightningModule):
             cells = (cells - mean) / (var + 1e-6).sqrt()
             target = F.fold(cells.view(b, -1, n), images.shape[-2:], r, stride=r)
         return ((pred - target).abs() * pixel_mask).sum() / (pixel_mask.sum() * images.shape[1]).clamp_min(1)
+
+    def region_mim_loss(self, tokens: torch.Tensor, images: torch.Tensor, landmarks: torch.Tensor,
+                        pixel_mask: torch.Tensor) -> torch.Tensor:
+        """Region-level MIM (ours): AU token k (B, K, C) → its own linear decoder → pixels of the image
+        average-pooled to ``region_mim_size``; L1 weighted by ``M_k`` at that size (times the pooled pixel
+        mask for ``region_mim_target=masked``), normalised by the total weight."""
+        m, enc = self.cfg.method, self.encoder
+        s = m.region_mim_size
+        b, k, _ = tokens.shape
+        pred = (torch.einsum("bkc,kco->bko", tokens, self.region_decoder_weight) + self.region_decoder_bias)
+        target = F.adaptive_avg_pool2d(images, s).flatten(1)[:, None]  # (B, 1, 3·s·s)
+        maps = au_attention_maps(landmarks.float(), enc.au_names, (enc.image_size, enc.image_size), (s, s),
+                                 xi=enc.attention_xi)  # (B, K, s, s)
+        if m.region_mim_target == "masked":
+            maps = maps * F.adaptive_avg_pool2d(pixel_mask, s)
+        weight = maps.flatten(2).repeat(1, 1, images.shape[1])  # (B, K, 3·s·s), channel-major like target
+        return ((pred - target).abs() * weight).sum() / weight.sum().clamp_min(1e-6)
 
     def _gathered(self, tensor: torch.Tensor) -> torch.Tensor:
         """Concatenate over DDP ranks so every rank keeps the same relation prior."""
