@@ -122,8 +122,19 @@ def batches(data: dict, bs: int, grouped: int, g: torch.Generator) -> list[torch
     return [torch.tensor(sum((chunks[o] for o in order[k:k + per]), [])) for k in range(0, len(order) - per + 1, per)]
 
 
+def relation_spearman(module: nn.Module, groundtruth: str) -> str:
+    """Spearman (66 AU pairs) of the learned relation (running mean OT plan) vs the generator's co-occurrence."""
+    from scipy.stats import spearmanr
+
+    from benchmarks.region_relation_evidence import off_diagonal, true_cooccurrence
+
+    truth = true_cooccurrence(groundtruth, list(module.au_names), 0.5)
+    learned = module.relation_matrix().double().numpy()
+    return f"relation Spearman {spearmanr(off_diagonal(learned), off_diagonal(truth)).statistic:.3f}"
+
+
 def pretrain_and_probe(data: dict, cfg, seed: int, steps: int, batch_size: int, grouped: int,
-                       probe_at: set[int]) -> dict[int, dict]:
+                       probe_at: set[int], groundtruth: str = "") -> dict[int, dict]:
     """Pretrain one encoder (init seed ``seed``) on ``data['train']``; probe it at the steps in ``probe_at``."""
     from affectlab.methods.region_relation import RegionRelationPretrain
 
@@ -169,6 +180,8 @@ def pretrain_and_probe(data: dict, cfg, seed: int, steps: int, batch_size: int, 
                 report()
             if step >= steps:
                 break
+    if groundtruth and steps and os.path.isfile(groundtruth):
+        print(relation_spearman(module, groundtruth), flush=True)
     return results
 
 
@@ -185,6 +198,9 @@ def main() -> int:
                         "aligned pixels average-pooled to each size (the ceiling check of the doc)")
     parser.add_argument("--image-size", type=int, default=64)
     parser.add_argument("--data-root", help="BP4D release (default: the synthetic quick copy)")
+    parser.add_argument("--groundtruth", default=os.path.expanduser(
+        "~/.cache/affectlab/synthetic/v2/quick-seed0/groundtruth/bp4d.csv.gz"),
+        help="generator co-occurrence table: prints the learned relation's Spearman after pretraining")
     parser.add_argument("overrides", nargs="*")
     args = parser.parse_args()
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
@@ -214,7 +230,7 @@ def main() -> int:
                           f"test with val-tuned thresholds {r['test_val_thresholds'].mean():.3f})", flush=True)
                 continue
             for step, r in pretrain_and_probe(data, cfg, seed, args.steps, args.batch_size, args.grouped,
-                                              probe_at).items():
+                                              probe_at, args.groundtruth).items():
                 table.setdefault(step, []).append((float(r["test"].mean()), float(r["val"].mean())))
     if table and len(folds) * len(seeds) > 1:
         print(f"\nsummary over folds {folds} x seeds {seeds} (mean ± sample sd; paired gain vs step 0 when probed)")

@@ -212,6 +212,9 @@ def test_au_guided_mask_has_the_exact_count_and_prefers_au_regions():
     assert freq.flatten()[union.flatten().argmax()] >= freq[inside].min()
     with pytest.raises(ValueError, match="needs the landmarks"):
         module.mask_cells(2, None, torch.device("cpu"))
+    module.cfg.method.mim_mask_guide = "context"  # the complement: cells outside the regions first
+    freq = module.mask_cells(512, landmarks, torch.device("cpu")).float().mean(0)
+    assert freq[outside].min() > 1.5 * freq[union >= union.max() - 1e-6].max()
     with pytest.raises(ValueError, match="mim_mask_guide"):
         RegionRelationPretrain(_cfg(mim_weight=1.0, mim_mask_guide="edges"), NAMES)
 
@@ -250,3 +253,25 @@ def test_region_mim_matches_a_loop_reference_and_trains_the_region_block():
     assert module.encoder.features.swin.patch_embed.proj.weight.grad.abs().sum() > 0
     with pytest.raises(ValueError, match="region_mim_target=masked needs"):
         RegionRelationPretrain(_cfg(region_mim_weight=1.0, region_mim_target="masked", mim_mask_ratio=0.0), NAMES)
+
+
+def test_two_view_grad_region_stops_the_two_view_terms_at_the_backbone():
+    from affectlab.methods.region_relation import RegionRelationPretrain
+
+    batch = {"image": torch.randn(4, 3, 32, 32), "landmarks": template_landmarks(32, 4)}
+    for mode, backbone_grad in (("full", True), ("region", False)):
+        torch.manual_seed(0)
+        module = RegionRelationPretrain(_cfg(mim_weight=0.0, region_weight=1.0, ot_weight=1.0, two_view_grad=mode,
+                                             ot_features="projection", ot_siamese=True), NAMES)
+        terms = module.losses(batch, update_prior=True)
+        terms["loss"].backward()
+        grad = module.encoder.features.swin.patch_embed.proj.weight.grad
+        assert (grad is not None and grad.abs().sum() > 0) == backbone_grad
+        assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in module.encoder.region.parameters())
+        assert module.projector.fc1.weight.grad.abs().sum() > 0
+    # the detached features are the backbone's own: the same region features as the full forward
+    module.eval()
+    images, lm = batch["image"], batch["landmarks"]
+    assert torch.allclose(module.view_features(images, lm), module.encoder(images, lm))
+    with pytest.raises(ValueError, match="masked_view needs two_view_grad=full"):
+        RegionRelationPretrain(_cfg(mim_weight=1.0, masked_view=True, two_view_grad="region"), NAMES)

@@ -86,7 +86,8 @@ class RegionRelationConfig(MethodConfig):
     #: predict those of the unmasked view 2 (masked feature prediction, as iBOT/MSN; needs mim_weight > 0)
     masked_view: bool = False
     #: where SimMIM masks: uniform (random cells, SimMIM) | au (ours: cells drawn without replacement with
-    #: probability ∝ the union of the AU attention maps, so reconstruction capacity goes to AU regions)
+    #: probability ∝ the union U of the AU attention maps, so reconstruction capacity goes to AU regions) |
+    #: context (ours: ∝ 1 − U, the AU regions stay mostly visible and must explain their surroundings)
     mim_mask_guide: str = "uniform"
     #: weight of the region-level MIM (ours, 0 = off): every AU region token — the region block's pooled
     #: output on the masked feature map — predicts its AU region's pixels (linear decoder per AU), L1
@@ -170,7 +171,7 @@ CHOICES = {
     "pretrain_task": ("au_occurrence", "pairs"),
     "pretrain_select": ("last", "val_loss"),
     "probe_features": ("concat", "per_au", "mean"),
-    "mim_mask_guide": ("uniform", "au"),
+    "mim_mask_guide": ("uniform", "au", "context"),
     "region_mim_target": ("masked", "all"),
     "two_view_grad": ("full", "region"),
 }
@@ -376,7 +377,8 @@ class RegionRelationPretrain(L.LightningModule):
         count = int(round(m.mim_mask_ratio * h * w))
         cells = torch.zeros(batch, h * w, dtype=torch.bool, device=device)
         if count:
-            weights = enc.attention_maps(landmarks).amax(1).flatten(1).clamp_min(1e-3)
+            union = enc.attention_maps(landmarks).amax(1).flatten(1)
+            weights = (union if m.mim_mask_guide == "au" else 1 - union).clamp_min(1e-3)
             cells.scatter_(1, torch.multinomial(weights, count, replacement=False), True)
         return cells.view(batch, h, w)
 
