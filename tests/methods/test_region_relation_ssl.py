@@ -275,3 +275,22 @@ def test_two_view_grad_region_stops_the_two_view_terms_at_the_backbone():
     assert torch.allclose(module.view_features(images, lm), module.encoder(images, lm))
     with pytest.raises(ValueError, match="masked_view needs two_view_grad=full"):
         RegionRelationPretrain(_cfg(mim_weight=1.0, masked_view=True, two_view_grad="region"), NAMES)
+
+
+def test_mim_visible_weight_adds_the_l1_of_the_visible_pixels():
+    from affectlab.methods.region_relation import RegionRelationPretrain
+
+    torch.manual_seed(0)
+    module = RegionRelationPretrain(_cfg(mim_weight=1.0, mim_mask_ratio=0.5, mim_visible_weight=0.3), NAMES)
+    for p in module.mim_decoder.parameters():
+        torch.nn.init.zeros_(p)  # prediction 0
+    images = torch.randn(2, 3, 32, 32)
+    torch.manual_seed(1)
+    loss = module.mim_loss(images)
+    torch.manual_seed(1)
+    cells = torch.rand(2, 4, 4) < 0.5
+    pixels = cells.repeat_interleave(8, 1).repeat_interleave(8, 2)[:, None].expand_as(images)
+    expected = images.abs()[pixels].mean() + 0.3 * images.abs()[~pixels].mean()
+    assert torch.allclose(loss, expected, atol=1e-6)
+    with pytest.raises(ValueError, match="must be >= 0"):
+        RegionRelationPretrain(_cfg(mim_weight=1.0, mim_visible_weight=-1.0), NAMES)

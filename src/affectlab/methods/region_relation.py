@@ -85,6 +85,9 @@ class RegionRelationConfig(MethodConfig):
     #: pixel reconstruction): the consistency and OT terms then ask the masked view's AU features to
     #: predict those of the unmasked view 2 (masked feature prediction, as iBOT/MSN; needs mim_weight > 0)
     masked_view: bool = False
+    #: weight of the same L1 on the *visible* pixels (ours; 0 = SimMIM, which scores masked pixels only):
+    #: the unmasked cells' features must then also decode their own pixels, as they do at probe time
+    mim_visible_weight: float = 0.0
     #: where SimMIM masks: uniform (random cells, SimMIM) | au (ours: cells drawn without replacement with
     #: probability ∝ the union U of the AU attention maps, so reconstruction capacity goes to AU regions) |
     #: context (ours: ∝ 1 − U, the AU regions stay mostly visible and must explain their surroundings)
@@ -187,8 +190,8 @@ def check_choices(m: DictConfig) -> None:
         raise ValueError("method.masked_view needs two_view_grad=full (view 1 is the MIM forward)")
     if m.region_mim_target == "masked" and m.region_mim_weight and not m.mim_mask_ratio:
         raise ValueError("method.region_mim_target=masked needs mim_mask_ratio > 0")
-    if m.region_mim_weight < 0 or m.mim_weight < 0:
-        raise ValueError("method.mim_weight and method.region_mim_weight must be >= 0")
+    if min(m.region_mim_weight, m.mim_weight, m.mim_visible_weight) < 0:
+        raise ValueError("method.mim_weight, mim_visible_weight and region_mim_weight must be >= 0")
     if m.ot_siamese and (m.ot_features != "projection" or m.consistency == "infonce"):
         raise ValueError("method.ot_siamese needs ot_features=projection and a predictor "
                          "(consistency simsiam | byol)")
@@ -406,7 +409,13 @@ class RegionRelationPretrain(L.LightningModule):
             mean, var = cells.mean(2, keepdim=True), cells.var(2, keepdim=True)
             cells = (cells - mean) / (var + 1e-6).sqrt()
             target = F.fold(cells.view(b, -1, n), images.shape[-2:], r, stride=r)
-        return ((pred - target).abs() * pixel_mask).sum() / (pixel_mask.sum() * images.shape[1]).clamp_min(1)
+        error = (pred - target).abs()
+        loss = (error * pixel_mask).sum() / (pixel_mask.sum() * images.shape[1]).clamp_min(1)
+        visible_weight = self.cfg.method.mim_visible_weight
+        if visible_weight:
+            visible = 1 - pixel_mask
+            loss = loss + visible_weight * (error * visible).sum() / (visible.sum() * images.shape[1]).clamp_min(1)
+        return loss
 
     def region_mim_loss(self, tokens: torch.Tensor, images: torch.Tensor, landmarks: torch.Tensor,
                         pixel_mask: torch.Tensor) -> torch.Tensor:
