@@ -600,9 +600,12 @@ class RegionRelation(MethodSpec):
     masked-pixel reconstruction term (``mim_weight``, Xie et al. CVPR 2022), VICReg variance/covariance
     terms (``vc_*``), a per-AU InfoNCE (``consistency=infonce``), per-AU BatchNorm statistics in the
     SimSiam heads (``head_bn``), the OT term in SimSiam form (``ot_siamese``), a masked view 1
-    (``masked_view``), a per-cell normalised MIM target (``mim_norm_target``) and per-channel colour
-    jitter (``aug_channel``). The spec's cross-view consistency probed below a random encoder in every
-    form tried (also with the collapse mechanisms removed), so the CPU default pretrains with SimMIM
+    (``masked_view``), a per-cell normalised MIM target (``mim_norm_target``), per-channel colour
+    jitter (``aug_channel``), AU- or context-guided masking (``mim_mask_guide``), an L1 on the visible
+    pixels (``mim_visible_weight``), a region-level MIM that trains the region block (``region_mim_*``)
+    and two-view terms stopped at the backbone (``two_view_grad``). The spec's cross-view consistency
+    probed below a random encoder in every form tried (also with the collapse mechanisms removed) and
+    below SimMIM alone when it trains the region block only, so the CPU default pretrains with SimMIM
     only (``region_weight = ot_weight = 0``; the OT plans are still computed for the relation matrix);
     ``EXP=region_relation_spec`` and ``EXP=region_relation_paper`` keep the spec's objective.
     """
