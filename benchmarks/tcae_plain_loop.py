@@ -132,7 +132,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--lr", type=float, default=0.01)
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--weights", default="10,0.1,1,1", help="rec,sparse,emb,cyc")
+    p.add_argument("--weights-after", default="", metavar="STEP:rec,sparse,emb,cyc",
+                   help="from STEP on, train with these weights (e.g. reconstruction first, official terms later)")
     p.add_argument("--window", default="0,0.5", help="fixed self-paced window lo,hi")
+    p.add_argument("--time-budget", type=float, default=0.0,
+                   help="seconds; when training has run this long, evaluate at the current step and stop (0 = off)")
+    p.add_argument("--save", default="", help="save the model state_dict here at every evaluation")
     p.add_argument("--jitter", type=int, default=0, help="0 = none, else the smallest crop side (official 200)")
     p.add_argument("--gap-max", type=int, default=17)
     p.add_argument("--zero-init-fields", action="store_true", help="model.zero_init_fields: Δ = 0, α = ½ at the start")
@@ -163,10 +168,14 @@ def main(argv: list[str] | None = None) -> int:
     else:
         opt = torch.optim.Adam(model.parameters(), lr=a.lr)
     weights = TCAELossWeights(*[float(x) for x in a.weights.split(",")])
+    switch_step, weights_after = parse_weights_after(a.weights_after)
     window = tuple(float(x) for x in a.window.split(","))
     jitter_gen = torch.Generator().manual_seed(a.seed)
     evals, start = set(ints(a.eval)), time.time()
     for step in range(1, a.steps + 1):
+        if step == switch_step:
+            weights = weights_after
+            print(f"step {step}: weights now {weights}", flush=True)
         model.train()
         pairs = []
         for k in rng.integers(0, len(bench.train_tracks), a.batch_size):
@@ -184,9 +193,25 @@ def main(argv: list[str] | None = None) -> int:
         if step % 50 == 0:
             print(f"step {step} loss {loss.item():.4f} rec {reduced['rec'].item():.4f} "
                   f"{time.time() - start:.0f}s", flush=True)
-        if step in evals:
+        out_of_time = a.time_budget > 0 and time.time() - start > a.time_budget
+        if step in evals or out_of_time:
             bench.evaluate(f"step {step}", model)
+            if a.save:
+                torch.save(model.state_dict(), a.save)
+        if out_of_time:
+            print(f"time budget reached after {step} steps", flush=True)
+            break
     return 0
+
+
+def parse_weights_after(text: str) -> tuple[int, TCAELossWeights | None]:
+    """``"STEP:rec,sparse,emb,cyc"`` → (STEP, weights); ``""`` → (0, None), i.e. no switch."""
+    if not text:
+        return 0, None
+    step, weights = text.split(":")
+    if int(step) < 1:
+        raise ValueError(f"--weights-after step must be >= 1, got {step}")
+    return int(step), TCAELossWeights(*[float(x) for x in weights.split(",")])
 
 
 def calibrate_batchnorm_tensor(encoder: torch.nn.Module, frames: torch.Tensor, batches: int = 20) -> None:
