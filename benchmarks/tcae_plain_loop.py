@@ -7,7 +7,10 @@ the module's (:func:`tcae_objective` with a fixed window). Printed per evaluatio
 the pos-weighted and of the plain-BCE probe on frozen φ (10 epochs, Adam 1e-3), ridge R² φ→AU, ψ→AU,
 ψ→pose, φ→pose on test subjects, and fused-warp / identity-warp L1 on two seeded pairs per test track.
 ``--random N`` instead evaluates N randomly initialised encoders (BatchNorm statistics estimated on the
-training frames) and the all-positive predictor. Not a timed test; used for docs/methods/tcae.md.
+training frames) and the all-positive predictor. ``--weights-after STEP:w`` switches the loss weights at
+STEP (a reconstruction-first schedule), ``--init`` starts from a ``--save``d model (fresh optimizer),
+``--time-budget`` evaluates and stops after that many seconds of training. Not a timed test; used for
+docs/methods/tcae.md.
 
     PYTHONPATH=src:. python benchmarks/tcae_plain_loop.py --steps 300 --eval 100,300 --lr 0.01
 """
@@ -137,6 +140,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--window", default="0,0.5", help="fixed self-paced window lo,hi")
     p.add_argument("--time-budget", type=float, default=0.0,
                    help="seconds; when training has run this long, evaluate at the current step and stop (0 = off)")
+    p.add_argument("--init", default="", help="start from this --save state_dict (optimizer state starts fresh)")
     p.add_argument("--save", default="", help="save the model state_dict here at every evaluation")
     p.add_argument("--jitter", type=int, default=0, help="0 = none, else the smallest crop side (official 200)")
     p.add_argument("--gap-max", type=int, default=17)
@@ -163,6 +167,9 @@ def main(argv: list[str] | None = None) -> int:
 
     torch.manual_seed(a.seed)
     model = TCAE(net)
+    if a.init:
+        model.load_state_dict(torch.load(a.init, map_location="cpu"))
+        bench.evaluate("init", model)
     if a.optimizer == "sgd":
         opt = torch.optim.SGD(model.parameters(), lr=a.lr, momentum=0.9)
     else:
