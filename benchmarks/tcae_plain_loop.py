@@ -105,17 +105,24 @@ class Bench:
             identity += (src - tgt).abs().flatten(1).mean(1).sum().item()
         return fused / len(self.rec_pairs), identity / len(self.rec_pairs)
 
-    def evaluate(self, tag: str, model: TCAE, with_rec: bool = True) -> None:
+    def evaluate(self, tag: str, model: TCAE, with_rec: bool = True, probe_seeds: tuple[int, ...] = (0,)) -> None:
         f = self.features(model.encoder)
-        probe = {w: fit_probe(f["train"], f["val"], f["test"], self.au_names, 10, 1e-3, 0, pos_weight=w)["f1_mean"]
-                 for w in (True, False)}
+        probe = {}
+        for w in (True, False):
+            runs = [fit_probe(f["train"], f["val"], f["test"], self.au_names, 10, 1e-3, s, pos_weight=w)["f1_mean"]
+                    for s in probe_seeds]
+            probe[w] = float(np.mean(runs))
+            if len(runs) > 1:
+                print(f"[{tag}] probe {'pos-weighted' if w else 'BCE'} seeds {list(probe_seeds)}: "
+                      + " ".join(f"{r:.3f}" for r in runs), flush=True)
         groups = self.gt["train"]["subject"].astype(str).to_numpy()
         r2 = {}
         for emb in ("phi", "psi"):
             for name, cols in (("AU", self.varied), ("pose", POSE)):
                 r2[emb + name] = ridge_r2(f["train"][emb].numpy(), self.gt["train"][cols].to_numpy(),
                                           f["test"][emb].numpy(), self.gt["test"][cols].to_numpy(), groups).mean()
-        line = (f"[{tag}] probe pos-weighted {probe[True]:.3f} BCE {probe[False]:.3f} | R2 phi->AU {r2['phiAU']:.3f} "
+        mean = " (mean)" if len(probe_seeds) > 1 else ""
+        line = (f"[{tag}] probe{mean} pos-weighted {probe[True]:.3f} BCE {probe[False]:.3f} | R2 phi->AU {r2['phiAU']:.3f} "
                 f"psi->AU {r2['psiAU']:.3f} psi->pose {r2['psipose']:.3f} phi->pose {r2['phipose']:.3f}")
         if with_rec:
             fused, identity = self.reconstruction(model)
@@ -147,6 +154,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--zero-init-fields", action="store_true", help="model.zero_init_fields: Δ = 0, α = ½ at the start")
     p.add_argument("--random", type=int, default=0, help="evaluate N random encoders instead of training")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--probe-seeds", default="0", help="probe initialisation/shuffling seeds (mean printed)")
     a = p.parse_args(argv)
     torch.set_num_threads(1)
     torch.manual_seed(a.seed)
@@ -154,13 +162,14 @@ def main(argv: list[str] | None = None) -> int:
     rng = np.random.default_rng(123)
     bench = Bench(a.size, a.gap_max, rng)
     train_frames = bench.data["train"]["img"]
+    seeds = tuple(ints(a.probe_seeds))
 
     if a.random:
         for k in range(a.random):
             torch.manual_seed(k)
             model = TCAE(net)
             calibrate_batchnorm_tensor(model.encoder, train_frames)
-            bench.evaluate(f"random init {k}", model, with_rec=False)
+            bench.evaluate(f"random init {k}", model, with_rec=False, probe_seeds=seeds)
         positive = all_positive_f1({"au": bench.data["test"]["au"], "mask": bench.data["test"]["mask"]}, bench.au_names)
         print(f"all-positive mean F1 {positive['f1_mean']:.3f}")
         return 0
@@ -169,7 +178,7 @@ def main(argv: list[str] | None = None) -> int:
     model = TCAE(net)
     if a.init:
         model.load_state_dict(torch.load(a.init, map_location="cpu"))
-        bench.evaluate("init", model)
+        bench.evaluate("init", model, probe_seeds=seeds)
     if a.optimizer == "sgd":
         opt = torch.optim.SGD(model.parameters(), lr=a.lr, momentum=0.9)
     else:
@@ -202,7 +211,7 @@ def main(argv: list[str] | None = None) -> int:
                   f"{time.time() - start:.0f}s", flush=True)
         out_of_time = a.time_budget > 0 and time.time() - start > a.time_budget
         if step in evals or out_of_time:
-            bench.evaluate(f"step {step}", model)
+            bench.evaluate(f"step {step}", model, probe_seeds=seeds)
             if a.save:
                 torch.save(model.state_dict(), a.save)
         if out_of_time:
