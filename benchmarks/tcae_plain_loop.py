@@ -7,7 +7,10 @@ the module's (:func:`tcae_objective` with a fixed window). Printed per evaluatio
 the pos-weighted and of the plain-BCE probe on frozen φ (10 epochs, Adam 1e-3), ridge R² φ→AU, ψ→AU,
 ψ→pose, φ→pose on test subjects, and fused-warp / identity-warp L1 on two seeded pairs per test track.
 ``--random N`` instead evaluates N randomly initialised encoders (BatchNorm statistics estimated on the
-training frames) and the all-positive predictor. Not a timed test; used for docs/methods/tcae.md.
+training frames) and the all-positive predictor. ``--weights-after STEP:w`` switches the loss weights at
+STEP (a reconstruction-first schedule), ``--init`` starts from a ``--save``d model (fresh optimizer),
+``--time-budget`` evaluates and stops after that many seconds of training. Not a timed test; used for
+docs/methods/tcae.md.
 
     PYTHONPATH=src:. python benchmarks/tcae_plain_loop.py --steps 300 --eval 100,300 --lr 0.01
 """
@@ -102,17 +105,24 @@ class Bench:
             identity += (src - tgt).abs().flatten(1).mean(1).sum().item()
         return fused / len(self.rec_pairs), identity / len(self.rec_pairs)
 
-    def evaluate(self, tag: str, model: TCAE, with_rec: bool = True) -> None:
+    def evaluate(self, tag: str, model: TCAE, with_rec: bool = True, probe_seeds: tuple[int, ...] = (0,)) -> None:
         f = self.features(model.encoder)
-        probe = {w: fit_probe(f["train"], f["val"], f["test"], self.au_names, 10, 1e-3, 0, pos_weight=w)["f1_mean"]
-                 for w in (True, False)}
+        probe = {}
+        for w in (True, False):
+            runs = [fit_probe(f["train"], f["val"], f["test"], self.au_names, 10, 1e-3, s, pos_weight=w)["f1_mean"]
+                    for s in probe_seeds]
+            probe[w] = float(np.mean(runs))
+            if len(runs) > 1:
+                print(f"[{tag}] probe {'pos-weighted' if w else 'BCE'} seeds {list(probe_seeds)}: "
+                      + " ".join(f"{r:.3f}" for r in runs), flush=True)
         groups = self.gt["train"]["subject"].astype(str).to_numpy()
         r2 = {}
         for emb in ("phi", "psi"):
             for name, cols in (("AU", self.varied), ("pose", POSE)):
                 r2[emb + name] = ridge_r2(f["train"][emb].numpy(), self.gt["train"][cols].to_numpy(),
                                           f["test"][emb].numpy(), self.gt["test"][cols].to_numpy(), groups).mean()
-        line = (f"[{tag}] probe pos-weighted {probe[True]:.3f} BCE {probe[False]:.3f} | R2 phi->AU {r2['phiAU']:.3f} "
+        mean = " (mean)" if len(probe_seeds) > 1 else ""
+        line = (f"[{tag}] probe{mean} pos-weighted {probe[True]:.3f} BCE {probe[False]:.3f} | R2 phi->AU {r2['phiAU']:.3f} "
                 f"psi->AU {r2['psiAU']:.3f} psi->pose {r2['psipose']:.3f} phi->pose {r2['phipose']:.3f}")
         if with_rec:
             fused, identity = self.reconstruction(model)
@@ -132,12 +142,19 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--lr", type=float, default=0.01)
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--weights", default="10,0.1,1,1", help="rec,sparse,emb,cyc")
+    p.add_argument("--weights-after", default="", metavar="STEP:rec,sparse,emb,cyc",
+                   help="from STEP on, train with these weights (e.g. reconstruction first, official terms later)")
     p.add_argument("--window", default="0,0.5", help="fixed self-paced window lo,hi")
+    p.add_argument("--time-budget", type=float, default=0.0,
+                   help="seconds; when training has run this long, evaluate at the current step and stop (0 = off)")
+    p.add_argument("--init", default="", help="start from this --save state_dict (optimizer state starts fresh)")
+    p.add_argument("--save", default="", help="save the model state_dict here at every evaluation")
     p.add_argument("--jitter", type=int, default=0, help="0 = none, else the smallest crop side (official 200)")
     p.add_argument("--gap-max", type=int, default=17)
     p.add_argument("--zero-init-fields", action="store_true", help="model.zero_init_fields: Δ = 0, α = ½ at the start")
     p.add_argument("--random", type=int, default=0, help="evaluate N random encoders instead of training")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--probe-seeds", default="0", help="probe initialisation/shuffling seeds (mean printed)")
     a = p.parse_args(argv)
     torch.set_num_threads(1)
     torch.manual_seed(a.seed)
@@ -145,28 +162,36 @@ def main(argv: list[str] | None = None) -> int:
     rng = np.random.default_rng(123)
     bench = Bench(a.size, a.gap_max, rng)
     train_frames = bench.data["train"]["img"]
+    seeds = tuple(ints(a.probe_seeds))
 
     if a.random:
         for k in range(a.random):
             torch.manual_seed(k)
             model = TCAE(net)
             calibrate_batchnorm_tensor(model.encoder, train_frames)
-            bench.evaluate(f"random init {k}", model, with_rec=False)
+            bench.evaluate(f"random init {k}", model, with_rec=False, probe_seeds=seeds)
         positive = all_positive_f1({"au": bench.data["test"]["au"], "mask": bench.data["test"]["mask"]}, bench.au_names)
         print(f"all-positive mean F1 {positive['f1_mean']:.3f}")
         return 0
 
     torch.manual_seed(a.seed)
     model = TCAE(net)
+    if a.init:
+        model.load_state_dict(torch.load(a.init, map_location="cpu"))
+        bench.evaluate("init", model, probe_seeds=seeds)
     if a.optimizer == "sgd":
         opt = torch.optim.SGD(model.parameters(), lr=a.lr, momentum=0.9)
     else:
         opt = torch.optim.Adam(model.parameters(), lr=a.lr)
     weights = TCAELossWeights(*[float(x) for x in a.weights.split(",")])
+    switch_step, weights_after = parse_weights_after(a.weights_after)
     window = tuple(float(x) for x in a.window.split(","))
     jitter_gen = torch.Generator().manual_seed(a.seed)
     evals, start = set(ints(a.eval)), time.time()
     for step in range(1, a.steps + 1):
+        if step == switch_step:
+            weights = weights_after
+            print(f"step {step}: weights now {weights}", flush=True)
         model.train()
         pairs = []
         for k in rng.integers(0, len(bench.train_tracks), a.batch_size):
@@ -184,9 +209,25 @@ def main(argv: list[str] | None = None) -> int:
         if step % 50 == 0:
             print(f"step {step} loss {loss.item():.4f} rec {reduced['rec'].item():.4f} "
                   f"{time.time() - start:.0f}s", flush=True)
-        if step in evals:
-            bench.evaluate(f"step {step}", model)
+        out_of_time = a.time_budget > 0 and time.time() - start > a.time_budget
+        if step in evals or out_of_time:
+            bench.evaluate(f"step {step}", model, probe_seeds=seeds)
+            if a.save:
+                torch.save(model.state_dict(), a.save)
+        if out_of_time:
+            print(f"time budget reached after {step} steps", flush=True)
+            break
     return 0
+
+
+def parse_weights_after(text: str) -> tuple[int, TCAELossWeights | None]:
+    """``"STEP:rec,sparse,emb,cyc"`` → (STEP, weights); ``""`` → (0, None), i.e. no switch."""
+    if not text:
+        return 0, None
+    step, weights = text.split(":")
+    if int(step) < 1:
+        raise ValueError(f"--weights-after step must be >= 1, got {step}")
+    return int(step), TCAELossWeights(*[float(x) for x in weights.split(",")])
 
 
 def calibrate_batchnorm_tensor(encoder: torch.nn.Module, frames: torch.Tensor, batches: int = 20) -> None:
