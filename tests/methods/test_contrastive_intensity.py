@@ -321,3 +321,32 @@ def test_pretrain_source_is_validated():
 
     with pytest.raises(ValueError, match="source"):
         pretrain_datamodule(make_cfg(pretrain={"source": "bogus"}))
+
+
+def test_frame_encoder_loads_a_local_checkpoint_without_the_network(tmp_path, monkeypatch):
+    """``checkpoint_path`` sets timm's ``pretrained=True`` with a file overlay: the weights must come
+    from that file (a 1000-class ImageNet-style state dict; the classifier is dropped) and nothing may
+    be fetched."""
+    import socket
+
+    import timm
+
+    from affectlab.models.spatiotemporal import FrameEncoder
+
+    def no_network(*args, **kwargs):
+        raise AssertionError("FrameEncoder tried to open a network connection")
+
+    monkeypatch.setattr(socket.socket, "connect", no_network)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    torch.manual_seed(3)
+    source = timm.create_model("resnet18", pretrained=False, **TINY_MODEL["backbone_kwargs"])
+    path = tmp_path / "resnet18_tiny.pth"
+    torch.save(source.state_dict(), path)
+    with pytest.raises(ValueError, match="checkpoint_path"):
+        FrameEncoder("resnet18", pretrained=True, backbone_kwargs=TINY_MODEL["backbone_kwargs"])
+    torch.manual_seed(4)
+    enc = FrameEncoder("resnet18", checkpoint_path=str(path), backbone_kwargs=TINY_MODEL["backbone_kwargs"])
+    loaded = enc.net.state_dict()
+    expected = {k: v for k, v in source.state_dict().items() if not k.startswith("fc.")}
+    assert loaded.keys() == expected.keys()
+    assert all(torch.equal(loaded[k], expected[k]) for k in expected)

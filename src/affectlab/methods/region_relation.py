@@ -223,6 +223,11 @@ def _batch_size(batch: dict) -> int:
     return int((batch["image"] if "image" in batch else batch["source"]).shape[0])
 
 
+def masked_mean(error: torch.Tensor, pixel_mask: torch.Tensor) -> torch.Tensor:
+    """Mean of ``error`` (B, C, H, W) over the pixels where ``pixel_mask`` (B, 1, H, W) is 1."""
+    return (error * pixel_mask).sum() / (pixel_mask.sum() * error.shape[1]).clamp_min(1)
+
+
 def write_relation(path_stem: Path, matrix: torch.Tensor, au_names: list[str], title: str) -> None:
     """Save a K×K AU relation matrix as ``<stem>.csv`` (AU header row/column) and ``<stem>.png``."""
     path_stem.parent.mkdir(parents=True, exist_ok=True)
@@ -410,11 +415,9 @@ class RegionRelationPretrain(L.LightningModule):
             cells = (cells - mean) / (var + 1e-6).sqrt()
             target = F.fold(cells.view(b, -1, n), images.shape[-2:], r, stride=r)
         error = (pred - target).abs()
-        loss = (error * pixel_mask).sum() / (pixel_mask.sum() * images.shape[1]).clamp_min(1)
-        visible_weight = self.cfg.method.mim_visible_weight
-        if visible_weight:
-            visible = 1 - pixel_mask
-            loss = loss + visible_weight * (error * visible).sum() / (visible.sum() * images.shape[1]).clamp_min(1)
+        loss = masked_mean(error, pixel_mask)
+        if self.cfg.method.mim_visible_weight:
+            loss = loss + self.cfg.method.mim_visible_weight * masked_mean(error, 1 - pixel_mask)
         return loss
 
     def region_mim_loss(self, tokens: torch.Tensor, images: torch.Tensor, landmarks: torch.Tensor,

@@ -262,12 +262,16 @@ class TwoViewAugment(nn.Module):
         flip = torch.rand(b, device=dev) < self.flip_p
         out = torch.where(flip[:, None, None, None], out.flip(-1), out)
         lm = torch.where(flip[:, None, None], flip_landmarks(lm, float(w)), lm)
-        gain = 1 + (torch.rand(b, 1, 1, 1, device=dev, dtype=dt) * 2 - 1) * self.contrast
-        bias = (torch.rand(b, 1, 1, 1, device=dev, dtype=dt) * 2 - 1) * self.brightness
-        out = out * gain + bias
+        out = affine_jitter(out, 1, self.contrast, self.brightness)
         if self.channel:
-            c = out.shape[1]
-            gain = 1 + (torch.rand(b, c, 1, 1, device=dev, dtype=dt) * 2 - 1) * self.channel
-            bias = (torch.rand(b, c, 1, 1, device=dev, dtype=dt) * 2 - 1) * self.channel
-            out = out * gain + bias
+            out = affine_jitter(out, out.shape[1], self.channel, self.channel)
         return out, lm
+
+
+def affine_jitter(images: torch.Tensor, channels: int, contrast: float, brightness: float) -> torch.Tensor:
+    """``x·(1 + c) + b`` with c ∈ [−contrast, contrast], b ∈ [−brightness, brightness] drawn per image
+    (``channels`` = 1) or per image and channel."""
+    shape = (images.shape[0], channels, 1, 1)
+    gain = 1 + (torch.rand(shape, device=images.device, dtype=images.dtype) * 2 - 1) * contrast
+    bias = (torch.rand(shape, device=images.device, dtype=images.dtype) * 2 - 1) * brightness
+    return images * gain + bias
