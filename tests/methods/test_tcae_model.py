@@ -23,7 +23,9 @@ from affectlab.models.tcae import (
     TCAE,
     TCAENetConfig,
     count_parameters,
+    fuse_fields,
     identity_grid,
+    sampling_grid,
     warp,
 )
 
@@ -241,3 +243,35 @@ def test_zero_init_fields_start_from_the_identity_warp_and_still_learn():
     assert torch.allclose(out.reconstruction, src, atol=1e-5)
     (out.reconstruction - tgt).abs().mean().backward()
     assert model.decoder_au.net[-2].weight.grad.abs().sum() > 0  # the zeroed conv is trained
+
+
+def test_identity_grid_is_bit_equal_to_the_official_numpy_grid():
+    import numpy as np
+
+    for size in (64, 256):
+        official = torch.Tensor(np.linspace(-1, 1, size))  # what models_multiview's caller builds
+        assert torch.equal(identity_grid(size)[0, 0, 0], official)
+
+
+def test_warp_under_bf16_autocast_samples_on_the_float32_grid():
+    size = 256
+    image = torch.rand(2, 3, size, size)
+    zero = torch.zeros(2, 2, size, size)
+    reference = warp(image, zero)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        field = zero.to(torch.bfloat16)  # what a decoder returns under autocast
+        grid = sampling_grid(field)
+        out = warp(image, field)
+    assert grid.dtype == torch.float32 and torch.equal(grid, identity_grid(size).expand(2, -1, -1, -1))
+    assert grid[0, 0, 0].unique().numel() == size  # no two columns collapse onto one coordinate
+    assert out.dtype == torch.float32 and torch.equal(out, reference)
+    assert (out - image).abs().max() < 3e-5  # the identity field reproduces the input to float32 rounding
+
+
+def test_fused_field_is_the_softmax_weighted_mean():
+    delta_au, delta_pose = torch.rand(1, 2, 4, 4) - 0.5, torch.rand(1, 2, 4, 4) - 0.5
+    logit_au, logit_pose = torch.rand(1, 1, 4, 4) * 2 - 1, torch.rand(1, 1, 4, 4) * 2 - 1
+    alpha, delta = fuse_fields(delta_au, logit_au, delta_pose, logit_pose)
+    expected_alpha = torch.softmax(torch.cat([logit_au, logit_pose], 1), 1)[:, :1]
+    assert torch.allclose(alpha, expected_alpha, atol=1e-7)
+    assert torch.allclose(delta, expected_alpha * delta_au + (1 - expected_alpha) * delta_pose, atol=1e-7)

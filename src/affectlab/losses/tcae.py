@@ -52,7 +52,7 @@ def mse_per_sample(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 
 def displacement_l1(delta: torch.Tensor) -> torch.Tensor:
     """Per-sample mean |clamp(G + Δ) - G| over 2×H×W (the official "tv" term; a plain L1 magnitude)."""
-    grid = identity_grid(delta.shape[-1], delta.device, delta.dtype)
+    grid = identity_grid(delta.shape[-1], delta.device)
     return (sampling_grid(delta) - grid).abs().flatten(1).mean(1)
 
 
