@@ -221,6 +221,22 @@ def test_curriculum_moves_up_by_a_tenth_after_a_plateau_and_stops_at_the_officia
     assert other.window == (0.4, 0.9)
 
 
+def test_curriculum_final_window_keeps_the_best_and_re_arms_like_the_official_trackloss():
+    # official TrackLoss(interval=2): fire at validation i when i - best_epoch > 2 and i - last_warm > 2;
+    # a firing sets last_warm = i, an improvement sets best_epoch = last_warm = i; the best is never reset.
+    # Hand-computed firings for this sequence (validations counted from 1): 4 (best at 1), 7 (armed at 4),
+    # 11 (new best 4.0 at 8), 14 (armed at 11; 4.9 → 4.8 → 4.7 improve on nothing below the best 4.0).
+    losses = [5.0, 6.0, 6.0, 6.0, 6.0, 6.0, 6.0, 4.0, 4.5, 4.5, 4.5, 4.9, 4.8, 4.7]
+    cw = CurriculumWindow(start_lo=0.4, start_hi=0.9, patience=2)
+    assert cw.final
+    fired = [i for i, loss in enumerate(losses, 1) if cw.update(loss) == "plateau"]
+    assert fired == [4, 7, 11, 14]  # resetting the best after a firing would give [4, 11]
+    assert cw.best == 4.0 and cw.window == (0.4, 0.9)
+    resumed = CurriculumWindow(start_lo=0.4, start_hi=0.9, patience=2)
+    resumed.load_state_dict(cw.state_dict())
+    assert [resumed.update(5.0) for _ in range(3)] == [None, None, "plateau"]  # 17 = 14 + patience + 1
+
+
 def test_curriculum_rejects_a_bad_window():
     with pytest.raises(ValueError, match="lo < hi"):
         CurriculumWindow(start_lo=0.6, start_hi=0.5)
