@@ -160,6 +160,14 @@ def test_configs_compose_and_the_paper_experiment_has_the_official_network():
         net_config(compose(["METHOD=tcae", "data.image_size=112"]))
 
 
+def test_the_paper_experiment_runs_in_float32_even_on_the_gpu_trainer():
+    from affectlab.config import compose
+
+    assert compose(["EXP=tcae_paper", "TRAINER=gpu"]).trainer.precision == "32-true"  # gpu.yaml says bf16-mixed
+    chosen = compose(["EXP=tcae_paper", "TRAINER=gpu", "trainer.precision=bf16-mixed"])
+    assert chosen.trainer.precision == "bf16-mixed"  # still the user's choice
+
+
 def test_real_probe_data_without_a_pretraining_root_is_refused(tmp_path):
     from affectlab.config import ConfigError, compose
     from affectlab.methods.tcae import pretrain_datamodule
