@@ -2,7 +2,7 @@
 they are, with the same deterministic weights and seeded inputs.
 
     git clone https://github.com/mysee1989/TCAE /tmp/TCAE        # or any export of the repository
-    PYTHONPATH=src:. python benchmarks/official_tcae.py --official /tmp/TCAE
+    PYTHONPATH=src:. python benchmarks/official_tcae.py --official /tmp/TCAE [--curriculum]
     PYTHONPATH=src:. python benchmarks/official_tcae.py --official /tmp/TCAE \
         --write-fixture tests/fixtures/tcae_official_golden.json
 
@@ -14,7 +14,8 @@ validation loop bodies wrapped in functions). Both networks are filled by
 :func:`affectlab.models.tcae_official.golden_state_dict` from the official tensor names and run in
 eval mode on :func:`~affectlab.models.tcae_official.golden_pair`. ``--write-fixture`` records the
 official side (sampled elements, norms, loss terms, gradient norms; no weights) for
-``tests/methods/test_tcae_golden.py``.
+``tests/methods/test_tcae_golden.py``. ``--curriculum`` also runs the official ``TrackLoss`` schedule
+next to :class:`~affectlab.losses.tcae.CurriculumWindow` on synthetic validation curves.
 """
 from __future__ import annotations
 
@@ -213,11 +214,90 @@ def fixture(official: dict, commit: str | None) -> dict:
     }
 
 
+def simulate_official_schedule(track_loss: type, losses: list[float]) -> tuple[list[int], list[int], list[float]]:
+    """The official ``run()`` loop around ``TrackLoss`` (its lines 650-659, re-typed here: they sit in
+    ``run()`` with the training): window shift epochs, plateau firing epochs, learning rate per epoch."""
+    lr = _plateau_optimizer()
+    scheduler, lo, hi = track_loss(), 0.0, 0.5
+    shifts, plateaus, rates = [], [], []
+    for epoch, loss in enumerate(losses, 1):
+        scheduler.update(loss, epoch)
+        if scheduler.drop_learning_rate(epoch):
+            if hi < 0.85:
+                lo, hi = lo + 0.1, hi + 0.1
+                scheduler = track_loss()
+                shifts.append(epoch)
+            else:
+                lr.step(loss)
+                plateaus.append(epoch)
+        rates.append(lr.optimizer.param_groups[0]["lr"])
+    return shifts, plateaus, rates
+
+
+def simulate_affectlab_schedule(losses: list[float]) -> tuple[list[int], list[int], list[float]]:
+    """The same with :class:`~affectlab.losses.tcae.CurriculumWindow` as ``TCAEPretrainModule`` drives it."""
+    from affectlab.losses.tcae import CurriculumWindow
+
+    lr = _plateau_optimizer()
+    window = CurriculumWindow(patience=15)
+    shifts, plateaus, rates = [], [], []
+    for epoch, loss in enumerate(losses, 1):
+        event = window.update(loss)
+        if event == "shift":
+            shifts.append(epoch)
+        elif event == "plateau":
+            lr.step(loss)
+            plateaus.append(epoch)
+        rates.append(lr.optimizer.param_groups[0]["lr"])
+    return shifts, plateaus, rates
+
+
+def _plateau_optimizer() -> torch.optim.lr_scheduler.ReduceLROnPlateau:
+    opt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=1e-3, momentum=0.9)
+    return torch.optim.lr_scheduler.ReduceLROnPlateau(opt, patience=10)
+
+
+def validation_curves(epochs: int = 1999, seed: int = 0) -> dict[str, list[float]]:
+    """Synthetic validation-loss curves over the official 1999 epochs."""
+    g = torch.Generator().manual_seed(seed)
+    e = torch.arange(1, epochs + 1, dtype=torch.float64)
+    noise = torch.randn(2, epochs, generator=g, dtype=torch.float64)
+    return {
+        "20-epoch decrease, then flat": torch.where(e <= 20, 2.0 - e / 20, torch.ones_like(e)).tolist(),
+        "decay + noise sd 1e-3": (1.0 + torch.exp(-e / 50) + 1e-3 * noise[0]).tolist(),
+        "slow decay + noise sd 5e-3": (1.0 + torch.exp(-e / 300) + 5e-3 * noise[1]).tolist(),
+        "a new minimum every 20 epochs": (2.0 - (e // 20) * 1e-3).tolist(),
+    }
+
+
+def print_curriculum_table(folder: Path) -> bool:
+    """Official vs affectlab curriculum on :func:`validation_curves`; True when they agree everywhere."""
+    sys.path.insert(0, str(folder))
+    try:
+        track_loss = importlib.import_module("TrackLoss").TrackLoss
+    finally:
+        sys.path.remove(str(folder))
+    print(f"\n{'curve (1999 epochs)':<32} {'shift epochs (official / ours)':<40} {'plateau firings':>16} "
+          f"{'final lr':>19} {'same lr':>9}")
+    agree = True
+    for name, losses in validation_curves().items():
+        (s_off, p_off, r_off), (s_our, p_our, r_our) = (simulate_official_schedule(track_loss, losses),
+                                                      simulate_affectlab_schedule(losses))
+        same = sum(a == b for a, b in zip(r_off, r_our))
+        agree &= s_off == s_our and p_off == p_our
+        shifts = f"{'/'.join(map(str, s_off))} | {'/'.join(map(str, s_our))}"
+        print(f"{name:<32} {shifts:<40} {len(p_off):>7} / {len(p_our):<6} {r_off[-1]:>8.0e} / {r_our[-1]:<8.0e} "
+              f"{same:>4}/{len(losses)}")
+    return agree
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--official", type=Path, required=True, help="clone or export of mysee1989/TCAE")
     parser.add_argument("--write-fixture", type=Path, default=None, help="write the official outputs here (JSON)")
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--curriculum", action="store_true",
+                        help="also run the official TrackLoss schedule next to CurriculumWindow on synthetic curves")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     warnings.filterwarnings("ignore", category=UserWarning)  # the official code's deprecated arguments
@@ -229,6 +309,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"error: {err}", file=sys.stderr)
             return 2
         official = official_golden(Path(tmp), source, target)
+        curriculum_agrees = print_curriculum_table(Path(tmp)) if args.curriculum else True
     model = TCAE.from_preset("paper")
     fill_golden(model)
     loss = load_yaml(EXPERIMENTS_DIR / "exp" / "tcae_paper.yaml")["method"]["loss"]
@@ -251,7 +332,7 @@ def main(argv: list[str] | None = None) -> int:
         tmp_path.write_text(json.dumps(record, indent=1) + "\n")
         os.replace(tmp_path, args.write_fixture)
         print(f"wrote {args.write_fixture} ({args.write_fixture.stat().st_size} bytes)")
-    return 1 if failed else 0
+    return 1 if failed or not curriculum_agrees else 0
 
 
 if __name__ == "__main__":
