@@ -16,11 +16,14 @@ deterministic weight fill shared by the golden test and ``benchmarks/official_tc
 from __future__ import annotations
 
 import zlib
-from typing import Mapping
+from typing import TYPE_CHECKING, Mapping
 
 import torch
 
 from affectlab.models.tcae import TCAE
+
+if TYPE_CHECKING:
+    from affectlab.losses.tcae import TCAELossWeights
 
 #: official encoder module → affectlab encoder module (conv, then its BatchNorm where there is one)
 _ENCODER_MODULES: dict[str, str] = {
@@ -158,10 +161,10 @@ def summarize(tensor: torch.Tensor, samples: int = GOLDEN_SAMPLES) -> dict:
             "values": flat[index].tolist()}
 
 
-def affectlab_golden(model: TCAE, weights, source: torch.Tensor, target: torch.Tensor) -> dict:
+def affectlab_golden(model: TCAE, weights: "TCAELossWeights", source: torch.Tensor, target: torch.Tensor) -> dict:
     """affectlab's side of the golden comparison, in eval mode: forward tensors, per-sample loss
     terms, the windowed training total, the validation objective (official ÷B·C quirk) and the
-    gradient norms of the training total. ``weights`` is a :class:`~affectlab.losses.tcae.TCAELossWeights`."""
+    gradient norms of the training total (``weights``: the loss weights of the preset)."""
     from affectlab.losses.tcae import per_sample_terms, tcae_objective
 
     model.eval()
