@@ -85,9 +85,17 @@ class DataConfig:
     #: frame pairs (TCAE): gap in frames between source and target, drawn uniformly in [min, max]
     pair_gap_min: int = 1
     pair_gap_max: int = 30
-    #: pairs drawn from each track per pass over the pairs dataset (item i uses track i mod #tracks);
-    #: 1 = one pair per track per epoch (the official TCAE epoch is one per identity)
+    #: pairs drawn from each unit per pass over the pairs dataset (item i uses unit i mod #units);
+    #: 1 = one pair per unit per epoch
     pairs_per_track: int = 1
+    #: what one pairs item is drawn from: ``track`` (ours) or ``identity`` (the official TCAE epoch: a
+    #: random video of the identity, a random track of that video)
+    pair_unit: str = "track"
+    #: ``gap`` (gap uniform in [pair_gap_min, pair_gap_max]) or ``any`` (two distinct random frames
+    #: among every ``pair_frame_stride``-th: the official TCAE pair on frames extracted at 1 fps)
+    pair_frames: str = "gap"
+    #: with ``pair_frames: any``, draw only frames 0, k, 2k, … (k = native fps gives 1-fps frames)
+    pair_frame_stride: int = 1
     #: draw crop/flip jitter independently for source and target (TCAE); False → identical
     pair_independent_jitter: bool = True
     #: long labelled sequences: frames per item and fraction of frames whose labels are kept

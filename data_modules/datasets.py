@@ -14,7 +14,7 @@ import torch
 from torch.utils.data import Dataset
 
 from data_modules.frames import BadImageCounter, read_rgb
-from data_modules.sampling import clip_indices, pair_indices, sparse_label_mask
+from data_modules.sampling import clip_indices, distinct_pair, pair_indices, sparse_label_mask
 from data_modules.transforms import FaceTransform
 
 
@@ -175,28 +175,52 @@ class ClipDataset(_Base):
 
 
 class PairDataset(_Base):
-    """Two frames of one track (TCAE): ``source`` and ``target`` (C,H,W), gap in ``meta``.
+    """Two frames of one track (TCAE): ``source`` and ``target`` (C,H,W), positions and gap in ``meta``.
 
-    With ``independent_jitter`` the augmentation (crop/flip) is drawn separately for each frame.
-    ``per_track`` pairs are drawn from every track per pass: item ``i`` is a pair of track
-    ``i mod len(tracks)`` (evaluation items stay seeded per item index, so the repeats differ).
+    ``unit="track"`` (ours): item ``i`` is a pair of track ``i mod #tracks``. ``unit="identity"`` (the
+    official TCAE epoch): item ``i`` is identity ``i mod #identities``, and each draw picks a random
+    video of it (the folder holding its tracks), a random track of that video, then the pair. The
+    frames are ``frames="gap"`` apart by a gap uniform in [gap_min, gap_max] (ours), or ``"any"`` two
+    distinct frames among every ``stride``-th (official). ``per_track`` items are drawn per unit per
+    pass (evaluation items stay seeded per item index, so the repeats differ). With
+    ``independent_jitter`` the augmentation (crop/flip) is drawn separately for each frame.
     """
 
     def __init__(self, tracks: pd.DataFrame, transform: FaceTransform, gap_min: int, gap_max: int,
                  independent_jitter: bool, dataset: str, max_bad_fraction: float, train: bool,
-                 seed: int = 0, per_track: int = 1) -> None:
-        super().__init__(dataset, transform, max_bad_fraction, len(tracks) * per_track, train, seed)
+                 seed: int = 0, per_track: int = 1, unit: str = "track", frames: str = "gap",
+                 stride: int = 1) -> None:
         self.tracks = tracks.reset_index(drop=True)
+        self.units = self._units(self.tracks, unit)
+        super().__init__(dataset, transform, max_bad_fraction, len(self.units) * per_track, train, seed)
         self.gap_min, self.gap_max, self.independent = gap_min, gap_max, independent_jitter
-        self.per_track = per_track
+        self.per_track, self.frames, self.stride = per_track, frames, stride
+
+    @staticmethod
+    def _units(tracks: pd.DataFrame, unit: str) -> list[list[list[int]]]:
+        """Per unit, its videos, each a list of track rows (a track unit is one video of one track)."""
+        if unit == "track":
+            return [[[i]] for i in range(len(tracks))]
+        units: dict[str, dict[str, list[int]]] = {}
+        for i, row in tracks.iterrows():
+            clip = Path(str(row["clip"]))
+            video = str(clip.parent) if len(clip.parts) >= 3 else str(clip)  # <identity>/<video>/<track>
+            units.setdefault(str(row["subject"]), {}).setdefault(video, []).append(int(i))
+        return [list(videos[v] for v in sorted(videos)) for _, videos in sorted(units.items())]
 
     def __len__(self) -> int:
-        return len(self.tracks) * self.per_track
+        return len(self.units) * self.per_track
 
     def __getitem__(self, index: int) -> dict:
-        row = self.tracks.iloc[index % len(self.tracks)]
         rng = self._rng(index)
-        s, t = pair_indices(len(row["frames"]), self.gap_min, self.gap_max, rng)
+        videos = self.units[index % len(self.units)]
+        video = videos[int(rng.integers(len(videos)))] if len(videos) > 1 else videos[0]
+        row = self.tracks.iloc[video[int(rng.integers(len(video)))] if len(video) > 1 else video[0]]
+        n = len(row["frames"])
+        if self.frames == "any":
+            s, t = distinct_pair(n, self.stride, rng)
+        else:
+            s, t = pair_indices(n, self.gap_min, self.gap_max, rng)
         frames = self._read_many([row["frames"][s], row["frames"][t]])
         if frames is None:
             raise RuntimeError(f"{self.dataset}: no frame of track {row['clip']} could be decoded")

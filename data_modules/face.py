@@ -20,7 +20,7 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 from data_modules.datasets import ClipDataset, FrameDataset, PairDataset, SequenceDataset
 from data_modules.frames import DataFormatError, missing_root_error
-from data_modules.sampling import SHORT_CLIP_RULES
+from data_modules.sampling import PAIR_FRAME_RULES, PAIR_UNITS, SHORT_CLIP_RULES
 from data_modules.seeded_sampler import seeded_train_loader
 from data_modules.transforms import FaceTransform
 
@@ -80,9 +80,15 @@ class FaceDataModule(L.LightningDataModule):
             raise ValueError(f"{cfg.name}: task {cfg.task!r} not supported; choose one of {', '.join(self.tasks)}")
         if cfg.short_clip not in SHORT_CLIP_RULES:
             raise ValueError(f"short_clip must be one of {SHORT_CLIP_RULES}, got {cfg.short_clip!r}")
-        for key in ("clips_per_track", "pairs_per_track"):
+        for key in ("clips_per_track", "pairs_per_track", "pair_frame_stride"):
             if int(cfg[key]) < 1:
                 raise ValueError(f"{cfg.name}: {key} must be >= 1, got {cfg[key]}")
+        for key, valid in (("pair_unit", PAIR_UNITS), ("pair_frames", PAIR_FRAME_RULES)):
+            if cfg[key] not in valid:
+                raise ValueError(f"{cfg.name}: {key} must be one of {', '.join(valid)}, got {cfg[key]!r}")
+        if cfg.pair_frame_stride != 1 and cfg.pair_frames != "any":
+            raise ValueError(f"{cfg.name}: pair_frame_stride={cfg.pair_frame_stride} applies to pair_frames: any, "
+                             f"not {cfg.pair_frames!r}")
         self._root: Optional[Path] = None
         self._full: Optional[pd.DataFrame] = None
         self._skipped: Optional[pd.DataFrame] = None
@@ -184,12 +190,7 @@ class FaceDataModule(L.LightningDataModule):
         """
         if self.cfg.select_on_test:
             return train, test
-        groups = np.array(sorted(train["group"].unique()))
-        n_val = int(round(self.cfg.val_fraction * len(groups)))
-        if self.cfg.val_fraction > 0 and len(groups) > 1:
-            n_val = min(max(n_val, 1), len(groups) - 1)
-        rng = np.random.default_rng(self.cfg.split_seed)
-        val_groups = set(rng.choice(groups, size=n_val, replace=False).tolist()) if n_val else set()
+        val_groups = held_out_groups(train, self.cfg.val_fraction, train["group"].nunique(), self.cfg.split_seed)
         is_val = train["group"].isin(val_groups)
         return train[~is_val], train[is_val]
 
@@ -241,7 +242,8 @@ class FaceDataModule(L.LightningDataModule):
                                cache_dir=self.cache_dir() / "clips" if c.clip_cache else None, **common)
         if c.task == "pairs":
             return PairDataset(self.tracks(df), tf, c.pair_gap_min, c.pair_gap_max, c.pair_independent_jitter,
-                               per_track=c.pairs_per_track, **common)
+                               per_track=c.pairs_per_track, unit=c.pair_unit, frames=c.pair_frames,
+                               stride=c.pair_frame_stride, **common)
         if c.task == "sequences":
             windows = SequenceDataset.make_windows(df, self.au_columns(), c.sequence_length, sparse=train,
                                                    fraction=c.label_fraction, seed=c.label_mask_seed)
@@ -322,6 +324,16 @@ class FaceDataModule(L.LightningDataModule):
         sk = self.skipped()
         out["skipped"] = sk.to_dict("records")
         return out
+
+
+def held_out_groups(df: pd.DataFrame, fraction: float, total: int, seed: int) -> set:
+    """``round(fraction · total)`` of the groups of ``df`` (at least one when the fraction is positive,
+    never all when there are several), chosen by ``numpy.random.default_rng(seed)``."""
+    groups = np.array(sorted(df["group"].unique()))
+    n = int(round(fraction * total))
+    if fraction > 0 and len(groups) > 1:
+        n = min(max(n, 1), len(groups) - 1)
+    return set(np.random.default_rng(seed).choice(groups, size=n, replace=False).tolist()) if n else set()
 
 
 def check_fold(name: str, fold: int, n: int) -> None:

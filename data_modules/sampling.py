@@ -4,6 +4,10 @@ from __future__ import annotations
 import numpy as np
 
 SHORT_CLIP_RULES = ("stretch", "loop", "last", "drop")
+#: how the two frames of a pair are drawn: a gap in [min, max] (ours) or any two distinct frames (official TCAE)
+PAIR_FRAME_RULES = ("gap", "any")
+#: what one pairs item is drawn from: a track (ours) or an identity (official TCAE epoch)
+PAIR_UNITS = ("track", "identity")
 
 
 def clip_indices(n: int, segments: int, per_segment: int, train: bool, rng: np.random.Generator,
@@ -52,6 +56,18 @@ def pair_indices(n: int, gap_min: int, gap_max: int, rng: np.random.Generator) -
     gap = int(rng.integers(lo, hi + 1))
     s = int(rng.integers(0, n - gap))
     return (s, s + gap) if rng.random() < 0.5 else (s + gap, s)
+
+
+def distinct_pair(n: int, stride: int, rng: np.random.Generator) -> tuple[int, int]:
+    """Two distinct positions drawn uniformly, without replacement and in random order, among frames
+    ``0, stride, 2·stride, … < n`` (official TCAE: any two frames of a track extracted at 1 fps, i.e.
+    ``stride`` = the native frame rate for a full-rate track). With fewer than two such frames the one
+    frame is returned twice (the official sampler then draws with replacement)."""
+    candidates = np.arange(0, max(n, 1), max(stride, 1))
+    if len(candidates) < 2:
+        return 0, 0
+    s, t = rng.choice(candidates, size=2, replace=False)
+    return int(s), int(t)
 
 
 def sparse_label_mask(n: int, fraction: float, rng: np.random.Generator) -> np.ndarray:

@@ -14,7 +14,7 @@ import pandas as pd
 
 from data_modules.base import DATAMODULES, DataConfig
 from data_modules.disfa import extract_frames
-from data_modules.face import FaceDataModule, skipped_frame
+from data_modules.face import FaceDataModule, held_out_groups, skipped_frame
 from data_modules.frames import IMAGE_SUFFIXES, VIDEO_SUFFIXES, DataFormatError, list_frames
 
 LAYOUT = """  <root>/<identity>/.../<track>/*.jpg|*.png      (a folder of frames per track), and/or
@@ -27,7 +27,10 @@ class VideosConfig(DataConfig):
     task: str = "pairs"
     #: tracks with fewer frames are skipped (and listed in the summary)
     min_frames: int = 2
+    #: identities held out for validation and for test, as fractions of all identities (official TCAE
+    #: 0.15 / 0.10, i.e. 75/15/10); the test identities are never read by pretraining
     val_fraction: float = 0.05
+    test_fraction: float = 0.0
     normalize: str = "zero_one"
     clip_segments: int = 8
     clip_frames_per_segment: int = 2
@@ -83,8 +86,18 @@ class VideosDataModule(FaceDataModule):
         return pd.DataFrame(rows), skipped_frame(skipped)
 
     def _protocol(self, df: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
-        # unlabeled data has no test split; the held-out identities (val) serve both roles
-        return df, df.iloc[0:0]
+        """Hold out ``test_fraction`` of all identities (seeded by split_seed) as the test split."""
+        if not 0.0 <= self.cfg.test_fraction < 1.0 or not 0.0 <= self.cfg.val_fraction < 1.0:
+            raise ValueError(f"videos: val_fraction and test_fraction must lie in [0, 1), got "
+                             f"{self.cfg.val_fraction} and {self.cfg.test_fraction}")
+        test = held_out_groups(df, self.cfg.test_fraction, df["group"].nunique(), self.cfg.split_seed + 1)
+        return df[~df["group"].isin(test)], df[df["group"].isin(test)]
 
     def _carve_val(self, train: pd.DataFrame, test: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
-        return super()._carve_val(train, test) if not self.cfg.select_on_test else (train, train.iloc[0:0])
+        """Hold out ``val_fraction`` of *all* identities (train and test) for validation; with
+        ``select_on_test`` the test identities validate and no training identity is held out."""
+        if self.cfg.select_on_test:
+            return train, test
+        total = train["group"].nunique() + test["group"].nunique()
+        val = held_out_groups(train, self.cfg.val_fraction, total, self.cfg.split_seed)
+        return train[~train["group"].isin(val)], train[train["group"].isin(val)]

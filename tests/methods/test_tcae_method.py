@@ -71,6 +71,21 @@ def test_crop_jitter_draws_independent_offsets_per_image():
     assert not torch.allclose(out[0], out[1])
 
 
+def test_validation_jitter_uses_the_official_crop_side_and_the_same_crops_every_validation():
+    batch = {"source": Pairs().src[:4], "target": Pairs().tgt[:4]}
+    plain = TCAEPretrainModule(TCAE(TCAENetConfig(**NET)), TCAEConfig(model=TCAENetConfig(**NET)))
+    assert torch.equal(plain._pair(batch, train=False)[0], batch["source"])  # ours: no validation jitter
+    module = TCAEPretrainModule(TCAE(TCAENetConfig(**NET)), TCAEConfig(model=TCAENetConfig(**NET), val_jitter=True))
+    assert module._val_crop == 212.0  # numpy RandomState(0).randint(200, 224), the official val dataset's draw
+    runs = []
+    for _ in range(2):
+        module.on_validation_epoch_start()
+        runs.append(module._pair(batch, train=False))
+    assert not torch.equal(runs[0][0], batch["source"])
+    assert torch.equal(runs[0][0], runs[1][0]) and torch.equal(runs[0][1], runs[1][1])
+    assert not torch.equal(runs[0][0][0], runs[0][1][0])  # source and target cropped independently
+
+
 def test_pretraining_two_steps_runs_validation_writes_the_grid_and_moves_the_window(tmp_path):
     cfg = TCAEConfig(model=TCAENetConfig(**NET), curriculum_patience=0, grid_rows=3)
     module = TCAEPretrainModule(TCAE(cfg.model), cfg)
@@ -158,6 +173,22 @@ def test_configs_compose_and_the_paper_experiment_has_the_official_network():
     assert small.data.image_size == small.method.model.image_size == 64
     with pytest.raises(ConfigError, match="image_size"):
         net_config(compose(["METHOD=tcae", "data.image_size=112"]))
+
+
+def test_the_paper_experiment_runs_in_float32_and_the_official_data_protocol():
+    from affectlab.config import compose
+
+    paper = compose(["EXP=tcae_paper", "TRAINER=gpu"])
+    assert paper.trainer.precision == "32-true"  # gpu.yaml says bf16-mixed
+    chosen = compose(["EXP=tcae_paper", "TRAINER=gpu", "trainer.precision=bf16-mixed"])
+    assert chosen.trainer.precision == "bf16-mixed"  # still the user's choice
+    # and the official data protocol: one pair per identity, any two frames, 75/15/10, jittered validation
+    m = paper.method
+    assert (m.pretrain_pair_unit, m.pretrain_pair_frames, m.pretrain_val_fraction, m.pretrain_test_fraction,
+            m.val_jitter) == ("identity", "any", 0.15, 0.10, True)
+    cpu = compose(["METHOD=tcae"]).method  # the CPU default keeps its own protocol
+    assert (cpu.pretrain_pair_unit, cpu.pretrain_pair_frames, cpu.pretrain_val_fraction, cpu.val_jitter) == (
+        "track", "gap", None, False)
 
 
 def test_real_probe_data_without_a_pretraining_root_is_refused(tmp_path):

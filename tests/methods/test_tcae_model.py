@@ -23,7 +23,9 @@ from affectlab.models.tcae import (
     TCAE,
     TCAENetConfig,
     count_parameters,
+    fuse_fields,
     identity_grid,
+    sampling_grid,
     warp,
 )
 
@@ -219,6 +221,22 @@ def test_curriculum_moves_up_by_a_tenth_after_a_plateau_and_stops_at_the_officia
     assert other.window == (0.4, 0.9)
 
 
+def test_curriculum_final_window_keeps_the_best_and_re_arms_like_the_official_trackloss():
+    # official TrackLoss(interval=2): fire at validation i when i - best_epoch > 2 and i - last_warm > 2;
+    # a firing sets last_warm = i, an improvement sets best_epoch = last_warm = i; the best is never reset.
+    # Hand-computed firings for this sequence (validations counted from 1): 4 (best at 1), 7 (armed at 4),
+    # 11 (new best 4.0 at 8), 14 (armed at 11; 4.9 → 4.8 → 4.7 improve on nothing below the best 4.0).
+    losses = [5.0, 6.0, 6.0, 6.0, 6.0, 6.0, 6.0, 4.0, 4.5, 4.5, 4.5, 4.9, 4.8, 4.7]
+    cw = CurriculumWindow(start_lo=0.4, start_hi=0.9, patience=2)
+    assert cw.final
+    fired = [i for i, loss in enumerate(losses, 1) if cw.update(loss) == "plateau"]
+    assert fired == [4, 7, 11, 14]  # resetting the best after a firing would give [4, 11]
+    assert cw.best == 4.0 and cw.window == (0.4, 0.9)
+    resumed = CurriculumWindow(start_lo=0.4, start_hi=0.9, patience=2)
+    resumed.load_state_dict(cw.state_dict())
+    assert [resumed.update(5.0) for _ in range(3)] == [None, None, "plateau"]  # 17 = 14 + patience + 1
+
+
 def test_curriculum_rejects_a_bad_window():
     with pytest.raises(ValueError, match="lo < hi"):
         CurriculumWindow(start_lo=0.6, start_hi=0.5)
@@ -241,3 +259,35 @@ def test_zero_init_fields_start_from_the_identity_warp_and_still_learn():
     assert torch.allclose(out.reconstruction, src, atol=1e-5)
     (out.reconstruction - tgt).abs().mean().backward()
     assert model.decoder_au.net[-2].weight.grad.abs().sum() > 0  # the zeroed conv is trained
+
+
+def test_identity_grid_is_bit_equal_to_the_official_numpy_grid():
+    import numpy as np
+
+    for size in (64, 256):
+        official = torch.Tensor(np.linspace(-1, 1, size))  # what models_multiview's caller builds
+        assert torch.equal(identity_grid(size)[0, 0, 0], official)
+
+
+def test_warp_under_bf16_autocast_samples_on_the_float32_grid():
+    size = 256
+    image = torch.rand(2, 3, size, size)
+    zero = torch.zeros(2, 2, size, size)
+    reference = warp(image, zero)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        field = zero.to(torch.bfloat16)  # what a decoder returns under autocast
+        grid = sampling_grid(field)
+        out = warp(image, field)
+    assert grid.dtype == torch.float32 and torch.equal(grid, identity_grid(size).expand(2, -1, -1, -1))
+    assert grid[0, 0, 0].unique().numel() == size  # no two columns collapse onto one coordinate
+    assert out.dtype == torch.float32 and torch.equal(out, reference)
+    assert (out - image).abs().max() < 3e-5  # the identity field reproduces the input to float32 rounding
+
+
+def test_fused_field_is_the_softmax_weighted_mean():
+    delta_au, delta_pose = torch.rand(1, 2, 4, 4) - 0.5, torch.rand(1, 2, 4, 4) - 0.5
+    logit_au, logit_pose = torch.rand(1, 1, 4, 4) * 2 - 1, torch.rand(1, 1, 4, 4) * 2 - 1
+    alpha, delta = fuse_fields(delta_au, logit_au, delta_pose, logit_pose)
+    expected_alpha = torch.softmax(torch.cat([logit_au, logit_pose], 1), 1)[:, :1]
+    assert torch.allclose(alpha, expected_alpha, atol=1e-7)
+    assert torch.allclose(delta, expected_alpha * delta_au + (1 - expected_alpha) * delta_pose, atol=1e-7)

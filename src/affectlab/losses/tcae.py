@@ -52,7 +52,7 @@ def mse_per_sample(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 
 def displacement_l1(delta: torch.Tensor) -> torch.Tensor:
     """Per-sample mean |clamp(G + Δ) - G| over 2×H×W (the official "tv" term; a plain L1 magnitude)."""
-    grid = identity_grid(delta.shape[-1], delta.device, delta.dtype)
+    grid = identity_grid(delta.shape[-1], delta.device)
     return (sampling_grid(delta) - grid).abs().flatten(1).mean(1)
 
 
@@ -111,11 +111,13 @@ def tcae_objective(
 class CurriculumWindow:
     """Self-paced percentile window driven by validation-loss plateaus (official ``TrackLoss``).
 
-    Starts at ``[start_lo, start_hi]`` = [0, 0.5]. After every validation, :meth:`update` records the
-    total loss; when it has not improved for more than ``patience`` validations, the window moves up
-    by ``step`` (both ends) and the tracker forgets its history. It moves only while ``hi < stop_below``
-    (0.85), so the official sequence ends at [0.4, 0.9]. A trigger in the final window is reported
-    as ``"plateau"`` (the official code then steps ReduceLROnPlateau).
+    Starts at ``[start_lo, start_hi]`` = [0, 0.5]. :meth:`update` records one validation loss; the
+    tracker fires when the best loss is more than ``patience`` validations old *and* the last firing
+    (or improvement) is too. Before the final window a firing moves the window up by ``step`` (both
+    ends) and starts a fresh tracker; it moves only while ``hi < stop_below`` (0.85), so the official
+    sequence ends at [0.4, 0.9]. In the final window a firing is reported as ``"plateau"`` (the
+    official code then steps ReduceLROnPlateau) and, as in ``TrackLoss``, the all-time best is kept
+    and the tracker re-arms: it fires again ``patience + 1`` validations later unless the loss improves.
     """
 
     def __init__(self, start_lo: float = 0.0, start_hi: float = 0.5, step: float = 0.1,
@@ -125,8 +127,13 @@ class CurriculumWindow:
         self.start_lo, self.start_hi, self.step = start_lo, start_hi, step
         self.stop_below, self.patience = stop_below, patience
         self.shifts = 0
+        self._fresh_tracker()
+
+    def _fresh_tracker(self) -> None:
         self.best: float | None = None
-        self.since_best = 0
+        self.seen = 0  # validations recorded by this tracker
+        self.best_at = 0  # index of the best one (official best_epoch)
+        self.armed_at = 0  # index of the last improvement or firing (official last_warm)
 
     @property
     def window(self) -> tuple[float, float]:
@@ -139,20 +146,25 @@ class CurriculumWindow:
 
     def update(self, val_loss: float) -> str | None:
         """Record one validation loss; return ``"shift"``, ``"plateau"`` or ``None``."""
+        self.seen += 1
         if self.best is None or val_loss < self.best:
-            self.best, self.since_best = float(val_loss), 0
+            self.best, self.best_at, self.armed_at = float(val_loss), self.seen, self.seen
+        if self.seen - self.best_at <= self.patience or self.seen - self.armed_at <= self.patience:
             return None
-        self.since_best += 1
-        if self.since_best <= self.patience:
-            return None
-        self.best, self.since_best = None, 0
         if self.final:
+            self.armed_at = self.seen
             return "plateau"
         self.shifts += 1
+        self._fresh_tracker()
         return "shift"
 
     def state_dict(self) -> dict:
-        return {"shifts": self.shifts, "best": self.best, "since_best": self.since_best}
+        return {"shifts": self.shifts, "best": self.best, "seen": self.seen, "best_at": self.best_at,
+                "armed_at": self.armed_at}
 
     def load_state_dict(self, state: dict) -> None:
-        self.shifts, self.best, self.since_best = state["shifts"], state["best"], state["since_best"]
+        self.shifts, self.best = state["shifts"], state["best"]
+        if "seen" in state:
+            self.seen, self.best_at, self.armed_at = state["seen"], state["best_at"], state["armed_at"]
+        else:  # checkpoints written before the official re-arming rule: a count since the best
+            self.seen, self.best_at, self.armed_at = state["since_best"], 0, 0

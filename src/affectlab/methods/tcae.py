@@ -56,9 +56,20 @@ class TCAEConfig(MethodConfig):
     #: of a track sampled at 1 fps)
     pretrain_pair_gap_min: int = 1
     pretrain_pair_gap_max: int = 30
-    #: pairs drawn per track per epoch (official 1: an epoch of a small dataset is then a single step;
+    #: pairs drawn per unit per epoch (official 1: an epoch of a small dataset is then a single step;
     #: more makes an epoch long enough for the validation/curriculum cadence)
     pretrain_pairs_per_track: int = 1
+    #: what an epoch draws one pair from: ``track`` (ours) or ``identity`` (official: a random video of
+    #: each identity, a random track of it); see ``data.pair_unit``
+    pretrain_pair_unit: str = "track"
+    #: ``gap`` (uniform in [pretrain_pair_gap_min, max]) or ``any`` (official: two distinct random frames
+    #: among every ``pretrain_pair_frame_stride``-th, i.e. 1-fps frames when the stride is the frame rate)
+    pretrain_pair_frames: str = "gap"
+    pretrain_pair_frame_stride: int = 1
+    #: identities held out for validation / test (fractions of all identities; None = the datamodule's
+    #: default; official 0.15 / 0.10). A test fraction needs the ``videos`` datamodule
+    pretrain_val_fraction: Optional[float] = None
+    pretrain_test_fraction: float = 0.0
     #: the official loader does not flip; jitter is applied by this module (``jitter``)
     pretrain_hflip: bool = False
     pretrain_limit_items: Optional[int] = None
@@ -72,6 +83,10 @@ class TCAEConfig(MethodConfig):
     jitter: bool = True
     jitter_crop_min: int = 200
     jitter_crop_max: int = 223
+    #: jitter the validation pairs too (official: crop side from RandomState(0), i.e. 212 px for
+    #: [200, 223], at positions drawn afresh; here the positions are reseeded at every validation, so
+    #: that the curriculum compares losses on the same crops)
+    val_jitter: bool = False
     # self-paced curriculum (TrackLoss)
     curriculum: bool = True
     curriculum_start: list[float] = field(default_factory=lambda: [0.0, 0.5])
@@ -146,6 +161,9 @@ class TCAEPretrainModule(L.LightningModule):
         self._val_count = 0
         self._grid_batch: dict[str, torch.Tensor] | None = None
         self._jitter_gen = torch.Generator()
+        self._val_jitter_gen = torch.Generator()
+        # the official validation set draws its crop side once, from RandomState(0)
+        self._val_crop = float(np.random.RandomState(0).randint(cfg.jitter_crop_min, cfg.jitter_crop_max + 1))
 
     # --- data ------------------------------------------------------------------------------
     def on_train_epoch_start(self) -> None:
@@ -161,6 +179,9 @@ class TCAEPretrainModule(L.LightningModule):
             crop = getattr(self, "_crop", float(self.cfg.jitter_crop_max))
             source = crop_jitter(source, crop, self._jitter_gen)
             target = crop_jitter(target, crop, self._jitter_gen)
+        elif not train and self.cfg.val_jitter:
+            source = crop_jitter(source, self._val_crop, self._val_jitter_gen)
+            target = crop_jitter(target, self._val_crop, self._val_jitter_gen)
         return source, target
 
     # --- steps -----------------------------------------------------------------------------
@@ -194,6 +215,7 @@ class TCAEPretrainModule(L.LightningModule):
 
     def on_validation_epoch_start(self) -> None:
         self._val_sum, self._val_count, self._grid_batch = 0.0, 0, None
+        self._val_jitter_gen.manual_seed(0)  # the same validation crops every time
 
     def on_validation_epoch_end(self) -> None:
         if self.trainer is None or self.trainer.sanity_checking:
@@ -454,6 +476,9 @@ def pretrain_datamodule(cfg: DictConfig) -> L.LightningDataModule:
                 f"{m.pretrain_data} release used for pretraining (or method.pretrain_data={cfg.data.name})"
             )
         root = cfg.data.root
+    split = {} if m.pretrain_val_fraction is None else {"val_fraction": m.pretrain_val_fraction}
+    if m.pretrain_test_fraction:
+        split["test_fraction"] = m.pretrain_test_fraction
     return create_datamodule(
         m.pretrain_data,
         root=root,
@@ -470,7 +495,11 @@ def pretrain_datamodule(cfg: DictConfig) -> L.LightningDataModule:
         pair_gap_min=m.pretrain_pair_gap_min,
         pair_gap_max=m.pretrain_pair_gap_max,
         pairs_per_track=m.pretrain_pairs_per_track,
+        pair_unit=m.pretrain_pair_unit,
+        pair_frames=m.pretrain_pair_frames,
+        pair_frame_stride=m.pretrain_pair_frame_stride,
         hflip=m.pretrain_hflip,
+        **split,
     )
 
 

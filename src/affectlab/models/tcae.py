@@ -140,23 +140,45 @@ class TCAEDecoder(nn.Module):
         return out[:, :2], out[:, 2:]
 
 
-def identity_grid(size: int, device=None, dtype=None) -> torch.Tensor:
-    """Identity sampling grid G (1,2,S,S): channel 0 = x (along width), 1 = y, ``linspace(-1, 1, S)``."""
-    axis = torch.linspace(-1.0, 1.0, size, device=device, dtype=dtype)
+def identity_grid(size: int, device=None) -> torch.Tensor:
+    """Identity sampling grid G (1,2,S,S) in float32: channel 0 = x (along width), 1 = y.
+
+    Built as ``linspace(-1, 1, S)`` in float64 and rounded once to float32, which is bit-equal to the
+    official ``torch.Tensor(np.linspace(-1, 1, S))``. It never follows an autocast dtype: in bf16 the
+    coordinates near ±1 are 2**-8 apart (half a pixel at 256 px) and neighbouring columns collapse.
+    """
+    axis = torch.linspace(-1.0, 1.0, size, dtype=torch.float64).to(device=device, dtype=torch.float32)
     gy, gx = torch.meshgrid(axis, axis, indexing="ij")
     return torch.stack([gx, gy])[None]
 
 
 def sampling_grid(displacement: torch.Tensor) -> torch.Tensor:
-    """clamp(G + Δ, -1, 1) for a field Δ (B,2,H,W) on a square image (spec §1.1 "Warping")."""
-    grid = identity_grid(displacement.shape[-1], displacement.device, displacement.dtype)
-    return (grid + displacement).clamp(-1.0, 1.0)
+    """clamp(G + Δ, -1, 1) in float32 for a field Δ (B,2,H,W) on a square image (spec §1.1 "Warping").
+
+    The sum is formed in float32 whatever the dtype of Δ (e.g. bf16 under autocast)."""
+    grid = identity_grid(displacement.shape[-1], displacement.device)
+    return (grid + displacement.float()).clamp(-1.0, 1.0)
 
 
 def warp(image: torch.Tensor, displacement: torch.Tensor) -> torch.Tensor:
-    """Backward warp: output(p) = bilinear sample of ``image`` at clamp(G + Δ)(p), align_corners=True."""
-    grid = sampling_grid(displacement).permute(0, 2, 3, 1)
-    return F.grid_sample(image, grid, mode="bilinear", padding_mode="zeros", align_corners=True)
+    """Backward warp: output(p) = bilinear sample of ``image`` at clamp(G + Δ)(p), align_corners=True.
+
+    Runs in float32 with autocast disabled, so a mixed-precision run samples on the exact grid."""
+    with torch.autocast(device_type=displacement.device.type, enabled=False):
+        grid = sampling_grid(displacement).permute(0, 2, 3, 1)
+        return F.grid_sample(image.float(), grid, mode="bilinear", padding_mode="zeros", align_corners=True)
+
+
+def fuse_fields(delta_au: torch.Tensor, logit_au: torch.Tensor, delta_pose: torch.Tensor,
+                logit_pose: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Attention fusion Δ = α_A Δ_A + α_P Δ_P with α = softmax over the two logits; returns (α_A, Δ).
+
+    Δ is written as the official exp-weighted mean ``(Δ_P e^{m_P} + Δ_A e^{m_A}) / (e^{m_P} + e^{m_A})``
+    (the logits are tanh-bounded, so the plain exponentials cannot overflow); it then rounds exactly
+    as the official code does."""
+    weight_au, weight_pose = logit_au.exp(), logit_pose.exp()
+    norm = weight_pose + weight_au
+    return weight_au / norm, (delta_pose * weight_pose + delta_au * weight_au) / norm
 
 
 @dataclass
@@ -211,8 +233,7 @@ class TCAE(nn.Module):
         pixels = source.detach()  # gradients reach the decoders only through the sampling grids
         au_changed = warp(pixels, delta_au)
         pose_changed = warp(pixels, delta_pose)
-        attention_au = torch.softmax(torch.cat([logit_au, logit_pose], dim=1), dim=1)[:, :1]
-        delta = attention_au * delta_au + (1.0 - attention_au) * delta_pose
+        attention_au, delta = fuse_fields(delta_au, logit_au, delta_pose, logit_pose)
         reconstruction = warp(pixels, delta)
         phi_au, psi_au = self.encoder(au_changed)
         phi_pose, psi_pose = self.encoder(pose_changed)
