@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from data_modules.base import DATAMODULES, DataConfig
-from data_modules.face import FaceDataModule, check_fold, skipped_frame
+from data_modules.face import FaceDataModule, check_fold, fallback_landmarks, skipped_frame
 from data_modules.frames import DataFormatError, check_codes, first_existing, parse_int_rows, require_dir
 from data_modules.transforms import EYES_66, reflect_66
 
@@ -110,8 +110,10 @@ class DISFADataModule(FaceDataModule):
     release = "DISFA"
     layout = LAYOUT
     tasks = ("au_occurrence", "au_intensity", "pairs", "clips", "sequences")
-    parse_keys = ("camera", "landmarks_one_based", "align")
+    parse_keys = ("camera", "landmarks_one_based")
     protocol = "disfa/3fold"
+    #: labelled frames of the test part (ME-GraphAU counts; SN010 has 4,844 label lines)
+    expected_test = {1: 43605, 2: 43605, 3: 43604}
     eyes = EYES_66
     flip_permutation = reflect_66()
 
@@ -189,9 +191,7 @@ class DISFADataModule(FaceDataModule):
             raise DataFormatError(f"disfa: no labelled frames found under {label_dir}\nExpected layout:\n{LAYOUT}")
         df = pd.DataFrame(rows)
         if "landmarks" in df:
-            from data_modules.bp4d import fill_landmarks
-
-            df, extra = fill_landmarks(df, self.cfg.align)
+            df, extra = fallback_landmarks(df)
             skipped += extra
         part_of = {s: p for p, subs in PARTS.items() for s in subs}
         df["part"] = df["subject"].map(part_of).fillna(0).astype(int)

@@ -25,7 +25,7 @@ from data_modules.seeded_sampler import seeded_train_loader
 from data_modules.transforms import FaceTransform
 
 SPLITS = ("train", "val", "test")
-MANIFEST_VERSION = 1
+MANIFEST_VERSION = 2  # 2: landmark_source / landmark_indexing columns, no frame dropped for want of landmarks
 
 
 class EvalDistributedSampler(DistributedSampler):
@@ -72,6 +72,9 @@ class FaceDataModule(L.LightningDataModule):
     occurrence_threshold: ClassVar[Optional[int]] = None
     au_names: list[str] = []
     class_names: list[str] = []
+    #: test items of the real release per fold, as the reference implementation counts them
+    #: (datasets.md); None = no published count
+    expected_test: ClassVar[Optional[dict[int, int]]] = None
 
     def __init__(self, cfg: Any) -> None:
         super().__init__()
@@ -88,6 +91,8 @@ class FaceDataModule(L.LightningDataModule):
         self._skipped: Optional[pd.DataFrame] = None
         self._splits: Optional[dict[str, pd.DataFrame]] = None
         self._datasets: dict[str, Dataset] = {}
+        #: training frames left out because their sequence has no tracked landmarks (align=true)
+        self.train_skipped_untracked = 0
 
     # ------------------------------------------------------------------ paths and manifests
     @property
@@ -169,6 +174,11 @@ class FaceDataModule(L.LightningDataModule):
     def _get_splits(self) -> dict[str, pd.DataFrame]:
         if self._splits is None:
             train, test = self._protocol(self.full_manifest())
+            if self.cfg.align and "landmark_source" in train:
+                # training may skip what the test fold must keep: a crop without the face's own landmarks
+                untracked = train["landmark_source"] == "release_median"
+                self.train_skipped_untracked = int(untracked.sum())
+                train = train[~untracked]
             train, val = self._carve_val(train, test)
             splits = {"train": train, "val": val, "test": test}
             if self.cfg.limit_items:
@@ -296,6 +306,33 @@ class FaceDataModule(L.LightningDataModule):
         return self._loader("test")
 
     # ------------------------------------------------------------------ reporting
+    def expected_test_items(self) -> Optional[int]:
+        """The protocol's test-fold size for the real release (None for synthetic data or no count)."""
+        if self.cfg.root is None or self.expected_test is None:
+            return None
+        return self.expected_test.get(int(self.cfg.fold))
+
+    def test_set_record(self) -> dict[str, Any]:
+        """What the test fold holds against the protocol: the ``test_set`` entry of ``results.json``.
+
+        ``items`` / ``expected_items`` / ``matches_protocol`` (None when no count applies), and for
+        landmark datasets ``landmark_fallback`` (test frames cropped without their own landmarks, by
+        kind) and ``landmark_indexing`` (2DFeatures convention per sequence, BP4D).
+        """
+        test = self.manifest("test")
+        expected = self.expected_test_items()
+        rec: dict[str, Any] = {"items": len(test), "expected_items": expected,
+                               "matches_protocol": None if expected is None else len(test) == expected}
+        if self.cfg.limit_items:
+            rec["limit_items"] = int(self.cfg.limit_items)
+        if "landmark_source" in test:
+            kinds = test.loc[test["landmark_source"] != "tracked", "landmark_source"].value_counts()
+            rec["landmark_fallback"] = {str(k): int(v) for k, v in sorted(kinds.items())}
+        if "landmark_indexing" in test:
+            per_seq = test.drop_duplicates("sequence")["landmark_indexing"].value_counts()
+            rec["landmark_indexing"] = {str(k): int(v) for k, v in sorted(per_seq.items())}
+        return rec
+
     def summary(self) -> dict[str, Any]:
         """Counts per split, label base rates and skipped items (what ``affectlab data summary`` prints)."""
         out: dict[str, Any] = {"dataset": self.cfg.name, "root": str(self.root), "task": self.cfg.task,
@@ -321,7 +358,51 @@ class FaceDataModule(L.LightningDataModule):
             out["splits"][split] = info
         sk = self.skipped()
         out["skipped"] = sk.to_dict("records")
+        if self.train_skipped_untracked:
+            out["skipped"].append({"item": f"{self.train_skipped_untracked} train frames",
+                                   "reason": "sequence has no tracked landmarks: skipped in training (align=true)",
+                                   "file": ""})
+        out["test_set"] = self.test_set_record()
         return out
+
+
+def fallback_landmarks(df: pd.DataFrame) -> tuple[pd.DataFrame, list[dict]]:
+    """Give every frame landmarks to crop by, and say where they came from (``landmark_source``).
+
+    ``tracked``: the frame's own. ``sequence_median``: an untracked frame of a sequence with tracked
+    frames takes the per-point median over them (the head moves little within a task).
+    ``release_median``: a sequence with no tracked frame takes the median over the whole release;
+    the lab releases film every subject with one fixed camera rig, so this is a detector-free crop
+    around where faces sit in that rig (training skips these frames, tests keep them). When the
+    release has no tracked frame at all, the landmarks column is dropped and every frame gets the
+    transform's centre crop (``centre_crop``). No frame is dropped here.
+    """
+    lms = [x if isinstance(x, np.ndarray) else None for x in df["landmarks"].tolist()]
+    source = ["tracked" if x is not None else "" for x in lms]
+    tracked = [x for x in lms if x is not None]
+    df = df.copy()
+    if not tracked:
+        df["landmark_source"] = "centre_crop"
+        return df.drop(columns="landmarks"), [
+            {"item": "*", "reason": "no tracked landmarks in the release: centre crop for every frame", "file": ""}]
+    release = np.median(np.stack(tracked), axis=0).astype(np.float32)
+    skipped = []
+    for seq, idx in df.groupby("sequence", sort=False).indices.items():
+        missing = [i for i in idx if lms[i] is None]
+        if not missing:
+            continue
+        known = [lms[i] for i in idx if lms[i] is not None]
+        kind = "sequence_median" if known else "release_median"
+        fill = np.median(np.stack(known), axis=0).astype(np.float32) if known else release
+        for i in missing:
+            lms[i], source[i] = fill, kind
+        reason = (f"{len(missing)} untracked frames cropped by the sequence's median landmarks" if known else
+                  f"no tracked frame: {len(missing)} frames cropped by the release's median landmarks "
+                  f"(kept in test, skipped in training)")
+        skipped.append({"item": seq, "reason": reason, "file": ""})
+    df["landmarks"] = lms
+    df["landmark_source"] = source
+    return df, skipped
 
 
 def check_fold(name: str, fold: int, n: int) -> None:
@@ -333,4 +414,5 @@ def skipped_frame(rows: list[dict]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["item", "reason", "file"])
 
 
-__all__ = ["FaceDataModule", "EvalDistributedSampler", "DataFormatError", "check_fold", "skipped_frame"]
+__all__ = ["FaceDataModule", "EvalDistributedSampler", "DataFormatError", "check_fold", "fallback_landmarks",
+           "skipped_frame"]
