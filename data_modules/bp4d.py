@@ -85,34 +85,37 @@ def read_2d_features(path: Path, one_based: bool = True) -> list[Optional[np.nda
 FIT_INDEXINGS = ("auto", "image", "coded")
 
 
-def fit_indexing(path: Path, n_fit: int, image_indices: list[int], n_coded: int, setting: str = "auto") -> Optional[str]:
+def fit_indexing(path: Path, n_fit: int, image_indices: list[int], coded_images: list[int],
+                 setting: str = "auto") -> Optional[str]:
     """Which frame element i of ``fit`` describes, decided from the lengths (the spec says only "one
     element per frame").
 
-    ``image``: element i ↔ image ``i`` of the sequence folder counted from 0 (``len(fit)`` = last
-    image index + 1, or the number of images); ``coded``: element r ↔ row r of the AU_OCC file
-    (``len(fit)`` = number of AU-coded frames). Returns None when both fit and the mapping differs
-    (the caller decides from the release's other sequences); fails naming the file when neither fits
-    or when a forced ``setting`` does not.
+    ``image``: element i ↔ image ``i`` of the sequence folder counted from 0, so ``fit`` reaches
+    at least the last image (``len(fit)`` ≥ last image index + 1; trailing untracked images may be
+    absent from the folder); ``coded``: element r ↔ row r of the AU_OCC file (``len(fit)`` = number of
+    AU-coded frames; ``coded_images`` are their image indices). Both fit only when every image is
+    AU-coded: when the two readings then map elements to the same images (coded images 0..n−1) the
+    answer is ``image``, otherwise None and the caller decides from the release's other sequences.
+    Fails naming the file when neither fits or when a forced ``setting`` does not.
     """
-    n_images = len(image_indices)
-    last = max(image_indices) + 1 if image_indices else 0
-    fits = {"image": n_fit in (last, n_images), "coded": n_fit == n_coded}
+    n_coded = len(coded_images)
+    needed = max(image_indices) + 1 if image_indices else 0
+    fits = {"image": n_fit >= needed, "coded": n_fit == n_coded}
+    expects = {"image": f"at least {needed} (one per image 0..{needed - 1} of the sequence folder)",
+               "coded": f"{n_coded} (one per AU-coded frame, the rows of the AU_OCC file)"}
     if setting != "auto":
         if not fits[setting]:
-            raise DataFormatError(
-                f"{path}: landmark_indexing={setting} expects {'the image count' if setting == 'image' else 'the AU-coded frame count'} "
-                f"({last if setting == 'image' else n_coded} elements), but 'fit' has {n_fit}")
+            raise DataFormatError(f"{path}: 'fit' has {n_fit} elements; landmark_indexing={setting} expects "
+                                  f"{expects[setting]}")
         return setting
     if fits["image"] and fits["coded"]:
-        return None
+        return "image" if list(coded_images) == list(range(n_coded)) else None
     if fits["image"] or fits["coded"]:
         return "image" if fits["image"] else "coded"
     raise DataFormatError(
-        f"{path}: 'fit' has {n_fit} elements, but neither convention fits: one element per image of the "
-        f"sequence folder expects {last} (images 0..{last - 1}; {n_images} present), one element per "
-        f"AU-coded frame expects {n_coded} (rows of the AU_OCC file). Check that the MAT file belongs "
-        f"to this sequence, or set data.landmark_indexing=image|coded to force one.")
+        f"{path}: 'fit' has {n_fit} elements, but neither convention fits: one element per image expects "
+        f"{expects['image']}, one element per AU-coded frame expects {expects['coded']}. Check that the "
+        f"MAT file belongs to this sequence, or set data.landmark_indexing=image|coded to force one.")
 
 
 @dataclass
@@ -251,8 +254,8 @@ class BP4DDataModule(FaceDataModule):
             mat = feat_dir / f"{subject}_{task}.mat"
             if mat.is_file():
                 fits[seq] = read_2d_features(mat, cfg.landmarks_one_based)
-                indexing[seq] = fit_indexing(mat, len(fits[seq]), sorted(images), len(frame_nos),
-                                             cfg.landmark_indexing)
+                indexing[seq] = fit_indexing(mat, len(fits[seq]), sorted(images),
+                                             [int(f) - cfg.frame_offset for f in frame_nos], cfg.landmark_indexing)
             for r, f in enumerate(frame_nos):
                 image_index = int(f) - cfg.frame_offset
                 path = images.get(image_index)

@@ -336,7 +336,7 @@ class FaceDataModule(L.LightningDataModule):
     def summary(self) -> dict[str, Any]:
         """Counts per split, label base rates and skipped items (what ``affectlab data summary`` prints)."""
         out: dict[str, Any] = {"dataset": self.cfg.name, "root": str(self.root), "task": self.cfg.task,
-                               "fold": self.cfg.fold, "splits": {}}
+                               "fold": self.cfg.fold, "protocol": getattr(self, "protocol", None), "splits": {}}
         for split in SPLITS:
             df = self.manifest(split)
             info: dict[str, Any] = {"rows": len(df), "groups": int(df["group"].nunique()) if len(df) else 0}

@@ -53,6 +53,10 @@ def _format(summary: dict[str, Any], max_skipped: int) -> str:
                 lines.append(f"{split} {key.replace('_', ' ')}: {values}")
         if info.get("unlabelled_codes"):
             lines.append(f"{split} unlabelled (code 9) entries: {info['unlabelled_codes']}")
+    if "test_set" in summary:
+        from affectlab.engine.summary import format_test_set
+
+        lines += [""] + format_test_set(summary["test_set"], summary.get("protocol"), summary["fold"])
     skipped = summary["skipped"]
     lines += ["", f"skipped while parsing: {len(skipped)}"]
     for rec in skipped[:max_skipped]:
