@@ -142,3 +142,18 @@ def test_expected_counts_are_the_published_ones(tmp_path, name, keys, expected):
     from data_modules import create_datamodule
 
     assert create_datamodule(name, root=str(tmp_path), **keys).expected_test_items() == expected
+
+
+def test_results_record_carries_the_test_set(mini, tmp_path):
+    from types import SimpleNamespace
+
+    from affectlab.config import compose
+    from affectlab.engine.runner import build_record
+
+    root, _ = mini
+    dm = make("bp4d", root / "BP4D", fold=1)
+    cfg = compose(["METHOD=baseline", "DATA=toyau", f"run_root={tmp_path}", "logger.wandb.enabled=false"])
+    run = SimpleNamespace(read_info=dict, config_hash="x", path=tmp_path)
+    record = build_record(cfg, run, SimpleNamespace(datamodule=dm, name="s", url=None), {}, "val", 1.0)
+    assert record["test_set"] == dm.test_set_record()
+    assert record["test_set"]["matches_protocol"] is False and record["test_set"]["expected_items"] == 46034
