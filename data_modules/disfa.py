@@ -1,7 +1,7 @@
 """DISFA: AU occurrence (8 AUs, present iff intensity ≥ 2) and intensity (12 AUs) from the AVIs.
 
 Frames are decoded once per camera into ``<cache>/frames/<Camera>/SNxxx/NNNNN.jpg`` (0-based decode
-order) and reused. Label line t (frame t, 1-based) ↔ decoded frame t−1. As in ME-GraphAU, the
+order; resumable, one process at a time, see :func:`data_modules.frames.extract_frames`) and reused. Label line t (frame t, 1-based) ↔ decoded frame t−1. As in ME-GraphAU, the
 number of labelled frames of a subject is the line count of its label files, so SN010's 4,844
 lines use 4,844 of its video frames; extra video frames are reported, missing ones skipped.
 """
@@ -19,7 +19,8 @@ import pandas as pd
 
 from data_modules.base import DATAMODULES, DataConfig
 from data_modules.face import FaceDataModule, check_fold, fallback_landmarks, skipped_frame
-from data_modules.frames import DataFormatError, check_codes, first_existing, parse_int_rows, require_dir
+from data_modules.frames import (DataFormatError, check_codes, extract_frames, first_existing, parse_int_rows,
+                                 require_dir)
 from data_modules.transforms import EYES_66, reflect_66
 
 DISFA_AUS = [1, 2, 4, 6, 9, 12, 25, 26]
@@ -36,41 +37,6 @@ LAYOUT = """  <root>/Videos_LeftCamera/LeftVideoSN001_comp.avi     (camera=left)
   <root>/Video_RightCamera/RightVideoSN001_comp.avi    (camera=right; 'Videos_RightCamera' accepted)
   <root>/ActionUnit_Labels/SN001/SN001_au1.txt ... SN001_au26.txt   ('frame,intensity' lines, 1-based, 0-5)
   <root>/Landmark_Points/SN001/tmp_frame_lm/SN001_0000_lm.mat       (optional: 'pts' 66x2, 0-based index)"""
-
-
-def extract_frames(video: Path, out_dir: Path, desc: str) -> int:
-    """Decode every frame of ``video`` to ``out_dir/NNNNN.jpg`` once; returns the frame count.
-
-    Written to a temporary folder renamed at the end, so an interrupted run never leaves a partial cache.
-    """
-    done = out_dir / ".complete"
-    if done.is_file():
-        return int(done.read_text())
-    from tqdm import tqdm
-
-    cap = cv2.VideoCapture(str(video))
-    if not cap.isOpened():
-        raise DataFormatError(f"disfa: cannot open video {video} (OpenCV could not decode it)")
-    total = int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) or None
-    tmp = out_dir.with_name(out_dir.name + f".tmp{os.getpid()}")
-    tmp.mkdir(parents=True, exist_ok=True)
-    n = 0
-    with tqdm(total=total, desc=desc, unit="frame", leave=False) as bar:
-        while True:
-            ok, frame = cap.read()
-            if not ok:
-                break
-            cv2.imwrite(str(tmp / f"{n:05d}.jpg"), frame, [cv2.IMWRITE_JPEG_QUALITY, 95])
-            n += 1
-            bar.update(1)
-    cap.release()
-    (tmp / ".complete").write_text(str(n))
-    if out_dir.exists():
-        import shutil
-
-        shutil.rmtree(out_dir)
-    os.replace(tmp, out_dir)
-    return n
 
 
 LANDMARK_NAME = re.compile(r"^(?:SN\d{3}_|l0)(\d{4})_lm\.mat$")

@@ -157,3 +157,46 @@ def test_results_record_carries_the_test_set(mini, tmp_path):
     record = build_record(cfg, run, SimpleNamespace(datamodule=dm, name="s", url=None), {}, "val", 1.0)
     assert record["test_set"] == dm.test_set_record()
     assert record["test_set"]["matches_protocol"] is False and record["test_set"]["expected_items"] == 46034
+
+
+def _renumber(folder, shift: int) -> None:
+    files = sorted(folder.iterdir(), reverse=shift > 0)
+    for p in files:
+        k = int(p.stem.split("_")[1])
+        p.rename(p.with_name(f"{p.stem.split('_')[0]}_{k + shift:04d}_lm.mat"))
+
+
+@pytest.mark.parametrize("base", [0, 1])
+def test_disfa_landmark_file_numbering_is_read_from_the_files(tmp_path, base):
+    root = tmp_path / "DISFA"
+    releases.write_disfa(root, subjects=["SN001", "SN003"], n_frames=5)
+    eyes = releases.write_disfa_landmarks(root, "SN001", 5)
+    _renumber(root / "Landmark_Points" / "SN001" / "tmp_frame_lm", base)
+    df = make("disfa", root).full_manifest()
+    sn1 = df[df["subject"] == "SN001"].sort_values("frame")
+    assert (sn1["landmark_source"] == "tracked").all()
+    for (_, row), (left, _) in zip(sn1.iterrows(), eyes):  # label line t ↔ video frame t−1 ↔ eyes[t−1]
+        np.testing.assert_allclose(row["landmarks"][36:42].mean(0), left, atol=1e-4)
+
+
+def test_disfa_conventions_that_do_not_fit_fail_naming_the_file(tmp_path):
+    root = tmp_path / "DISFA"
+    releases.write_disfa(root, subjects=["SN001"], n_frames=5)
+    releases.write_disfa_landmarks(root, "SN001", 5)
+    lm_dir = root / "Landmark_Points" / "SN001" / "tmp_frame_lm"
+    (lm_dir / "SN001_0000_lm.mat").unlink()
+    (lm_dir / "SN001_0004_lm.mat").unlink()  # numbers 1..3 of 5 frames: 0- or 1-based cannot be told
+    with pytest.raises(DataFormatError, match="numbered 1..3 for 5 labelled frames") as err:
+        make("disfa", root).full_manifest()
+    assert str(lm_dir) in str(err.value)
+    assert len(make("disfa", root, landmark_index_base=1).full_manifest()) == 5
+    # a label file with a gap, and labels beyond the video's end
+    bad = root / "ActionUnit_Labels" / "SN001" / "SN001_au2.txt"
+    lines = bad.read_text().splitlines()
+    bad.write_text("\n".join(lines[:2] + lines[3:]) + "\n")
+    with pytest.raises(DataFormatError, match=r"SN001_au2.txt:3: frame 4; expected frames numbered 1, 2, 3"):
+        make("disfa", root, landmark_index_base=1).full_manifest()
+    for au_file in (root / "ActionUnit_Labels" / "SN001").iterdir():
+        au_file.write_text("".join(f"{f},0\n" for f in range(1, 8)))
+    with pytest.raises(DataFormatError, match="5 frames decoded, but .*labels 7"):
+        make("disfa", root, landmark_index_base=1).full_manifest()
