@@ -158,6 +158,8 @@ class FaceDataModule(L.LightningDataModule):
                 with open(tmp, "wb") as fh:
                     pickle.dump({"fingerprint": fingerprint, "manifest": self._full, "skipped": self._skipped}, fh)
                 os.replace(tmp, path)
+            if "row_id" not in self._full:  # position in the full manifest: the key of prepared crops
+                self._full = self._full.assign(row_id=np.arange(len(self._full)))
         return self._full
 
     def skipped(self) -> pd.DataFrame:
@@ -218,9 +220,9 @@ class FaceDataModule(L.LightningDataModule):
         return torch.tensor(rate, dtype=torch.float32)
 
     # ------------------------------------------------------------------ datasets
-    def _transform(self, train: bool) -> FaceTransform:
+    def _transform(self, train: bool, prepared: bool = False) -> FaceTransform:
         c = self.cfg
-        return FaceTransform(c.image_size, c.normalize, train, align=c.align, eye_y=c.align_eye_y,
+        return FaceTransform(c.image_size, c.normalize, train, align=c.align and not prepared, eye_y=c.align_eye_y,
                              eye_distance=c.align_eye_distance, hflip=c.hflip,
                              steps=c.train_transforms if train else c.eval_transforms,
                              eyes=self.eyes, flip_permutation=self.flip_permutation)
@@ -240,8 +242,10 @@ class FaceDataModule(L.LightningDataModule):
         df, tf, name = self.manifest(split), self._transform(train), c.name
         common = dict(dataset=name, max_bad_fraction=c.max_bad_fraction, train=train, seed=c.split_seed)
         if c.task in ("au_occurrence", "au_intensity"):
-            return FrameDataset(df, tf, c.task, self.au_columns(), occurrence_threshold=self.occurrence_threshold,
-                                **common)
+            prepared = self.prepared()
+            return FrameDataset(df, self._transform(train, prepared=True) if prepared else tf, c.task,
+                                self.au_columns(), occurrence_threshold=self.occurrence_threshold,
+                                prepared=prepared, on_the_fly=tf if prepared else None, **common)
         if c.task in ("expression", "clips"):
             tracks = self.tracks(df)
             if train and c.clips_per_track > 1:
@@ -259,6 +263,15 @@ class FaceDataModule(L.LightningDataModule):
                 windows = [w for w in windows if w["mask"].any()]
             return SequenceDataset(windows, tf, c.sequence_length, **common)
         raise ValueError(f"unknown task {c.task!r}")
+
+    def prepared(self):
+        """The finished ``affectlab data prepare`` output for the current sources and alignment settings
+        (frame tasks of landmark datasets; None when absent, stale or ``use_prepared`` is off)."""
+        if not self.cfg.use_prepared or self.eyes is None:
+            return None
+        from data_modules.prepared import find_prepared
+
+        return find_prepared(self)
 
     def prepare_data(self) -> None:
         """Parse (and for DISFA/videos extract frames) once, on the main process only."""
