@@ -6,7 +6,9 @@ the ``realres`` synthetic stand-in (BP4D 1040×1392 JPEG, DISFA 1024×768 AVI at
 in this process (= one DataLoader worker): decode + landmark alignment + augmentation + normalisation.
 In the same run a plain PIL reference does equivalent work on the same files (``Image.open`` →
 similarity warp from the same landmarks, or a resize for face crops → flip → ``to_tensor`` →
-normalise). DISFA's one-time frame extraction is timed separately on one real-size AVI.
+normalise). For the frame presets of landmark datasets the one-time ``affectlab data prepare`` is then
+run (timed) and the same items are read again from the prepared crops. DISFA's one-time frame
+extraction is timed separately on one real-size AVI.
 
 GPU side: frames one training step consumes per second = (frames per step) / (step time), with the
 step time = 3 × forward FLOPs per frame × frames per step / an assumed sustained 50 TFLOP/s (the same
@@ -90,10 +92,10 @@ def time_items(fn, n: int) -> float:
     return time.perf_counter() - start
 
 
-def measure(preset: str, dataset: str, root: Path, items: int) -> dict:
+def measure(preset: str, dataset: str, root: Path, items: int, cache: Path) -> dict:
     cfg = compose([f"EXP={preset}", f"DATA={dataset}", f"data.root={root / dataset_dir(dataset)}",
                    "data.num_workers=0", "data.val_fraction=0", "data.limit_items=null"])
-    keys = dict(cfg.data)
+    keys = dict(cfg.data, cache_dir=str(cache / f"{preset}-{dataset}"))  # fresh: preparation is timed
     if keys.get("task") in ("sequences", "pairs"):
         keys["task"] = "au_intensity"  # the same per-frame decode + align + augment, one frame per item
     dm = create_datamodule(keys)
@@ -102,6 +104,17 @@ def measure(preset: str, dataset: str, root: Path, items: int) -> dict:
     frames_per_item = 1 if "path" in df else int(keys["clip_segments"]) * int(keys["clip_frames_per_segment"])
     n = min(items, len(ds) - 1)
     t_ours = time_items(lambda i: ds[i % len(ds)], n)
+    prepared = prep_rate = None
+    if dm.eyes is not None and keys.get("task") in ("au_occurrence", "au_intensity"):
+        from data_modules.prepared import prepare
+
+        start = time.perf_counter()
+        prepare(dm, progress=False)
+        prep_rate = len(dm.full_manifest()) / (time.perf_counter() - start)
+        dm_prepared = create_datamodule(keys)
+        ds_prepared = dm_prepared.dataset("train")
+        assert ds_prepared.prepared is not None
+        prepared = n / time_items(lambda i: ds_prepared[i % len(ds_prepared)], n)
     c = dm.cfg
     ref = PILReference(c.image_size, c.normalize, dm.eyes if c.align else None, c.align_eye_y, c.align_eye_distance)
     if "path" in df:
@@ -114,7 +127,8 @@ def measure(preset: str, dataset: str, root: Path, items: int) -> dict:
             return torch.stack([ref.frame(paths[k], None) for k in idx])
         t_ref = time_items(clip, n)
     return {"image_size": int(c.image_size), "batch": int(c.batch_size), "frames_per_item": frames_per_item,
-            "ours": n * frames_per_item / t_ours, "ref": n * frames_per_item / t_ref}
+            "ours": n * frames_per_item / t_ours, "ref": n * frames_per_item / t_ref, "prepared": prepared,
+            "prepare_rate": prep_rate}
 
 
 def dataset_dir(name: str) -> str:
@@ -148,15 +162,16 @@ def main() -> None:
     root = ensure_synthetic("realres", 0, datasets=["bp4d", "disfa", "dfew", "ferv39k"], progress=True)
     torch.set_num_threads(1)
     rate, n, (w, h, fps) = extraction_rate(root)
-    print(f"DISFA extraction: {w}x{h} AVI at {fps:.0f} fps, {n} frames: {rate:.0f} frames/s per process → "
+    print(f"\nDISFA extraction: {w}x{h} AVI at {fps:.0f} fps, {n} frames: {rate:.0f} frames/s per process → "
           f"{4845 * 27 * 2 / rate / 60:.0f} min for 27 subjects × 4,845 frames × 2 cameras in one process\n")
     head = (f"{'preset':<28} {'data':<8} {'size':>4} {'PIL fr/s':>9} {'ours fr/s':>9} {'x15 fr/s':>9} "
-            f"{'GPU fr/s':>9} {'workers':>7}  verdict")
+            f"{'GPU fr/s':>9} {'workers':>7}  {'prepared fr/s':>13} {'workers':>7}  verdict")
     print(head)
     print("-" * len(head))
     gmacs_cache: dict = {}
+    cache = tempfile.mkdtemp(prefix="realres-cache-")
     for preset, dataset, backbone in CASES:
-        r = measure(preset, dataset, root, args.items)
+        r = measure(preset, dataset, root, args.items, Path(cache))
         size = r["image_size"]
         if isinstance(backbone, str):
             gmacs = gmacs_cache.setdefault((backbone, size), forward_gmacs(backbone, size))
@@ -164,10 +179,16 @@ def main() -> None:
             gmacs = backbone * (size / 112) ** 2
         gpu = ASSUMED_TFLOPS * 1e12 / (3 * 2 * gmacs * 1e9)  # frames/s one GPU's steps consume
         workers = gpu / r["ours"]
-        verdict = "fed" if workers <= WORKERS_PER_MACHINE else "GPU starves"
+        best = r["prepared"] or r["ours"]
+        verdict = "fed" if gpu / best <= WORKERS_PER_MACHINE else "GPU starves"
+        prep = f"{r['prepared']:>13.0f} {gpu / r['prepared']:>7.1f}" if r["prepared"] else f"{'-':>13} {'-':>7}"
         print(f"{preset:<28} {dataset:<8} {size:>4} {r['ref']:>9.0f} {r['ours']:>9.0f} "
-              f"{r['ours'] * WORKERS_PER_MACHINE:>9.0f} {gpu:>9.0f} {workers:>7.1f}  {verdict} "
-              f"({gmacs:.2f} GMAC/frame fwd)")
+              f"{r['ours'] * WORKERS_PER_MACHINE:>9.0f} {gpu:>9.0f} {workers:>7.1f}  {prep}  {verdict} "
+              f"({gmacs:.2f} GMAC/frame fwd"
+              + (f"; prepare {r['prepare_rate']:.0f} fr/s once)" if r["prepare_rate"] else ")"), flush=True)
+    import shutil
+
+    shutil.rmtree(cache, ignore_errors=True)
 
 
 if __name__ == "__main__":

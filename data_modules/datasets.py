@@ -86,7 +86,9 @@ class FrameDataset(_Base):
             self.values = np.where(self.mask, codes, 0).astype(np.float32)
         self.key = "au" if task == "au_occurrence" else "intensity"
         self.landmarks = self.df["landmarks"].tolist() if "landmarks" in self.df else None
-        self.meta_cols = [c for c in ("subject", "sequence", "frame") if c in self.df]
+        # plain lists: a pandas row lookup per item costs more than reading a prepared crop
+        self.meta = {c: [_py(v) for v in self.df[c]] for c in ("subject", "sequence", "frame") if c in self.df}
+        self.row_ids = self.df["row_id"].tolist() if "row_id" in self.df else None
 
     def __len__(self) -> int:
         return len(self.df)
@@ -105,18 +107,17 @@ class FrameDataset(_Base):
         return i, image, lm_out
 
     def __getitem__(self, index: int) -> dict:
-        found = self.prepared.get(int(self.df["row_id"].iat[index])) if self.prepared is not None else None
+        found = self.prepared.get(self.row_ids[index]) if self.prepared is not None else None
         if found is not None:
             i, (frame, lm0) = index, found
             image, lm_out = self.transform(frame[None], None if lm0 is None else [lm0], self._rng(i))
         else:
             i, image, lm_out = self._decode_and_transform(index)
-        row = self.df.iloc[i]
         sample = {
             "image": image[0],
             self.key: torch.from_numpy(self.values[i]),
             f"{self.key}_mask": torch.from_numpy(self.mask[i]),
-            "meta": {"dataset": self.dataset, "index": i, **{c: _py(row[c]) for c in self.meta_cols}},
+            "meta": {"dataset": self.dataset, "index": i, **{c: v[i] for c, v in self.meta.items()}},
         }
         if lm_out is not None:
             sample["landmarks"] = torch.from_numpy(lm_out)

@@ -64,7 +64,7 @@ def test_sequence_where_neither_convention_fits_fails_naming_the_file(tmp_path):
     # through the CLI: the message, exit code 2, no traceback
     from affectlab.commands import data
 
-    code = data.run(argparse.Namespace(overrides=["DATA=bp4d", f"root={root}"], check_images=False, max_skipped=5))
+    code = data.run(argparse.Namespace(action="summary", overrides=["DATA=bp4d", f"root={root}"], check_images=False, max_skipped=5))
     assert code == 2
 
 
@@ -123,7 +123,7 @@ def test_test_fold_differing_from_the_protocol_count_is_loud(mini, capsys):
     text = format_summary({"method": "m", "dataset": "bp4d", "protocol": "bp4d/3fold", "fold": 1,
                            "metrics": {"f1_mean": 0.5}, "test_set": record})
     assert "WARNING" in text and "46034" in text and "NOT comparable" in text
-    assert data.run(argparse.Namespace(overrides=["DATA=bp4d", f"root={root / 'BP4D'}", "fold=1"],
+    assert data.run(argparse.Namespace(action="summary", overrides=["DATA=bp4d", f"root={root / 'BP4D'}", "fold=1"],
                                        check_images=False, max_skipped=5)) == 0
     out = capsys.readouterr().out
     assert "WARNING" in out and "protocol expects 46034" in out
