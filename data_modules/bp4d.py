@@ -173,7 +173,7 @@ class BP4DDataModule(FaceDataModule):
         self.protocol = f"bp4d/{self.split_protocol}"
 
     def expected_test_items(self) -> Optional[int]:
-        if self.cfg.root is None:
+        if self.is_synthetic():
             return None
         if self.split_protocol == "fera2015":
             return FERA2015_DEVEL_FRAMES

@@ -319,9 +319,14 @@ class FaceDataModule(L.LightningDataModule):
         return self._loader("test")
 
     # ------------------------------------------------------------------ reporting
+    def is_synthetic(self) -> bool:
+        """The synthetic stand-in: ``root`` unset, or a release the generator wrote (its ``.complete-*``
+        marker sits beside it); it has no published test-fold size."""
+        return self.cfg.root is None or any(self.root.parent.glob(".complete-*"))
+
     def expected_test_items(self) -> Optional[int]:
         """The protocol's test-fold size for the real release (None for synthetic data or no count)."""
-        if self.cfg.root is None or self.expected_test is None:
+        if self.is_synthetic() or self.expected_test is None:
             return None
         return self.expected_test.get(int(self.cfg.fold))
 

@@ -65,7 +65,7 @@ class FERV39kDataModule(FaceDataModule):
 
     def expected_test_items(self) -> Optional[int]:
         """The official test split holds 7,847 clips (datasets.md §4.3), whatever ``fold`` says."""
-        return None if self.cfg.root is None else 7847
+        return None if self.is_synthetic() else 7847
 
     def _dirs(self) -> tuple[Path, Path]:
         root = self.root

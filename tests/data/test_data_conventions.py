@@ -130,7 +130,10 @@ def test_test_fold_differing_from_the_protocol_count_is_loud(mini, capsys):
     # the synthetic stand-in has no published count: nothing to compare, no warning
     from data_modules import create_datamodule
 
-    assert create_datamodule("bp4d", synthetic_profile="tiny").expected_test_items() is None
+    dm = create_datamodule("bp4d", synthetic_profile="tiny")
+    assert dm.expected_test_items() is None
+    # … also when its release folder is given as root
+    assert create_datamodule("bp4d", root=str(dm.root)).test_set_record()["matches_protocol"] is None
 
 
 @pytest.mark.parametrize("name,keys,expected", [
