@@ -54,6 +54,9 @@ class DataConfig:
     cache_dir: Optional[str] = None
     #: a run fails once more than this fraction of a split's images could not be decoded
     max_bad_fraction: float = 0.01
+    #: frame tasks (au_occurrence, au_intensity) of landmark datasets read the aligned crops written by
+    #: ``affectlab data prepare`` when a preparation for the current sources and alignment settings exists
+    use_prepared: bool = True
 
     # --- transforms ------------------------------------------------------------------------
     #: similarity alignment from landmarks (eye centres) when the dataset provides them

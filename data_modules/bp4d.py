@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from data_modules.base import DATAMODULES, DataConfig
-from data_modules.face import FaceDataModule, check_fold, skipped_frame
+from data_modules.face import FaceDataModule, check_fold, fallback_landmarks, skipped_frame
 from data_modules.frames import DataFormatError, check_codes, first_existing, index_frames, parse_int_rows, require_dir
 from data_modules.transforms import EYES_49, REFLECT_49
 
@@ -27,6 +27,9 @@ PARTS = {
 }
 #: ME-GraphAU naming: fold k tests this part and trains on the other two
 FOLD_TEST_PART = {1: 3, 2: 2, 3: 1}
+#: AU-coded frames per part (every AU_OCC row, as ME-GraphAU lists them; datasets.md §1.3)
+PART_FRAMES = {1: 50631, 2: 50182, 3: 46034}
+FERA2015_DEVEL_FRAMES = 71261
 FERA2015_TRAIN = ("F001 F003 F005 F007 F009 F011 F013 F015 F017 F019 F021 F023 M001 M003 M005 M007 M009 M011 "
                   "M013 M015 M017").split()
 FERA2015_DEVEL = ("F002 F004 F006 F008 F010 F012 F014 F016 F018 F020 F022 M002 M004 M006 M008 M010 M012 M014 "
@@ -43,10 +46,10 @@ INT_DIRS = ("AUCoding/AU_INT", "AU Intensity Codes3.0", "AU-Intensity-Codes3.0")
 
 
 def read_2d_features(path: Path, one_based: bool = True) -> list[Optional[np.ndarray]]:
-    """Per-frame 49×2 landmarks from a ``2DFeatures`` MAT file (v7.3 via h5py, older via scipy).
-
-    Element i of ``fit`` belongs to image i (0-based). Empty ``pred`` → None. MATLAB pixel
-    coordinates are 1-based; they are shifted to 0-based when ``one_based``.
+    """The 49×2 landmarks of every element of ``fit`` in a ``2DFeatures`` MAT file (v7.3 via h5py,
+    older via scipy), in file order; which frame an element belongs to is decided by
+    :func:`fit_indexing`. Empty ``pred`` → None. MATLAB pixel coordinates are 1-based; they are
+    shifted to 0-based when ``one_based``.
     """
     shift = 1.0 if one_based else 0.0
     try:
@@ -79,6 +82,42 @@ def read_2d_features(path: Path, one_based: bool = True) -> list[Optional[np.nda
     return out
 
 
+FIT_INDEXINGS = ("auto", "image", "coded")
+
+
+def fit_indexing(path: Path, n_fit: int, image_indices: list[int], coded_images: list[int],
+                 setting: str = "auto") -> Optional[str]:
+    """Which frame element i of ``fit`` describes, decided from the lengths (the spec says only "one
+    element per frame").
+
+    ``image``: element i ↔ image ``i`` of the sequence folder counted from 0, so ``fit`` reaches
+    at least the last image (``len(fit)`` ≥ last image index + 1; trailing untracked images may be
+    absent from the folder); ``coded``: element r ↔ row r of the AU_OCC file (``len(fit)`` = number of
+    AU-coded frames; ``coded_images`` are their image indices). Both fit only when every image is
+    AU-coded: when the two readings then map elements to the same images (coded images 0..n−1) the
+    answer is ``image``, otherwise None and the caller decides from the release's other sequences.
+    Fails naming the file when neither fits or when a forced ``setting`` does not.
+    """
+    n_coded = len(coded_images)
+    needed = max(image_indices) + 1 if image_indices else 0
+    fits = {"image": n_fit >= needed, "coded": n_fit == n_coded}
+    expects = {"image": f"at least {needed} (one per image 0..{needed - 1} of the sequence folder)",
+               "coded": f"{n_coded} (one per AU-coded frame, the rows of the AU_OCC file)"}
+    if setting != "auto":
+        if not fits[setting]:
+            raise DataFormatError(f"{path}: 'fit' has {n_fit} elements; landmark_indexing={setting} expects "
+                                  f"{expects[setting]}")
+        return setting
+    if fits["image"] and fits["coded"]:
+        return "image" if list(coded_images) == list(range(n_coded)) else None
+    if fits["image"] or fits["coded"]:
+        return "image" if fits["image"] else "coded"
+    raise DataFormatError(
+        f"{path}: 'fit' has {n_fit} elements, but neither convention fits: one element per image expects "
+        f"{expects['image']}, one element per AU-coded frame expects {expects['coded']}. Check that the "
+        f"MAT file belongs to this sequence, or set data.landmark_indexing=image|coded to force one.")
+
+
 @dataclass
 class BP4DConfig(DataConfig):
     name: str = "bp4d"
@@ -92,7 +131,9 @@ class BP4DConfig(DataConfig):
     protocol: Optional[str] = None
     #: 2DFeatures landmark coordinates are MATLAB 1-based
     landmarks_one_based: bool = True
-    #: require landmarks for every frame when align=True (frames without any tracked frame nearby are skipped)
+    #: which frame fit(i) describes: auto (decided per sequence from len(fit) against the image and
+    #: AU-coded frame counts; see docs/datasets.md) | image (image i, counted from 0) | coded (AU_OCC row i)
+    landmark_indexing: str = "auto"
     image_size: int = 112
     normalize: str = "minus_one_one"
 
@@ -108,7 +149,7 @@ class BP4DDataModule(FaceDataModule):
     release = "BP4D"
     layout = LAYOUT
     tasks = ("au_occurrence", "au_intensity", "pairs", "clips", "sequences")
-    parse_keys = ("aus", "intensity_aus", "frame_offset", "landmarks_one_based", "task", "align")
+    parse_keys = ("aus", "intensity_aus", "frame_offset", "landmarks_one_based", "landmark_indexing", "task")
     eyes = EYES_49
     flip_permutation = [i - 1 for i in REFLECT_49]
 
@@ -126,8 +167,17 @@ class BP4DDataModule(FaceDataModule):
             raise ValueError(f"bp4d: protocol must be 3fold or fera2015, got {self.split_protocol!r}")
         if self.split_protocol == "3fold":
             check_fold("bp4d", cfg.fold, 3)
+        if cfg.landmark_indexing not in FIT_INDEXINGS:
+            raise ValueError(f"bp4d: landmark_indexing must be one of {FIT_INDEXINGS}, got {cfg.landmark_indexing!r}")
         #: recorded in results.json
         self.protocol = f"bp4d/{self.split_protocol}"
+
+    def expected_test_items(self) -> Optional[int]:
+        if self.is_synthetic():
+            return None
+        if self.split_protocol == "fera2015":
+            return FERA2015_DEVEL_FRAMES
+        return PART_FRAMES[FOLD_TEST_PART[self.cfg.fold]]
 
     def au_columns(self) -> list[str]:
         prefix = "int" if self.intensity else "au"
@@ -178,6 +228,8 @@ class BP4DDataModule(FaceDataModule):
     def _parse(self) -> tuple[pd.DataFrame, pd.DataFrame]:
         img_dir, occ_dir, int_dir, feat_dir = self._dirs()
         cfg, skipped, frames = self.cfg, [], []
+        fits: dict[str, list] = {}  # sequence → landmarks of every fit element
+        indexing: dict[str, Optional[str]] = {}  # sequence → image | coded | None (both fit)
         occ_files = sorted(occ_dir.glob("*_*.csv"))
         if not occ_files:
             raise DataFormatError(f"bp4d: no <Subject>_<Task>.csv files in {occ_dir}\nExpected layout:\n{LAYOUT}")
@@ -199,10 +251,11 @@ class BP4DDataModule(FaceDataModule):
             else:
                 label_cols = {f"au{au:02d}": codes[:, au - 1] for au in self.aus}
             images = index_frames(img_dir / subject / task)
-            lms = None
             mat = feat_dir / f"{subject}_{task}.mat"
             if mat.is_file():
-                lms = read_2d_features(mat, cfg.landmarks_one_based)
+                fits[seq] = read_2d_features(mat, cfg.landmarks_one_based)
+                indexing[seq] = fit_indexing(mat, len(fits[seq]), sorted(images),
+                                             [int(f) - cfg.frame_offset for f in frame_nos], cfg.landmark_indexing)
             for r, f in enumerate(frame_nos):
                 image_index = int(f) - cfg.frame_offset
                 path = images.get(image_index)
@@ -211,14 +264,17 @@ class BP4DDataModule(FaceDataModule):
                                     "file": str(img_dir / subject / task)})
                     continue
                 row = {"path": str(path), "subject": subject, "sequence": seq, "frame": int(f),
-                       "image_index": image_index, "group": subject}
+                       "image_index": image_index, "occ_row": r, "group": subject}
                 row.update({k: int(v[r]) for k, v in label_cols.items()})
-                if lms is not None:
-                    row["landmarks"] = lms[image_index] if 0 <= image_index < len(lms) else None
                 frames.append(row)
         df = pd.DataFrame(frames)
-        if "landmarks" in df:
-            df, extra = fill_landmarks(df, self.cfg.align)
+        if fits:
+            indexing = resolve_fit_indexing(indexing)
+            df["landmark_indexing"] = df["sequence"].map(indexing).fillna("none")
+            element = np.where(df["landmark_indexing"] == "coded", df["occ_row"], df["image_index"])
+            df["landmarks"] = [fits[q][e] if q in fits and 0 <= e < len(fits[q]) else None
+                               for q, e in zip(df["sequence"], element)]
+            df, extra = fallback_landmarks(df)
             skipped += extra
         part_of = {s: p for p, subs in PARTS.items() for s in subs}
         df["part"] = df["subject"].map(part_of).fillna(0).astype(int)
@@ -234,35 +290,22 @@ class BP4DDataModule(FaceDataModule):
         return df[known & (df["part"] != test_part)], df[df["part"] == test_part]
 
 
-def fill_landmarks(df: pd.DataFrame, align: bool) -> tuple[pd.DataFrame, list[dict]]:
-    """Untracked frames borrow the nearest tracked frame's landmarks in their sequence.
+def resolve_fit_indexing(indexing: dict[str, Optional[str]]) -> dict[str, str]:
+    """Sequences where both conventions fit take the one the release's other sequences use.
 
-    A sequence with no tracked frame at all cannot be aligned like the others: with ``align`` its
-    frames are skipped (and listed); without, the landmarks column is dropped for the whole dataset
-    (a batch cannot mix items with and without landmarks).
+    The convention is a property of how the release was written, so a sequence whose lengths
+    cannot tell (e.g. every image AU-coded) follows the decided ones; when none decides it (or
+    they disagree) the choice would be a guess, and the loader refuses.
     """
-    skipped = []
-    lms = [x if isinstance(x, np.ndarray) else None for x in df["landmarks"].tolist()]
-    drop_rows = []
-    for seq, idx in df.groupby("sequence", sort=False).indices.items():
-        known = [i for i in idx if lms[i] is not None]
-        missing = [i for i in idx if lms[i] is None]
-        if not missing:
-            continue
-        if not known:
-            drop_rows += list(idx)
-            reason = "no landmarks in sequence: frames skipped (align=true)" if align else "no landmarks in sequence"
-            skipped.append({"item": seq, "reason": reason, "file": ""})
-            continue
-        pos = np.array(known)
-        for i in missing:
-            lms[i] = lms[int(pos[np.argmin(np.abs(pos - i))])]
-        skipped.append({"item": seq, "reason": f"{len(missing)} untracked frames use nearest landmarks", "file": ""})
-    df = df.copy()
-    df["landmarks"] = lms
-    if drop_rows and align:
-        df = df.drop(index=df.index[drop_rows]).reset_index(drop=True)
-    elif drop_rows:
-        skipped.append({"item": "*", "reason": "some sequences lack landmarks: landmarks not returned", "file": ""})
-        df = df.drop(columns="landmarks")
-    return df, skipped
+    undecided = sorted(q for q, k in indexing.items() if k is None)
+    if not undecided:
+        return dict(indexing)
+    kinds = {k for k in indexing.values() if k is not None}
+    if len(kinds) != 1:
+        found = "no sequence decides it" if not kinds else "the decided sequences disagree"
+        raise DataFormatError(
+            f"bp4d: cannot tell which frame 2DFeatures fit(i) describes for {', '.join(undecided[:5])}: "
+            f"len(fit) equals both the image count and the AU-coded frame count, and {found}. "
+            f"Set data.landmark_indexing=image (fit(i) = image i from 0) or =coded (fit(i) = AU_OCC row i).")
+    kind = kinds.pop()
+    return {q: k or kind for q, k in indexing.items()}

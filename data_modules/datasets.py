@@ -39,7 +39,7 @@ class _Base(Dataset):
     def _read_for_alignment(self, paths: Sequence[str], lms: Optional[list]) -> tuple[Optional[np.ndarray], Optional[list]]:
         """Decode at the reduced size alignment allows; landmarks rescaled to the decoded pixels."""
         first = next((lm for lm in lms or [] if lm is not None), None)
-        r = self.transform.alignment_reduction(first)
+        r = (getattr(self, "on_the_fly", None) or self.transform).alignment_reduction(first)
         frames = self._read_many(paths, r)
         if r > 1 and lms is not None:
             lms = [None if lm is None else (lm + 0.5) / r - 0.5 for lm in lms]
@@ -69,9 +69,12 @@ class FrameDataset(_Base):
 
     def __init__(self, df: pd.DataFrame, transform: FaceTransform, task: str, au_columns: Sequence[str],
                  dataset: str, max_bad_fraction: float, train: bool, occurrence_threshold: Optional[int] = None,
-                 seed: int = 0) -> None:
+                 seed: int = 0, prepared=None, on_the_fly: Optional[FaceTransform] = None) -> None:
         super().__init__(dataset, transform, max_bad_fraction, len(df), train, seed)
         self.df = df.reset_index(drop=True)
+        #: ``data_modules.prepared.PreparedFrames``: aligned crops read instead of decoding and aligning
+        #: (``transform`` then skips alignment; ``on_the_fly`` is the full transform for rows it lacks)
+        self.prepared, self.on_the_fly = prepared, on_the_fly
         self.paths = self.df["path"].tolist()
         codes = self.df[list(au_columns)].to_numpy(np.int64) if au_columns else np.zeros((len(df), 0), np.int64)
         self.mask = codes != 9
@@ -83,25 +86,38 @@ class FrameDataset(_Base):
             self.values = np.where(self.mask, codes, 0).astype(np.float32)
         self.key = "au" if task == "au_occurrence" else "intensity"
         self.landmarks = self.df["landmarks"].tolist() if "landmarks" in self.df else None
-        self.meta_cols = [c for c in ("subject", "sequence", "frame") if c in self.df]
+        # plain lists: a pandas row lookup per item costs more than reading a prepared crop
+        self.meta = {c: [_py(v) for v in self.df[c]] for c in ("subject", "sequence", "frame") if c in self.df}
+        self.row_ids = self.df["row_id"].tolist() if "row_id" in self.df else None
 
     def __len__(self) -> int:
         return len(self.df)
 
-    def __getitem__(self, index: int) -> dict:
+    def _decode_and_transform(self, index: int) -> tuple[int, torch.Tensor, Optional[np.ndarray]]:
+        """Decode (at the reduction alignment allows) and transform; an undecodable frame is counted and
+        the next item taken."""
         for attempt in range(len(self)):
             i = (index + attempt) % len(self)
             lm = [self.landmarks[i]] if self.landmarks is not None else None
             frames, lm = self._read_for_alignment([self.paths[i]], lm)
             if frames is not None:
                 break
-        image, lm_out = self.transform(frames, lm, self._rng(i))
-        row = self.df.iloc[i]
+        transform = self.on_the_fly or self.transform
+        image, lm_out = transform(frames, lm, self._rng(i))
+        return i, image, lm_out
+
+    def __getitem__(self, index: int) -> dict:
+        found = self.prepared.get(self.row_ids[index]) if self.prepared is not None else None
+        if found is not None:
+            i, (frame, lm0) = index, found
+            image, lm_out = self.transform(frame[None], None if lm0 is None else [lm0], self._rng(i))
+        else:
+            i, image, lm_out = self._decode_and_transform(index)
         sample = {
             "image": image[0],
             self.key: torch.from_numpy(self.values[i]),
             f"{self.key}_mask": torch.from_numpy(self.mask[i]),
-            "meta": {"dataset": self.dataset, "index": i, **{c: _py(row[c]) for c in self.meta_cols}},
+            "meta": {"dataset": self.dataset, "index": i, **{c: v[i] for c, v in self.meta.items()}},
         }
         if lm_out is not None:
             sample["landmarks"] = torch.from_numpy(lm_out)

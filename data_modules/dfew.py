@@ -67,6 +67,8 @@ class DFEWDataModule(FaceDataModule):
     parse_keys = ("frames_dir", "fold", "drop_short", "short_clip", "clip_segments", "clip_frames_per_segment")
     class_names = list(DFER_CLASSES)
     protocol = "dfew/5fold"
+    #: test clips of set_k (datasets.md §3.3)
+    expected_test = {1: 2341, 2: 2341, 3: 2340, 4: 2339, 5: 2336}
 
     def __init__(self, cfg) -> None:
         super().__init__(cfg)

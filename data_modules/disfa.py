@@ -1,7 +1,7 @@
 """DISFA: AU occurrence (8 AUs, present iff intensity ≥ 2) and intensity (12 AUs) from the AVIs.
 
 Frames are decoded once per camera into ``<cache>/frames/<Camera>/SNxxx/NNNNN.jpg`` (0-based decode
-order) and reused. Label line t (frame t, 1-based) ↔ decoded frame t−1. As in ME-GraphAU, the
+order; resumable, one process at a time, see :func:`data_modules.frames.extract_frames`) and reused. Label line t (frame t, 1-based) ↔ decoded frame t−1. As in ME-GraphAU, the
 number of labelled frames of a subject is the line count of its label files, so SN010's 4,844
 lines use 4,844 of its video frames; extra video frames are reported, missing ones skipped.
 """
@@ -18,8 +18,9 @@ import numpy as np
 import pandas as pd
 
 from data_modules.base import DATAMODULES, DataConfig
-from data_modules.face import FaceDataModule, check_fold, skipped_frame
-from data_modules.frames import DataFormatError, check_codes, first_existing, parse_int_rows, require_dir
+from data_modules.face import FaceDataModule, check_fold, fallback_landmarks, skipped_frame
+from data_modules.frames import (DataFormatError, check_codes, extract_frames, first_existing, parse_int_rows,
+                                 require_dir)
 from data_modules.transforms import EYES_66, reflect_66
 
 DISFA_AUS = [1, 2, 4, 6, 9, 12, 25, 26]
@@ -38,55 +39,52 @@ LAYOUT = """  <root>/Videos_LeftCamera/LeftVideoSN001_comp.avi     (camera=left)
   <root>/Landmark_Points/SN001/tmp_frame_lm/SN001_0000_lm.mat       (optional: 'pts' 66x2, 0-based index)"""
 
 
-def extract_frames(video: Path, out_dir: Path, desc: str) -> int:
-    """Decode every frame of ``video`` to ``out_dir/NNNNN.jpg`` once; returns the frame count.
+LANDMARK_NAME = re.compile(r"^(?:SN\d{3}_|l0)(\d{4})_lm\.mat$")
 
-    Written to a temporary folder renamed at the end, so an interrupted run never leaves a partial cache.
+
+def landmark_files(folder: Path) -> dict[int, Path]:
+    """``SNxxx_NNNN_lm.mat`` / ``l0NNNN_lm.mat`` files of a ``tmp_frame_lm`` folder by their number."""
+    out = {}
+    for p in folder.iterdir():
+        m = LANDMARK_NAME.match(p.name)
+        if m:
+            out[int(m.group(1))] = p
+    return out
+
+
+def landmark_index_base(folder: Path, numbers: list[int], n_frames: int, setting: Optional[int] = None) -> int:
+    """Whether landmark file N belongs to frame N (0-based) or frame N+1 … counted from 1.
+
+    Two third-party loaders read them 0-based (frame − 1), but this is single-source (datasets.md
+    §0.1), so it is decided from the files: a number 0 exists only when counting from 0, a number
+    equal to the frame count only when counting from 1. Neither present → refuse (a guess would
+    misplace every crop); ``setting`` (0 or 1) forces the base.
     """
-    done = out_dir / ".complete"
-    if done.is_file():
-        return int(done.read_text())
-    from tqdm import tqdm
-
-    cap = cv2.VideoCapture(str(video))
-    if not cap.isOpened():
-        raise DataFormatError(f"disfa: cannot open video {video} (OpenCV could not decode it)")
-    total = int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) or None
-    tmp = out_dir.with_name(out_dir.name + f".tmp{os.getpid()}")
-    tmp.mkdir(parents=True, exist_ok=True)
-    n = 0
-    with tqdm(total=total, desc=desc, unit="frame", leave=False) as bar:
-        while True:
-            ok, frame = cap.read()
-            if not ok:
-                break
-            cv2.imwrite(str(tmp / f"{n:05d}.jpg"), frame, [cv2.IMWRITE_JPEG_QUALITY, 95])
-            n += 1
-            bar.update(1)
-    cap.release()
-    (tmp / ".complete").write_text(str(n))
-    if out_dir.exists():
-        import shutil
-
-        shutil.rmtree(out_dir)
-    os.replace(tmp, out_dir)
-    return n
+    if setting is not None:
+        if setting not in (0, 1):
+            raise ValueError(f"disfa: landmark_index_base must be 0, 1 or null (auto), got {setting!r}")
+        return int(setting)
+    if not numbers or min(numbers) == 0:
+        return 0
+    if max(numbers) >= n_frames:
+        return 1
+    raise DataFormatError(
+        f"{folder}: landmark files are numbered {min(numbers)}..{max(numbers)} for {n_frames} labelled frames; "
+        f"expected a file numbered 0000 (0-based) or {n_frames:04d} (1-based) to tell which frame each belongs "
+        f"to. Set data.landmark_index_base=0 or 1 to say.")
 
 
-def read_landmarks(folder: Path, subject: str, index: int, one_based: bool) -> Optional[np.ndarray]:
+def read_landmarks(path: Path, one_based: bool) -> np.ndarray:
+    """The 66×2 ``pts`` of one DISFA landmark MAT file, in 0-based pixel coordinates when ``one_based``."""
     from scipy.io import loadmat
 
-    for name in (f"{subject}_{index:04d}_lm.mat", f"l0{index:04d}_lm.mat"):
-        p = folder / name
-        if p.is_file():
-            try:
-                pts = np.asarray(loadmat(str(p))["pts"], dtype=np.float32)
-            except Exception as err:
-                raise DataFormatError(f"{p}: expected a MAT file with variable 'pts' (66x2): {err}") from None
-            if pts.shape != (66, 2):
-                raise DataFormatError(f"{p}: 'pts' has shape {pts.shape}, expected (66, 2)")
-            return pts - (1.0 if one_based else 0.0)
-    return None
+    try:
+        pts = np.asarray(loadmat(str(path))["pts"], dtype=np.float32)
+    except Exception as err:
+        raise DataFormatError(f"{path}: expected a MAT file with variable 'pts' (66x2): {err}") from None
+    if pts.shape != (66, 2):
+        raise DataFormatError(f"{path}: 'pts' has shape {pts.shape}, expected (66, 2)")
+    return pts - (1.0 if one_based else 0.0)
 
 
 @dataclass
@@ -99,6 +97,9 @@ class DISFAConfig(DataConfig):
     #: occurrence = intensity ≥ this (the benchmark protocol uses 2)
     occurrence_threshold: int = 2
     landmarks_one_based: bool = True
+    #: number of the landmark file of the first frame: null = decided per subject from the files
+    #: (a file 0000 → 0; a file numbered like the frame count → 1), or 0 | 1 to force it
+    landmark_index_base: Optional[int] = None
     normalize: str = "minus_one_one"
 
 
@@ -110,8 +111,10 @@ class DISFADataModule(FaceDataModule):
     release = "DISFA"
     layout = LAYOUT
     tasks = ("au_occurrence", "au_intensity", "pairs", "clips", "sequences")
-    parse_keys = ("camera", "landmarks_one_based", "align")
+    parse_keys = ("camera", "landmarks_one_based", "landmark_index_base")
     protocol = "disfa/3fold"
+    #: labelled frames of the test part (ME-GraphAU counts; SN010 has 4,844 label lines)
+    expected_test = {1: 43605, 2: 43605, 3: 43604}
     eyes = EYES_66
     flip_permutation = reflect_66()
 
@@ -160,38 +163,48 @@ class DISFADataModule(FaceDataModule):
             if subject not in videos:
                 skipped.append({"item": subject, "reason": "labels without a video", "file": str(subj_dir)})
                 continue
-            tables = {}
+            tables, n_labels = {}, 0
             for au in DISFA_INTENSITY_AUS:
                 p = subj_dir / f"{subject}_au{au}.txt"
                 if not p.is_file():
                     raise DataFormatError(f"disfa: missing label file {p}\nExpected layout:\n{LAYOUT}")
                 t = parse_int_rows(p, 2)
                 check_codes(p, t[:, 1:], range(6), first_line=1, what="AU intensity")
-                tables[au] = dict(zip(t[:, 0].tolist(), t[:, 1].tolist()))
-            n_labels = len(tables[1])
-            n_video = extract_frames(videos[subject], frames_root / subject, f"extracting {subject}")
+                if not np.array_equal(t[:, 0], np.arange(1, len(t) + 1)):
+                    bad = int(np.flatnonzero(t[:, 0] != np.arange(1, len(t) + 1))[0])
+                    raise DataFormatError(f"{p}:{bad + 1}: frame {t[bad, 0]}; expected frames numbered 1, 2, 3, … "
+                                          f"one per line (line t labels frame t)")
+                if au != DISFA_INTENSITY_AUS[0] and len(t) != n_labels:
+                    raise DataFormatError(f"{p}: {len(t)} lines, but {subject}_au1.txt has {n_labels}; expected "
+                                          f"every AU file of a subject to label the same frames")
+                tables[au] = t[:, 1]
+                n_labels = len(t)
+            video = videos[subject]
+            n_video = extract_frames(video, frames_root / subject, f"extracting {subject}")
+            if n_video < n_labels:
+                raise DataFormatError(
+                    f"{video}: {n_video} frames decoded, but {subj_dir / f'{subject}_au1.txt'} labels {n_labels}; "
+                    f"expected at least one video frame per label line (re-copy the video, or delete "
+                    f"{frames_root / subject} if an earlier extraction was interrupted)")
             if n_video > n_labels:
                 skipped.append({"item": subject, "reason": f"{n_video - n_labels} video frames after the last "
-                                f"label line (unlabelled)", "file": str(videos[subject])})
+                                f"label line (unlabelled)", "file": str(video)})
             lm_dir = self.root / "Landmark_Points" / subject / "tmp_frame_lm"
-            for f in sorted(tables[1]):
-                if f - 1 >= n_video:
-                    skipped.append({"item": f"{subject}/{f}", "reason": "labelled frame beyond the video's end",
-                                    "file": str(videos[subject])})
-                    continue
-                row = {"path": str(frames_root / subject / f"{f - 1:05d}.jpg"), "subject": subject,
-                       "sequence": subject, "frame": f, "group": subject}
-                row.update({f"int{au:02d}": int(tables[au].get(f, 9)) for au in DISFA_INTENSITY_AUS})
+            lm_files = landmark_files(lm_dir) if lm_dir.is_dir() else {}
+            base = landmark_index_base(lm_dir, sorted(lm_files), n_labels, self.cfg.landmark_index_base)
+            for k in range(n_labels):
+                row = {"path": str(frames_root / subject / f"{k:05d}.jpg"), "subject": subject,
+                       "sequence": subject, "frame": k + 1, "group": subject}
+                row.update({f"int{au:02d}": int(tables[au][k]) for au in DISFA_INTENSITY_AUS})
                 if lm_dir.is_dir():
-                    row["landmarks"] = read_landmarks(lm_dir, subject, f - 1, self.cfg.landmarks_one_based)
+                    lm = lm_files.get(k + base)
+                    row["landmarks"] = None if lm is None else read_landmarks(lm, self.cfg.landmarks_one_based)
                 rows.append(row)
         if not rows:
             raise DataFormatError(f"disfa: no labelled frames found under {label_dir}\nExpected layout:\n{LAYOUT}")
         df = pd.DataFrame(rows)
         if "landmarks" in df:
-            from data_modules.bp4d import fill_landmarks
-
-            df, extra = fill_landmarks(df, self.cfg.align)
+            df, extra = fallback_landmarks(df)
             skipped += extra
         part_of = {s: p for p, subs in PARTS.items() for s in subs}
         df["part"] = df["subject"].map(part_of).fillna(0).astype(int)

@@ -25,7 +25,7 @@ from data_modules.seeded_sampler import seeded_train_loader
 from data_modules.transforms import FaceTransform
 
 SPLITS = ("train", "val", "test")
-MANIFEST_VERSION = 1
+MANIFEST_VERSION = 2  # 2: landmark_source / landmark_indexing columns, no frame dropped for want of landmarks
 
 
 class EvalDistributedSampler(DistributedSampler):
@@ -72,6 +72,9 @@ class FaceDataModule(L.LightningDataModule):
     occurrence_threshold: ClassVar[Optional[int]] = None
     au_names: list[str] = []
     class_names: list[str] = []
+    #: test items of the real release per fold, as the reference implementation counts them
+    #: (datasets.md); None = no published count
+    expected_test: ClassVar[Optional[dict[int, int]]] = None
 
     def __init__(self, cfg: Any) -> None:
         super().__init__()
@@ -94,6 +97,8 @@ class FaceDataModule(L.LightningDataModule):
         self._skipped: Optional[pd.DataFrame] = None
         self._splits: Optional[dict[str, pd.DataFrame]] = None
         self._datasets: dict[str, Dataset] = {}
+        #: training frames left out because their sequence has no tracked landmarks (align=true)
+        self.train_skipped_untracked = 0
 
     # ------------------------------------------------------------------ paths and manifests
     @property
@@ -159,6 +164,8 @@ class FaceDataModule(L.LightningDataModule):
                 with open(tmp, "wb") as fh:
                     pickle.dump({"fingerprint": fingerprint, "manifest": self._full, "skipped": self._skipped}, fh)
                 os.replace(tmp, path)
+            if "row_id" not in self._full:  # position in the full manifest: the key of prepared crops
+                self._full = self._full.assign(row_id=np.arange(len(self._full)))
         return self._full
 
     def skipped(self) -> pd.DataFrame:
@@ -175,6 +182,11 @@ class FaceDataModule(L.LightningDataModule):
     def _get_splits(self) -> dict[str, pd.DataFrame]:
         if self._splits is None:
             train, test = self._protocol(self.full_manifest())
+            if self.cfg.align and "landmark_source" in train:
+                # training may skip what the test fold must keep: a crop without the face's own landmarks
+                untracked = train["landmark_source"] == "release_median"
+                self.train_skipped_untracked = int(untracked.sum())
+                train = train[~untracked]
             train, val = self._carve_val(train, test)
             splits = {"train": train, "val": val, "test": test}
             if self.cfg.limit_items:
@@ -209,9 +221,9 @@ class FaceDataModule(L.LightningDataModule):
         return torch.tensor(rate, dtype=torch.float32)
 
     # ------------------------------------------------------------------ datasets
-    def _transform(self, train: bool) -> FaceTransform:
+    def _transform(self, train: bool, prepared: bool = False) -> FaceTransform:
         c = self.cfg
-        return FaceTransform(c.image_size, c.normalize, train, align=c.align, eye_y=c.align_eye_y,
+        return FaceTransform(c.image_size, c.normalize, train, align=c.align and not prepared, eye_y=c.align_eye_y,
                              eye_distance=c.align_eye_distance, hflip=c.hflip,
                              steps=c.train_transforms if train else c.eval_transforms,
                              eyes=self.eyes, flip_permutation=self.flip_permutation)
@@ -231,8 +243,10 @@ class FaceDataModule(L.LightningDataModule):
         df, tf, name = self.manifest(split), self._transform(train), c.name
         common = dict(dataset=name, max_bad_fraction=c.max_bad_fraction, train=train, seed=c.split_seed)
         if c.task in ("au_occurrence", "au_intensity"):
-            return FrameDataset(df, tf, c.task, self.au_columns(), occurrence_threshold=self.occurrence_threshold,
-                                **common)
+            prepared = self.prepared()
+            return FrameDataset(df, self._transform(train, prepared=True) if prepared else tf, c.task,
+                                self.au_columns(), occurrence_threshold=self.occurrence_threshold,
+                                prepared=prepared, on_the_fly=tf if prepared else None, **common)
         if c.task in ("expression", "clips"):
             tracks = self.tracks(df)
             if train and c.clips_per_track > 1:
@@ -251,6 +265,15 @@ class FaceDataModule(L.LightningDataModule):
                 windows = [w for w in windows if w["mask"].any()]
             return SequenceDataset(windows, tf, c.sequence_length, **common)
         raise ValueError(f"unknown task {c.task!r}")
+
+    def prepared(self):
+        """The finished ``affectlab data prepare`` output for the current sources and alignment settings
+        (frame tasks of landmark datasets; None when absent, stale or ``use_prepared`` is off)."""
+        if not self.cfg.use_prepared or self.eyes is None:
+            return None
+        from data_modules.prepared import find_prepared
+
+        return find_prepared(self)
 
     def prepare_data(self) -> None:
         """Parse (and for DISFA/videos extract frames) once, on the main process only."""
@@ -298,10 +321,42 @@ class FaceDataModule(L.LightningDataModule):
         return self._loader("test")
 
     # ------------------------------------------------------------------ reporting
+    def is_synthetic(self) -> bool:
+        """The synthetic stand-in: ``root`` unset, or a release the generator wrote (its ``.complete-*``
+        marker sits beside it); it has no published test-fold size."""
+        return self.cfg.root is None or any(self.root.parent.glob(".complete-*"))
+
+    def expected_test_items(self) -> Optional[int]:
+        """The protocol's test-fold size for the real release (None for synthetic data or no count)."""
+        if self.is_synthetic() or self.expected_test is None:
+            return None
+        return self.expected_test.get(int(self.cfg.fold))
+
+    def test_set_record(self) -> dict[str, Any]:
+        """What the test fold holds against the protocol: the ``test_set`` entry of ``results.json``.
+
+        ``items`` / ``expected_items`` / ``matches_protocol`` (None when no count applies), and for
+        landmark datasets ``landmark_fallback`` (test frames cropped without their own landmarks, by
+        kind) and ``landmark_indexing`` (2DFeatures convention per sequence, BP4D).
+        """
+        test = self.manifest("test")
+        expected = self.expected_test_items()
+        rec: dict[str, Any] = {"items": len(test), "expected_items": expected,
+                               "matches_protocol": None if expected is None else len(test) == expected}
+        if self.cfg.limit_items:
+            rec["limit_items"] = int(self.cfg.limit_items)
+        if "landmark_source" in test:
+            kinds = test.loc[test["landmark_source"] != "tracked", "landmark_source"].value_counts()
+            rec["landmark_fallback"] = {str(k): int(v) for k, v in sorted(kinds.items())}
+        if "landmark_indexing" in test:
+            per_seq = test.drop_duplicates("sequence")["landmark_indexing"].value_counts()
+            rec["landmark_indexing"] = {str(k): int(v) for k, v in sorted(per_seq.items())}
+        return rec
+
     def summary(self) -> dict[str, Any]:
         """Counts per split, label base rates and skipped items (what ``affectlab data summary`` prints)."""
         out: dict[str, Any] = {"dataset": self.cfg.name, "root": str(self.root), "task": self.cfg.task,
-                               "fold": self.cfg.fold, "splits": {}}
+                               "fold": self.cfg.fold, "protocol": getattr(self, "protocol", None), "splits": {}}
         for split in SPLITS:
             df = self.manifest(split)
             info: dict[str, Any] = {"rows": len(df), "groups": int(df["group"].nunique()) if len(df) else 0}
@@ -323,6 +378,11 @@ class FaceDataModule(L.LightningDataModule):
             out["splits"][split] = info
         sk = self.skipped()
         out["skipped"] = sk.to_dict("records")
+        if self.train_skipped_untracked:
+            out["skipped"].append({"item": f"{self.train_skipped_untracked} train frames",
+                                   "reason": "sequence has no tracked landmarks: skipped in training (align=true)",
+                                   "file": ""})
+        out["test_set"] = self.test_set_record()
         return out
 
 
@@ -336,6 +396,45 @@ def held_out_groups(df: pd.DataFrame, fraction: float, total: int, seed: int) ->
     return set(np.random.default_rng(seed).choice(groups, size=n, replace=False).tolist()) if n else set()
 
 
+def fallback_landmarks(df: pd.DataFrame) -> tuple[pd.DataFrame, list[dict]]:
+    """Give every frame landmarks to crop by, and say where they came from (``landmark_source``).
+
+    ``tracked``: the frame's own. ``sequence_median``: an untracked frame of a sequence with tracked
+    frames takes the per-point median over them (the head moves little within a task).
+    ``release_median``: a sequence with no tracked frame takes the median over the whole release;
+    the lab releases film every subject with one fixed camera rig, so this is a detector-free crop
+    around where faces sit in that rig (training skips these frames, tests keep them). When the
+    release has no tracked frame at all, the landmarks column is dropped and every frame gets the
+    transform's centre crop (``centre_crop``). No frame is dropped here.
+    """
+    lms = [x if isinstance(x, np.ndarray) else None for x in df["landmarks"].tolist()]
+    source = ["tracked" if x is not None else "" for x in lms]
+    tracked = [x for x in lms if x is not None]
+    df = df.copy()
+    if not tracked:
+        df["landmark_source"] = "centre_crop"
+        return df.drop(columns="landmarks"), [
+            {"item": "*", "reason": "no tracked landmarks in the release: centre crop for every frame", "file": ""}]
+    release = np.median(np.stack(tracked), axis=0).astype(np.float32)
+    skipped = []
+    for seq, idx in df.groupby("sequence", sort=False).indices.items():
+        missing = [i for i in idx if lms[i] is None]
+        if not missing:
+            continue
+        known = [lms[i] for i in idx if lms[i] is not None]
+        kind = "sequence_median" if known else "release_median"
+        fill = np.median(np.stack(known), axis=0).astype(np.float32) if known else release
+        for i in missing:
+            lms[i], source[i] = fill, kind
+        reason = (f"{len(missing)} untracked frames cropped by the sequence's median landmarks" if known else
+                  f"no tracked frame: {len(missing)} frames cropped by the release's median landmarks "
+                  f"(kept in test, skipped in training)")
+        skipped.append({"item": seq, "reason": reason, "file": ""})
+    df["landmarks"] = lms
+    df["landmark_source"] = source
+    return df, skipped
+
+
 def check_fold(name: str, fold: int, n: int) -> None:
     if not 1 <= fold <= n:
         raise ValueError(f"{name}: fold must be 1…{n}, got {fold}")
@@ -345,4 +444,5 @@ def skipped_frame(rows: list[dict]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["item", "reason", "file"])
 
 
-__all__ = ["FaceDataModule", "EvalDistributedSampler", "DataFormatError", "check_fold", "skipped_frame"]
+__all__ = ["FaceDataModule", "EvalDistributedSampler", "DataFormatError", "check_fold", "fallback_landmarks",
+           "skipped_frame"]

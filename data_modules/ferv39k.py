@@ -63,6 +63,10 @@ class FERV39kDataModule(FaceDataModule):
     class_names = list(DFER_CLASSES)
     protocol = "ferv39k/official"
 
+    def expected_test_items(self) -> Optional[int]:
+        """The official test split holds 7,847 clips (datasets.md §4.3), whatever ``fold`` says."""
+        return None if self.is_synthetic() else 7847
+
     def _dirs(self) -> tuple[Path, Path]:
         root = self.root
         crops = require_dir(root / "2_ClipsforFaceCrop", "ferv39k", root, LAYOUT)

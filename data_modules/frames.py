@@ -5,6 +5,9 @@ dataset fails once the count exceeds ``max_bad_fraction`` of its items.
 """
 from __future__ import annotations
 
+import fcntl
+import json
+import os
 import re
 from pathlib import Path
 from typing import Iterable, Optional, Sequence
@@ -141,3 +144,91 @@ class BadImageCounter:
                 f"{self.dataset}: {len(self.bad)} undecodable images out of {self.total} items exceed "
                 f"max_bad_fraction={self.max_fraction}. First ones:\n  {shown}"
             )
+
+
+def _video_stamp(video: Path) -> dict:
+    st = os.stat(video)
+    return {"video": str(video), "size": st.st_size, "mtime_ns": st.st_mtime_ns}
+
+
+def _write_frame(path: Path, frame: np.ndarray) -> None:
+    """One JPEG, written under a temporary name and renamed: a kill never leaves a truncated frame."""
+    ok, buf = cv2.imencode(".jpg", frame, [cv2.IMWRITE_JPEG_QUALITY, 95])
+    if not ok:
+        raise RuntimeError(f"JPEG encoding failed for {path}")
+    tmp = path.with_name(path.name + ".part")
+    tmp.write_bytes(buf.tobytes())
+    os.replace(tmp, path)
+
+
+def extract_frames(video: Path, out_dir: Path, desc: str) -> int:
+    """Decode every frame of ``video`` to ``out_dir/NNNNN.jpg`` (0-based) once; returns the frame count.
+
+    - progress bar per video; ``out_dir/.complete`` (JSON: count, video size and mtime) marks a finished
+      extraction and is rewritten from scratch when the video changes;
+    - resumable: frames are renamed into place one by one, so after a kill the next call keeps the
+      frames already written, skips that many frames of the video (grab without JPEG encoding) and goes on;
+    - one process at a time: an exclusive ``flock`` on ``<out_dir>.lock`` serialises concurrent callers
+      (DDP ranks); the later one finds the marker and returns at once.
+    """
+    stamp = _video_stamp(video)
+    marker = out_dir / ".complete"
+
+    def finished() -> Optional[int]:
+        try:
+            info = json.loads(marker.read_text())
+        except (OSError, ValueError):
+            return None
+        same = all(info.get(k) == v for k, v in stamp.items() if k != "video")
+        return int(info["count"]) if same else None
+
+    done = finished()
+    if done is not None:
+        return done
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    with open(out_dir.with_name(out_dir.name + ".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            done = finished()  # another process may have finished while this one waited
+            if done is not None:
+                return done
+            return _extract_locked(video, out_dir, desc, stamp, marker)
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def _extract_locked(video: Path, out_dir: Path, desc: str, stamp: dict, marker: Path) -> int:
+    from tqdm import tqdm
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    started = out_dir / ".source"
+    if started.is_file() and json.loads(started.read_text() or "{}") != stamp:
+        for p in out_dir.iterdir():  # frames of an older copy of the video
+            p.unlink()
+    started.write_text(json.dumps(stamp))
+    have = 0
+    while (out_dir / f"{have:05d}.jpg").is_file():
+        have += 1
+    cap = cv2.VideoCapture(str(video))
+    if not cap.isOpened():
+        raise DataFormatError(f"{video}: cannot open the video (OpenCV could not decode it)")
+    total = int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) or None
+    n = 0
+    with tqdm(total=total, initial=have, desc=desc, unit="frame", leave=False) as bar:
+        while n < have and cap.grab():  # resume: skip what an interrupted run already wrote
+            n += 1
+        while True:
+            ok, frame = cap.read()
+            if not ok:
+                break
+            _write_frame(out_dir / f"{n:05d}.jpg", frame)
+            n += 1
+            bar.update(1)
+    cap.release()
+    if n < have:
+        raise DataFormatError(f"{video}: decodes to {n} frames, but {out_dir} holds {have} from an earlier "
+                              f"extraction; delete that folder")
+    tmp = marker.with_name(".complete.part")
+    tmp.write_text(json.dumps({"count": n, **stamp}))
+    os.replace(tmp, marker)
+    return n

@@ -72,6 +72,14 @@ def apply_affine(points: np.ndarray, matrix: np.ndarray) -> np.ndarray:
     return points @ matrix[:, :2].T + matrix[:, 2]
 
 
+def centre_square(frames: np.ndarray) -> np.ndarray:
+    """The central square of side min(H, W) of every frame of a (T,H,W,3) clip."""
+    h, w = frames.shape[1:3]
+    side = min(h, w)
+    top, left = (h - side) // 2, (w - side) // 2
+    return frames[:, top:top + side, left:left + side]
+
+
 def build_albumentations(steps: Any) -> Optional[A.Compose]:
     """``[{name: RandomResizedCrop, size: [112, 112]}, ...]`` → an ``A.Compose`` (None when empty)."""
     if not steps:
@@ -144,8 +152,11 @@ class FaceTransform:
         """``frames`` (T,H,W,3) uint8 → (T,3,S,S) float tensor and the first frame's landmarks (P,2)."""
         rng = rng or np.random.default_rng()
         lms = list(landmarks) if landmarks is not None else [None] * len(frames)
-        if self.align and self.eyes is not None and any(lm is not None for lm in lms):
-            frames, lms = self._align(frames, lms)
+        if self.align and self.eyes is not None:
+            if any(lm is not None for lm in lms):
+                frames, lms = self._align(frames, lms)
+            else:  # a landmark dataset whose release has no landmarks: detector-free centre crop
+                frames = centre_square(frames)
         lm0 = lms[0]
         if self.pipeline is not None:
             self.pipeline.set_random_seed(int(rng.integers(0, 2**31)))  # all randomness flows from rng

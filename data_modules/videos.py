@@ -13,9 +13,8 @@ from pathlib import Path
 import pandas as pd
 
 from data_modules.base import DATAMODULES, DataConfig
-from data_modules.disfa import extract_frames
 from data_modules.face import FaceDataModule, held_out_groups, skipped_frame
-from data_modules.frames import IMAGE_SUFFIXES, VIDEO_SUFFIXES, DataFormatError, list_frames
+from data_modules.frames import IMAGE_SUFFIXES, VIDEO_SUFFIXES, DataFormatError, extract_frames, list_frames
 
 LAYOUT = """  <root>/<identity>/.../<track>/*.jpg|*.png      (a folder of frames per track), and/or
   <root>/<identity>/.../<video>.mp4|.avi|...      (decoded once into the cache)"""

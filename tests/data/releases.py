@@ -64,8 +64,13 @@ def write_mat_v73(path: Path, preds: list) -> None:
 
 
 def write_bp4d(root: Path, subjects=None, tasks=("T1", "T2"), n_frames: int = 4, seed: int = 0,
-               mat: str = "v73", size=(48, 64)) -> dict:
-    """BP4D layout; returns {"occ": {(S,T): (frames, codes[n,99])}, "int": {...}, "images": {...}}."""
+               mat: str = "v73", size=(48, 64), fit_per: str = "image", starts=None) -> dict:
+    """BP4D layout; returns {"occ": {(S,T): (frames, codes[n,99])}, "int": {...}, "eyes": {(S,T,image): ...}}.
+
+    ``fit_per``: ``image`` writes one 2DFeatures element per image from 0000 (the generator's reading
+    of the spec), ``coded`` one per AU-coded frame (the other plausible reading). ``starts`` cycles
+    through given first AU frames instead of random ones.
+    """
     rng = np.random.default_rng(seed)
     subjects = subjects or sorted(s for p in BP4D_PARTS.values() for s in p)
     w, h = size
@@ -73,7 +78,7 @@ def write_bp4d(root: Path, subjects=None, tasks=("T1", "T2"), n_frames: int = 4,
     header = ",".join(str(i) for i in range(100))
     for si, s in enumerate(subjects):
         for ti, t in enumerate(tasks):
-            start = int(rng.integers(1, 50))
+            start = int(rng.integers(1, 50)) if starts is None else starts[(si * len(tasks) + ti) % len(starts)]
             frames = np.arange(start, start + n_frames)
             codes = np.full((n_frames, 99), 9, np.int64)
             for au in BP4D_CODED:
@@ -107,6 +112,8 @@ def write_bp4d(root: Path, subjects=None, tasks=("T1", "T2"), n_frames: int = 4,
                     cv2.imwrite(str(seq / f"{k:0{digits}d}.jpg"), face_image(h, w, le, re_, (10 + 7 * k) % 200))
                 preds.append(None if k == start + 1 else face_landmarks_49(le, re_) + 1.0)  # 1-based MATLAB coords
                 truth["eyes"][(s, t, k)] = (le, re_)
+            if fit_per == "coded":  # element r ↔ AU frame r (image frames[r] with frame_offset 0)
+                preds = [preds[int(f)] for f in frames]
             feat = root / "2DFeatures"
             feat.mkdir(parents=True, exist_ok=True)
             if mat == "v73":

@@ -26,7 +26,8 @@ def test_summary_bp4d_rates_and_missing_root(mini, capsys, tmp_path):
     root, _ = mini
     assert run(["summary", "DATA=bp4d", f"DATA_ROOT={root / 'BP4D'}"]) == 0
     out = capsys.readouterr().out
-    assert "train positive rate: AU01" in out and "untracked frames use nearest landmarks" in out
+    assert "train positive rate: AU01" in out and "untracked frames cropped by the sequence's median landmarks" in out
+    assert "2DFeatures fit(i) convention (sequences): image" in out
     assert run(["summary", "DATA=bp4d", f"root={tmp_path / 'missing'}"]) == 2
     err = capsys.readouterr().err
     assert str(tmp_path / "missing") in err and "Expected layout" in err

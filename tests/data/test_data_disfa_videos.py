@@ -216,8 +216,11 @@ def test_disfa_landmarks_align_the_eyes(tmp_path):
     size = 64
     dm = make("disfa", tmp_path / "DISFA", fold=3, select_on_test=True, image_size=size, normalize="zero_one",
               hflip=False)
-    assert set(dm.full_manifest()["subject"]) == {"SN001"}  # SN002 has no landmarks: skipped when aligning
-    assert "frames skipped (align=true)" in dm.skipped().set_index("item").loc["SN002", "reason"]
+    # SN002 has no landmarks: its test frames are kept with the release-median crop and counted
+    test = dm.manifest("test")
+    assert set(test["subject"]) == {"SN001", "SN002"}
+    assert "release's median landmarks" in dm.skipped().set_index("item").loc["SN002", "reason"]
+    assert dm.test_set_record()["landmark_fallback"] == {"release_median": int((test["subject"] == "SN002").sum())}
     ds = dm.dataset("test")
     for i in range(len(ds)):
         item = ds[i]

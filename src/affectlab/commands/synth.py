@@ -15,7 +15,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", required=True, help="output folder (generate) or PNG file (preview)")
     parser.add_argument("--datasets", default="bp4d,disfa,dfew,ferv39k,videos",
                         help="comma-separated subset of bp4d,disfa,dfew,ferv39k,videos")
-    parser.add_argument("--profile", default="quick", choices=["tiny", "quick", "full"])
+    parser.add_argument("--profile", default="quick", choices=["tiny", "quick", "realres", "full"])
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--workers", type=int, default=None, help="processes (default: min(2, cores))")
 

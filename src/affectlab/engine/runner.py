@@ -224,6 +224,7 @@ def build_record(cfg: DictConfig, run: RunDirectory, stage: Stage, metrics: dict
         "effective_batch_size": effective_batch_size(cfg),
         "lr_scaling": cfg.trainer.lr_scaling,
         "sweep_id": cfg.sweep_id,
+        "test_set": dm.test_set_record() if hasattr(dm, "test_set_record") else {},
     }
 
 

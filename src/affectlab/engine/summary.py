@@ -30,4 +30,29 @@ def format_summary(record: dict[str, Any]) -> str:
             lines.append(f"{item.upper():>10} {cells}")
     for name in sorted(aggregates):
         lines.append(f"{name:>10} {aggregates[name]:8.3f}")
+    lines += format_test_set(record.get("test_set") or {}, record.get("protocol"), record.get("fold"))
     return "\n".join(lines)
+
+
+def format_test_set(test_set: dict[str, Any], protocol: Any = None, fold: Any = None) -> list[str]:
+    """Lines describing the test fold (``results.json``'s ``test_set``), loud when it is not the protocol's."""
+    if not test_set:
+        return []
+    lines = [f"test set: {test_set['items']} items"
+             + (f" (protocol expects {test_set['expected_items']})" if test_set.get("expected_items") else "")]
+    if test_set.get("matches_protocol") is False:
+        bar = "!" * 78
+        lines += [bar, f"WARNING: the test fold has {test_set['items']} items, but {protocol} fold {fold} has "
+                       f"{test_set['expected_items']} in the published protocol: these results are NOT comparable "
+                       f"with published numbers (see the skipped items of `affectlab data summary`).", bar]
+    fallback = test_set.get("landmark_fallback")
+    if fallback:
+        kinds = ", ".join(f"{k} {v}" for k, v in fallback.items())
+        lines.append(f"test frames cropped without their own landmarks: {sum(fallback.values())} ({kinds})")
+    if test_set.get("landmark_indexing"):
+        kinds = ", ".join(f"{k} {v}" for k, v in test_set["landmark_indexing"].items())
+        lines.append(f"2DFeatures fit(i) convention (sequences): {kinds}")
+    for key, value in test_set.items():
+        if key not in ("items", "expected_items", "matches_protocol", "landmark_fallback", "landmark_indexing"):
+            lines.append(f"test set {key.replace('_', ' ')}: {value}")
+    return lines

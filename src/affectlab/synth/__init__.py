@@ -21,9 +21,9 @@ RELEASE_DIR = {"bp4d": "BP4D", "disfa": "DISFA", "dfew": "DFEW", "ferv39k": "FER
 
 def _jobs(name: str, prof: W.Profile, seed: int):
     if name == "bp4d":
-        return [(W.bp4d_job, (s,)) for s in W.BP4D_SUBJECTS], None
+        return [(W.bp4d_job, (s,)) for s in prof.bp4d_subjects or W.BP4D_SUBJECTS], None
     if name == "disfa":
-        return [(W.disfa_job, (s,)) for s in W.DISFA_SUBJECTS], None
+        return [(W.disfa_job, (s,)) for s in prof.disfa_subjects or W.DISFA_SUBJECTS], None
     if name == "dfew":
         rng, labels, lengths = W._clip_plan(prof, seed, "dfew")
         ids = np.cumsum(1 + (rng.random(len(labels)) < 0.1))       # 5-digit ids with gaps

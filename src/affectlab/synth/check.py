@@ -154,10 +154,11 @@ def linear_readout(task: str, feats: dict[str, torch.Tensor], splits: dict[str, 
     """
     mu, sd = feats["train"].mean(0), feats["train"].std(0).clamp(min=1e-5)
     x = {s: (f - mu) / sd for s, f in feats.items()}
-    if x["train"].shape[1] > max_dims:  # still a linear map of the features, fitted in their top subspace
+    dims = min(max_dims, len(x["train"]))
+    if x["train"].shape[1] > dims:  # still a linear map of the features, fitted in their top subspace
         with torch.random.fork_rng():
             torch.manual_seed(0)
-            _, _, basis = torch.pca_lowrank(x["train"], q=max_dims, center=False, niter=4)
+            _, _, basis = torch.pca_lowrank(x["train"], q=dims, center=False, niter=4)
         x = {s: f @ basis for s, f in x.items()}
     if task == "au_intensity":
         x = {s: f.double() for s, f in x.items()}

@@ -43,11 +43,18 @@ class Profile:
     video_ids: int
     video_frames: int
     min_per_class: int
+    #: write only these subjects (empty = all); the realres profile keeps one per protocol part
+    bp4d_subjects: tuple[str, ...] = ()
+    disfa_subjects: tuple[str, ...] = ()
 
 
 PROFILES = {
     "tiny": Profile("tiny", 3, (48, 64), 12, (64, 48), 140, (3, 8), 140, (3, 6), 4, 48, 3, 6, 5),
     "quick": Profile("quick", 18, (96, 128), 200, (128, 96), 700, (8, 20), 1000, (8, 20), 8, 112, 20, 24, 3),
+    # the releases' real frame sizes (BP4D 1040×1392 JPEG, DISFA 1024×768 20 fps AVI, DFEW/FERV39k 224×224
+    # face crops) for a few subjects/clips, to measure and test loading at real size (docs/synthetic.md)
+    "realres": Profile("realres", 10, (1040, 1392), 60, (1024, 768), 40, (16, 40), 40, (8, 40), 2, 224, 1, 8, 2,
+                       bp4d_subjects=("F001", "F003", "F004"), disfa_subjects=("SN001", "SN006", "SN003")),
     "full": Profile("full", 450, (120, 160), 4845, (160, 120), 11697, (40, 120), 38935, (15, 40), 22, 112,
                     200, 64, 0),
 }
