@@ -72,6 +72,10 @@ class DataConfig:
     #: U segments × V consecutive frames per clip (train: random start per segment, eval: centre)
     clip_segments: int = 16
     clip_frames_per_segment: int = 1
+    #: segment rule: balanced (segments [round(u·n/U), round((u+1)·n/U)) cover the whole clip) |
+    #: ial_official (the official IAL loader: length (n−V+1)//U, the last frames never drawn in training;
+    #: test starts int(tick/2 + tick·u)); see data_modules/sampling.py
+    clip_sampling: str = "balanced"
     #: clips drawn from every track per training epoch (each with its own random segment offsets;
     #: evaluation splits keep one clip per track). For a few long tracks, e.g. the labelled sequences
     #: of a frame dataset used as unlabelled video (contrastive_intensity stage 1)

@@ -20,7 +20,7 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 from data_modules.datasets import ClipDataset, FrameDataset, PairDataset, SequenceDataset
 from data_modules.frames import DataFormatError, missing_root_error
-from data_modules.sampling import PAIR_FRAME_RULES, PAIR_UNITS, SHORT_CLIP_RULES
+from data_modules.sampling import CLIP_SAMPLING_RULES, PAIR_FRAME_RULES, PAIR_UNITS, SHORT_CLIP_RULES
 from data_modules.seeded_sampler import seeded_train_loader
 from data_modules.transforms import FaceTransform
 
@@ -80,6 +80,8 @@ class FaceDataModule(L.LightningDataModule):
             raise ValueError(f"{cfg.name}: task {cfg.task!r} not supported; choose one of {', '.join(self.tasks)}")
         if cfg.short_clip not in SHORT_CLIP_RULES:
             raise ValueError(f"short_clip must be one of {SHORT_CLIP_RULES}, got {cfg.short_clip!r}")
+        if cfg.clip_sampling not in CLIP_SAMPLING_RULES:
+            raise ValueError(f"clip_sampling must be one of {CLIP_SAMPLING_RULES}, got {cfg.clip_sampling!r}")
         for key in ("clips_per_track", "pairs_per_track", "pair_frame_stride"):
             if int(cfg[key]) < 1:
                 raise ValueError(f"{cfg.name}: {key} must be >= 1, got {cfg[key]}")
@@ -238,7 +240,7 @@ class FaceDataModule(L.LightningDataModule):
             if train and c.clips_per_track > 1:
                 tracks = tracks.loc[tracks.index.repeat(int(c.clips_per_track))]
             return ClipDataset(tracks, tf, c.clip_segments, c.clip_frames_per_segment,
-                               short_clip=c.short_clip, meta_cols=("clip", "subject", "scene"),
+                               short_clip=c.short_clip, sampling=c.clip_sampling, meta_cols=("clip", "subject", "scene"),
                                cache_dir=self.cache_dir() / "clips" if c.clip_cache else None, **common)
         if c.task == "pairs":
             return PairDataset(self.tracks(df), tf, c.pair_gap_min, c.pair_gap_max, c.pair_independent_jitter,
