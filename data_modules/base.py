@@ -67,6 +67,11 @@ class DataConfig:
     #: applied with identical parameters to every frame of a clip
     train_transforms: Any = None
     eval_transforms: Any = None
+    #: fast: cv2/albumentations on uint8 (cv2 bilinear crop resize, JPEGs decoded at 1/2 or 1/4 size when
+    #: large enough, bilinear rotation) | pil: the official IAL loader's filters (PIL anti-aliased bilinear
+    #: resize at train and test, full-size decoding, brightness and nearest rotation on float clips;
+    #: train_transforms limited to RandomResizedCrop, ColorJitter brightness, Rotate). Clips only.
+    filters: str = "fast"
 
     # --- clips, pairs and sequences -------------------------------------------------------------
     #: U segments × V consecutive frames per clip (train: random start per segment, eval: centre)

@@ -20,11 +20,14 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 from data_modules.datasets import ClipDataset, FrameDataset, PairDataset, SequenceDataset
 from data_modules.frames import DataFormatError, missing_root_error
+from data_modules.pil_transforms import PILClipTransform
 from data_modules.sampling import CLIP_SAMPLING_RULES, PAIR_FRAME_RULES, PAIR_UNITS, SHORT_CLIP_RULES
 from data_modules.seeded_sampler import seeded_train_loader
 from data_modules.transforms import FaceTransform
 
 SPLITS = ("train", "val", "test")
+#: image filters: fast (cv2/albumentations on uint8, reduced JPEG decoding) | pil (the official IAL filters)
+FILTERS = ("fast", "pil")
 MANIFEST_VERSION = 1
 
 
@@ -82,6 +85,11 @@ class FaceDataModule(L.LightningDataModule):
             raise ValueError(f"short_clip must be one of {SHORT_CLIP_RULES}, got {cfg.short_clip!r}")
         if cfg.clip_sampling not in CLIP_SAMPLING_RULES:
             raise ValueError(f"clip_sampling must be one of {CLIP_SAMPLING_RULES}, got {cfg.clip_sampling!r}")
+        if cfg.filters not in FILTERS:
+            raise ValueError(f"filters must be one of {FILTERS}, got {cfg.filters!r}")
+        if cfg.filters == "pil" and (cfg.clip_cache or (cfg.align and self.eyes is not None)):
+            raise ValueError(f"{cfg.name}: filters=pil supports neither clip_cache (its frames are resized with "
+                             f"cv2) nor landmark alignment (align=true on {cfg.name}); use filters=fast")
         for key in ("clips_per_track", "pairs_per_track", "pair_frame_stride"):
             if int(cfg[key]) < 1:
                 raise ValueError(f"{cfg.name}: {key} must be >= 1, got {cfg[key]}")
@@ -211,11 +219,14 @@ class FaceDataModule(L.LightningDataModule):
         return torch.tensor(rate, dtype=torch.float32)
 
     # ------------------------------------------------------------------ datasets
-    def _transform(self, train: bool) -> FaceTransform:
+    def _transform(self, train: bool) -> FaceTransform | PILClipTransform:
         c = self.cfg
+        steps = c.train_transforms if train else c.eval_transforms
+        if c.filters == "pil":
+            return PILClipTransform(c.image_size, c.normalize, train, hflip=c.hflip, steps=steps)
         return FaceTransform(c.image_size, c.normalize, train, align=c.align, eye_y=c.align_eye_y,
                              eye_distance=c.align_eye_distance, hflip=c.hflip,
-                             steps=c.train_transforms if train else c.eval_transforms,
+                             steps=steps,
                              eyes=self.eyes, flip_permutation=self.flip_permutation)
 
     def tracks(self, df: pd.DataFrame) -> pd.DataFrame:
