@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import os
 import pickle
+import warnings
 from pathlib import Path
 from typing import Any, ClassVar, Optional
 
@@ -28,7 +29,7 @@ from data_modules.transforms import FaceTransform
 SPLITS = ("train", "val", "test")
 #: image filters: fast (cv2/albumentations on uint8, reduced JPEG decoding) | pil (the official IAL filters)
 FILTERS = ("fast", "pil")
-MANIFEST_VERSION = 1
+MANIFEST_VERSION = 2  # 2: frame-order note in the skipped rows
 
 
 class EvalDistributedSampler(DistributedSampler):
@@ -141,6 +142,20 @@ class FaceDataModule(L.LightningDataModule):
 
     def _parse(self) -> tuple[pd.DataFrame, pd.DataFrame]:
         raise NotImplementedError
+
+    def _frame_order_note(self, folders: list[str]) -> list[dict]:
+        """Warn once (and keep a summary note) when clip folders' names sort differently as strings.
+
+        The numeric order is kept; code that sorts names alphabetically (e.g. the official IAL
+        loader) reads such clips out of order. Only on a real release (the synthetic one pads its names).
+        """
+        if not folders or self.cfg.root is None:
+            return []
+        reason = ("frame names sort differently alphabetically than numerically (unpadded numbers); "
+                  "the numeric order is used (code sorting names as strings, e.g. the official IAL loader, "
+                  "reads these clips out of order)")
+        warnings.warn(f"{self.cfg.name}: {len(folders)} clip folders' {reason}; first: {folders[0]}", stacklevel=2)
+        return [{"item": f"{len(folders)} clips", "reason": reason, "file": folders[0]}]
 
     def _protocol(self, df: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
         raise NotImplementedError

@@ -221,3 +221,24 @@ def test_dfew_clip_sampling_key_reaches_the_loader(mini):
         assert frame_index(item["video"]).tolist() == expected == item["meta"]["frames"].tolist()
     with pytest.raises(ValueError, match="clip_sampling must be one of"):
         make("dfew", root / "DFEW", clip_sampling="tsn")
+
+
+def test_dfew_warns_once_when_alphabetical_frame_order_differs(mini, tmp_path):
+    root, truth = mini
+    t = truth["dfew"]
+    # the writer names frames '<id>_<k:05d>.jpg' for odd ids and unpadded '<k>.jpg' for even ids;
+    # unpadded names sort differently as strings only from 10 frames on ('10.jpg' < '2.jpg')
+    expected = sorted(f"{cid:05d}" for cid, n in zip(t["ids"], t["lengths"]) if cid % 2 == 0 and n >= 10)
+    assert 0 < len(expected) < len(t["ids"])
+    keys = dict(fold=1, cache_dir=str(tmp_path / "cache"))
+    with pytest.warns(UserWarning, match=r"dfew: (\d+) clip folders' frame names sort differently") as seen:
+        dm = make("dfew", root / "DFEW", **keys)
+        dm.full_manifest()
+    assert len([w for w in seen if "sort differently" in str(w.message)]) == 1
+    message = str(next(w.message for w in seen if "sort differently" in str(w.message)))
+    assert f"dfew: {len(expected)} clip folders'" in message and f"first: {root / 'DFEW'}" in message
+    note = dm.skipped().set_index("item").loc[f"{len(expected)} clips"]
+    assert any(note["file"].endswith(e) for e in expected) and "numeric order is used" in note["reason"]
+    full = dm.full_manifest()  # the numeric order is kept
+    for frames in full.frames:
+        assert [releases_trailing(p) for p in frames] == list(range(1, len(frames) + 1))
