@@ -67,3 +67,20 @@ def test_gradient_norms_match_official(affectlab_run):
         grad = affectlab_run["grads"][name]
         norm = 0.0 if grad is None else float(grad.double().norm())  # layer3's aux head: weight 0, no grad
         assert abs(norm - expected) <= TOL["grad_norm_rel"] * max(abs(expected), 1e-12), name
+
+
+def test_official_checkpoint_loader():
+    from affectlab.models.ial_official import golden_fill, load_official_state_dict
+
+    net = IALModule(compose(["EXP=ial_paper", "TRAINER=cpu"]), DFER_CLASSES).net
+    checkpoint = {f"module.{name}": golden_fill(name, shape, torch.float32) for name, shape in GOLDEN["tensors"].items()}
+    checkpoint["module.s_former.layer1.0.glb.weight"] = torch.zeros(64, 64, 1, 1)  # never used: ignored
+    load_official_state_dict(net, checkpoint)
+    w = net.classifier.weight
+    assert torch.equal(w, golden_fill("fc_f.weight", w.shape, w.dtype))
+    del checkpoint["module.fc_f.bias"]
+    with pytest.raises(KeyError, match="fc_f.bias"):
+        load_official_state_dict(net, checkpoint)
+    checkpoint["module.fc_f.bias"] = torch.zeros(8)
+    with pytest.raises(ValueError, match=r"fc_f.bias: shape \(8,\)"):
+        load_official_state_dict(net, checkpoint)
