@@ -19,6 +19,7 @@ import pandas as pd
 import torch
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
+from affectlab.config import ConfigError
 from data_modules.datasets import ClipDataset, FrameDataset, PairDataset, SequenceDataset
 from data_modules.frames import DataFormatError, missing_root_error
 from data_modules.pil_transforms import PILClipTransform
@@ -85,11 +86,11 @@ class FaceDataModule(L.LightningDataModule):
         if cfg.short_clip not in SHORT_CLIP_RULES:
             raise ValueError(f"short_clip must be one of {SHORT_CLIP_RULES}, got {cfg.short_clip!r}")
         if cfg.clip_sampling not in CLIP_SAMPLING_RULES:
-            raise ValueError(f"clip_sampling must be one of {CLIP_SAMPLING_RULES}, got {cfg.clip_sampling!r}")
+            raise ConfigError(f"data.clip_sampling must be one of {CLIP_SAMPLING_RULES}, got {cfg.clip_sampling!r}")
         if cfg.filters not in FILTERS:
-            raise ValueError(f"filters must be one of {FILTERS}, got {cfg.filters!r}")
+            raise ConfigError(f"data.filters must be one of {FILTERS}, got {cfg.filters!r}")
         if cfg.filters == "pil" and (cfg.clip_cache or (cfg.align and self.eyes is not None)):
-            raise ValueError(f"{cfg.name}: filters=pil supports neither clip_cache (its frames are resized with "
+            raise ConfigError(f"{cfg.name}: filters=pil supports neither clip_cache (its frames are resized with "
                              f"cv2) nor landmark alignment (align=true on {cfg.name}); use filters=fast")
         for key in ("clips_per_track", "pairs_per_track", "pair_frame_stride"):
             if int(cfg[key]) < 1:

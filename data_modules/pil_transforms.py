@@ -18,6 +18,7 @@ import torch
 import torchvision.transforms.functional as TF
 from PIL import Image
 
+from affectlab.config import ConfigError
 from data_modules.transforms import NORMALIZATIONS
 
 SUPPORTED_STEPS = ("RandomResizedCrop", "ColorJitter", "Rotate")
@@ -48,16 +49,16 @@ def _parse_steps(steps: Any) -> dict[str, dict]:
         step = dict(step)
         name = step.pop("name", None)
         if name not in SUPPORTED_STEPS:
-            raise ValueError(f"data.filters=pil supports only the train_transforms steps {', '.join(SUPPORTED_STEPS)} "
+            raise ConfigError(f"data.filters=pil supports only the train_transforms steps {', '.join(SUPPORTED_STEPS)} "
                              f"(the official IAL augmentation); got {name!r}. Use data.filters=fast for other steps.")
         if float(step.pop("p", 1.0)) != 1.0:
-            raise ValueError(f"data.filters=pil: step {name} must have p: 1.0 (the official code always applies it)")
+            raise ConfigError(f"data.filters=pil: step {name} must have p: 1.0 (the official code always applies it)")
         if name == "ColorJitter":
             other = {k: v for k, v in step.items() if k != "brightness" and v not in (0, 0.0, None)}
             if other:
-                raise ValueError(f"data.filters=pil: ColorJitter supports brightness only, got {other}")
+                raise ConfigError(f"data.filters=pil: ColorJitter supports brightness only, got {other}")
         if name == "Rotate" and step.get("border_mode", 0) != 0:
-            raise ValueError("data.filters=pil: Rotate fills with 0 (border_mode: 0), as the official code does")
+            raise ConfigError("data.filters=pil: Rotate fills with 0 (border_mode: 0), as the official code does")
         parsed[name] = step
     return parsed
 
@@ -65,7 +66,7 @@ def _parse_steps(steps: Any) -> dict[str, dict]:
 def _check_crop_size(steps: dict[str, dict], size: int) -> None:
     crop = steps.get("RandomResizedCrop", {})
     if "size" in crop and list(crop["size"]) != [size, size]:
-        raise ValueError(f"data.filters=pil: RandomResizedCrop size {list(crop['size'])} must equal "
+        raise ConfigError(f"data.filters=pil: RandomResizedCrop size {list(crop['size'])} must equal "
                          f"[image_size, image_size] = {[size, size]}")
 
 
@@ -85,7 +86,7 @@ class PILClipTransform:
         if normalize != "none" and normalize not in NORMALIZATIONS:
             raise ValueError(f"normalize must be one of {sorted(NORMALIZATIONS)} or none, got {normalize!r}")
         if steps and not train:
-            raise ValueError("data.filters=pil: eval_transforms must be empty (test clips are only resized)")
+            raise ConfigError("data.filters=pil: eval_transforms must be empty (test clips are only resized)")
         self.size, self.train, self.hflip = size, train, hflip and train
         self.steps = _parse_steps(steps)
         _check_crop_size(self.steps, size)
@@ -104,7 +105,7 @@ class PILClipTransform:
                  rng: Optional[np.random.Generator] = None) -> tuple[torch.Tensor, None]:
         """``frames`` (T,H,W,3) uint8 → (T,3,S,S) float tensor (landmarks are not supported)."""
         if landmarks is not None and any(lm is not None for lm in landmarks):
-            raise ValueError("data.filters=pil does not support landmarks; use data.filters=fast")
+            raise ConfigError("data.filters=pil does not support landmarks; use data.filters=fast")
         rng = rng or np.random.default_rng()
         images = [Image.fromarray(np.ascontiguousarray(f)) for f in frames]
         images = self._crop_resize(images, rng) if self.train and "RandomResizedCrop" in self.steps \
