@@ -84,3 +84,9 @@ def test_official_checkpoint_loader():
     checkpoint["module.fc_f.bias"] = torch.zeros(8)
     with pytest.raises(ValueError, match=r"fc_f.bias: shape \(8,\)"):
         load_official_state_dict(net, checkpoint)
+
+
+def test_unknown_names_have_no_official_tensor():
+    for name in ("layer2.attention.bogus.weight", "head.weight"):
+        with pytest.raises(KeyError, match="no official IAL tensor corresponds"):
+            official_name(name)

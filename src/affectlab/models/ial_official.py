@@ -13,44 +13,45 @@ from __future__ import annotations
 import hashlib
 import math
 import re
-from typing import Mapping
+from typing import Callable, Mapping
 
 import torch
 from torch import nn
 
-# affectlab key pattern → official key, applied in order (first match wins); \g<n> keeps indices
-_RULES: list[tuple[str, str]] = [
-    (r"^stem\.([013])\.", r"s_former.conv1.\1."),
-    (r"^stem\.4\.", "s_former.bn1."),
-    (r"^layer1\.", "s_former.layer1.0."),
-    (r"^layer([23])\.shortcut\.", r"s_former.layer\1.0.downsample."),
-    (r"^layer([23])\.attention\.global_conv\.", r"s_former.layer\1.0.gc.0."),
-    (r"^layer([23])\.attention\.aux\.", r"s_former.layer\1.0.AUX_fc."),
-    (r"^layer([23])\.attention\.squeeze\.", r"s_former.layer\1.0.fc1.0."),
-    (r"^layer([23])\.attention\.excite\.", r"s_former.layer\1.0.fc2.0."),
-    (r"^layer([23])\.", r"s_former.layer\1.0."),
-    (r"^dynamic\.(\d+)\.shortcut\.", r"s_former.layer4.\1.downsample."),
-    (r"^dynamic\.(\d+)\.", r"s_former.layer4.\1."),
-    (r"^static_embed\.", "s_former.patch_embedding."),
-    (r"^static_pos$", "s_former.pos_embedding_pos"),
-    (r"^temporal_pos$", "s_former.pos_embedding"),
-    (r"^(spatial|temporal)_transformer\.layers\.(\d+)\.0\.0\.", r"s_former.\1_transformer.layers.\2.0.fn.norm."),
-    (r"^(spatial|temporal)_transformer\.layers\.(\d+)\.0\.1\.to_qkv\.", r"s_former.\1_transformer.layers.\2.0.fn.fn.to_qkv."),
-    (r"^(spatial|temporal)_transformer\.layers\.(\d+)\.0\.1\.to_out\.", r"s_former.\1_transformer.layers.\2.0.fn.fn.to_out.0."),
-    (r"^(spatial|temporal)_transformer\.layers\.(\d+)\.1\.0\.", r"s_former.\1_transformer.layers.\2.1.fn.norm."),
-    (r"^(spatial|temporal)_transformer\.layers\.(\d+)\.1\.1\.", r"s_former.\1_transformer.layers.\2.1.fn.fn.net.0."),
-    (r"^(spatial|temporal)_transformer\.layers\.(\d+)\.1\.3\.", r"s_former.\1_transformer.layers.\2.1.fn.fn.net.3."),
-    (r"^classifier\.", "fc_f."),
+# sub-module names inside a GCA block and a transformer layer: affectlab → official
+_GCA = {"global_conv": "gc.0", "aux": "AUX_fc", "squeeze": "fc1.0", "excite": "fc2.0"}
+_TRANSFORMER = {"0.0": "0.fn.norm", "0.1.to_qkv": "0.fn.fn.to_qkv", "0.1.to_out": "0.fn.fn.to_out.0",
+                "1.0": "1.fn.norm", "1.1": "1.fn.fn.net.0", "1.3": "1.fn.fn.net.3"}
+_OFFICIAL_TRANSFORMER = {"spatial": "pos_transformer", "temporal": "temporal_transformer"}
+
+# affectlab key prefix pattern → official prefix, tried in order (first match wins)
+_RULES: list[tuple[str, Callable[[re.Match], str]]] = [
+    (r"stem\.([013])\.", lambda m: f"s_former.conv1.{m[1]}."),
+    (r"stem\.4\.", lambda m: "s_former.bn1."),
+    (r"layer1\.", lambda m: "s_former.layer1.0."),
+    (r"layer([23])\.shortcut\.", lambda m: f"s_former.layer{m[1]}.0.downsample."),
+    (r"layer([23])\.attention\.(\w+)\.", lambda m: f"s_former.layer{m[1]}.0.{_GCA[m[2]]}."),
+    (r"layer([23])\.", lambda m: f"s_former.layer{m[1]}.0."),
+    (r"dynamic\.(\d+)\.shortcut\.", lambda m: f"s_former.layer4.{m[1]}.downsample."),
+    (r"dynamic\.(\d+)\.", lambda m: f"s_former.layer4.{m[1]}."),
+    (r"static_embed\.", lambda m: "s_former.patch_embedding."),
+    (r"static_pos$", lambda m: "s_former.pos_embedding_pos"),
+    (r"temporal_pos$", lambda m: "s_former.pos_embedding"),
+    (r"(spatial|temporal)_transformer\.layers\.(\d+)\.(0\.0|0\.1\.to_qkv|0\.1\.to_out|1\.0|1\.1|1\.3)\.",
+     lambda m: f"s_former.{_OFFICIAL_TRANSFORMER[m[1]]}.layers.{m[2]}.{_TRANSFORMER[m[3]]}."),
+    (r"classifier\.", lambda m: "fc_f."),
 ]
 
 
 def official_name(name: str) -> str:
     """The official state-dict key of affectlab's ``paper``-network key ``name`` (KeyError if none)."""
-    for pattern, repl in _RULES:
-        if re.match(pattern, name):
-            out = re.sub(pattern, repl, name)
-            # the official code calls the spatial transformer ``pos_transformer``
-            return out.replace("s_former.spatial_transformer.", "s_former.pos_transformer.")
+    for pattern, official_prefix in _RULES:
+        match = re.match(pattern, name)
+        if match:
+            try:
+                return official_prefix(match) + name[match.end():]
+            except KeyError:
+                break
     raise KeyError(f"no official IAL tensor corresponds to {name!r}")
 
 
