@@ -40,7 +40,7 @@ def affectlab_run() -> dict:
     terms["loss"].backward()
     grads = {official_name(k): p.grad for k, p in module.net.named_parameters()}
     return {"module": module, "eval": {"logits": out.logits, "aux2": out.aux_logits[0], "aux3": out.aux_logits[1]},
-            "train": {"logits": train_logits.detach(), **terms}, "grads": grads}
+            "train": {"logits": train_logits.detach(), **{k: v.detach() for k, v in terms.items()}}, "grads": grads}
 
 
 def test_mapping_covers_the_official_layout():
