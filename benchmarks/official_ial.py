@@ -180,7 +180,8 @@ def write_fixture(path: Path, official: dict, labels: torch.Tensor, args: argpar
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--official", type=Path, required=True, help="folder holding the official final_model.py, modules.py, main.py")
+    parser.add_argument("--official", type=Path, required=True,
+                        help="folder holding the official final_model.py, modules.py, main.py")
     parser.add_argument("--official-commit", default="39a24b67f5de016fb6a82770e0c6082bd9077d21",
                         help="commit of that folder, recorded in the fixture")
     parser.add_argument("--dtype", choices=sorted(TOLERANCES), default="float64")

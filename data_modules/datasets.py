@@ -116,7 +116,8 @@ class ClipDataset(_Base):
 
     def __init__(self, items: pd.DataFrame, transform: FaceTransform, segments: int, per_segment: int,
                  dataset: str, max_bad_fraction: float, train: bool, short_clip: str = "stretch",
-                 sampling: str = "balanced", seed: int = 0, meta_cols: Sequence[str] = ("clip",), cache_dir: Optional[Path] = None) -> None:
+                 sampling: str = "balanced", seed: int = 0, meta_cols: Sequence[str] = ("clip",),
+                 cache_dir: Optional[Path] = None) -> None:
         super().__init__(dataset, transform, max_bad_fraction, len(items), train, seed)
         self.items = items.reset_index(drop=True)
         self.cache_dir = cache_dir

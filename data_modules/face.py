@@ -241,8 +241,7 @@ class FaceDataModule(L.LightningDataModule):
         if c.filters == "pil":
             return PILClipTransform(c.image_size, c.normalize, train, hflip=c.hflip, steps=steps)
         return FaceTransform(c.image_size, c.normalize, train, align=c.align, eye_y=c.align_eye_y,
-                             eye_distance=c.align_eye_distance, hflip=c.hflip,
-                             steps=steps,
+                             eye_distance=c.align_eye_distance, hflip=c.hflip, steps=steps,
                              eyes=self.eyes, flip_permutation=self.flip_permutation)
 
     def tracks(self, df: pd.DataFrame) -> pd.DataFrame:
@@ -267,7 +266,8 @@ class FaceDataModule(L.LightningDataModule):
             if train and c.clips_per_track > 1:
                 tracks = tracks.loc[tracks.index.repeat(int(c.clips_per_track))]
             return ClipDataset(tracks, tf, c.clip_segments, c.clip_frames_per_segment,
-                               short_clip=c.short_clip, sampling=c.clip_sampling, meta_cols=("clip", "subject", "scene"),
+                               short_clip=c.short_clip, sampling=c.clip_sampling,
+                               meta_cols=("clip", "subject", "scene"),
                                cache_dir=self.cache_dir() / "clips" if c.clip_cache else None, **common)
         if c.task == "pairs":
             return PairDataset(self.tracks(df), tf, c.pair_gap_min, c.pair_gap_max, c.pair_independent_jitter,

@@ -128,8 +128,10 @@ class PILClipTransform:
             return [im.crop((x1, y1, x1 + w, y1 + h)).resize((self.size, self.size), Image.BILINEAR)
                     for im in images]
         # fallback: shorter side to size, then a random size × size crop
-        short = min(width, height)
-        w, h = (self.size, int(self.size * height / width)) if width == short else (int(self.size * width / height), self.size)
+        if width <= height:
+            w, h = self.size, int(self.size * height / width)
+        else:
+            w, h = int(self.size * width / height), self.size
         x1, y1 = int(rng.integers(0, w - self.size + 1)), int(rng.integers(0, h - self.size + 1))
         return [im.resize((w, h), Image.BILINEAR).crop((x1, y1, x1 + self.size, y1 + self.size)) for im in images]
 
