@@ -70,11 +70,20 @@ class DataConfig:
     #: applied with identical parameters to every frame of a clip
     train_transforms: Any = None
     eval_transforms: Any = None
+    #: fast: cv2/albumentations on uint8 (cv2 bilinear crop resize, JPEGs decoded at 1/2 or 1/4 size when
+    #: large enough, bilinear rotation) | pil: the official IAL loader's filters (PIL anti-aliased bilinear
+    #: resize at train and test, full-size decoding, brightness and nearest rotation on float clips;
+    #: train_transforms limited to RandomResizedCrop, ColorJitter brightness, Rotate). Clips only.
+    filters: str = "fast"
 
     # --- clips, pairs and sequences -------------------------------------------------------------
     #: U segments × V consecutive frames per clip (train: random start per segment, eval: centre)
     clip_segments: int = 16
     clip_frames_per_segment: int = 1
+    #: segment rule: balanced (segments [round(u·n/U), round((u+1)·n/U)) cover the whole clip) |
+    #: ial_official (the official IAL loader: length (n−V+1)//U, the last frames never drawn in training;
+    #: test starts int(tick/2 + tick·u)); see data_modules/sampling.py
+    clip_sampling: str = "balanced"
     #: clips drawn from every track per training epoch (each with its own random segment offsets;
     #: evaluation splits keep one clip per track). For a few long tracks, e.g. the labelled sequences
     #: of a frame dataset used as unlabelled video (contrastive_intensity stage 1)

@@ -132,11 +132,13 @@ class ClipDataset(_Base):
 
     def __init__(self, items: pd.DataFrame, transform: FaceTransform, segments: int, per_segment: int,
                  dataset: str, max_bad_fraction: float, train: bool, short_clip: str = "stretch",
-                 seed: int = 0, meta_cols: Sequence[str] = ("clip",), cache_dir: Optional[Path] = None) -> None:
+                 sampling: str = "balanced", seed: int = 0, meta_cols: Sequence[str] = ("clip",),
+                 cache_dir: Optional[Path] = None) -> None:
         super().__init__(dataset, transform, max_bad_fraction, len(items), train, seed)
         self.items = items.reset_index(drop=True)
         self.cache_dir = cache_dir
         self.segments, self.per_segment, self.short_clip = segments, per_segment, short_clip
+        self.sampling = sampling
         self.meta_cols = [c for c in meta_cols if c in self.items]
         self._reduce: Optional[int] = None  # JPEG decode reduction, decided on the first clip
 
@@ -147,7 +149,8 @@ class ClipDataset(_Base):
         row = self.items.iloc[index]
         paths = row["frames"]
         rng = self._rng(index)
-        idx = clip_indices(len(paths), self.segments, self.per_segment, self.train, rng, self.short_clip)
+        idx = clip_indices(len(paths), self.segments, self.per_segment, self.train, rng, self.short_clip,
+                           self.sampling)
         lms = [row["landmarks"][k] for k in idx] if "landmarks" in row and row["landmarks"] is not None else None
         if self.cache_dir is not None and lms is None:
             frames = self._cached_clip(paths)[idx]

@@ -10,7 +10,7 @@ import pandas as pd
 
 from data_modules.base import DATAMODULES, DataConfig
 from data_modules.face import FaceDataModule, check_fold, skipped_frame
-from data_modules.frames import DataFormatError, first_existing, list_frames, require_dir
+from data_modules.frames import DataFormatError, alphabetical_order_differs, first_existing, list_frames, require_dir
 
 #: DFEW order; CSV labels 1…7 map to 0…6
 DFER_CLASSES = ["Happy", "Sad", "Neutral", "Angry", "Surprise", "Disgust", "Fear"]
@@ -109,12 +109,14 @@ class DFEWDataModule(FaceDataModule):
     def _parse(self) -> tuple[pd.DataFrame, pd.DataFrame]:
         frames_root, _ = self._dirs()
         need = self.cfg.clip_segments * self.cfg.clip_frames_per_segment
-        rows, skipped = [], []
+        rows, skipped, unpadded = [], [], []
         for role, path in self._split_files().items():
             for clip, label, lineno in read_split_csv(path, self.class_names):
                 folder = self._clip_folder(frames_root, clip)
                 cid = f"{clip:05d}"
                 files = list_frames(folder) if folder is not None else []
+                if alphabetical_order_differs(files):
+                    unpadded.append(str(folder))
                 if not files:
                     skipped.append({"item": cid, "reason": "clip folder missing or empty", "file": f"{path}:{lineno}"})
                     continue
@@ -134,6 +136,7 @@ class DFEWDataModule(FaceDataModule):
         if n_short:
             skipped.append({"item": f"{n_short} clips", "reason": f"shorter than {need} frames, padded by rule "
                             f"'{self.cfg.short_clip}'", "file": ""})
+        skipped += self._frame_order_note(unpadded)
         return df, skipped_frame(skipped)
 
     def _protocol(self, df: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:

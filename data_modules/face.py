@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import os
 import pickle
+import warnings
 from pathlib import Path
 from typing import Any, ClassVar, Optional
 
@@ -18,14 +19,20 @@ import pandas as pd
 import torch
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
+from affectlab.config import ConfigError
 from data_modules.datasets import ClipDataset, FrameDataset, PairDataset, SequenceDataset
 from data_modules.frames import DataFormatError, missing_root_error
-from data_modules.sampling import PAIR_FRAME_RULES, PAIR_UNITS, SHORT_CLIP_RULES
+from data_modules.pil_transforms import PILClipTransform
+from data_modules.sampling import CLIP_SAMPLING_RULES, PAIR_FRAME_RULES, PAIR_UNITS, SHORT_CLIP_RULES
 from data_modules.seeded_sampler import seeded_train_loader
 from data_modules.transforms import FaceTransform
 
 SPLITS = ("train", "val", "test")
-MANIFEST_VERSION = 2  # 2: landmark_source / landmark_indexing columns, no frame dropped for want of landmarks
+#: image filters: fast (cv2/albumentations on uint8, reduced JPEG decoding) | pil (the official IAL filters)
+FILTERS = ("fast", "pil")
+#: 2: landmark_source / landmark_indexing columns, no frame dropped for want of landmarks;
+#: 3: frame-order note in the skipped rows
+MANIFEST_VERSION = 3
 
 
 class EvalDistributedSampler(DistributedSampler):
@@ -83,6 +90,13 @@ class FaceDataModule(L.LightningDataModule):
             raise ValueError(f"{cfg.name}: task {cfg.task!r} not supported; choose one of {', '.join(self.tasks)}")
         if cfg.short_clip not in SHORT_CLIP_RULES:
             raise ValueError(f"short_clip must be one of {SHORT_CLIP_RULES}, got {cfg.short_clip!r}")
+        if cfg.clip_sampling not in CLIP_SAMPLING_RULES:
+            raise ConfigError(f"data.clip_sampling must be one of {CLIP_SAMPLING_RULES}, got {cfg.clip_sampling!r}")
+        if cfg.filters not in FILTERS:
+            raise ConfigError(f"data.filters must be one of {FILTERS}, got {cfg.filters!r}")
+        if cfg.filters == "pil" and (cfg.clip_cache or (cfg.align and self.eyes is not None)):
+            raise ConfigError(f"{cfg.name}: filters=pil supports neither clip_cache (its frames are resized with "
+                             f"cv2) nor landmark alignment (align=true on {cfg.name}); use filters=fast")
         for key in ("clips_per_track", "pairs_per_track", "pair_frame_stride"):
             if int(cfg[key]) < 1:
                 raise ValueError(f"{cfg.name}: {key} must be >= 1, got {cfg[key]}")
@@ -136,6 +150,20 @@ class FaceDataModule(L.LightningDataModule):
 
     def _parse(self) -> tuple[pd.DataFrame, pd.DataFrame]:
         raise NotImplementedError
+
+    def _frame_order_note(self, folders: list[str]) -> list[dict]:
+        """Warn once (and keep a summary note) when clip folders' names sort differently as strings.
+
+        The numeric order is kept; code that sorts names alphabetically (e.g. the official IAL
+        loader) reads such clips out of order. Only on a real release (the synthetic one pads its names).
+        """
+        if not folders or self.cfg.root is None:
+            return []
+        reason = ("frame names sort differently alphabetically than numerically (unpadded numbers); "
+                  "the numeric order is used (code sorting names as strings, e.g. the official IAL loader, "
+                  "reads these clips out of order)")
+        warnings.warn(f"{self.cfg.name}: {len(folders)} clip folders' {reason}; first: {folders[0]}", stacklevel=2)
+        return [{"item": f"{len(folders)} clips", "reason": reason, "file": folders[0]}]
 
     def _protocol(self, df: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
         raise NotImplementedError
@@ -221,11 +249,13 @@ class FaceDataModule(L.LightningDataModule):
         return torch.tensor(rate, dtype=torch.float32)
 
     # ------------------------------------------------------------------ datasets
-    def _transform(self, train: bool, prepared: bool = False) -> FaceTransform:
+    def _transform(self, train: bool, prepared: bool = False) -> FaceTransform | PILClipTransform:
         c = self.cfg
+        steps = c.train_transforms if train else c.eval_transforms
+        if c.filters == "pil":
+            return PILClipTransform(c.image_size, c.normalize, train, hflip=c.hflip, steps=steps)
         return FaceTransform(c.image_size, c.normalize, train, align=c.align and not prepared, eye_y=c.align_eye_y,
-                             eye_distance=c.align_eye_distance, hflip=c.hflip,
-                             steps=c.train_transforms if train else c.eval_transforms,
+                             eye_distance=c.align_eye_distance, hflip=c.hflip, steps=steps,
                              eyes=self.eyes, flip_permutation=self.flip_permutation)
 
     def tracks(self, df: pd.DataFrame) -> pd.DataFrame:
@@ -252,7 +282,8 @@ class FaceDataModule(L.LightningDataModule):
             if train and c.clips_per_track > 1:
                 tracks = tracks.loc[tracks.index.repeat(int(c.clips_per_track))]
             return ClipDataset(tracks, tf, c.clip_segments, c.clip_frames_per_segment,
-                               short_clip=c.short_clip, meta_cols=("clip", "subject", "scene"),
+                               short_clip=c.short_clip, sampling=c.clip_sampling,
+                               meta_cols=("clip", "subject", "scene"),
                                cache_dir=self.cache_dir() / "clips" if c.clip_cache else None, **common)
         if c.task == "pairs":
             return PairDataset(self.tracks(df), tf, c.pair_gap_min, c.pair_gap_max, c.pair_independent_jitter,

@@ -10,7 +10,7 @@ import pandas as pd
 from data_modules.base import DATAMODULES, DataConfig
 from data_modules.dfew import DFER_CLASSES
 from data_modules.face import FaceDataModule, skipped_frame
-from data_modules.frames import DataFormatError, list_frames, require_dir
+from data_modules.frames import DataFormatError, alphabetical_order_differs, list_frames, require_dir
 
 LAYOUT = """  <root>/2_ClipsforFaceCrop/<Scene>/<Class>/<NNNN>/*.jpg   (one extra nesting level is accepted)
   <root>/4_setups/All_scenes/train_All.csv, test_All.csv       ('<Scene>/<Class>/<NNNN> <Class>' per line, no header)"""
@@ -82,7 +82,7 @@ class FERV39kDataModule(FaceDataModule):
     def _parse(self) -> tuple[pd.DataFrame, pd.DataFrame]:
         crops, setups = self._dirs()
         need = self.cfg.clip_segments * self.cfg.clip_frames_per_segment
-        rows, skipped = [], []
+        rows, skipped, unpadded = [], [], []
         for role in ("train", "test"):
             path = setups / f"{role}_All.csv"
             if not path.is_file():
@@ -90,6 +90,8 @@ class FERV39kDataModule(FaceDataModule):
             for rel, label, lineno in read_setup(path, self.class_names):
                 folder = crops / rel
                 files = list_frames(folder) if folder.is_dir() else []
+                if alphabetical_order_differs(files):
+                    unpadded.append(str(folder))
                 if not files:
                     skipped.append({"item": rel, "reason": "clip folder missing or empty", "file": f"{path}:{lineno}"})
                     continue
@@ -106,6 +108,7 @@ class FERV39kDataModule(FaceDataModule):
         if n_short:
             skipped.append({"item": f"{n_short} clips", "reason": f"shorter than {need} frames, padded by rule "
                             f"'{self.cfg.short_clip}'", "file": ""})
+        skipped += self._frame_order_note(unpadded)
         return df, skipped_frame(skipped)
 
     def _protocol(self, df: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:

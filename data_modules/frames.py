@@ -69,6 +69,12 @@ def list_frames(folder: Path) -> list[Path]:
     return [p for _, _, p in keyed]
 
 
+def alphabetical_order_differs(files: Sequence[Path]) -> bool:
+    """True when sorting the file names as strings (``glob`` + ``sort()``) gives another order than ``files``."""
+    names = [p.name for p in files]
+    return names != sorted(names)
+
+
 def index_frames(folder: Path) -> dict[int, Path]:
     """Map frame number → image path for a folder of ``NNN.jpg``/``NNNN.jpg`` names (any padding)."""
     out: dict[int, Path] = {}

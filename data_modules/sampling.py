@@ -8,15 +8,18 @@ SHORT_CLIP_RULES = ("stretch", "loop", "last", "drop")
 PAIR_FRAME_RULES = ("gap", "any")
 #: what one pairs item is drawn from: a track (ours) or an identity (official TCAE epoch)
 PAIR_UNITS = ("track", "identity")
+#: ``balanced``: segments cover the whole clip (ours); ``ial_official``: the official IAL loader's rule
+CLIP_SAMPLING_RULES = ("balanced", "ial_official")
 
 
 def clip_indices(n: int, segments: int, per_segment: int, train: bool, rng: np.random.Generator,
-                 short_clip: str = "stretch") -> np.ndarray:
+                 short_clip: str = "stretch", rule: str = "balanced") -> np.ndarray:
     """Indices of U×V frames from a clip of ``n`` frames (TSN-style segment sampling).
 
-    Segment u covers frames ``[round(u·n/U), round((u+1)·n/U))``; it contributes V consecutive frames
-    starting at a uniformly random offset (training) or centred in the segment (evaluation).
-    Clips with fewer than U×V frames follow ``short_clip``:
+    ``balanced``: segment u covers frames ``[round(u·n/U), round((u+1)·n/U))``; it contributes V
+    consecutive frames starting at a uniformly random offset (training) or centred in the segment
+    (evaluation). ``ial_official``: the rule of the official IAL loader, see ``ial_official_starts``.
+    Clips with fewer than U×V frames follow ``short_clip`` under both rules:
 
     - ``stretch``: ``floor(i·n/(U·V))`` for i = 0…U·V−1 — every frame used, in order, repeated evenly;
     - ``loop``: ``i mod n``; ``last``: frames 0…n−1 then the last frame repeated.
@@ -32,6 +35,11 @@ def clip_indices(n: int, segments: int, per_segment: int, train: bool, rng: np.r
         if short_clip == "last":
             return np.minimum(i, n - 1)
         return (i * n) // total  # stretch (also used if a dropped clip slipped through)
+    if rule == "ial_official":
+        starts = ial_official_starts(n, segments, per_segment, train, rng)
+        return (starts[:, None] + np.arange(per_segment)[None, :]).reshape(-1)
+    if rule != "balanced":
+        raise ValueError(f"clip sampling rule must be one of {CLIP_SAMPLING_RULES}, got {rule!r}")
     bounds = np.round(np.arange(segments + 1) * n / segments).astype(np.int64)
     lengths = bounds[1:] - bounds[:-1]
     slack = lengths - per_segment  # ≥ 0 because n ≥ U·V
@@ -41,6 +49,25 @@ def clip_indices(n: int, segments: int, per_segment: int, train: bool, rng: np.r
         offsets = slack // 2
     starts = bounds[:-1] + offsets
     return (starts[:, None] + np.arange(per_segment)[None, :]).reshape(-1)
+
+
+def ial_official_starts(n: int, segments: int, per_segment: int, train: bool,
+                        rng: np.random.Generator) -> np.ndarray:
+    """First frame of each segment under the official IAL loader's rule (``dataset_DFEW.py``, n ≥ U·V).
+
+    Training: segment length ``L = (n − V + 1) // U`` and start ``u·L + randint(L)``, so the last
+    ``(n − V + 1) mod U`` frames are never drawn (as in the official code). Evaluation: with
+    ``tick = (n − V + 1) / U`` the start is ``int(tick/2 + tick·u)``. The official code applies that
+    test formula only when ``n > U + V − 1`` and otherwise samples frame 0 U times (a 16-frame DFEW
+    test clip becomes one frame repeated); here the formula is applied to every clip, which gives
+    frames 0…15 for a 16-frame clip.
+    """
+    usable = n - per_segment + 1
+    if train:
+        length = usable // segments
+        return np.arange(segments) * length + rng.integers(0, length, size=segments)
+    tick = usable / float(segments)
+    return np.array([int(tick / 2.0 + tick * u) for u in range(segments)], dtype=np.int64)
 
 
 def pair_indices(n: int, gap_min: int, gap_max: int, rng: np.random.Generator) -> tuple[int, int]:

@@ -53,6 +53,9 @@ class TrainerConfig:
     lr_scaling: str = "none"
     lr_base_batch_size: int = 256
     channels_last: bool = False
+    #: torch.set_float32_matmul_precision for float32 matmuls: high (TF32 on Ampere+, fast) | highest
+    #: (true float32, as the official code of the paper presets ran) | medium
+    matmul_precision: str = "high"
     enable_progress_bar: bool = True
 
 

@@ -182,3 +182,63 @@ def test_dfew_16f_frames_dir(tmp_path):
     assert (dm.full_manifest()["n_frames"] == 16).all()
     item = dm.dataset("test")[0]
     assert frame_index(item["video"]).tolist() == list(range(16))  # 1.jpg … 16.jpg in numeric order
+
+
+def test_ial_official_sampling_by_hand():
+    """Indices worked out by hand from the official rule (dataset_DFEW.py: _get_train/_get_test_indices)."""
+    rng = np.random.default_rng(0)
+    # n=37, U=16: tick = 37/16 = 2.3125, start_u = int(1.15625 + 2.3125·u)
+    assert clip_indices(37, 16, 1, False, rng, rule="ial_official").tolist() == [
+        1, 3, 5, 8, 10, 12, 15, 17, 19, 21, 24, 26, 28, 31, 33, 35]
+    # n=16: tick = 1 → frames 0…15 (the official code has frame 0 sixteen times here: its bug, not kept)
+    assert clip_indices(16, 16, 1, False, rng, rule="ial_official").tolist() == list(range(16))
+    # U×V = 8×2, n=20: tick = 19/8 = 2.375, start_u = int(1.1875 + 2.375·u) = 1,3,5,8,10,13,15,17
+    assert clip_indices(20, 8, 2, False, rng, rule="ial_official").tolist() == [
+        1, 2, 3, 4, 5, 6, 8, 9, 10, 11, 13, 14, 15, 16, 17, 18]
+    # training, n=37: segment length 37 // 16 = 2, so segment u draws 2u or 2u+1 and frames 32…36 never
+    draws = np.stack([clip_indices(37, 16, 1, True, rng, rule="ial_official") for _ in range(400)])
+    for u in range(16):
+        assert set(draws[:, u].tolist()) == {2 * u, 2 * u + 1}
+    # training, 8×2, n=20: length (20 − 2 + 1) // 8 = 2, pairs (s, s+1) with s ∈ {2u, 2u+1}
+    pairs = np.stack([clip_indices(20, 8, 2, True, rng, rule="ial_official").reshape(8, 2) for _ in range(400)])
+    assert (pairs[..., 1] == pairs[..., 0] + 1).all()
+    for u in range(8):
+        assert set(pairs[:, u, 0].tolist()) == {2 * u, 2 * u + 1}
+    with pytest.raises(ValueError, match="clip sampling rule must be one of"):
+        clip_indices(37, 16, 1, False, rng, rule="official")
+
+
+def test_dfew_clip_sampling_key_reaches_the_loader(mini):
+    root, _ = mini
+    dm = make("dfew", root / "DFEW", fold=1, normalize="zero_one", image_size=32, hflip=False,
+              select_on_test=True, clip_sampling="ial_official", drop_short=True)
+    ds = dm.dataset("test")
+    for i in range(len(ds)):
+        item = ds[i]
+        n = len(ds.items.iloc[i]["frames"])
+        tick = n / 16.0
+        expected = [int(tick / 2.0 + tick * u) for u in range(16)]
+        assert frame_index(item["video"]).tolist() == expected == item["meta"]["frames"].tolist()
+    with pytest.raises(ValueError, match="clip_sampling must be one of"):
+        make("dfew", root / "DFEW", clip_sampling="tsn")
+
+
+def test_dfew_warns_once_when_alphabetical_frame_order_differs(mini, tmp_path):
+    root, truth = mini
+    t = truth["dfew"]
+    # the writer names frames '<id>_<k:05d>.jpg' for odd ids and unpadded '<k>.jpg' for even ids;
+    # unpadded names sort differently as strings only from 10 frames on ('10.jpg' < '2.jpg')
+    expected = sorted(f"{cid:05d}" for cid, n in zip(t["ids"], t["lengths"]) if cid % 2 == 0 and n >= 10)
+    assert 0 < len(expected) < len(t["ids"])
+    keys = dict(fold=1, cache_dir=str(tmp_path / "cache"))
+    with pytest.warns(UserWarning, match=r"dfew: (\d+) clip folders' frame names sort differently") as seen:
+        dm = make("dfew", root / "DFEW", **keys)
+        dm.full_manifest()
+    assert len([w for w in seen if "sort differently" in str(w.message)]) == 1
+    message = str(next(w.message for w in seen if "sort differently" in str(w.message)))
+    assert f"dfew: {len(expected)} clip folders'" in message and f"first: {root / 'DFEW'}" in message
+    note = dm.skipped().set_index("item").loc[f"{len(expected)} clips"]
+    assert any(note["file"].endswith(e) for e in expected) and "numeric order is used" in note["reason"]
+    full = dm.full_manifest()  # the numeric order is kept
+    for frames in full.frames:
+        assert [releases_trailing(p) for p in frames] == list(range(1, len(frames) + 1))

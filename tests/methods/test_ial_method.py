@@ -196,3 +196,28 @@ def test_registered_method_and_paper_experiment():
     assert (ferv.data.name, ferv.data.clip_segments, ferv.data.clip_frames_per_segment) == ("ferv39k", 8, 2)
     assert (ferv.method.optimizer, ferv.method.scheduler, ferv.trainer.gradient_clip_val) == ("sgd", "step", None)
     assert build_network(ferv, 7).cfg.num_frames == 16
+
+
+@pytest.mark.parametrize("exp", ["ial_paper", "ial_ferv39k_paper"])
+def test_paper_experiments_pin_float32_even_on_the_gpu_preset(exp):
+    from affectlab.config import compose
+
+    cfg = compose([f"EXP={exp}", "TRAINER=gpu"])
+    assert (cfg.trainer.precision, cfg.trainer.matmul_precision) == ("32-true", "highest")
+    fast = compose([f"EXP={exp}", "TRAINER=gpu", "trainer.precision=bf16-mixed", "trainer.matmul_precision=high"])
+    assert (fast.trainer.precision, fast.trainer.matmul_precision) == ("bf16-mixed", "high")
+    assert compose(["METHOD=ial", "TRAINER=gpu"]).trainer.matmul_precision == "high"  # the CPU default keeps its speed
+
+
+def test_matmul_precision_is_applied_and_checked():
+    from affectlab.config import ConfigError
+    from affectlab.engine.runner import set_matmul_precision
+
+    before = torch.get_float32_matmul_precision()
+    try:
+        set_matmul_precision("highest")
+        assert torch.get_float32_matmul_precision() == "highest"
+        with pytest.raises(ConfigError, match="matmul_precision must be one of"):
+            set_matmul_precision("fp32")
+    finally:
+        torch.set_float32_matmul_precision(before)

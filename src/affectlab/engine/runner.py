@@ -17,6 +17,7 @@ from lightning.pytorch.callbacks import EarlyStopping, LearningRateMonitor, Mode
 from lightning.pytorch.utilities.rank_zero import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
+from affectlab.config import ConfigError
 from affectlab.engine.callbacks import AtomicCheckpointIO, RNGStateCallback, fault_injection_from_env
 from affectlab.engine.io import atomic_write_json
 from affectlab.engine.loggers import build_loggers, finish_wandb, wandb_loggers, wandb_url
@@ -228,11 +229,21 @@ def build_record(cfg: DictConfig, run: RunDirectory, stage: Stage, metrics: dict
     }
 
 
+MATMUL_PRECISIONS = ("highest", "high", "medium")
+
+
+def set_matmul_precision(value: str) -> None:
+    """Apply ``trainer.matmul_precision`` (``highest`` keeps float32 matmuls in float32 on GPUs with TF32)."""
+    if value not in MATMUL_PRECISIONS:
+        raise ConfigError(f"trainer.matmul_precision must be one of {' | '.join(MATMUL_PRECISIONS)}, got {value!r}")
+    torch.set_float32_matmul_precision(value)
+
+
 def train(cfg: DictConfig) -> dict[str, Any]:
     """Run every stage of ``cfg.method`` and return the results record (empty on ranks ≠ 0)."""
     start = time.time()
     L.seed_everything(int(cfg.seed), workers=True, verbose=False)
-    torch.set_float32_matmul_precision("high")
+    set_matmul_precision(cfg.trainer.matmul_precision)
     rank_zero = _is_rank_zero()
     run = prepare_run_dir(cfg, rank_zero)
     launched_here = rank_zero and RUN_DIR_ENV not in os.environ
