@@ -112,3 +112,53 @@ def test_cli_list_and_config_succeed(capsys):
     assert "baseline" in listed and "ddp_cpu" in listed and "valid combinations" in listed
     assert main(["config", "METHOD=baseline", "data.fold=2"]) == 0
     assert "fold: 2" in capsys.readouterr().out
+
+
+def test_resume_auto_falls_back_from_a_corrupt_last_ckpt_and_never_re_records_a_finished_run(tmp_path):
+    """Issue #18 item 4: a truncated last.ckpt failed every retry with a raw torch traceback, and
+    resume=auto re-tested a finished run, adding a second leaderboard record for its run directory."""
+    from affectlab.leaderboard import open_store
+
+    board = f"sqlite:///{tmp_path / 'board.sqlite'}"
+    common = [*TINY, "trainer.max_epochs=2", "data.frames_per_subject=24", f"run_root={tmp_path / 'runs'}",
+              "leaderboard.enabled=true",
+              f"leaderboard.url={board}"]
+    first = train(compose(common))
+    run_dir = Path(first["run_dir"])
+    stage = run_dir / "stages" / "supervised"
+    assert (stage / "last-previous.ckpt").is_file()  # epoch 1's, kept when epoch 2's was saved
+    # the state of a run killed after epoch 2 whose last.ckpt was then truncated on disk
+    (stage / "done.json").unlink()
+    (run_dir / "results.json").unlink()
+    info = json.loads((run_dir / "run.json").read_text())
+    (run_dir / "run.json").write_text(json.dumps({**info, "status": "failed"}))
+    data = (stage / "last.ckpt").read_bytes()
+    (stage / "last.ckpt").write_bytes(data[: len(data) // 2])
+
+    with pytest.warns(UserWarning, match=r"last\.ckpt cannot be read .*resuming from the previous checkpoint"):
+        resumed = train(compose([*common, "resume=auto"]))
+    assert resumed["run_dir"] == str(run_dir)
+    assert resumed["metrics"] == pytest.approx(first["metrics"], abs=1e-6)  # epoch 2 replayed exactly
+    assert (stage / "last.ckpt.unreadable").is_file()
+
+    before = (run_dir / "results.json").read_text()
+    again = train(compose([*common, "resume=auto"]))  # finished: returned as it is, not re-tested
+    assert again == json.loads(before) and (run_dir / "results.json").read_text() == before
+    store = open_store(board)
+    try:
+        assert [r["run_dir"] for r in store.records()] == [str(run_dir)]  # one record for the run
+    finally:
+        store.close()
+
+
+def test_resume_checkpoint_skips_unreadable_files_with_a_warning(tmp_path):
+    from affectlab.engine.checkpoints import resume_checkpoint
+
+    torch.save({"state_dict": {}, "epoch": 0}, tmp_path / "last-previous.ckpt")
+    (tmp_path / "last.ckpt").write_bytes(b"PK\x03\x04 truncated")
+    with pytest.warns(UserWarning, match="resuming from the previous checkpoint"):
+        assert resume_checkpoint(tmp_path) == tmp_path / "last-previous.ckpt"
+    (tmp_path / "last-previous.ckpt").write_bytes(b"")
+    with pytest.warns(UserWarning, match="no readable checkpoint left, so the stage starts from its beginning"):
+        assert resume_checkpoint(tmp_path) is None
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["last-previous.ckpt.unreadable", "last.ckpt.unreadable"]

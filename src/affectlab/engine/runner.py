@@ -13,12 +13,15 @@ from typing import Any
 
 import lightning as L
 import torch
-from lightning.pytorch.callbacks import EarlyStopping, LearningRateMonitor, ModelCheckpoint
+from lightning.pytorch.callbacks import EarlyStopping, LearningRateMonitor
 from lightning.pytorch.utilities.rank_zero import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
 from affectlab.config import ConfigError
-from affectlab.engine.callbacks import AtomicCheckpointIO, RNGStateCallback, fault_injection_from_env
+from affectlab.engine.callbacks import (
+    AtomicCheckpointIO, LastEveryEpochCheckpoint, RNGStateCallback, fault_injection_from_env,
+)
+from affectlab.engine.checkpoints import LAST, resume_checkpoint
 from affectlab.engine.io import atomic_write_json
 from affectlab.engine.loggers import build_loggers, finish_wandb, wandb_loggers, wandb_url
 from affectlab.engine.rundir import RUN_DIR_ENV, RunDirectory, prepare_run_dir
@@ -42,13 +45,13 @@ def _strategy(cfg: DictConfig) -> Any:
     return cfg.trainer.strategy
 
 
-def build_trainer(cfg: DictConfig, stage: Stage, stage_dir: Path, loggers: list) -> tuple[L.Trainer, ModelCheckpoint]:
+def build_trainer(cfg: DictConfig, stage: Stage, stage_dir: Path, loggers: list) -> tuple[L.Trainer, LastEveryEpochCheckpoint]:
     t = cfg.trainer
     sync_bn = bool(t.sync_batchnorm)
     if sync_bn and t.accelerator == "cpu":
         warnings.warn("trainer.sync_batchnorm is switched off: SyncBatchNorm only works on GPU modules")
         sync_bn = False
-    checkpoint = ModelCheckpoint(
+    checkpoint = LastEveryEpochCheckpoint(
         dirpath=str(stage_dir),
         filename="best-epoch{epoch:03d}",
         auto_insert_metric_name=False,
@@ -117,8 +120,9 @@ def fit_stage(stage: Stage, cfg: DictConfig, run: RunDirectory) -> str:
     if cfg.trainer.channels_last and cfg.trainer.accelerator == "gpu":
         stage.module = stage.module.to(memory_format=torch.channels_last)
     trainer, checkpoint = build_trainer(cfg, stage, stage_dir, loggers)
-    last = stage_dir / "last.ckpt"
-    ckpt_path = str(last) if last.exists() else None
+    last = stage_dir / LAST
+    resume_from = resume_checkpoint(stage_dir, rank_zero=_is_rank_zero())
+    ckpt_path = str(resume_from) if resume_from else None
     if ckpt_path:
         print(f"[affectlab] resuming stage {stage.name!r} from {ckpt_path}", flush=True)
     trainer.fit(stage.module, datamodule=stage.datamodule, ckpt_path=ckpt_path)
@@ -204,6 +208,7 @@ def build_record(cfg: DictConfig, run: RunDirectory, stage: Stage, metrics: dict
         "task": spec.task,
         "protocol": getattr(dm, "protocol", None) or f"{cfg.data.name}/{cfg.data.task}",
         "fold": int(cfg.data.fold),
+        "stage": stage.name,
         "split": "test",
         "selected_on": selected_on,
         "metrics": metrics,
@@ -246,6 +251,12 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     set_matmul_precision(cfg.trainer.matmul_precision)
     rank_zero = _is_rank_zero()
     run = prepare_run_dir(cfg, rank_zero)
+    if run.finished:  # resume never re-tests or re-records a finished run
+        if rank_zero:
+            print(f"[affectlab] {run.path} already finished: returning its results.json unchanged (not re-tested, "
+                  f"not recorded again; `affectlab test {run.path}` re-evaluates it)", flush=True)
+            return json.loads((run.path / "results.json").read_text())
+        return {}
     launched_here = rank_zero and RUN_DIR_ENV not in os.environ
     if launched_here:
         os.environ[RUN_DIR_ENV] = str(run.path)
@@ -289,7 +300,9 @@ def _record_on_leaderboard(record: dict[str, Any], cfg: DictConfig) -> None:
     except ImportError:
         return
     try:
-        record_result(record, cfg)
+        if not record_result(record, cfg):
+            print(f"[affectlab] leaderboard: a record of {record['run_dir']} (stage {record['stage']!r}) is already "
+                  "on the board; not added again", flush=True)
     except Exception as err:  # noqa: BLE001 - a board outage must not lose the run's own results.json
         warnings.warn(f"leaderboard record not written ({type(err).__name__}: {err}); results.json is intact")
 
