@@ -162,3 +162,34 @@ def test_resume_checkpoint_skips_unreadable_files_with_a_warning(tmp_path):
     with pytest.warns(UserWarning, match="no readable checkpoint left, so the stage starts from its beginning"):
         assert resume_checkpoint(tmp_path) is None
     assert sorted(p.name for p in tmp_path.iterdir()) == ["last-previous.ckpt.unreadable", "last.ckpt.unreadable"]
+
+
+def test_unreadable_test_image_fails_the_run_or_is_excluded_and_recorded(tmp_path, capsys):
+    """Issue #18 item 1 end to end: `affectlab train` on a BP4D copy with random bytes in a test frame
+    exited 0 with the item silently swapped for another one."""
+    from affectlab.cli import main
+    from tests.data.releases import write_bp4d
+
+    write_bp4d(tmp_path / "BP4D", subjects=["F001", "F003", "F004"], tasks=("T1", "T2"))
+    bad = tmp_path / "BP4D" / "Sequences(2D+3D)" / "F004" / "T2"
+    bad = sorted(bad.glob("*.jpg"))[3]
+    bad.write_bytes(b"\xff\xd8 random bytes")
+    args = ["train", "METHOD=baseline", "DATA=bp4d", f"data.root={tmp_path / 'BP4D'}", "data.align=false",
+            "data.image_size=32", "data.batch_size=4", "data.num_workers=0", "data.val_fraction=0",
+            "trainer.max_epochs=1", "trainer.limit_train_batches=2", "trainer.enable_progress_bar=false",
+            "logger.wandb.enabled=false", "leaderboard.enabled=false", f"run_root={tmp_path / 'runs'}"]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert f"test image {bad} cannot be decoded" in err and "unreadable_test_items=exclude" in err
+    assert "Traceback" not in err and "data.unreadable_test_items=exclude` tests them" in err
+
+    assert main([*args, "data.unreadable_test_items=exclude", "resume=auto"]) == 0  # reuses the trained stage
+    out = capsys.readouterr().out
+    record = results_of(Path(out.strip().splitlines()[-1]))
+    assert record["test_set"]["unreadable_excluded"] == {"count": 1, "items": [str(bad)]}
+    assert f"TEST SET CHANGED: 1 item(s) with an undecodable image excluded" in out and str(bad) in out
+    # item 3: how much it trained, and why it stays off the ranked board
+    assert record["training"]["stages"]["supervised"]["steps"] == 2
+    assert record["training"]["truncated"] == ["trainer.limit_train_batches=2"]
+    assert "TRUNCATED run (trainer.limit_train_batches=2)" in out
+    assert "no synthetic-generator marker" in record["data_source_unverified"]
