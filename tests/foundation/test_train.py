@@ -193,3 +193,20 @@ def test_unreadable_test_image_fails_the_run_or_is_excluded_and_recorded(tmp_pat
     assert record["training"]["truncated"] == ["trainer.limit_train_batches=2"]
     assert "TRUNCATED run (trainer.limit_train_batches=2)" in out
     assert "no synthetic-generator marker" in record["data_source_unverified"]
+
+
+def test_data_source_of_a_copied_synthetic_release_is_identified(tmp_path):
+    """Issue #18 item 3: a copy of the synthetic BP4D folder, without the generator's marker beside
+    it, was recorded as real data."""
+    from types import SimpleNamespace
+
+    from affectlab.engine.runner import _data_source
+    from affectlab.synth import SYNTHETIC_MARKER
+
+    copy = tmp_path / "copy" / "BP4D"
+    copy.mkdir(parents=True)
+    cfg = compose(["METHOD=baseline", "DATA=bp4d", f"data.root={copy}"])
+    source, note = _data_source(cfg, SimpleNamespace())
+    assert source == "real" and "assumed real data" in note  # nothing to tell: assumed, and the record says so
+    (copy / SYNTHETIC_MARKER).write_text("2\ntiny-seed0\n")
+    assert _data_source(cfg, SimpleNamespace()) == ("synthetic-v2-tiny-seed0", None)

@@ -253,11 +253,18 @@ def _data_source(cfg: DictConfig, datamodule: Any) -> tuple[str, str | None]:
         from affectlab.synth import GENERATOR_VERSION
 
         return f"synthetic-v{GENERATOR_VERSION}-{cfg.data.synthetic_profile}-seed{cfg.data.synthetic_seed}", None
+    from affectlab.synth import SYNTHETIC_MARKER
+
     root = Path(cfg.data.root)
+    inside = root / SYNTHETIC_MARKER  # travels with a copy of the release folder
+    if inside.is_file():
+        version, copy = (inside.read_text().split() + ["", ""])[:2]
+        return f"synthetic-v{version}-{copy}", None
     markers = sorted(root.parent.glob(".complete-*"))  # the generator's marker beside a release it wrote
     if markers:
         return f"synthetic-v{markers[0].read_text().strip()}-{root.parent.name}", None
-    return "real", f"no synthetic-generator marker (.complete-*) beside {root}: assumed real data"
+    return "real", (f"no synthetic-generator marker ({SYNTHETIC_MARKER} in, or .complete-* beside, {root}): "
+                    "assumed real data")
 
 
 def build_record(cfg: DictConfig, run: RunDirectory, stage: Stage, metrics: dict[str, float],
