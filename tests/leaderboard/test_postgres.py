@@ -60,3 +60,36 @@ def test_postgres_store_parallel_writers_and_round_trip(pg_url, tmp_path):
     assert sorted(r["metrics"]["f1_mean"] for r in mine if r["method"] == f"{tag}-shared") == [i / 10 for i in range(10)]
     store.export_jsonl(tmp_path / "pg.jsonl")
     assert store.import_jsonl(tmp_path / "pg.jsonl") == 0
+
+
+def test_postgres_one_record_per_run_directory_and_stage_also_on_an_older_board(pg_url):
+    """Issue #18 item 4 on PostgreSQL: the run_key index, and its addition to a board made before it
+    (in a fresh schema, since the server's board is shared between test runs)."""
+    import sqlalchemy
+    from sqlalchemy import insert
+
+    from affectlab.leaderboard import Store, validate_record
+    from affectlab.leaderboard.store import records_table
+
+    schema = f"t{uuid.uuid4().hex[:10]}"
+    admin = sqlalchemy.create_engine(pg_url)
+    with admin.begin() as conn:
+        conn.exec_driver_sql(f"CREATE SCHEMA {schema}")
+    url = f"{pg_url}?options=-csearch_path%3D{schema}"
+    try:
+        store = Store(url)
+        first = make_record(run_dir=f"/runs/{schema}", stage="supervised")
+        assert store.add(first) and not store.add({**first, "timestamp": "later"})
+        with store.engine.begin() as conn:  # back to the older layout, with the duplicate it allowed
+            row = store._row(validate_record({**first, "timestamp": "later"}))
+            conn.execute(insert(records_table).values(**{**row, "run_key": None}))
+            conn.exec_driver_sql("DROP INDEX uq_records_run_key")
+            conn.exec_driver_sql("ALTER TABLE records DROP COLUMN run_key")
+        store.close()
+        store = Store(url)
+        assert store.count() == 2 and not store.add({**first, "timestamp": "even later"})
+        store.close()
+    finally:
+        with admin.begin() as conn:
+            conn.exec_driver_sql(f"DROP SCHEMA {schema} CASCADE")
+        admin.dispose()

@@ -14,7 +14,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", default="results", help="folder for LEADERBOARD.md, leaderboard.html, plots/")
     parser.add_argument("--all", action="store_true", help="every record instead of each method's best")
     parser.add_argument("--include-truncated", action="store_true",
-                        help="also rank runs whose training or evaluation was truncated (trainer.limit_*, data.limit_items)")
+                        help="also rank runs whose training or evaluation was truncated "
+                             "(trainer.limit_*, data.limit_items)")
     parser.add_argument("--no-png", action="store_true")
     parser.add_argument("--no-wandb", action="store_true", help="do not log the tables to wandb (logged when online)")
 

@@ -47,7 +47,8 @@ def _strategy(cfg: DictConfig) -> Any:
     return cfg.trainer.strategy
 
 
-def build_trainer(cfg: DictConfig, stage: Stage, stage_dir: Path, loggers: list) -> tuple[L.Trainer, LastEveryEpochCheckpoint]:
+def build_trainer(cfg: DictConfig, stage: Stage, stage_dir: Path,
+                  loggers: list) -> tuple[L.Trainer, LastEveryEpochCheckpoint]:
     t = cfg.trainer
     sync_bn = bool(t.sync_batchnorm)
     if sync_bn and t.accelerator == "cpu":
@@ -363,8 +364,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         if rank_zero and run.info_path.exists():
             run.update_info(status="failed")
         if isinstance(err, UnreadableItem):
-            raise UnreadableItem(f"{err}\nThe trained stages are kept: `affectlab test {run.path} "
-                                 "data.unreadable_test_items=exclude` tests them without such items.", err.path) from None
+            hint = f"`affectlab test {run.path} data.unreadable_test_items=exclude` tests them without such items"
+            raise UnreadableItem(f"{err}\nThe trained stages are kept: {hint}.", err.path) from None
         raise
     finally:
         if launched_here:

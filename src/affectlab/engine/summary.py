@@ -64,7 +64,8 @@ def run_notes(record: dict[str, Any]) -> list[str]:
     skipped in training or excluded from the test set, a data source that could not be identified."""
     lines = []
     training = record.get("training") or {}
-    stages = [f"{name} {s['epochs']} epoch(s), {s['steps']} steps" for name, s in training.get("stages", {}).items() if s]
+    stages = [f"{name} {s['epochs']} epoch(s), {s['steps']} steps"
+              for name, s in training.get("stages", {}).items() if s]
     if stages:
         lines.append("trained: " + "; ".join(stages))
     if training.get("truncated"):

@@ -4,9 +4,10 @@ Default: SQLite at ``results/leaderboard.sqlite``; a team points ``leaderboard.u
 PostgreSQL server. Rows are only ever inserted. Each record has a unique ``record_id`` (see
 :func:`records.record_id`), so concurrent or repeated writes of the same record add it once; a
 run's record also has a unique ``run_key`` (run directory and evaluated stage, :func:`records.run_key`),
-so re-testing a run never adds a second row. Each insert is one transaction, so parallel writers
-(DDP ranks, sweep trials, array jobs) lose nothing. SQLite writers take the write lock up front (``BEGIN IMMEDIATE``) and wait on
-it, instead of failing when a read lock cannot be upgraded.
+so re-testing a run never adds a second row. Each insert is one transaction, so parallel
+writers (DDP ranks, sweep trials, array jobs) lose nothing. SQLite writers take the write lock
+up front (``BEGIN IMMEDIATE``) and wait on it, instead of failing when a read lock cannot be
+upgraded.
 """
 from __future__ import annotations
 
