@@ -11,7 +11,7 @@ import uuid
 
 import pytest
 
-from tests.leaderboard.conftest import make_record
+from tests.leaderboard.conftest import downgrade_to_pre_run_key_board, make_record
 
 URL = os.environ.get("AFFECTLAB_TEST_POSTGRES_URL",
                      "postgresql+psycopg://affectlab:affectlab@127.0.0.1:54329/affectlab")
@@ -66,10 +66,8 @@ def test_postgres_one_record_per_run_directory_and_stage_also_on_an_older_board(
     """Issue #18 item 4 on PostgreSQL: the run_key index, and its addition to a board made before it
     (in a fresh schema, since the server's board is shared between test runs)."""
     import sqlalchemy
-    from sqlalchemy import insert
 
-    from affectlab.leaderboard import Store, validate_record
-    from affectlab.leaderboard.store import records_table
+    from affectlab.leaderboard import Store
 
     schema = f"t{uuid.uuid4().hex[:10]}"
     admin = sqlalchemy.create_engine(pg_url)
@@ -80,12 +78,7 @@ def test_postgres_one_record_per_run_directory_and_stage_also_on_an_older_board(
         store = Store(url)
         first = make_record(run_dir=f"/runs/{schema}", stage="supervised")
         assert store.add(first) and not store.add({**first, "timestamp": "later"})
-        with store.engine.begin() as conn:  # back to the older layout, with the duplicate it allowed
-            row = store._row(validate_record({**first, "timestamp": "later"}))
-            conn.execute(insert(records_table).values(**{**row, "run_key": None}))
-            conn.exec_driver_sql("DROP INDEX uq_records_run_key")
-            conn.exec_driver_sql("ALTER TABLE records DROP COLUMN run_key")
-        store.close()
+        downgrade_to_pre_run_key_board(store, first)
         store = Store(url)
         assert store.count() == 2 and not store.add({**first, "timestamp": "even later"})
         store.close()

@@ -6,8 +6,8 @@ import multiprocessing as mp
 
 import pytest
 
-from affectlab.leaderboard import RecordError, Store, open_store, record_result, validate_record
-from tests.leaderboard.conftest import make_record
+from affectlab.leaderboard import RecordError, Store, open_store, record_result
+from tests.leaderboard.conftest import downgrade_to_pre_run_key_board, make_record
 
 
 def _url(tmp_path):
@@ -144,20 +144,11 @@ def test_one_record_per_run_directory_and_stage(tmp_path):
 
 
 def test_board_made_before_run_keys_gets_the_unique_key(tmp_path):
-    from sqlalchemy import insert
-
-    from affectlab.leaderboard.store import records_table
-
     url = _url(tmp_path)
     store = Store(url)
     first = make_record(run_dir="/runs/x", stage="supervised")
     store.add(first)
-    with store.engine.begin() as conn:  # the duplicate an older affectlab wrote, then the old schema
-        row = store._row(validate_record({**first, "timestamp": "later"}))
-        conn.execute(insert(records_table).values(**{**row, "run_key": None}))
-        conn.exec_driver_sql("DROP INDEX uq_records_run_key")
-        conn.exec_driver_sql("ALTER TABLE records DROP COLUMN run_key")
-    store.close()
+    downgrade_to_pre_run_key_board(store, first)
     store = Store(url)
     assert store.count() == 2  # history kept as it was
     assert not store.add({**first, "timestamp": "even later"})
