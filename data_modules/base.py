@@ -52,11 +52,17 @@ class DataConfig:
     #: where parsed manifests (and DISFA frames, if the data folder is read-only) are cached;
     #: None → ``<root>/.affectlab_cache`` when writable, else ``~/.cache/affectlab``
     cache_dir: Optional[str] = None
-    #: a run fails once more than this fraction of a split's images could not be decoded
+    #: training/validation: an undecodable image is skipped (the item replaced by the next one, or the
+    #: frame by its neighbour in a clip), counted in results.json; the run fails once more than this
+    #: fraction of a split's images could not be decoded
     max_bad_fraction: float = 0.01
     #: frame tasks (au_occurrence, au_intensity) of landmark datasets read the aligned crops written by
     #: ``affectlab data prepare`` when a preparation for the current sources and alignment settings exists
     use_prepared: bool = True
+    #: a test item with an undecodable image: fail (the test pass stops, naming the file) | exclude
+    #: (every test item is decoded once before the test pass; unreadable ones are left out and listed
+    #: under ``test_set.unreadable_excluded`` in results.json and in the end-of-run summary)
+    unreadable_test_items: str = "fail"
 
     # --- transforms ------------------------------------------------------------------------
     #: similarity alignment from landmarks (eye centres) when the dataset provides them

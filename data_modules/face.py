@@ -17,11 +17,11 @@ import lightning as L
 import numpy as np
 import pandas as pd
 import torch
-from torch.utils.data import DataLoader, Dataset, DistributedSampler
+from torch.utils.data import DataLoader, Dataset, DistributedSampler, Subset
 
 from affectlab.config import ConfigError
 from data_modules.datasets import ClipDataset, FrameDataset, PairDataset, SequenceDataset
-from data_modules.frames import DataFormatError, missing_root_error
+from data_modules.frames import DataFormatError, UnreadableItem, missing_root_error
 from data_modules.pil_transforms import PILClipTransform
 from data_modules.sampling import CLIP_SAMPLING_RULES, PAIR_FRAME_RULES, PAIR_UNITS, SHORT_CLIP_RULES
 from data_modules.seeded_sampler import seeded_train_loader
@@ -52,6 +52,23 @@ class EvalDistributedSampler(DistributedSampler):
 
     def __len__(self) -> int:
         return len(self.indices)
+
+
+class _ReadCheck(Dataset):
+    """Item i → (i, path of its first undecodable image, or "") for a strict (test) dataset."""
+
+    def __init__(self, dataset: Dataset) -> None:
+        self.dataset = dataset
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, index: int) -> tuple[int, str]:
+        try:
+            self.dataset[index]
+        except UnreadableItem as err:
+            return index, err.path
+        return index, ""
 
 
 def file_fingerprint(paths: list[Path]) -> str:
@@ -97,6 +114,8 @@ class FaceDataModule(L.LightningDataModule):
         if cfg.filters == "pil" and (cfg.clip_cache or (cfg.align and self.eyes is not None)):
             raise ConfigError(f"{cfg.name}: filters=pil supports neither clip_cache (its frames are resized with "
                              f"cv2) nor landmark alignment (align=true on {cfg.name}); use filters=fast")
+        if cfg.unreadable_test_items not in ("fail", "exclude"):
+            raise ConfigError(f"data.unreadable_test_items must be fail or exclude, got {cfg.unreadable_test_items!r}")
         for key in ("clips_per_track", "pairs_per_track", "pair_frame_stride"):
             if int(cfg[key]) < 1:
                 raise ValueError(f"{cfg.name}: {key} must be >= 1, got {cfg[key]}")
@@ -113,6 +132,9 @@ class FaceDataModule(L.LightningDataModule):
         self._datasets: dict[str, Dataset] = {}
         #: training frames left out because their sequence has no tracked landmarks (align=true)
         self.train_skipped_untracked = 0
+        #: folder where the training/validation datasets list the undecodable images they skipped
+        #: (``<split>.txt``); the runner points it into the run directory
+        self.unreadable_log_dir: Optional[Path] = None
 
     # ------------------------------------------------------------------ paths and manifests
     @property
@@ -269,6 +291,31 @@ class FaceDataModule(L.LightningDataModule):
         return pd.DataFrame(rows)
 
     def build_dataset(self, split: str) -> Dataset:
+        """The ``split``'s torch Dataset; undecodable test images fail it, others are skipped and logged."""
+        dataset = self._build_dataset(split)
+        dataset.bad.strict = split == "test"
+        if self.unreadable_log_dir is not None:
+            dataset.bad.log_path = Path(self.unreadable_log_dir) / f"{split}.txt"
+        return dataset
+
+    def log_unreadable_to(self, folder: Path) -> None:
+        """List the undecodable images training and validation skip in ``folder/<split>.txt``."""
+        self.unreadable_log_dir = Path(folder)
+        for split, dataset in self._datasets.items():
+            if split != "test" and hasattr(dataset, "bad"):
+                dataset.bad.log_path = self.unreadable_log_dir / f"{split}.txt"
+
+    def exclude_unreadable_test_items(self) -> list[str]:
+        """``unreadable_test_items=exclude``: decode every test item once and leave out those with an
+        undecodable image; returns those images' paths (one per excluded item)."""
+        full = self.dataset("test")
+        loader = DataLoader(_ReadCheck(full), batch_size=None, num_workers=self.cfg.num_workers)
+        bad = {index: path for index, path in loader if path}
+        if bad:
+            self._datasets["test"] = Subset(full, [i for i in range(len(full)) if i not in bad])
+        return [bad[i] for i in sorted(bad)]
+
+    def _build_dataset(self, split: str) -> Dataset:
         c, train = self.cfg, split == "train"
         df, tf, name = self.manifest(split), self._transform(train), c.name
         common = dict(dataset=name, max_bad_fraction=c.max_bad_fraction, train=train, seed=c.split_seed)

@@ -29,6 +29,19 @@ class TooManyBadImages(RuntimeError):
     """More images failed to decode than ``max_bad_fraction`` allows."""
 
 
+class UnreadableItem(DataFormatError):
+    """An image of a test item cannot be decoded; ``path`` names it."""
+
+    def __init__(self, message: str, path: str = "") -> None:
+        # a DataLoader worker re-raises it in the main process as UnreadableItem("Caught ... Original
+        # Traceback ... UnreadableItem: <message>"): keep only the original message
+        marker = f"{type(self).__name__}: "
+        if "Original Traceback" in message and marker in message:
+            message = message.rsplit(marker, 1)[-1].strip()
+        super().__init__(message)
+        self.path = path
+
+
 def missing_root_error(root: Path, dataset: str, layout: str) -> DataFormatError:
     return DataFormatError(
         f"{dataset}: expected the release at {root}, but it does not exist or lacks a required folder.\n"
@@ -136,13 +149,32 @@ def check_codes(path: Path, values: np.ndarray, allowed: Iterable[int], first_li
 
 
 class BadImageCounter:
-    """Counts undecodable images of one dataset (per process) and fails above a fraction."""
+    """Counts undecodable images of one dataset (per process) and fails above a fraction.
+
+    ``strict`` (test splits): the first undecodable image raises ``UnreadableItem`` instead, since
+    test metrics must be computed on exactly the protocol's items. ``log_path``: each undecodable
+    image is also appended there (one path a line, from every DataLoader worker), so the run record
+    can count what training skipped.
+    """
 
     def __init__(self, dataset: str, total: int, max_fraction: float) -> None:
         self.dataset, self.total, self.max_fraction = dataset, max(total, 1), max_fraction
         self.bad: list[str] = []
+        self.strict = False
+        self.log_path: Optional[Path] = None
 
     def record(self, path: str | Path) -> None:
+        if self.strict:
+            raise UnreadableItem(
+                f"{self.dataset}: test image {path} cannot be decoded. Test metrics are computed on exactly the "
+                "protocol's items, so the test pass stops: restore the file, or set "
+                "data.unreadable_test_items=exclude to leave such items out (they are then counted in "
+                "results.json and the end-of-run summary)",
+                path=str(path))
+        if self.log_path is not None:
+            self.log_path.parent.mkdir(parents=True, exist_ok=True)
+            with open(self.log_path, "a") as log:  # one short line per write: appends do not interleave
+                log.write(f"{path}\n")
         self.bad.append(str(path))
         if len(self.bad) > self.max_fraction * self.total:
             shown = "\n  ".join(self.bad[:10])

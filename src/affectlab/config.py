@@ -248,9 +248,18 @@ def compose(overrides: Iterable[str] = (), **selectors: Optional[str]) -> DictCo
     cfg.method.name = method_name
     cfg.data.name = data_name
     cfg.trainer.preset = trainer_name
-    cfg.experiment = str(exp_path) if exp_path else None
+    cfg.experiment = _experiment_label(exp_path) if exp_path else None
     _check_missing(cfg)
     return cfg
+
+
+def _experiment_label(path: Path) -> str:
+    """``exp/<name>.yaml`` for a file of this checkout's ``experiments/`` (so the recorded config
+    reads the same in every clone), else the path as given."""
+    try:
+        return str(path.resolve().relative_to(EXPERIMENTS_DIR.resolve()))
+    except ValueError:
+        return str(path)
 
 
 def _default_trainer() -> str:
@@ -268,11 +277,22 @@ def _check_missing(cfg: DictConfig) -> None:
         raise ConfigError(f"config values still missing (set them with key=value): {', '.join(missing)}")
 
 
-def config_hash(cfg: DictConfig, ignore: Iterable[str] = ("resume", "run_name", "logger", "leaderboard")) -> str:
-    """Stable hash of what determines the experiment (run bookkeeping keys excluded)."""
+#: keys that say where files sit or how a run is logged, not what it does (dotted for nested keys);
+#: ``experiment`` is the file the values came from, and those values are hashed themselves
+HASH_IGNORED = ("resume", "run_name", "run_root", "experiment", "logger", "leaderboard", "data.cache_dir")
+
+
+def config_hash(cfg: DictConfig, ignore: Iterable[str] = HASH_IGNORED) -> str:
+    """Stable hash of what the run does: the same in every clone or location of the checkout
+    (bookkeeping and location keys, ``HASH_IGNORED``, excluded)."""
     container = OmegaConf.to_container(cfg, resolve=True)
     for key in ignore:
-        container.pop(key, None)
+        *parents, leaf = key.split(".")
+        node = container
+        for part in parents:
+            node = node.get(part) if isinstance(node, dict) else None
+        if isinstance(node, dict):
+            node.pop(leaf, None)
     text = yaml.safe_dump(container, sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 

@@ -1,7 +1,9 @@
 """BP4D: protocol counts, label values and masks, landmarks/alignment, caching and error messages."""
 from __future__ import annotations
 
+import re
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -226,3 +228,34 @@ def test_fera2015_packaging_is_read(tmp_path):
     dm = make("bp4d", root, task="au_intensity")
     assert len(dm.manifest("train")) + len(dm.manifest("val")) == len(truth["int"][("F001", "T1")][0])
     assert len(dm.manifest("test")) == len(truth["int"][("F002", "T1")][0])
+
+
+def test_unreadable_test_item_fails_naming_the_file_or_is_excluded_and_listed(tmp_path):
+    """Issue #18 item 1: an undecodable test frame was silently swapped for the next test item."""
+    from torch.utils.data import DataLoader
+
+    from data_modules.frames import UnreadableItem
+
+    releases.write_bp4d(tmp_path / "BP4D", subjects=["F001", "F003", "F004"], tasks=("T1", "T2"))
+    keys = dict(fold=1, align=False, max_bad_fraction=0.5)
+    test_paths = make("bp4d", tmp_path / "BP4D", **keys).manifest("test")["path"].tolist()
+    bad = test_paths[2]
+    Path(bad).write_bytes(np.random.default_rng(0).bytes(512))
+
+    dm = make("bp4d", tmp_path / "BP4D", **keys)
+    with pytest.raises(UnreadableItem, match=re.escape(bad)):
+        dm.dataset("test")[2]
+    with pytest.raises(UnreadableItem) as err:  # raised in a worker: the message stays the plain one
+        list(DataLoader(dm.dataset("test"), batch_size=4, num_workers=1))
+    assert str(err.value).startswith(f"bp4d: test image {bad} cannot be decoded") and "Traceback" not in str(err.value)
+
+    ex = make("bp4d", tmp_path / "BP4D", unreadable_test_items="exclude", **keys)
+    assert ex.exclude_unreadable_test_items() == [bad]
+    kept = [ex.dataset("test")[i]["meta"]["index"] for i in range(len(ex.dataset("test")))]
+    assert kept == [i for i in range(len(test_paths)) if i != 2]  # exactly the others, none substituted
+
+    train_bad = dm.manifest("train")["path"].iloc[0]  # training skips (next item), logs the file
+    Path(train_bad).write_bytes(b"not a jpeg")
+    dm.log_unreadable_to(tmp_path / "log")
+    assert dm.dataset("train")[0]["meta"]["index"] == 1
+    assert (tmp_path / "log" / "train.txt").read_text().split() == [train_bad]

@@ -76,3 +76,22 @@ def test_config_hash_ignores_bookkeeping_but_not_hyperparameters():
     assert config_hash(a) == config_hash(compose(["METHOD=baseline", "resume=auto", "run_name=x"]))
     assert config_hash(a) != config_hash(compose(["METHOD=baseline", "method.lr=0.01"]))
     assert OmegaConf.is_config(a)
+
+
+def test_config_hash_does_not_depend_on_where_the_checkout_lives(tmp_path, monkeypatch):
+    """Issue #18 item 5: `EXP=ial_paper` in two clones (or a moved checkout) is the same experiment."""
+    import shutil
+
+    import affectlab.config as config
+
+    here = compose(["METHOD=ial", "EXP=ial_paper"])
+    clone = tmp_path / "elsewhere" / "experiments"
+    shutil.copytree(config.EXPERIMENTS_DIR, clone)
+    monkeypatch.setattr(config, "EXPERIMENTS_DIR", clone)
+    there = compose(["METHOD=ial", "EXP=ial_paper"])
+    assert config_hash(here) == config_hash(there)
+    assert here.experiment == there.experiment == "exp/ial_paper.yaml"  # recorded relative to experiments/
+    # where runs and caches go is bookkeeping too; what the run does is not
+    moved = compose(["METHOD=ial", "EXP=ial_paper", f"run_root={tmp_path}/runs", f"data.cache_dir={tmp_path}/c"])
+    assert config_hash(moved) == config_hash(here)
+    assert config_hash(compose(["METHOD=ial", "EXP=ial_paper", "data.fold=2"])) != config_hash(here)

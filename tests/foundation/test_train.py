@@ -112,3 +112,101 @@ def test_cli_list_and_config_succeed(capsys):
     assert "baseline" in listed and "ddp_cpu" in listed and "valid combinations" in listed
     assert main(["config", "METHOD=baseline", "data.fold=2"]) == 0
     assert "fold: 2" in capsys.readouterr().out
+
+
+def test_resume_auto_falls_back_from_a_corrupt_last_ckpt_and_never_re_records_a_finished_run(tmp_path):
+    """Issue #18 item 4: a truncated last.ckpt failed every retry with a raw torch traceback, and
+    resume=auto re-tested a finished run, adding a second leaderboard record for its run directory."""
+    from affectlab.leaderboard import open_store
+
+    board = f"sqlite:///{tmp_path / 'board.sqlite'}"
+    common = [*TINY, "trainer.max_epochs=2", "data.frames_per_subject=24", f"run_root={tmp_path / 'runs'}",
+              "leaderboard.enabled=true",
+              f"leaderboard.url={board}"]
+    first = train(compose(common))
+    run_dir = Path(first["run_dir"])
+    stage = run_dir / "stages" / "supervised"
+    assert (stage / "last-previous.ckpt").is_file()  # epoch 1's, kept when epoch 2's was saved
+    # the state of a run killed after epoch 2 whose last.ckpt was then truncated on disk
+    (stage / "done.json").unlink()
+    (run_dir / "results.json").unlink()
+    info = json.loads((run_dir / "run.json").read_text())
+    (run_dir / "run.json").write_text(json.dumps({**info, "status": "failed"}))
+    data = (stage / "last.ckpt").read_bytes()
+    (stage / "last.ckpt").write_bytes(data[: len(data) // 2])
+
+    with pytest.warns(UserWarning, match=r"last\.ckpt cannot be read .*resuming from the previous checkpoint"):
+        resumed = train(compose([*common, "resume=auto"]))
+    assert resumed["run_dir"] == str(run_dir)
+    assert resumed["metrics"] == pytest.approx(first["metrics"], abs=1e-6)  # epoch 2 replayed exactly
+    assert (stage / "last.ckpt.unreadable").is_file()
+
+    before = (run_dir / "results.json").read_text()
+    again = train(compose([*common, "resume=auto"]))  # finished: returned as it is, not re-tested
+    assert again == json.loads(before) and (run_dir / "results.json").read_text() == before
+    store = open_store(board)
+    try:
+        assert [r["run_dir"] for r in store.records()] == [str(run_dir)]  # one record for the run
+    finally:
+        store.close()
+
+
+def test_resume_checkpoint_skips_unreadable_files_with_a_warning(tmp_path):
+    from affectlab.engine.checkpoints import resume_checkpoint
+
+    torch.save({"state_dict": {}, "epoch": 0}, tmp_path / "last-previous.ckpt")
+    (tmp_path / "last.ckpt").write_bytes(b"PK\x03\x04 truncated")
+    with pytest.warns(UserWarning, match="resuming from the previous checkpoint"):
+        assert resume_checkpoint(tmp_path) == tmp_path / "last-previous.ckpt"
+    (tmp_path / "last-previous.ckpt").write_bytes(b"")
+    with pytest.warns(UserWarning, match="no readable checkpoint left, so the stage starts from its beginning"):
+        assert resume_checkpoint(tmp_path) is None
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["last-previous.ckpt.unreadable", "last.ckpt.unreadable"]
+
+
+def test_unreadable_test_image_fails_the_run_or_is_excluded_and_recorded(tmp_path, capsys):
+    """Issue #18 item 1 end to end: `affectlab train` on a BP4D copy with random bytes in a test frame
+    exited 0 with the item silently swapped for another one."""
+    from affectlab.cli import main
+    from tests.data.releases import write_bp4d
+
+    write_bp4d(tmp_path / "BP4D", subjects=["F001", "F003", "F004"], tasks=("T1", "T2"))
+    bad = tmp_path / "BP4D" / "Sequences(2D+3D)" / "F004" / "T2"
+    bad = sorted(bad.glob("*.jpg"))[3]
+    bad.write_bytes(b"\xff\xd8 random bytes")
+    args = ["train", "METHOD=baseline", "DATA=bp4d", f"data.root={tmp_path / 'BP4D'}", "data.align=false",
+            "data.image_size=32", "data.batch_size=4", "data.num_workers=0", "data.val_fraction=0",
+            "trainer.max_epochs=1", "trainer.limit_train_batches=2", "trainer.enable_progress_bar=false",
+            "logger.wandb.enabled=false", "leaderboard.enabled=false", f"run_root={tmp_path / 'runs'}"]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert f"test image {bad} cannot be decoded" in err and "unreadable_test_items=exclude" in err
+    assert "Traceback" not in err and "data.unreadable_test_items=exclude` tests them" in err
+
+    assert main([*args, "data.unreadable_test_items=exclude", "resume=auto"]) == 0  # reuses the trained stage
+    out = capsys.readouterr().out
+    record = results_of(Path(out.strip().splitlines()[-1]))
+    assert record["test_set"]["unreadable_excluded"] == {"count": 1, "items": [str(bad)]}
+    assert f"TEST SET CHANGED: 1 item(s) with an undecodable image excluded" in out and str(bad) in out
+    # item 3: how much it trained, and why it stays off the ranked board
+    assert record["training"]["stages"]["supervised"]["steps"] == 2
+    assert record["training"]["truncated"] == ["trainer.limit_train_batches=2"]
+    assert "TRUNCATED run (trainer.limit_train_batches=2)" in out
+    assert "no synthetic-generator marker" in record["data_source_unverified"]
+
+
+def test_data_source_of_a_copied_synthetic_release_is_identified(tmp_path):
+    """Issue #18 item 3: a copy of the synthetic BP4D folder, without the generator's marker beside
+    it, was recorded as real data."""
+    from types import SimpleNamespace
+
+    from affectlab.engine.runner import _data_source
+    from affectlab.synth import SYNTHETIC_MARKER
+
+    copy = tmp_path / "copy" / "BP4D"
+    copy.mkdir(parents=True)
+    cfg = compose(["METHOD=baseline", "DATA=bp4d", f"data.root={copy}"])
+    source, note = _data_source(cfg, SimpleNamespace())
+    assert source == "real" and "assumed real data" in note  # nothing to tell: assumed, and the record says so
+    (copy / SYNTHETIC_MARKER).write_text("2\ntiny-seed0\n")
+    assert _data_source(cfg, SimpleNamespace()) == ("synthetic-v2-tiny-seed0", None)

@@ -27,6 +27,22 @@ def make_record(method="m", dataset="disfa", task="au_occurrence", f1=0.5, fold=
             "run_dir": f"runs/{method}/{fold}/{f1}", "timestamp": "2026-11-23T12:00:00+00:00", **extra}
 
 
+def downgrade_to_pre_run_key_board(store, record: dict) -> None:
+    """Turn ``store``'s board into the layout affectlab wrote before run keys, holding ``record``
+    twice (the duplicate that layout allowed: a re-test of the same run); closes the store."""
+    from sqlalchemy import insert
+
+    from affectlab.leaderboard import validate_record
+    from affectlab.leaderboard.store import records_table
+
+    with store.engine.begin() as conn:
+        row = store._row(validate_record({**record, "timestamp": "later"}))
+        conn.execute(insert(records_table).values(**{**row, "run_key": None}))
+        conn.exec_driver_sql("DROP INDEX uq_records_run_key")
+        conn.exec_driver_sql("ALTER TABLE records DROP COLUMN run_key")
+    store.close()
+
+
 @pytest.fixture
 def record_factory():
     return make_record

@@ -11,7 +11,7 @@ import uuid
 
 import pytest
 
-from tests.leaderboard.conftest import make_record
+from tests.leaderboard.conftest import downgrade_to_pre_run_key_board, make_record
 
 URL = os.environ.get("AFFECTLAB_TEST_POSTGRES_URL",
                      "postgresql+psycopg://affectlab:affectlab@127.0.0.1:54329/affectlab")
@@ -60,3 +60,29 @@ def test_postgres_store_parallel_writers_and_round_trip(pg_url, tmp_path):
     assert sorted(r["metrics"]["f1_mean"] for r in mine if r["method"] == f"{tag}-shared") == [i / 10 for i in range(10)]
     store.export_jsonl(tmp_path / "pg.jsonl")
     assert store.import_jsonl(tmp_path / "pg.jsonl") == 0
+
+
+def test_postgres_one_record_per_run_directory_and_stage_also_on_an_older_board(pg_url):
+    """Issue #18 item 4 on PostgreSQL: the run_key index, and its addition to a board made before it
+    (in a fresh schema, since the server's board is shared between test runs)."""
+    import sqlalchemy
+
+    from affectlab.leaderboard import Store
+
+    schema = f"t{uuid.uuid4().hex[:10]}"
+    admin = sqlalchemy.create_engine(pg_url)
+    with admin.begin() as conn:
+        conn.exec_driver_sql(f"CREATE SCHEMA {schema}")
+    url = f"{pg_url}?options=-csearch_path%3D{schema}"
+    try:
+        store = Store(url)
+        first = make_record(run_dir=f"/runs/{schema}", stage="supervised")
+        assert store.add(first) and not store.add({**first, "timestamp": "later"})
+        downgrade_to_pre_run_key_board(store, first)
+        store = Store(url)
+        assert store.count() == 2 and not store.add({**first, "timestamp": "even later"})
+        store.close()
+    finally:
+        with admin.begin() as conn:
+            conn.exec_driver_sql(f"DROP SCHEMA {schema} CASCADE")
+        admin.dispose()

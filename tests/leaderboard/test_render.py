@@ -169,3 +169,23 @@ def test_command_logs_the_tables_to_wandb_when_online(tmp_path, monkeypatch, cap
     assert _leaderboard_command(["--url", url, "--out", str(tmp_path / "b2"), "--no-png", "--no-wandb"]) == 0
     assert "logged to" not in capsys.readouterr().out
     assert not (tmp_path / "b2" / "wandb").exists()
+
+
+def test_truncated_runs_stay_off_the_ranking_and_unidentified_sources_are_flagged(tmp_path):
+    """Issue #18 item 3: a 3-batch run on an unmarked copy of synthetic BP4D ranked #1 under real data."""
+    full = make_record("full", dataset="bp4d", f1=0.5, source="real")
+    smoke = make_record("smoke", dataset="bp4d", f1=0.9, source="real",
+                        data_source_unverified="no synthetic-generator marker (.complete-*) beside /copy/BP4D",
+                        training={"truncated": ["trainer.limit_train_batches=3"]})
+    (table,) = build_tables([full, smoke], [])
+    assert [r.method for r in table.rows] == ["full"] and table.truncated_hidden == 1
+    assert "1 run(s) with truncated training or evaluation" in table.notes()[0]
+
+    (table,) = build_tables([full, smoke], [], include_truncated=True)
+    assert [(r.method, r.evaluation) for r in table.rows] == [("smoke", "fold 1 (truncated)"), ("full", "fold 1")]
+    md = render([full, smoke], tmp_path, references=[], png=False, include_truncated=True)["markdown"].read_text()
+    assert "| 1 | smoke † | fold 1 (truncated) |" in md
+    assert "† smoke (fold 1 (truncated)): data source not identified: no synthetic-generator marker" in md
+    page = render([full, smoke], tmp_path, references=[], png=False)["html"].read_text()
+    assert "smoke" not in page.split("<tbody>")[1].split("</tbody>")[0]  # not among the ranked rows
+    assert "not ranked; `affectlab leaderboard --include-truncated` lists them" in page

@@ -7,7 +7,7 @@ import multiprocessing as mp
 import pytest
 
 from affectlab.leaderboard import RecordError, Store, open_store, record_result
-from tests.leaderboard.conftest import make_record
+from tests.leaderboard.conftest import downgrade_to_pre_run_key_board, make_record
 
 
 def _url(tmp_path):
@@ -129,3 +129,27 @@ def test_record_result_with_omegaconf_cfg(tmp_path):
     cfg = OmegaConf.create({"sweep_id": None, "leaderboard": {"enabled": True, "url": _url(tmp_path), "tags": []}})
     record_result(make_record(), cfg)
     assert Store(_url(tmp_path)).count() == 1
+
+
+def test_one_record_per_run_directory_and_stage(tmp_path):
+    """Issue #18 item 4: re-testing a run (new timestamp, new metrics) must not add a second row."""
+    store = Store(_url(tmp_path))
+    first = make_record(run_dir="/runs/baseline/bp4d/r1", stage="supervised")
+    assert store.add(first)
+    retest = {**first, "timestamp": "2026-12-01T10:00:00+00:00", "metrics": {"f1_mean": 0.9}}
+    assert not store.add(retest)
+    assert store.add({**first, "stage": "probe"})  # another evaluated stage of the same run directory
+    assert store.add_many([retest, {**first, "run_dir": "/runs/baseline/bp4d/r2"}]) == 1
+    assert store.count() == 3
+
+
+def test_board_made_before_run_keys_gets_the_unique_key(tmp_path):
+    url = _url(tmp_path)
+    store = Store(url)
+    first = make_record(run_dir="/runs/x", stage="supervised")
+    store.add(first)
+    downgrade_to_pre_run_key_board(store, first)
+    store = Store(url)
+    assert store.count() == 2  # history kept as it was
+    assert not store.add({**first, "timestamp": "even later"})
+    assert store.add(make_record(run_dir="/runs/y", stage="supervised"))

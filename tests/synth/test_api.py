@@ -31,5 +31,7 @@ def test_cli_module_generates_and_previews(tmp_path):
     assert cmd.NAME == "synth" and cmd.HELP
     assert cmd.run(p.parse_args(["--out", str(tmp_path / "d"), "--datasets", "videos", "--profile", "tiny"])) == 0
     assert (tmp_path / "d" / ".complete-videos").exists()
+    # a copy of the release folder alone still says it is synthetic (issue #18 item 3)
+    assert (tmp_path / "d" / "videos" / ".affectlab-synthetic").read_text().split() == [GENERATOR_VERSION, "tiny-seed0"]
     assert cmd.run(p.parse_args(["preview", "--out", str(tmp_path / "s.png")])) == 0
     assert (tmp_path / "s.png").stat().st_size > 10_000

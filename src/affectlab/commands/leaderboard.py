@@ -13,6 +13,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--url", default=None, help="SQLAlchemy URL of the board (default results/leaderboard.sqlite)")
     parser.add_argument("--out", default="results", help="folder for LEADERBOARD.md, leaderboard.html, plots/")
     parser.add_argument("--all", action="store_true", help="every record instead of each method's best")
+    parser.add_argument("--include-truncated", action="store_true",
+                        help="also rank runs whose training or evaluation was truncated "
+                             "(trainer.limit_*, data.limit_items)")
     parser.add_argument("--no-png", action="store_true")
     parser.add_argument("--no-wandb", action="store_true", help="do not log the tables to wandb (logged when online)")
 
@@ -46,7 +49,8 @@ def run(args: argparse.Namespace) -> int:
             dataset = value
         from affectlab.leaderboard.render import log_wandb_tables, render
 
-        out = render(store.records(), args.out, dataset=dataset, all_runs=args.all, png=not args.no_png)
+        out = render(store.records(), args.out, dataset=dataset, all_runs=args.all, png=not args.no_png,
+                     include_truncated=args.include_truncated)
         print(f"{len(out['tables'])} tables → {out['markdown']}, {out['html']}")
         if not args.no_wandb:
             from affectlab.sweeps.online import wandb_online

@@ -11,11 +11,16 @@ import lightning as L
 import numpy as np
 import torch
 from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
+from lightning.pytorch.callbacks import ModelCheckpoint
+
+from affectlab.engine.checkpoints import LAST, PREVIOUS
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
     """Writes each checkpoint to a temporary file beside it, then renames it into place,
-    so a run killed mid-save never leaves a truncated ``last.ckpt`` behind."""
+    so a run killed mid-save never leaves a truncated ``last.ckpt`` behind. The ``last.ckpt`` a save
+    replaces is kept as ``last-previous.ckpt``: a resume falls back to it when ``last.ckpt`` was
+    damaged afterwards (see ``engine.checkpoints``)."""
 
     def save_checkpoint(self, checkpoint: dict[str, Any], path: Any, storage_options: Any = None) -> None:
         path = Path(path)
@@ -24,10 +29,33 @@ class AtomicCheckpointIO(TorchCheckpointIO):
         os.close(fd)
         try:
             torch.save(checkpoint, tmp)
+            if path.name == LAST and path.exists():
+                os.replace(path, path.with_name(PREVIOUS))
             os.replace(tmp, path)
         finally:
             if os.path.exists(tmp):
                 os.unlink(tmp)
+
+
+class LastEveryEpochCheckpoint(ModelCheckpoint):
+    """``ModelCheckpoint`` that writes ``last.ckpt`` at every save point, also when the monitored
+    metric did not improve or nothing is monitored. Lightning 2.6 writes it only beside a new best,
+    so a resumed run restarted from the last improving epoch and a stage without ``monitor`` had no
+    ``last.ckpt`` at all. (Uses ModelCheckpoint's own helpers, private in Lightning 2.6.)"""
+
+    def _save_last_now(self, trainer: L.Trainer) -> None:
+        if self.save_last and not self._should_skip_saving_checkpoint(trainer):
+            self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        super().on_train_epoch_end(trainer, pl_module)
+        if self._should_save_on_train_epoch_end(trainer):
+            self._save_last_now(trainer)
+
+    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        super().on_validation_end(trainer, pl_module)
+        if not self._should_save_on_train_epoch_end(trainer):
+            self._save_last_now(trainer)
 
 
 def _numpy_state_to_plain(state: tuple) -> list:

@@ -12,6 +12,7 @@ from typing import Any
 from omegaconf import DictConfig
 
 from affectlab.config import ConfigError, config_hash, slug, to_yaml
+from affectlab.engine.checkpoints import LAST, PREVIOUS
 from affectlab.engine.io import atomic_write_json, atomic_write_text, environment_summary, git_state
 
 RUN_DIR_ENV = "AFFECTLAB_RUN_DIR"  # hands rank 0's run directory to the ranks Lightning launches
@@ -31,6 +32,8 @@ class RunDirectory:
     path: Path
     config_hash: str
     resumed: bool
+    #: a resumed run that had already finished (its ``results.json`` is final)
+    finished: bool = False
 
     @property
     def info_path(self) -> Path:
@@ -69,7 +72,7 @@ def find_resumable(cfg: DictConfig, digest: str) -> Path | None:
         except (OSError, json.JSONDecodeError):
             continue
         run = info_file.parent
-        has_ckpt = any(run.glob("stages/*/last.ckpt")) or any(run.glob("stages/*/done.json"))
+        has_ckpt = any(any(run.glob(f"stages/*/{name}")) for name in (LAST, PREVIOUS, "done.json"))
         if info.get("config_hash") == digest and (has_ckpt or info.get("status") == "finished"):
             candidates.append((info.get("created", 0), run))
     return max(candidates)[1] if candidates else None
@@ -98,8 +101,10 @@ def prepare_run_dir(cfg: DictConfig, is_rank_zero: bool) -> RunDirectory:
             )
     if resume_path is not None:
         run = RunDirectory(resume_path, digest, resumed=True)
-        if is_rank_zero:
-            info = run.read_info()
+        info = run.read_info()
+        if info.get("status") == "finished" and (resume_path / "results.json").is_file():
+            run.finished = True
+        elif is_rank_zero:
             run.update_info(status="running", resumes=info.get("resumes", 0) + 1)
         return run
 

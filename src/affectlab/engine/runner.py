@@ -13,21 +13,26 @@ from typing import Any
 
 import lightning as L
 import torch
-from lightning.pytorch.callbacks import EarlyStopping, LearningRateMonitor, ModelCheckpoint
+from lightning.pytorch.callbacks import EarlyStopping, LearningRateMonitor
 from lightning.pytorch.utilities.rank_zero import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
 from affectlab.config import ConfigError
-from affectlab.engine.callbacks import AtomicCheckpointIO, RNGStateCallback, fault_injection_from_env
+from affectlab.engine.callbacks import (
+    AtomicCheckpointIO, LastEveryEpochCheckpoint, RNGStateCallback, fault_injection_from_env,
+)
+from affectlab.engine.checkpoints import LAST, resume_checkpoint
 from affectlab.engine.io import atomic_write_json
 from affectlab.engine.loggers import build_loggers, finish_wandb, wandb_loggers, wandb_url
 from affectlab.engine.rundir import RUN_DIR_ENV, RunDirectory, prepare_run_dir
 from affectlab.engine.scaling import effective_batch_size, world_size
 from affectlab.engine.summary import format_summary
 from affectlab.methods import METHODS, RunContext, Stage
+from data_modules.frames import UnreadableItem
 
 log = logging.getLogger("affectlab")
 SCHEMA_VERSION = 1
+UNREADABLE_DIR = "unreadable"  # <run dir>/unreadable/<split>.txt: undecodable images training skipped
 
 
 def _is_rank_zero() -> bool:
@@ -42,13 +47,14 @@ def _strategy(cfg: DictConfig) -> Any:
     return cfg.trainer.strategy
 
 
-def build_trainer(cfg: DictConfig, stage: Stage, stage_dir: Path, loggers: list) -> tuple[L.Trainer, ModelCheckpoint]:
+def build_trainer(cfg: DictConfig, stage: Stage, stage_dir: Path,
+                  loggers: list) -> tuple[L.Trainer, LastEveryEpochCheckpoint]:
     t = cfg.trainer
     sync_bn = bool(t.sync_batchnorm)
     if sync_bn and t.accelerator == "cpu":
         warnings.warn("trainer.sync_batchnorm is switched off: SyncBatchNorm only works on GPU modules")
         sync_bn = False
-    checkpoint = ModelCheckpoint(
+    checkpoint = LastEveryEpochCheckpoint(
         dirpath=str(stage_dir),
         filename="best-epoch{epoch:03d}",
         auto_insert_metric_name=False,
@@ -103,6 +109,8 @@ def fit_stage(stage: Stage, cfg: DictConfig, run: RunDirectory) -> str:
     stage_dir = run.stage_dir(stage.name)
     done = stage_dir / "done.json"
     stage.module.artifact_dir = run.artifact_dir
+    if hasattr(stage.datamodule, "log_unreadable_to"):
+        stage.datamodule.log_unreadable_to(run.path / UNREADABLE_DIR)
     if done.exists():
         ckpt = json.loads(done.read_text())["checkpoint"]
         _load_weights(stage.module, ckpt)
@@ -117,8 +125,9 @@ def fit_stage(stage: Stage, cfg: DictConfig, run: RunDirectory) -> str:
     if cfg.trainer.channels_last and cfg.trainer.accelerator == "gpu":
         stage.module = stage.module.to(memory_format=torch.channels_last)
     trainer, checkpoint = build_trainer(cfg, stage, stage_dir, loggers)
-    last = stage_dir / "last.ckpt"
-    ckpt_path = str(last) if last.exists() else None
+    last = stage_dir / LAST
+    resume_from = resume_checkpoint(stage_dir, rank_zero=_is_rank_zero())
+    ckpt_path = str(resume_from) if resume_from else None
     if ckpt_path:
         print(f"[affectlab] resuming stage {stage.name!r} from {ckpt_path}", flush=True)
     trainer.fit(stage.module, datamodule=stage.datamodule, ckpt_path=ckpt_path)
@@ -128,13 +137,20 @@ def fit_stage(stage: Stage, cfg: DictConfig, run: RunDirectory) -> str:
     _load_weights(stage.module, best)
     if trainer.is_global_zero:
         atomic_write_json(done, {"checkpoint": best, "monitor": stage.monitor,
-                                 "best_score": _float(checkpoint.best_model_score)})
+                                 "best_score": _float(checkpoint.best_model_score), "trained": _trained(trainer)})
     stage.url = wandb_url(loggers)  # type: ignore[attr-defined]
     if stage.evaluate:  # the test pass logs its metrics and figures into the same wandb run
         stage.wandb_loggers = wandb_loggers(loggers)  # type: ignore[attr-defined]
     else:
         finish_wandb(loggers)
     return best
+
+
+def _trained(trainer: L.Trainer) -> dict[str, int]:
+    """How much a fitted stage trained (written to its ``done.json``, summed up in the record)."""
+    return {"epochs": int(trainer.current_epoch), "steps": int(trainer.global_step),
+            "train_batches_per_epoch": int(trainer.num_training_batches),
+            "val_batches": int(sum(trainer.num_val_batches))}
 
 
 def _float(value: Any) -> float | None:
@@ -163,12 +179,64 @@ def test_stage(stage: Stage, cfg: DictConfig, run: RunDirectory) -> dict[str, fl
         enable_model_summary=False,
     )
     stage.module.artifact_dir = run.artifact_dir
+    stage.test_set = _exclude_unreadable(cfg, stage.datamodule)  # type: ignore[attr-defined]
     try:
         trainer.test(stage.module, datamodule=stage.datamodule, verbose=False)
+        stage.test_batches = int(sum(trainer.num_test_batches))  # type: ignore[attr-defined]
     finally:
         finish_wandb(remote)
         stage.wandb_loggers = []  # type: ignore[attr-defined]
     return {k[len("test/"):]: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("test/")}
+
+
+def _exclude_unreadable(cfg: DictConfig, datamodule: Any) -> dict[str, Any]:
+    """``data.unreadable_test_items=exclude``: leave out the test items whose images cannot be decoded,
+    and say which (the ``test_set`` part of the record). Otherwise the test pass fails on the first one."""
+    if cfg.data.get("unreadable_test_items") != "exclude" or not hasattr(datamodule, "exclude_unreadable_test_items"):
+        return {}
+    excluded = datamodule.exclude_unreadable_test_items()
+    if excluded:
+        warnings.warn(f"{len(excluded)} test item(s) with an undecodable image excluded "
+                      f"(data.unreadable_test_items=exclude): {', '.join(excluded[:5])}")
+    return {"unreadable_excluded": {"count": len(excluded), "items": excluded}}
+
+
+def _unreadable_skipped(run_dir: Path) -> dict[str, dict[str, Any]]:
+    """Undecodable images that training/validation skipped, per split (from the datasets' logs)."""
+    out = {}
+    for log in sorted((run_dir / UNREADABLE_DIR).glob("*.txt")):
+        files = sorted(set(log.read_text().split()))
+        out[log.stem] = {"count": len(files), "files": files}
+    return out
+
+
+def training_amount(cfg: DictConfig, run: RunDirectory, test_batches: int | None) -> dict[str, Any]:
+    """Epochs and steps of every stage, the ``limit_*`` settings, and which of them truncated the run's
+    training or evaluation (``truncated``: empty for a full run; the board ranks only full runs)."""
+    stages = {}
+    for done in sorted(run.path.glob("stages/*/done.json")):
+        stages[done.parent.name] = json.loads(done.read_text()).get("trained")
+    t = cfg.trainer
+    limits = {"limit_train_batches": t.limit_train_batches, "limit_val_batches": t.limit_val_batches,
+              "limit_test_batches": t.limit_test_batches}
+    used = {"limit_train_batches": [s["train_batches_per_epoch"] for s in stages.values() if s],
+            "limit_val_batches": [s["val_batches"] for s in stages.values() if s],
+            "limit_test_batches": [test_batches]}
+    truncated = [f"trainer.{key}={value}" for key, value in limits.items() if _limits(value, used[key])]
+    if cfg.data.get("limit_items"):
+        truncated.append(f"data.limit_items={cfg.data.limit_items}")
+    return {"stages": stages, **limits, "limit_items": cfg.data.get("limit_items"), "test_batches": test_batches,
+            "truncated": truncated}
+
+
+def _limits(value: Any, batches: list[int | None]) -> bool:
+    """Whether a Lightning ``limit_*`` value cut batches: a fraction below 1, or a count that some
+    loader reached (a count above a loader's length takes all of it)."""
+    if isinstance(value, bool):
+        return False
+    if isinstance(value, float):
+        return value < 1.0
+    return isinstance(value, int) and any(b is None or b >= value for b in batches)
 
 
 def _release_process_group() -> None:
@@ -177,19 +245,27 @@ def _release_process_group() -> None:
         torch.distributed.destroy_process_group()
 
 
-def _data_source(cfg: DictConfig, datamodule: Any) -> str:
+def _data_source(cfg: DictConfig, datamodule: Any) -> tuple[str, str | None]:
+    """The record's ``data_source`` and, when it could not be identified but is assumed, why."""
     source = getattr(datamodule, "data_source", None)
     if source:
-        return str(source)
+        return str(source), None
     if cfg.data.root is None:
         from affectlab.synth import GENERATOR_VERSION
 
-        return f"synthetic-v{GENERATOR_VERSION}-{cfg.data.synthetic_profile}-seed{cfg.data.synthetic_seed}"
+        return f"synthetic-v{GENERATOR_VERSION}-{cfg.data.synthetic_profile}-seed{cfg.data.synthetic_seed}", None
+    from affectlab.synth import SYNTHETIC_MARKER
+
     root = Path(cfg.data.root)
+    inside = root / SYNTHETIC_MARKER  # travels with a copy of the release folder
+    if inside.is_file():
+        version, copy = (inside.read_text().split() + ["", ""])[:2]
+        return f"synthetic-v{version}-{copy}", None
     markers = sorted(root.parent.glob(".complete-*"))  # the generator's marker beside a release it wrote
     if markers:
-        return f"synthetic-v{markers[0].read_text().strip()}-{root.parent.name}"
-    return "real"
+        return f"synthetic-v{markers[0].read_text().strip()}-{root.parent.name}", None
+    return "real", (f"no synthetic-generator marker ({SYNTHETIC_MARKER} in, or .complete-* beside, {root}): "
+                    "assumed real data")
 
 
 def build_record(cfg: DictConfig, run: RunDirectory, stage: Stage, metrics: dict[str, float],
@@ -197,6 +273,7 @@ def build_record(cfg: DictConfig, run: RunDirectory, stage: Stage, metrics: dict
     spec = METHODS.get(cfg.method.name)
     info = run.read_info()
     dm = stage.datamodule
+    source, source_note = _data_source(cfg, dm)
     return {
         "schema_version": SCHEMA_VERSION,
         "method": cfg.method.name,
@@ -204,6 +281,7 @@ def build_record(cfg: DictConfig, run: RunDirectory, stage: Stage, metrics: dict
         "task": spec.task,
         "protocol": getattr(dm, "protocol", None) or f"{cfg.data.name}/{cfg.data.task}",
         "fold": int(cfg.data.fold),
+        "stage": stage.name,
         "split": "test",
         "selected_on": selected_on,
         "metrics": metrics,
@@ -212,7 +290,7 @@ def build_record(cfg: DictConfig, run: RunDirectory, stage: Stage, metrics: dict
         "git_dirty": info.get("git_dirty"),
         "config_hash": run.config_hash,
         "config": OmegaConf.to_container(cfg, resolve=True),
-        "data_source": _data_source(cfg, dm),
+        "data_source": source,
         "run_dir": str(run.path),
         "wandb_run_id": (info.get("wandb_ids") or {}).get(stage.name),
         "wandb_url": getattr(stage, "url", None),
@@ -225,7 +303,11 @@ def build_record(cfg: DictConfig, run: RunDirectory, stage: Stage, metrics: dict
         "effective_batch_size": effective_batch_size(cfg),
         "lr_scaling": cfg.trainer.lr_scaling,
         "sweep_id": cfg.sweep_id,
-        "test_set": dm.test_set_record() if hasattr(dm, "test_set_record") else {},
+        "test_set": {**(dm.test_set_record() if hasattr(dm, "test_set_record") else {}),
+                     **getattr(stage, "test_set", {})},
+        "data_source_unverified": source_note,
+        "training": training_amount(cfg, run, getattr(stage, "test_batches", None)),
+        "unreadable_skipped": _unreadable_skipped(run.path),
     }
 
 
@@ -246,6 +328,12 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     set_matmul_precision(cfg.trainer.matmul_precision)
     rank_zero = _is_rank_zero()
     run = prepare_run_dir(cfg, rank_zero)
+    if run.finished:  # resume never re-tests or re-records a finished run
+        if rank_zero:
+            print(f"[affectlab] {run.path} already finished: returning its results.json unchanged (not re-tested, "
+                  f"not recorded again; `affectlab test {run.path}` re-evaluates it)", flush=True)
+            return json.loads((run.path / "results.json").read_text())
+        return {}
     launched_here = rank_zero and RUN_DIR_ENV not in os.environ
     if launched_here:
         os.environ[RUN_DIR_ENV] = str(run.path)
@@ -272,9 +360,12 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         run.update_info(status="finished", finished=time.time())
         _record_on_leaderboard(record, cfg)
         return record
-    except BaseException:
+    except BaseException as err:
         if rank_zero and run.info_path.exists():
             run.update_info(status="failed")
+        if isinstance(err, UnreadableItem):
+            hint = f"`affectlab test {run.path} data.unreadable_test_items=exclude` tests them without such items"
+            raise UnreadableItem(f"{err}\nThe trained stages are kept: {hint}.", err.path) from None
         raise
     finally:
         if launched_here:
@@ -289,7 +380,9 @@ def _record_on_leaderboard(record: dict[str, Any], cfg: DictConfig) -> None:
     except ImportError:
         return
     try:
-        record_result(record, cfg)
+        if not record_result(record, cfg):
+            print(f"[affectlab] leaderboard: a record of {record['run_dir']} (stage {record['stage']!r}) is already "
+                  "on the board; not added again", flush=True)
     except Exception as err:  # noqa: BLE001 - a board outage must not lose the run's own results.json
         warnings.warn(f"leaderboard record not written ({type(err).__name__}: {err}); results.json is intact")
 

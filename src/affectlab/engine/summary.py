@@ -1,4 +1,4 @@
-"""Human-readable end-of-run table of test metrics."""
+"""Human-readable end-of-run table of test metrics, then notes on how the run trained and tested."""
 from __future__ import annotations
 
 import re
@@ -31,7 +31,7 @@ def format_summary(record: dict[str, Any]) -> str:
     for name in sorted(aggregates):
         lines.append(f"{name:>10} {aggregates[name]:8.3f}")
     lines += format_test_set(record.get("test_set") or {}, record.get("protocol"), record.get("fold"))
-    return "\n".join(lines)
+    return "\n".join(lines + run_notes(record))
 
 
 def format_test_set(test_set: dict[str, Any], protocol: Any = None, fold: Any = None) -> list[str]:
@@ -53,6 +53,32 @@ def format_test_set(test_set: dict[str, Any], protocol: Any = None, fold: Any = 
         kinds = ", ".join(f"{k} {v}" for k, v in test_set["landmark_indexing"].items())
         lines.append(f"2DFeatures fit(i) convention (sequences): {kinds}")
     for key, value in test_set.items():
-        if key not in ("items", "expected_items", "matches_protocol", "landmark_fallback", "landmark_indexing"):
+        if key not in ("items", "expected_items", "matches_protocol", "landmark_fallback", "landmark_indexing",
+                       "unreadable_excluded"):  # run_notes shows it
             lines.append(f"test set {key.replace('_', ' ')}: {value}")
+    return lines
+
+
+def run_notes(record: dict[str, Any]) -> list[str]:
+    """How much the run trained, and anything that changed its data: truncation, unreadable images
+    skipped in training or excluded from the test set, a data source that could not be identified."""
+    lines = []
+    training = record.get("training") or {}
+    stages = [f"{name} {s['epochs']} epoch(s), {s['steps']} steps"
+              for name, s in training.get("stages", {}).items() if s]
+    if stages:
+        lines.append("trained: " + "; ".join(stages))
+    if training.get("truncated"):
+        lines.append(f"TRUNCATED run ({', '.join(training['truncated'])}): kept off the ranked leaderboard")
+    excluded = (record.get("test_set") or {}).get("unreadable_excluded") or {}
+    if excluded.get("count"):
+        lines.append(f"TEST SET CHANGED: {excluded['count']} item(s) with an undecodable image excluded "
+                     f"(data.unreadable_test_items=exclude): {', '.join(excluded['items'][:5])}"
+                     + (" …" if excluded["count"] > 5 else ""))
+    skipped = record.get("unreadable_skipped") or {}
+    if skipped:
+        counts = ", ".join(f"{split} {info['count']}" for split, info in skipped.items())
+        lines.append(f"undecodable images skipped in training/validation: {counts} (listed in results.json)")
+    if record.get("data_source_unverified"):
+        lines.append(f"data source not identified: {record['data_source_unverified']}")
     return lines

@@ -69,6 +69,9 @@ def cv_record(cv_id: str, fold_records: dict[int, dict[str, Any]], folds: list[i
         "cv_dir": cv_dir, "host": socket.gethostname(),
         "timestamp": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "wall_time_s": sum(float(r.get("wall_time_s") or 0.0) for r in records),
+        # a fold trained or tested on truncated data keeps the aggregate off the ranked board too
+        "training": {"truncated": sorted({t for r in records
+                                          for t in (r.get("training") or {}).get("truncated") or []})},
     }
     return record
 

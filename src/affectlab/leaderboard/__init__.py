@@ -44,17 +44,18 @@ def open_store(url: str | None = None) -> Store:
     return Store(url or os.environ.get("AFFECTLAB_LEADERBOARD_URL") or default_url())
 
 
-def record_result(record: dict[str, Any], cfg: Any = None) -> None:
-    """Append the results record of a finished evaluation to the configured board (rank 0 only).
+def record_result(record: dict[str, Any], cfg: Any = None) -> bool:
+    """Append the results record of a finished evaluation to the configured board (rank 0 only);
+    False when nothing was added (not rank 0, board disabled, or the run is on the board already).
 
     Respects ``cfg.leaderboard.enabled`` and ``cfg.leaderboard.url``, and tags the record with
     ``cfg.sweep_id`` and ``cfg.leaderboard.tags``.
     """
     if not is_rank_zero():
-        return
+        return False
     board = _section(cfg, "leaderboard", None)
     if board is not None and not _section(board, "enabled", True):
-        return
+        return False
     record = dict(record)
     sweep_id = _section(cfg, "sweep_id") or os.environ.get("AFFECTLAB_SWEEP_ID")
     if sweep_id and not record.get("sweep_id"):
@@ -64,6 +65,6 @@ def record_result(record: dict[str, Any], cfg: Any = None) -> None:
         record["tags"] = sorted(set(record.get("tags", [])) | {str(t) for t in tags})
     store = open_store(_section(board, "url", None) if board is not None else None)
     try:
-        store.add(record)
+        return store.add(record)
     finally:
         store.close()

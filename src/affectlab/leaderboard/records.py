@@ -84,6 +84,16 @@ def record_id(record: dict[str, Any]) -> str:
     return hashlib.sha256(canonical_json(body).encode()).hexdigest()[:32]
 
 
+def run_key(record: dict[str, Any]) -> str | None:
+    """Identity of the evaluation a run record reports: its run directory and evaluated stage. The
+    store keeps at most one record per key, so re-testing a run never adds a second row
+    (None for cross-validation aggregates and records without a run directory)."""
+    if record.get("kind", "run") != "run" or not record.get("run_dir"):
+        return None
+    text = f"{record['run_dir']}\n{record.get('stage') or ''}"
+    return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
 def source_kind(record: dict[str, Any]) -> str:
     """``synthetic`` or ``real``: records of different kinds are never ranked together."""
     source = str(record.get("data_source") or "")

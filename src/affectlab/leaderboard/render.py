@@ -43,6 +43,12 @@ class Row:
     date: str = ""
     source: str = ""
     record_id: str = ""
+    #: why the record's data source is only assumed (shown as a † note under the table)
+    source_note: str = ""
+
+    @property
+    def label(self) -> str:
+        return self.method + (" †" if self.source_note else "")
 
 
 @dataclass
@@ -52,6 +58,19 @@ class Table:
     task: str
     rows: list[Row]
     references: list[Row]
+    #: records left off the ranking because their training or evaluation was truncated (limit_*)
+    truncated_hidden: int = 0
+
+    def notes(self) -> list[str]:
+        """Lines under the table: unranked truncated runs, data sources that could not be identified."""
+        out = []
+        if self.truncated_hidden:
+            out.append(f"{self.truncated_hidden} run(s) with truncated training or evaluation (trainer.limit_* or "
+                       "data.limit_items) not ranked; `affectlab leaderboard --include-truncated` lists them")
+        for row in self.rows:
+            if row.source_note:
+                out.append(f"† {row.method} ({row.evaluation}): data source not identified: {row.source_note}")
+        return out
 
     @property
     def slug(self) -> str:
@@ -127,8 +146,11 @@ def _row(record: dict[str, Any], repo_root: Path, memo: dict) -> Row:
     if record.get("git_dirty"):
         reason += "; recorded from a tree with uncommitted changes"
     seed = record.get("seed")
+    if truncated(record):
+        evaluation += " (truncated)"
+    note = record.get("data_source_unverified") or ("" if record.get("data_source") else "none recorded")
     return Row(
-        method=record["method"], evaluation=evaluation, metrics=record["metrics"],
+        method=record["method"], evaluation=evaluation, metrics=record["metrics"], source_note=str(note),
         std=record.get("metrics_std") or {}, n_folds=n, selected_on=str(record.get("selected_on") or ""),
         data_source=str(record.get("data_source") or ""),
         seed="" if seed is None else str(seed), commit=commit[:10], stale=stale, stale_reason=reason,
@@ -144,15 +166,27 @@ def _rank_key(row: Row, metric: str) -> tuple:
     return (0 if row.evaluation.startswith("cv") else 1, missing, -score)
 
 
+def truncated(record: dict[str, Any]) -> list[str]:
+    """The ``limit_*`` settings that truncated a record's training or evaluation (empty: a full run)."""
+    return list((record.get("training") or {}).get("truncated") or [])
+
+
 def build_tables(records: Iterable[dict[str, Any]], references: Iterable[dict[str, Any]] = (),
-                 dataset: str | None = None, all_runs: bool = False,
+                 dataset: str | None = None, all_runs: bool = False, include_truncated: bool = False,
                  repo_root: Path = REPO_ROOT) -> list[Table]:
-    """Group records into ranked tables (see the module docstring)."""
+    """Group records into ranked tables (see the module docstring). Runs with truncated training or
+    evaluation are counted under their table but not ranked unless ``include_truncated``."""
     groups: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
+    hidden: dict[tuple[str, str, str], int] = {}
     for record in records:
         if dataset and record["dataset"] != dataset:
             continue
-        groups.setdefault((source_kind(record), record["dataset"], record["task"]), []).append(record)
+        key = (source_kind(record), record["dataset"], record["task"])
+        groups.setdefault(key, [])
+        if truncated(record) and not include_truncated:
+            hidden[key] = hidden.get(key, 0) + 1
+            continue
+        groups[key].append(record)
     refs = [r for r in references if not dataset or r["dataset"] == dataset]
     tables, memo = [], {}
     for (kind, ds, task), group in sorted(groups.items()):
@@ -171,7 +205,7 @@ def build_tables(records: Iterable[dict[str, Any]], references: Iterable[dict[st
                 source=f"{r['paper']} ({r.get('evidence', '')})".strip(), data_source="real")
             for r in refs if r["dataset"] == ds and r["task"] == task
         ]
-        tables.append(Table(kind, ds, task, rows, ref_rows))
+        tables.append(Table(kind, ds, task, rows, ref_rows, truncated_hidden=hidden.get((kind, ds, task), 0)))
     return tables
 
 
@@ -203,7 +237,7 @@ def table_markdown(table: Table) -> str:
             notes.append(f"{row.method} @ {row.commit}: {row.stale_reason}")
             commit += " (stale)"
         lines.append(_md_row([
-            str(rank), row.method, row.evaluation,
+            str(rank), row.label, row.evaluation,
             *(format_value(m, row.metrics.get(m), row.std.get(m)) for m in summary),
             *(format_value(table.item_metric(i), row.metrics.get(table.item_metric(i))) for i in items),
             row.selected_on or "–", row.seed or "–", commit, row.sweep_id or "–", row.date or "–",
@@ -220,8 +254,8 @@ def table_markdown(table: Table) -> str:
                 *(format_value(table.item_metric(i), row.metrics.get(table.item_metric(i))) for i in items),
                 row.source,
             ]))
-    if notes:
-        lines += ["", *(f"- stale: {n}" for n in notes)]
+    if notes or table.notes():
+        lines += ["", *(f"- stale: {n}" for n in notes), *(f"- {n}" for n in table.notes())]
     return "\n".join(lines) + "\n"
 
 
@@ -327,7 +361,7 @@ def table_html(table: Table) -> str:
            + "".join(f"<th>{html.escape(h)}</th>" for h in head) + "</tr></thead><tbody>"]
     for rank, row in enumerate(table.rows, 1):
         commit = row.commit + (" (stale)" if row.stale else "")
-        cells = [_td(str(rank), rank), _td(row.method), _td(row.evaluation)]
+        cells = [_td(str(rank), rank), _td(row.label), _td(row.evaluation)]
         cells += [_td(format_value(m, row.metrics.get(m), row.std.get(m)), _num(row.metrics.get(m))) for m in summary]
         cells += [_td(format_value(table.item_metric(i), row.metrics.get(table.item_metric(i))),
                       _num(row.metrics.get(table.item_metric(i)))) for i in items]
@@ -336,6 +370,7 @@ def table_html(table: Table) -> str:
                   f'{html.escape(commit or "–")}</td>', _td(row.sweep_id or "–"), _td(row.date or "–")]
         out.append('<tr class="{}">'.format("stale" if row.stale else "measured") + "".join(cells) + "</tr>")
     out.append("</tbody></table>")
+    out += [f'<p class="note">{html.escape(n)}</p>' for n in table.notes()]
     if table.references:
         out.append('<h3>Reported in the papers (real data, not measured here)</h3>'
                    '<table class="sortable reported"><thead><tr>'
@@ -411,12 +446,13 @@ def render_png(table: Table, path: Path) -> Path | None:
 
 def render(records: Iterable[dict[str, Any]], out_dir: str | Path, dataset: str | None = None,
            all_runs: bool = False, references: Iterable[dict[str, Any]] | None = None,
-           png: bool = True, repo_root: Path = REPO_ROOT) -> dict[str, Any]:
+           png: bool = True, repo_root: Path = REPO_ROOT, include_truncated: bool = False) -> dict[str, Any]:
     """Write ``LEADERBOARD.md``, ``leaderboard.html`` and ``plots/<table>.png`` under ``out_dir``."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     refs = load_references() if references is None else list(references)
-    tables = build_tables(records, refs, dataset=dataset, all_runs=all_runs, repo_root=repo_root)
+    tables = build_tables(records, refs, dataset=dataset, all_runs=all_runs, include_truncated=include_truncated,
+                          repo_root=repo_root)
     md, page = out / "LEADERBOARD.md", out / "leaderboard.html"
     md.write_text(render_markdown(tables))
     page.write_text(render_html(tables))

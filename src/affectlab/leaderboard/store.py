@@ -2,10 +2,12 @@
 
 Default: SQLite at ``results/leaderboard.sqlite``; a team points ``leaderboard.url`` at a shared
 PostgreSQL server. Rows are only ever inserted. Each record has a unique ``record_id`` (see
-:func:`records.record_id`), so concurrent or repeated writes of the same record add it once,
-and each insert is one transaction, so parallel writers (DDP ranks, sweep trials, array jobs)
-lose nothing. SQLite writers take the write lock up front (``BEGIN IMMEDIATE``) and wait on
-it, instead of failing when a read lock cannot be upgraded.
+:func:`records.record_id`), so concurrent or repeated writes of the same record add it once; a
+run's record also has a unique ``run_key`` (run directory and evaluated stage, :func:`records.run_key`),
+so re-testing a run never adds a second row. Each insert is one transaction, so parallel
+writers (DDP ranks, sweep trials, array jobs) lose nothing. SQLite writers take the write lock
+up front (``BEGIN IMMEDIATE``) and wait on it, instead of failing when a read lock cannot be
+upgraded.
 """
 from __future__ import annotations
 
@@ -16,13 +18,14 @@ from pathlib import Path
 from typing import Any, Iterable, Iterator
 
 from sqlalchemy import (
-    Boolean, Column, Float, Integer, MetaData, String, Table, Text, create_engine, event, insert, select,
+    Boolean, Column, Float, Index, Integer, MetaData, String, Table, Text, create_engine, event, insert, inspect,
+    select, update,
 )
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
 
 from affectlab.leaderboard.records import (
-    SCHEMA_VERSION, RecordError, canonical_json, main_metric, record_id, source_kind, validate_record,
+    SCHEMA_VERSION, RecordError, canonical_json, main_metric, record_id, run_key, source_kind, validate_record,
 )
 
 DEFAULT_PATH = Path("results") / "leaderboard.sqlite"
@@ -54,6 +57,9 @@ records_table = Table(
     Column("timestamp", String(64)),
     Column("inserted_at", String(64), nullable=False),
     Column("body", Text, nullable=False),
+    # one record per (run directory, evaluated stage): see records.run_key; NULL for cv aggregates
+    Column("run_key", String(64)),
+    Index("uq_records_run_key", "run_key", unique=True),
 )
 
 trials_table = Table(
@@ -117,6 +123,7 @@ class Store:
         for attempt in range(10):
             try:
                 metadata.create_all(self.engine, checkfirst=True)
+                self._add_run_keys()
                 break
             except (OperationalError, ProgrammingError, IntegrityError):
                 if attempt == 9:
@@ -135,6 +142,23 @@ class Store:
                     f"leaderboard at {self.url} has schema version {row[0]}, newer than this affectlab "
                     f"({SCHEMA_VERSION}); upgrade affectlab to write to it"
                 )
+
+    def _add_run_keys(self) -> None:
+        """Give a board made before run keys existed the ``run_key`` column and its unique index.
+        Its rows get their keys, oldest first; a later duplicate of a run (what re-testing a
+        finished run used to add) keeps no key and stays on the board as it was."""
+        with self.engine.begin() as conn:
+            if "run_key" in {c["name"] for c in inspect(conn).get_columns("records")}:
+                return
+            conn.exec_driver_sql("ALTER TABLE records ADD COLUMN run_key VARCHAR(64)")
+            seen: set[str] = set()
+            rows = conn.execute(select(records_table.c.id, records_table.c.body).order_by(records_table.c.id)).all()
+            for row_id, body in rows:
+                key = run_key(json.loads(body))
+                if key and key not in seen:
+                    seen.add(key)
+                    conn.execute(update(records_table).where(records_table.c.id == row_id).values(run_key=key))
+            conn.exec_driver_sql("CREATE UNIQUE INDEX IF NOT EXISTS uq_records_run_key ON records (run_key)")
 
     # ------------------------------------------------------------------ writing
     def _row(self, record: dict[str, Any]) -> dict[str, Any]:
@@ -163,10 +187,12 @@ class Store:
             timestamp=record.get("timestamp"),
             inserted_at=_now(),
             body=canonical_json(record),
+            run_key=run_key(record),
         )
 
     def add(self, record: dict[str, Any]) -> bool:
-        """Append one record; False when a record with the same id is already on the board."""
+        """Append one record; False when the board already holds it (same ``record_id``) or a record
+        of the same run directory and stage."""
         return self._add_row(self._row(validate_record(record)))
 
     def add_many(self, records: Iterable[dict[str, Any]]) -> int:

@@ -17,6 +17,9 @@ from . import writers as W
 GENERATOR_VERSION = "2"  # 2: occluders in wild tracks, `occlusion` ground-truth column
 DATASETS = ("bp4d", "disfa", "dfew", "ferv39k", "videos")
 RELEASE_DIR = {"bp4d": "BP4D", "disfa": "DISFA", "dfew": "DFEW", "ferv39k": "FERV39k", "videos": "videos"}
+#: written inside every release folder the generator makes ("<version>\n<profile>-seed<k>\n"), so a copy
+#: of that folder alone is still recognised as synthetic (the runner's ``data_source``)
+SYNTHETIC_MARKER = ".affectlab-synthetic"
 
 
 def _jobs(name: str, prof: W.Profile, seed: int):
@@ -89,6 +92,7 @@ def generate(out: Path | str, datasets: list[str] | None = None, profile: str = 
         if n == "ferv39k":
             W.write_ferv_splits(out, plans[n][1], seed)
         _write_gt(out / "groundtruth" / f"{n}.csv.gz", results[n])
+        (out / RELEASE_DIR[n] / SYNTHETIC_MARKER).write_text(f"{GENERATOR_VERSION}\n{profile}-seed{seed}\n")
         (out / f".complete-{n}").write_text(f"{GENERATOR_VERSION}\n")
     return out
 

@@ -1,0 +1,51 @@
+"""Which checkpoint a resumed stage continues from: ``last.ckpt``, or the one kept before it
+(``last-previous.ckpt``) when ``last.ckpt`` cannot be read (truncated disk copy, full disk)."""
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+LAST = "last.ckpt"
+#: the ``last.ckpt`` that the newest save replaced (``AtomicCheckpointIO`` keeps exactly one)
+PREVIOUS = "last-previous.ckpt"
+
+
+def unreadable_reason(path: Path) -> str | None:
+    """None when ``path`` loads as a checkpoint, else why not (the loader's own message)."""
+    import torch
+
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as err:  # noqa: BLE001 - any failure to load means "cannot resume from it"
+        return f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}".strip()
+    if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint:
+        return "not a Lightning checkpoint (no state_dict)"
+    return None
+
+
+def resume_checkpoint(stage_dir: Path, rank_zero: bool = True) -> Path | None:
+    """The newest readable of ``last.ckpt`` and ``last-previous.ckpt`` (None: start the stage afresh).
+
+    An unreadable one is renamed ``*.unreadable`` (by rank 0) so the next save cannot rotate it into
+    the place of the valid previous checkpoint, and a warning says what was skipped.
+    """
+    skipped = []
+    for name in (LAST, PREVIOUS):
+        path = stage_dir / name
+        if not path.exists():
+            continue
+        reason = unreadable_reason(path)
+        if reason is None:
+            if skipped:
+                warnings.warn(f"{'; '.join(skipped)}; resuming from the previous checkpoint {path}")
+            return path
+        skipped.append(f"checkpoint {path} cannot be read ({reason}), kept as {path.name}.unreadable")
+        if rank_zero:
+            try:
+                path.replace(path.with_name(path.name + ".unreadable"))
+            except OSError:  # another rank or a concurrent attempt moved it already
+                pass
+    if skipped:
+        warnings.warn(f"{'; '.join(skipped)}; no readable checkpoint left, so the stage starts from its "
+                      "beginning (same seed: same result as an uninterrupted run)")
+    return None
