@@ -48,7 +48,7 @@ def cmd_test(args: argparse.Namespace) -> int:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    from affectlab.config import available
+    from affectlab.config import available, valid_datasets
     from affectlab.methods import METHODS
     from data_modules import DATAMODULES
 
@@ -60,7 +60,7 @@ def cmd_list(args: argparse.Namespace) -> int:
     print("datasets:")
     for name in DATAMODULES.names():
         dm = DATAMODULES.get(name)
-        print(f"  {name:<24} tasks={','.join(getattr(dm, 'tasks', ()))}")
+        print(f"  {name:<24} tasks={','.join(dm.tasks)}")
     print("trainer presets:")
     print("  " + ", ".join(available("trainer")))
     print("experiments:")
@@ -68,8 +68,7 @@ def cmd_list(args: argparse.Namespace) -> int:
     print("valid combinations (method × dataset for the method's task):")
     for name in METHODS.names():
         spec = METHODS.get(name)
-        ok = [d for d in DATAMODULES.names() if spec.task in getattr(DATAMODULES.get(d), "tasks", ())]
-        print(f"  {name:<24} {', '.join(ok) or '(none)'}")
+        print(f"  {name:<24} {', '.join(valid_datasets(METHODS.get(name))) or '(none)'}")
     return 0
 
 
@@ -118,15 +117,36 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _user_errors() -> tuple[type[BaseException], ...]:
+    """Exceptions that report a mistake in the user's input (printed as one line, no traceback).
+    Imported on demand: ``data_modules`` pulls in Lightning, which ``--help`` and ``list`` do not need."""
+    from affectlab.leaderboard.records import RecordError
+    from data_modules.frames import DataFormatError, TooManyBadImages
+
+    return ConfigError, UnknownNameError, FileNotFoundError, DataFormatError, TooManyBadImages, RecordError
+
+
+def parse_args(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> argparse.Namespace:
+    """Parse ``argv``; ``KEY=VALUE`` words after an option (``sweep FILE --count 3 DATA=toyau``, as
+    ``make sweep ARGS=...`` writes them) join the subcommand's overrides instead of being refused."""
+    args, extra = parser.parse_known_args(argv)
+    stray = [w for w in extra if "=" not in w or w.startswith("-")]
+    if stray or (extra and not isinstance(getattr(args, "overrides", None), list)):
+        parser.error(f"unrecognized arguments: {' '.join(stray or extra)}")
+    if extra:
+        args.overrides = [*args.overrides, *extra]
+    return args
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     warnings.filterwarnings("ignore", message=".*Valid config keys have changed in V2.*")
     logging.getLogger("affectlab").setLevel(os.environ.get("AFFECTLAB_LOG", "INFO"))
-    args = build_parser().parse_args(argv)
-    from data_modules.frames import DataFormatError, TooManyBadImages
-
+    args = parse_args(build_parser(), argv)
     try:
         return int(args.func(args) or 0)
-    except (ConfigError, UnknownNameError, FileNotFoundError, DataFormatError, TooManyBadImages) as err:
+    except Exception as err:  # noqa: BLE001 - re-raised below unless it is the user's mistake
+        if not isinstance(err, _user_errors()):
+            raise
         print(f"affectlab {args.command}: error: {err}", file=sys.stderr)
         return EXIT_USAGE
 
