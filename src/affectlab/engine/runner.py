@@ -17,7 +17,7 @@ from lightning.pytorch.callbacks import EarlyStopping, LearningRateMonitor, Mode
 from lightning.pytorch.utilities.rank_zero import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
-from affectlab.engine.callbacks import AtomicCheckpointIO, RNGStateCallback, fault_injection_from_env
+from affectlab.engine.callbacks import AtomicCheckpointIO, ProgressBar, RNGStateCallback, fault_injection_from_env
 from affectlab.engine.io import atomic_write_json
 from affectlab.engine.loggers import build_loggers, finish_wandb, wandb_loggers, wandb_url
 from affectlab.engine.rundir import RUN_DIR_ENV, RunDirectory, prepare_run_dir
@@ -61,6 +61,8 @@ def build_trainer(cfg: DictConfig, stage: Stage, stage_dir: Path, loggers: list)
         callbacks.append(LearningRateMonitor(logging_interval="epoch"))
     if stage.monitor and t.early_stopping_patience:
         callbacks.append(EarlyStopping(monitor=stage.monitor, mode=stage.mode, patience=t.early_stopping_patience))
+    if t.enable_progress_bar:
+        callbacks.append(ProgressBar())
     fault = fault_injection_from_env()
     if fault is not None:
         callbacks.append(fault)

@@ -1,0 +1,34 @@
+"""What a run prints: the progress bar and the end-of-run table (formatted as the board and cv_results.md)."""
+from __future__ import annotations
+
+from affectlab.engine.summary import format_summary
+
+
+def test_end_of_run_table_prints_percent_like_the_board():
+    record = {"method": "baseline", "dataset": "disfa", "protocol": "disfa/3fold", "fold": 1, "selected_on": "val",
+              "data_source": "real", "metrics": {"f1_au01": 0.4123, "f1_au02": 0.0, "f1_mean": 0.20615,
+                                                   "icc_au06": 0.512, "icc_mean": 0.512}}
+    lines = format_summary(record).splitlines()
+    assert lines[1].split() == ["f1", "icc"]
+    assert lines[2].split() == ["AU01", "41.2"] and lines[3].split() == ["AU02", "0.0"]
+    assert lines[4].split() == ["AU06", "0.512"]  # ICC is not a percentage
+    assert lines[5].split() == ["f1_mean", "20.6"] and lines[6].split() == ["icc_mean", "0.512"]
+    assert "in percent" in lines[-1]
+
+
+def test_progress_bar_shows_no_logger_version(tmp_path):
+    """Lightning appends ``v_num`` (the last 4 characters of the logger version, e.g. ``ised``)."""
+    import torch
+    from lightning.pytorch.loggers import CSVLogger
+
+    from affectlab.config import compose
+    from affectlab.engine.callbacks import ProgressBar
+    from affectlab.engine.runner import build_trainer
+    from affectlab.methods import Stage
+
+    cfg = compose(["METHOD=baseline", "DATA=toyau", "logger.wandb.enabled=false"])
+    stage = Stage("s", torch.nn.Linear(1, 1), None)
+    logger = CSVLogger(str(tmp_path), name="x", version="initialised")
+    trainer, _ = build_trainer(cfg, stage, tmp_path, [logger])
+    assert isinstance(trainer.progress_bar_callback, ProgressBar)
+    assert "v_num" not in trainer.progress_bar_callback.get_metrics(trainer, stage.module)
