@@ -1,4 +1,5 @@
-"""The ``affectlab`` command: train, test, list, config, plus every module of ``affectlab.commands``.
+"""The ``affectlab`` command: train and test methods, inspect datasets and configs, cross-validate,
+sweep hyper-parameters, generate the synthetic data and render the leaderboard.
 
 Arguments after the subcommand are ``KEY=value`` pairs: selectors ``METHOD= DATA= TRAINER= EXP=``
 and dotted config overrides such as ``data.fold=2 trainer.max_epochs=5``.
@@ -10,7 +11,9 @@ import importlib
 import logging
 import os
 import pkgutil
+import re
 import sys
+import textwrap
 import warnings
 from typing import Callable, Sequence
 
@@ -55,8 +58,8 @@ def cmd_list(args: argparse.Namespace) -> int:
     print("methods:")
     for name in METHODS.names():
         spec = METHODS.get(name)
-        summary = (spec.__doc__ or "").strip().splitlines()[0] if spec.__doc__ else ""
-        print(f"  {name:<24} task={spec.task:<14} default data={spec.default_data:<9} {summary}")
+        print(f"  {name:<24} task={spec.task:<14} default data={spec.default_data}")
+        print(textwrap.fill(summary_of(spec.__doc__), width=100, initial_indent=" " * 4, subsequent_indent=" " * 4))
     print("datasets:")
     for name in DATAMODULES.names():
         dm = DATAMODULES.get(name)
@@ -70,6 +73,17 @@ def cmd_list(args: argparse.Namespace) -> int:
         spec = METHODS.get(name)
         print(f"  {name:<24} {', '.join(valid_datasets(METHODS.get(name))) or '(none)'}")
     return 0
+
+
+def plain_text(doc: str | None) -> str:
+    """A docstring as a terminal shows it: RST literals (````x````) and roles lose their markup."""
+    text = re.sub(r":[a-z]+:`([^`]+)`", r"\1", (doc or "").strip())
+    return re.sub(r"`{1,2}([^`]+)`{1,2}", r"\1", text)
+
+
+def summary_of(doc: str | None) -> str:
+    """The first paragraph of a docstring on one line, in plain text."""
+    return " ".join(plain_text(doc).split("\n\n")[0].split())
 
 
 def cmd_config(args: argparse.Namespace) -> int:
@@ -89,13 +103,13 @@ BUILTIN: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], Callabl
 
 
 def _add_test(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("run_dir", help="run directory written by `affectlab train`")
+    parser.add_argument("run_dir", help="run directory written by affectlab train")
     parser.add_argument("--checkpoint", help="checkpoint to evaluate (default: the run's selected one)")
     _overrides(parser)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="affectlab", description=__doc__,
+    parser = argparse.ArgumentParser(prog="affectlab", description=plain_text(__doc__),
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, (help_text, add_args, func) in BUILTIN.items():
@@ -111,7 +125,8 @@ def build_parser() -> argparse.ArgumentParser:
         if info.name.startswith("_"):
             continue
         module = importlib.import_module(f"affectlab.commands.{info.name}")
-        p = sub.add_parser(module.NAME, help=module.HELP)
+        p = sub.add_parser(module.NAME, help=module.HELP, description=plain_text(module.__doc__),
+                           formatter_class=argparse.RawDescriptionHelpFormatter)
         module.add_arguments(p)
         p.set_defaults(func=module.run)
     return parser

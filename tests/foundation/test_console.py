@@ -32,3 +32,31 @@ def test_progress_bar_shows_no_logger_version(tmp_path):
     trainer, _ = build_trainer(cfg, stage, tmp_path, [logger])
     assert isinstance(trainer.progress_bar_callback, ProgressBar)
     assert "v_num" not in trainer.progress_bar_callback.get_metrics(trainer, stage.module)
+
+
+def test_help_is_plain_text(capsys):
+    """``--help`` of affectlab and of every subcommand shows no RST markup (``literal``, :role:`x`)."""
+    import pytest
+
+    from affectlab.cli import build_parser, main
+
+    commands = build_parser()._subparsers._group_actions[0].choices
+    for argv in (["--help"], *([name, "--help"] for name in commands)):
+        with pytest.raises(SystemExit) as info:
+            main(argv)
+        assert info.value.code == 0
+        out = capsys.readouterr().out
+        assert "usage: affectlab" in out and "`" not in out, (argv, out)
+
+
+def test_list_shows_whole_method_summaries(capsys):
+    """Each method's first docstring paragraph in full (it was cut at the first line break)."""
+    from affectlab.cli import main, summary_of
+    from affectlab.methods import METHODS
+
+    assert main(["list"]) == 0
+    text = " ".join(capsys.readouterr().out.split())
+    for name in METHODS.names():
+        summary = summary_of(METHODS.get(name).__doc__)
+        assert summary.endswith(".") and summary in text, (name, summary)
+    assert "then a linear probe on the frozen AU embedding φ" in text  # TCAE's second docstring line

@@ -17,7 +17,7 @@ HELP = "run a wandb sweep file (online with an agent, or offline/--local with th
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("file", help="sweep YAML (experiments/sweeps/<method>.yaml)")
     parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE",
-                        help="overrides passed to every trial, as for `affectlab train` (DATA=toyau trainer.max_epochs=1)")
+                        help="overrides passed to every trial, as for affectlab train (DATA=toyau trainer.max_epochs=1)")
     parser.add_argument("--count", type=int, default=None, help="number of trials to run")
     parser.add_argument("--local", action="store_true", help="search locally even when wandb is online")
     parser.add_argument("--resume", default=None, metavar="SWEEP_ID", help="continue a local sweep")
