@@ -14,10 +14,10 @@ import pkgutil
 import re
 import sys
 import textwrap
-import warnings
 from typing import Callable, Sequence
 
 from affectlab.config import ConfigError
+from affectlab.engine.quiet import silence_benign_noise
 from affectlab.registry import UnknownNameError
 
 EXIT_USAGE = 2
@@ -154,7 +154,7 @@ def parse_args(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> a
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    warnings.filterwarnings("ignore", message=".*Valid config keys have changed in V2.*")
+    silence_benign_noise()
     logging.getLogger("affectlab").setLevel(os.environ.get("AFFECTLAB_LOG", "INFO"))
     args = parse_args(build_parser(), argv)
     try:

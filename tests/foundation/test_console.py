@@ -60,3 +60,33 @@ def test_list_shows_whole_method_summaries(capsys):
         summary = summary_of(METHODS.get(name).__doc__)
         assert summary.endswith(".") and summary in text, (name, summary)
     assert "then a linear probe on the frozen AU embedding φ" in text  # TCAE's second docstring line
+
+
+def test_known_benign_noise_is_silenced_and_nothing_else(capsys):
+    import logging
+    import warnings
+
+    from lightning.pytorch.utilities.rank_zero import rank_zero_info
+
+    from affectlab.engine.quiet import silence_benign_noise
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        silence_benign_noise()
+        warnings.warn("`isinstance(treespec, LeafSpec)` is deprecated, use ...", FutureWarning)
+        warnings.warn("Trying to infer the `batch_size` from an ambiguous collection. The batch size we found is 4.")
+        warnings.warn("Total length of `DataLoader` across ranks is zero.")
+    assert [str(w.message) for w in caught] == ["Total length of `DataLoader` across ranks is zero."]
+    handler_out = []
+    handler = logging.Handler()
+    handler.emit = lambda record: handler_out.append(record.getMessage())
+    logger = logging.getLogger("lightning.pytorch.utilities.rank_zero")
+    logger.addHandler(handler)
+    try:
+        for line in ("GPU available: False, used: False", "💡 Tip: For seamless cloud logging",
+                     "`Trainer(limit_train_batches=1.0)` was configured so 100% of the batches will be used..",
+                     "Restoring states from the checkpoint path at last.ckpt"):
+            rank_zero_info(line)
+    finally:
+        logger.removeHandler(handler)
+    assert handler_out == ["Restoring states from the checkpoint path at last.ckpt"]

@@ -20,6 +20,7 @@ from omegaconf import DictConfig, OmegaConf
 from affectlab.engine.callbacks import AtomicCheckpointIO, ProgressBar, RNGStateCallback, fault_injection_from_env
 from affectlab.engine.io import atomic_write_json
 from affectlab.engine.loggers import build_loggers, finish_wandb, wandb_loggers, wandb_url
+from affectlab.engine.quiet import silence_benign_noise
 from affectlab.engine.rundir import RUN_DIR_ENV, RunDirectory, prepare_run_dir
 from affectlab.engine.scaling import effective_batch_size, world_size
 from affectlab.engine.summary import format_summary
@@ -233,6 +234,7 @@ def build_record(cfg: DictConfig, run: RunDirectory, stage: Stage, metrics: dict
 def train(cfg: DictConfig) -> dict[str, Any]:
     """Run every stage of ``cfg.method`` and return the results record (empty on ranks ≠ 0)."""
     start = time.time()
+    silence_benign_noise()
     L.seed_everything(int(cfg.seed), workers=True, verbose=False)
     torch.set_float32_matmul_precision("high")
     rank_zero = _is_rank_zero()
