@@ -17,7 +17,6 @@ from omegaconf import DictConfig
 from torchmetrics import SumMetric
 
 from affectlab.engine.scaling import scaled_lr
-from affectlab.evaluation.au_plots import save_au_f1_bars, save_pr_curves
 from affectlab.methods.base import METHODS, MethodConfig, MethodSpec, RunContext, Stage
 from affectlab.metrics import AUDetectionMetrics
 from affectlab.metrics.au import metric_key
@@ -95,6 +94,8 @@ class AUClassifier(L.LightningModule):
 
     def _write_test_plots(self, metrics: dict[str, torch.Tensor]) -> None:
         """``au_f1.png`` (per-AU F1 bars) and ``au_pr_curves.png`` (per-AU precision-recall) in the run's artifacts."""
+        from affectlab.evaluation.au_plots import save_au_f1_bars, save_pr_curves  # matplotlib: only when plotting
+
         probs, target, mask = (torch.cat(parts).float().numpy() for parts in zip(*self._test_outputs))
         directory = Path(self.artifact_dir)
         title = f"baseline on {self.cfg.data.name}, fold {self.cfg.data.fold} (test)"
