@@ -149,7 +149,7 @@ def _explain(err: OmegaConfBaseException, schema: DictConfig, source: str) -> Co
             f"{', '.join(_valid_keys(parent))}"
         )
     if isinstance(err, ValidationError):
-        return ConfigError(f"{source}: bad value for {full_key!r}: {err.msg}")
+        return ConfigError(f"{source}: bad value for {full_key!r}: {str(err.msg).splitlines()[0]}")
     return ConfigError(f"{source}: {err}")
 
 
