@@ -117,6 +117,9 @@ def test_cv_mistakes(capsys, tmp_path):
     fails(capsys, [*cv, "--aggregate-only"], "folds [1, 2, 3]", "have not finished")
     fails(capsys, [*cv, "--fold", "9"], "fold 9 is not part of toyau/3fold")
     fails(capsys, [*cv, "data.fold=2"], "use --fold K")
+    fails(capsys, ["cv", "METHOD=baseline", "DATA=dfew", f"run_root={tmp_path}"], "Valid datasets for baseline")
+    fails(capsys, [*cv, "trainer.precision=17"], "'trainer.precision'")
+    assert not (tmp_path / "cv").exists()  # no fold was started
 
 
 def test_sweep_mistakes(capsys, tmp_path):

@@ -25,6 +25,10 @@ def run(args: argparse.Namespace) -> int:
 
     command = shlex.split(args.train_command) if args.train_command else DEFAULT_TRAIN_COMMAND
     cv = CrossValidation(list(args.overrides), train_command=command)
+    if not args.aggregate_only and not args.train_command:
+        from affectlab.config import compose
+
+        compose(args.overrides)  # a config mistake fails here once, not in every fold's subprocess
     if args.aggregate_only:
         missing = [k for k in cv.folds if k not in cv.finished_records()]
         if missing:
