@@ -97,8 +97,9 @@ def build_loggers(cfg: DictConfig, run_dir: Path, stage: str, wandb_id: str | No
         if mode == "online":
             kwargs["resume"] = "allow"  # offline runs cannot be resumed (wandb 0.31)
         logger = WandbLogger(**kwargs)
-        if logger._wandb_init.get("anonymous") is None:  # Lightning passes None, which wandb 0.31 warns about
-            logger._wandb_init.pop("anonymous", None)
+        init = getattr(logger, "_wandb_init", None)
+        if isinstance(init, dict) and "anonymous" in init and init["anonymous"] is None:
+            del init["anonymous"]  # Lightning passes anonymous=None, which wandb 0.31 warns about
         with contextlib.nullcontext() if sweep_run or not agent_id else _without_sweep_env():
             _ = logger.experiment  # start it now so a failure degrades here, not mid-training
         loggers.append(logger)
