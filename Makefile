@@ -58,7 +58,7 @@ check-data: env ## counts, label rates and skipped items: make check-data DATA=b
 cv: env ## every fold of the protocol: make cv METHOD=baseline DATA=disfa
 	$(PY) -m affectlab cv $(SELECT) $(ARGS)
 
-sweep: env ## hyper-parameter sweep: make sweep FILE=experiments/sweeps/baseline.yaml [COUNT=3]
+sweep: env ## hyper-parameter sweep: make sweep FILE=experiments/sweeps/baseline.yaml [COUNT=3] [ARGS="--local DATA=toyau"]
 	$(PY) -m affectlab sweep $(FILE) --count $(COUNT) $(ARGS)
 
 leaderboard: env ## render the leaderboard (Markdown, HTML, PNG) from the results store

@@ -13,6 +13,7 @@ from typing import Optional
 import numpy as np
 import pandas as pd
 
+from affectlab.config import ConfigError
 from data_modules.base import DATAMODULES, DataConfig
 from data_modules.face import FaceDataModule, check_fold, fallback_landmarks, skipped_frame
 from data_modules.frames import DataFormatError, check_codes, first_existing, index_frames, parse_int_rows, require_dir
@@ -159,12 +160,12 @@ class BP4DDataModule(FaceDataModule):
         aus = list(cfg.intensity_aus) if self.intensity else list(cfg.aus)
         bad = [a for a in aus if not 1 <= int(a) <= 99]
         if bad:
-            raise ValueError(f"bp4d: AU numbers must be 1…99, got {bad}")
+            raise ConfigError(f"bp4d: AU numbers must be 1…99, got {bad}")
         self.aus = [int(a) for a in aus]
         self.au_names = [f"AU{a:02d}" for a in self.aus]
         self.split_protocol = cfg.protocol or ("fera2015" if self.intensity else "3fold")
         if self.split_protocol not in ("3fold", "fera2015"):
-            raise ValueError(f"bp4d: protocol must be 3fold or fera2015, got {self.split_protocol!r}")
+            raise ConfigError(f"bp4d: protocol must be 3fold or fera2015, got {self.split_protocol!r}")
         if self.split_protocol == "3fold":
             check_fold("bp4d", cfg.fold, 3)
         if cfg.landmark_indexing not in FIT_INDEXINGS:

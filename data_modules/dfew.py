@@ -110,10 +110,12 @@ class DFEWDataModule(FaceDataModule):
         frames_root, _ = self._dirs()
         need = self.cfg.clip_segments * self.cfg.clip_frames_per_segment
         rows, skipped, unpadded = [], [], []
+        listed_at: dict[str, list[str]] = {}
         for role, path in self._split_files().items():
             for clip, label, lineno in read_split_csv(path, self.class_names):
                 folder = self._clip_folder(frames_root, clip)
                 cid = f"{clip:05d}"
+                listed_at.setdefault(cid, []).append(f"{path}:{lineno}")
                 files = list_frames(folder) if folder is not None else []
                 if alphabetical_order_differs(files):
                     unpadded.append(str(folder))
@@ -127,11 +129,12 @@ class DFEWDataModule(FaceDataModule):
                 rows.append({"clip": cid, "subject": cid, "group": cid, "role": role, "label": label,
                              "class_name": self.class_names[label], "n_frames": len(files),
                              "short": len(files) < need, "frames": [str(f) for f in files]})
+        repeated = {cid: places for cid, places in listed_at.items() if len(places) > 1}
+        if repeated:
+            shown = "; ".join(f"clip {cid} at {' and '.join(places)}" for cid, places in sorted(repeated.items())[:10])
+            raise DataFormatError(f"dfew: {len(repeated)} clip(s) listed more than once in the set_{self.cfg.fold} "
+                                  f"split files (each clip belongs to one row of train or test): {shown}")
         df = pd.DataFrame(rows)
-        dup = df[df.duplicated("clip", keep=False)]
-        if len(dup):
-            raise DataFormatError(f"dfew: clips listed in both train and test of set_{self.cfg.fold}: "
-                                  f"{sorted(dup['clip'].unique())[:10]}")
         n_short = int(df["short"].sum()) if len(df) else 0
         if n_short:
             skipped.append({"item": f"{n_short} clips", "reason": f"shorter than {need} frames, padded by rule "

@@ -17,6 +17,7 @@ import cv2
 import numpy as np
 import pandas as pd
 
+from affectlab.config import ConfigError
 from data_modules.base import DATAMODULES, DataConfig
 from data_modules.face import FaceDataModule, check_fold, fallback_landmarks, skipped_frame
 from data_modules.frames import (DataFormatError, check_codes, extract_frames, first_existing, parse_int_rows,
@@ -121,13 +122,13 @@ class DISFADataModule(FaceDataModule):
     def __init__(self, cfg) -> None:
         super().__init__(cfg)
         if cfg.camera not in VIDEO_DIRS:
-            raise ValueError(f"disfa: camera must be left or right, got {cfg.camera!r}")
+            raise ConfigError(f"disfa: camera must be left or right, got {cfg.camera!r}")
         check_fold("disfa", cfg.fold, 3)
         self.intensity = cfg.task in ("au_intensity", "sequences")
         self.aus = [int(a) for a in (cfg.intensity_aus if self.intensity else cfg.aus)]
         unknown = sorted(set(self.aus) - set(DISFA_INTENSITY_AUS))
         if unknown:
-            raise ValueError(f"disfa: AUs {unknown} are not coded; choose from {DISFA_INTENSITY_AUS}")
+            raise ConfigError(f"disfa: AUs {unknown} are not coded; choose from {DISFA_INTENSITY_AUS}")
         self.au_names = [f"AU{a:02d}" for a in self.aus]
         self.occurrence_threshold = None if self.intensity else int(cfg.occurrence_threshold)
 

@@ -20,6 +20,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, Subset
 
 from affectlab.config import ConfigError
+from data_modules.base import check_fold
 from data_modules.datasets import ClipDataset, FrameDataset, PairDataset, SequenceDataset
 from data_modules.frames import DataFormatError, UnreadableItem, missing_root_error
 from data_modules.pil_transforms import PILClipTransform
@@ -104,9 +105,9 @@ class FaceDataModule(L.LightningDataModule):
         super().__init__()
         self.cfg = cfg
         if cfg.task not in self.tasks:
-            raise ValueError(f"{cfg.name}: task {cfg.task!r} not supported; choose one of {', '.join(self.tasks)}")
+            raise ConfigError(f"{cfg.name}: task {cfg.task!r} not supported; choose one of {', '.join(self.tasks)}")
         if cfg.short_clip not in SHORT_CLIP_RULES:
-            raise ValueError(f"short_clip must be one of {SHORT_CLIP_RULES}, got {cfg.short_clip!r}")
+            raise ConfigError(f"short_clip must be one of {SHORT_CLIP_RULES}, got {cfg.short_clip!r}")
         if cfg.clip_sampling not in CLIP_SAMPLING_RULES:
             raise ConfigError(f"data.clip_sampling must be one of {CLIP_SAMPLING_RULES}, got {cfg.clip_sampling!r}")
         if cfg.filters not in FILTERS:
@@ -118,12 +119,12 @@ class FaceDataModule(L.LightningDataModule):
             raise ConfigError(f"data.unreadable_test_items must be fail or exclude, got {cfg.unreadable_test_items!r}")
         for key in ("clips_per_track", "pairs_per_track", "pair_frame_stride"):
             if int(cfg[key]) < 1:
-                raise ValueError(f"{cfg.name}: {key} must be >= 1, got {cfg[key]}")
+                raise ConfigError(f"{cfg.name}: {key} must be >= 1, got {cfg[key]}")
         for key, valid in (("pair_unit", PAIR_UNITS), ("pair_frames", PAIR_FRAME_RULES)):
             if cfg[key] not in valid:
-                raise ValueError(f"{cfg.name}: {key} must be one of {', '.join(valid)}, got {cfg[key]!r}")
+                raise ConfigError(f"{cfg.name}: {key} must be one of {', '.join(valid)}, got {cfg[key]!r}")
         if cfg.pair_frame_stride != 1 and cfg.pair_frames != "any":
-            raise ValueError(f"{cfg.name}: pair_frame_stride={cfg.pair_frame_stride} applies to pair_frames: any, "
+            raise ConfigError(f"{cfg.name}: pair_frame_stride={cfg.pair_frame_stride} applies to pair_frames: any, "
                              f"not {cfg.pair_frames!r}")
         self._root: Optional[Path] = None
         self._full: Optional[pd.DataFrame] = None
@@ -374,7 +375,7 @@ class FaceDataModule(L.LightningDataModule):
         bs = c.batch_size if train else (c.eval_batch_size or c.batch_size)
         sampler = None
         if train and len(ds) < bs:
-            raise ValueError(f"{c.name}: the training split has {len(ds)} items, fewer than batch_size={bs}; "
+            raise ConfigError(f"{c.name}: the training split has {len(ds)} items, fewer than batch_size={bs}; "
                              f"lower batch_size (training drops incomplete batches)")
         if not train and torch.distributed.is_available() and torch.distributed.is_initialized():
             ws = torch.distributed.get_world_size()
@@ -511,11 +512,6 @@ def fallback_landmarks(df: pd.DataFrame) -> tuple[pd.DataFrame, list[dict]]:
     df["landmarks"] = lms
     df["landmark_source"] = source
     return df, skipped
-
-
-def check_fold(name: str, fold: int, n: int) -> None:
-    if not 1 <= fold <= n:
-        raise ValueError(f"{name}: fold must be 1…{n}, got {fold}")
 
 
 def skipped_frame(rows: list[dict]) -> pd.DataFrame:

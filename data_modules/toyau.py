@@ -14,7 +14,7 @@ import pandas as pd
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from data_modules.base import DATAMODULES, DataConfig
+from data_modules.base import DATAMODULES, DataConfig, check_fold
 from data_modules.seeded_sampler import seeded_train_loader
 
 
@@ -57,6 +57,7 @@ class ToyAUDataModule(L.LightningDataModule):
 
     def __init__(self, cfg) -> None:
         super().__init__()
+        check_fold("toyau", cfg.fold, 3)
         self.cfg = cfg
         self.au_names = [f"AU{i + 1:02d}" for i in range(cfg.num_aus)]
         self._build()
@@ -96,6 +97,16 @@ class ToyAUDataModule(L.LightningDataModule):
         if split == "val" and self.cfg.select_on_test:
             split = "test"
         return self._frame[self._frame.split == split]
+
+    def summary(self) -> dict:
+        """Counts per split and AU base rates (what ``affectlab data summary`` prints); nothing is skipped."""
+        splits = {}
+        for split in ("train", "val", "test"):
+            df = self.manifest(split)
+            splits[split] = {"rows": len(df), "groups": int(df["subject"].nunique()),
+                             "positive_rate": {a: round(float(df[a].mean()), 3) for a in self.au_names} if len(df) else {}}
+        return {"dataset": "toyau", "root": "(in memory)", "task": self.cfg.task, "fold": self.cfg.fold,
+                "splits": splits, "skipped": []}
 
     def train_pos_rate(self) -> torch.Tensor:
         """Positive rate of each AU on the training split."""

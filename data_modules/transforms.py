@@ -13,6 +13,8 @@ import cv2
 import numpy as np
 import torch
 
+from affectlab.config import ConfigError
+
 NORMALIZATIONS = {
     "imagenet": ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225)),
     "minus_one_one": ((0.5, 0.5, 0.5), (0.5, 0.5, 0.5)),
@@ -89,7 +91,7 @@ def build_albumentations(steps: Any) -> Optional[A.Compose]:
         step = dict(step)
         name = step.pop("name", None)
         if name is None or not hasattr(A, name):
-            raise ValueError(f"unknown albumentations transform {name!r} in {step}")
+            raise ConfigError(f"unknown albumentations transform {name!r} in {step}")
         ops.append(getattr(A, name)(**{k: (tuple(v) if isinstance(v, list) else v) for k, v in step.items()}))
     return A.Compose(ops, keypoint_params=A.KeypointParams(format="xy", remove_invisible=False))
 
@@ -108,7 +110,7 @@ class FaceTransform:
                  eye_distance: float = 0.32, hflip: bool = False, steps: Any = None,
                  eyes: Optional[tuple] = None, flip_permutation: Optional[Sequence[int]] = None) -> None:
         if normalize != "none" and normalize not in NORMALIZATIONS:
-            raise ValueError(f"normalize must be one of {sorted(NORMALIZATIONS)} or none, got {normalize!r}")
+            raise ConfigError(f"normalize must be one of {sorted(NORMALIZATIONS)} or none, got {normalize!r}")
         self.size, self.train = size, train
         self.align, self.eye_y, self.eye_distance = align, eye_y, eye_distance
         self.hflip = hflip and train

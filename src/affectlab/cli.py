@@ -1,4 +1,5 @@
-"""The ``affectlab`` command: train, test, list, config, plus every module of ``affectlab.commands``.
+"""The ``affectlab`` command: train and test methods, inspect datasets and configs, cross-validate,
+sweep hyper-parameters, generate the synthetic data and render the leaderboard.
 
 Arguments after the subcommand are ``KEY=value`` pairs: selectors ``METHOD= DATA= TRAINER= EXP=``
 and dotted config overrides such as ``data.fold=2 trainer.max_epochs=5``.
@@ -10,11 +11,13 @@ import importlib
 import logging
 import os
 import pkgutil
+import re
 import sys
-import warnings
+import textwrap
 from typing import Callable, Sequence
 
 from affectlab.config import ConfigError
+from affectlab.engine.quiet import silence_benign_noise
 from affectlab.registry import UnknownNameError
 
 EXIT_USAGE = 2
@@ -48,19 +51,19 @@ def cmd_test(args: argparse.Namespace) -> int:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    from affectlab.config import available
+    from affectlab.config import available, valid_datasets
     from affectlab.methods import METHODS
     from data_modules import DATAMODULES
 
     print("methods:")
     for name in METHODS.names():
         spec = METHODS.get(name)
-        summary = (spec.__doc__ or "").strip().splitlines()[0] if spec.__doc__ else ""
-        print(f"  {name:<24} task={spec.task:<14} default data={spec.default_data:<9} {summary}")
+        print(f"  {name:<24} task={spec.task:<14} default data={spec.default_data}")
+        print(textwrap.fill(summary_of(spec.__doc__), width=100, initial_indent=" " * 4, subsequent_indent=" " * 4))
     print("datasets:")
     for name in DATAMODULES.names():
         dm = DATAMODULES.get(name)
-        print(f"  {name:<24} tasks={','.join(getattr(dm, 'tasks', ()))}")
+        print(f"  {name:<24} tasks={','.join(dm.tasks)}")
     print("trainer presets:")
     print("  " + ", ".join(available("trainer")))
     print("experiments:")
@@ -68,9 +71,19 @@ def cmd_list(args: argparse.Namespace) -> int:
     print("valid combinations (method × dataset for the method's task):")
     for name in METHODS.names():
         spec = METHODS.get(name)
-        ok = [d for d in DATAMODULES.names() if spec.task in getattr(DATAMODULES.get(d), "tasks", ())]
-        print(f"  {name:<24} {', '.join(ok) or '(none)'}")
+        print(f"  {name:<24} {', '.join(valid_datasets(METHODS.get(name))) or '(none)'}")
     return 0
+
+
+def plain_text(doc: str | None) -> str:
+    """A docstring as a terminal shows it: RST literals (````x````) and roles lose their markup."""
+    text = re.sub(r":[a-z]+:`([^`]+)`", r"\1", (doc or "").strip())
+    return re.sub(r"`{1,2}([^`]+)`{1,2}", r"\1", text)
+
+
+def summary_of(doc: str | None) -> str:
+    """The first paragraph of a docstring on one line, in plain text."""
+    return " ".join(plain_text(doc).split("\n\n")[0].split())
 
 
 def cmd_config(args: argparse.Namespace) -> int:
@@ -90,13 +103,13 @@ BUILTIN: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], Callabl
 
 
 def _add_test(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("run_dir", help="run directory written by `affectlab train`")
+    parser.add_argument("run_dir", help="run directory written by affectlab train")
     parser.add_argument("--checkpoint", help="checkpoint to evaluate (default: the run's selected one)")
     _overrides(parser)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="affectlab", description=__doc__,
+    parser = argparse.ArgumentParser(prog="affectlab", description=plain_text(__doc__),
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, (help_text, add_args, func) in BUILTIN.items():
@@ -112,21 +125,43 @@ def build_parser() -> argparse.ArgumentParser:
         if info.name.startswith("_"):
             continue
         module = importlib.import_module(f"affectlab.commands.{info.name}")
-        p = sub.add_parser(module.NAME, help=module.HELP)
+        p = sub.add_parser(module.NAME, help=module.HELP, description=plain_text(module.__doc__),
+                           formatter_class=argparse.RawDescriptionHelpFormatter)
         module.add_arguments(p)
         p.set_defaults(func=module.run)
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    warnings.filterwarnings("ignore", message=".*Valid config keys have changed in V2.*")
-    logging.getLogger("affectlab").setLevel(os.environ.get("AFFECTLAB_LOG", "INFO"))
-    args = build_parser().parse_args(argv)
+def _user_errors() -> tuple[type[BaseException], ...]:
+    """Exceptions that report a mistake in the user's input (printed as one line, no traceback).
+    Imported on demand: ``data_modules`` pulls in Lightning, which ``--help`` and ``list`` do not need."""
+    from affectlab.leaderboard.records import RecordError
     from data_modules.frames import DataFormatError, TooManyBadImages
 
+    return ConfigError, UnknownNameError, FileNotFoundError, DataFormatError, TooManyBadImages, RecordError
+
+
+def parse_args(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> argparse.Namespace:
+    """Parse ``argv``; ``KEY=VALUE`` words after an option (``sweep FILE --count 3 DATA=toyau``, as
+    ``make sweep ARGS=...`` writes them) join the subcommand's overrides instead of being refused."""
+    args, extra = parser.parse_known_args(argv)
+    stray = [w for w in extra if "=" not in w or w.startswith("-")]
+    if stray or (extra and not isinstance(getattr(args, "overrides", None), list)):
+        parser.error(f"unrecognized arguments: {' '.join(stray or extra)}")
+    if extra:
+        args.overrides = [*args.overrides, *extra]
+    return args
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    silence_benign_noise()
+    logging.getLogger("affectlab").setLevel(os.environ.get("AFFECTLAB_LOG", "INFO"))
+    args = parse_args(build_parser(), argv)
     try:
         return int(args.func(args) or 0)
-    except (ConfigError, UnknownNameError, FileNotFoundError, DataFormatError, TooManyBadImages) as err:
+    except Exception as err:  # noqa: BLE001 - re-raised below unless it is the user's mistake
+        if not isinstance(err, _user_errors()):
+            raise
         print(f"affectlab {args.command}: error: {err}", file=sys.stderr)
         return EXIT_USAGE
 

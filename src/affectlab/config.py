@@ -21,6 +21,8 @@ from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBase
 
 EXPERIMENTS_DIR = Path(__file__).resolve().parents[2] / "experiments"
 SELECTORS = ("METHOD", "DATA", "TRAINER", "EXP")
+#: config keys that only a selector sets (``method.name=x`` on the command line would be overwritten)
+SELECTED_KEYS = {"method.name": "METHOD", "data.name": "DATA", "trainer.preset": "TRAINER", "experiment": "EXP"}
 
 
 class ConfigError(ValueError):
@@ -57,6 +59,37 @@ class TrainerConfig:
     #: (true float32, as the official code of the paper presets ran) | medium
     matmul_precision: str = "high"
     enable_progress_bar: bool = True
+
+
+#: ``Trainer(precision=...)`` values Lightning accepts (lightning.fabric.connector)
+PRECISIONS = ("64-true", "32-true", "16-mixed", "bf16-mixed", "16-true", "bf16-true", "64", "32", "16", "bf16",
+              "transformer-engine", "transformer-engine-float16")
+ACCELERATORS = ("cpu", "gpu", "cuda", "mps", "tpu", "auto")
+LR_SCALING = ("none", "linear", "sqrt")
+
+
+def check_trainer(t: DictConfig) -> None:
+    """Refuse ``cfg.trainer`` values that Lightning would only reject mid-run, naming the key."""
+    def bad(key: str, expected: str) -> ConfigError:
+        return ConfigError(f"bad value for 'trainer.{key}': {t[key]!r}; expected {expected}")
+
+    if str(t.precision) not in PRECISIONS:
+        raise bad("precision", "one of " + ", ".join(PRECISIONS))
+    if t.accelerator not in ACCELERATORS:
+        raise bad("accelerator", "one of " + ", ".join(ACCELERATORS))
+    if t.lr_scaling not in LR_SCALING:
+        raise bad("lr_scaling", "one of " + ", ".join(LR_SCALING))
+    for key in ("limit_train_batches", "limit_val_batches", "limit_test_batches"):
+        value = t[key]
+        ok_int = isinstance(value, int) and not isinstance(value, bool) and value >= 0
+        ok_fraction = isinstance(value, float) and 0.0 <= value <= 1.0
+        if not (ok_int or ok_fraction):
+            raise bad(key, "a fraction in [0.0, 1.0] or a whole number of batches >= 0")
+    for key, low in (("max_epochs", -1), ("max_steps", -1), ("accumulate_grad_batches", 1),
+                     ("check_val_every_n_epoch", 1), ("log_every_n_steps", 1), ("num_nodes", 1),
+                     ("lr_base_batch_size", 1)):
+        if t[key] < low:
+            raise bad(key, f"an integer >= {low}")
 
 
 @dataclass
@@ -119,7 +152,7 @@ def _explain(err: OmegaConfBaseException, schema: DictConfig, source: str) -> Co
             f"{', '.join(_valid_keys(parent))}"
         )
     if isinstance(err, ValidationError):
-        return ConfigError(f"{source}: bad value for {full_key!r}: {err.msg}")
+        return ConfigError(f"{source}: bad value for {full_key!r}: {str(err.msg).splitlines()[0]}")
     return ConfigError(f"{source}: {err}")
 
 
@@ -167,6 +200,10 @@ def split_overrides(args: Iterable[str]) -> tuple[dict[str, str], list[str]]:
             selectors[key] = value
         elif key.isupper():
             raise ConfigError(f"unknown selector {key!r}; selectors are {', '.join(SELECTORS)}")
+        elif key.upper() in SELECTORS:
+            raise ConfigError(f"selectors are upper case: write {key.upper()}={value} instead of {arg}")
+        elif key in SELECTED_KEYS:
+            raise ConfigError(f"{key} is set by the selector: write {SELECTED_KEYS[key]}={value} instead of {arg}")
         else:
             dotlist.append(f"{key}={_normalise_value(value)}")
     return selectors, dotlist
@@ -211,6 +248,12 @@ def compose(overrides: Iterable[str] = (), **selectors: Optional[str]) -> DictCo
     spec = METHODS.get(method_name)
     data_name = chosen.get("DATA") or (exp.get("data") or {}).get("name") or spec.default_data
     dm_cls = DATAMODULES.get(data_name)
+    if spec.task not in dm_cls.tasks:
+        raise ConfigError(
+            f"method {method_name!r} ({spec.task}) cannot run on dataset {data_name!r} "
+            f"(tasks: {', '.join(dm_cls.tasks)}). Valid datasets for {method_name}: "
+            f"{', '.join(valid_datasets(spec)) or '(none)'}"
+        )
     trainer_name = chosen.get("TRAINER") or (exp.get("trainer") or {}).get("preset") or _default_trainer()
     trainer_file = EXPERIMENTS_DIR / "trainer" / f"{trainer_name}.yaml"
     if not trainer_file.is_file():
@@ -250,6 +293,7 @@ def compose(overrides: Iterable[str] = (), **selectors: Optional[str]) -> DictCo
     cfg.trainer.preset = trainer_name
     cfg.experiment = _experiment_label(exp_path) if exp_path else None
     _check_missing(cfg)
+    check_trainer(cfg.trainer)
     return cfg
 
 
@@ -260,6 +304,13 @@ def _experiment_label(path: Path) -> str:
         return str(path.resolve().relative_to(EXPERIMENTS_DIR.resolve()))
     except ValueError:
         return str(path)
+
+
+def valid_datasets(spec: type) -> list[str]:
+    """Registered datasets that offer the task of the method ``spec`` (its valid ``DATA=`` values)."""
+    from data_modules import DATAMODULES
+
+    return [name for name in DATAMODULES.names() if spec.task in DATAMODULES.get(name).tasks]
 
 
 def _default_trainer() -> str:

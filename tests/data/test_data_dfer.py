@@ -242,3 +242,14 @@ def test_dfew_warns_once_when_alphabetical_frame_order_differs(mini, tmp_path):
     full = dm.full_manifest()  # the numeric order is kept
     for frames in full.frames:
         assert [releases_trailing(p) for p in frames] == list(range(1, len(frames) + 1))
+
+
+def test_dfew_repeated_row_names_both_places(tmp_path):
+    """A clip listed twice in one split file is reported with the file:line of each listing."""
+    releases.write_dfew(tmp_path / "DFEW", n_clips=10, short=())
+    csv = tmp_path / "DFEW" / "EmoLabel_DataSplit" / "train(single-labeled)" / "set_1.csv"
+    lines = csv.read_text().splitlines()
+    csv.write_text("\n".join([*lines, lines[1]]) + "\n")  # header is line 1; repeat line 2 as the last line
+    clip = int(lines[1].split(",")[0])
+    with pytest.raises(DataFormatError, match=rf"clip {clip:05d} at \S*set_1\.csv:2 and \S*set_1\.csv:{len(lines) + 1}"):
+        make("dfew", tmp_path / "DFEW", fold=1).manifest("train")

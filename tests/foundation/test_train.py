@@ -35,6 +35,8 @@ def test_run_directory_holds_config_provenance_checkpoints_and_results(finished_
         assert key in record
     assert record["selected_on"] == "val" and record["test_pass"] == "single_process"
     assert set(record["metrics"]) == {"f1_au01", "f1_au02", "f1_au03", "f1_au04", "f1_mean"}
+    for plot in ("au_f1.png", "au_pr_curves.png"):  # the baseline's test-pass figures
+        assert (run_dir / "artifacts" / plot).stat().st_size > 5_000, plot
 
 
 def test_baseline_learns_beyond_the_all_positive_predictor(finished_run):

@@ -5,6 +5,8 @@ import subprocess
 from html.parser import HTMLParser
 from pathlib import Path
 
+import pytest
+
 from affectlab.leaderboard.render import build_tables, load_references, render
 from affectlab.leaderboard.stale import staleness
 from tests.foundation.helpers import wait_for_offline_wandb_keys
@@ -189,3 +191,33 @@ def test_truncated_runs_stay_off_the_ranking_and_unidentified_sources_are_flagge
     page = render([full, smoke], tmp_path, references=[], png=False)["html"].read_text()
     assert "smoke" not in page.split("<tbody>")[1].split("</tbody>")[0]  # not among the ranked rows
     assert "not ranked; `affectlab leaderboard --include-truncated` lists them" in page
+
+
+def test_icc_chart_axis_labels_sit_at_their_values(tmp_path):
+    """DISFA ICC (in [-1, 1], not percent): round tick labels, 0 labelled once and on the zero line, and
+    every label at the height its value maps to (the bars' own scale)."""
+    import re
+
+    from affectlab.leaderboard.render import _bar_chart_svg, nice_ticks
+
+    assert nice_ticks(-0.3, 1.0) == [-0.5, 0.0, 0.5, 1.0]
+    assert nice_ticks(0.0, 1.0) == [0.0, 0.25, 0.5, 0.75, 1.0]
+    records = [make_record("m", task="au_intensity"), make_record("n", task="au_intensity")]
+    for record, values in zip(records, ([0.62, -0.31], [0.48, 0.05])):
+        record["metrics"] = {"icc_au01": values[0], "icc_au02": values[1], "icc_mean": sum(values) / 2}
+    (table,) = build_tables(records)
+    svg = _bar_chart_svg(table)
+    ticks = [(float(v), float(yy), label) for v, yy, label in
+             re.findall(r'<text class="tick" data-value="([^"]+)" x="[^"]+" y="([^"]+)"[^>]*>([^<]+)</text>', svg)]
+    assert [label for _, _, label in ticks] == ["-0.5", "0", "0.5", "1"]
+    zero_line = float(re.search(r'<line x1="\d+" y1="([^"]+)" x2="[^"]+" y2="[^"]+" stroke="#333"', svg).group(1))
+    (y0,) = [yy - 4 for v, yy, _ in ticks if v == 0]
+    assert y0 == pytest.approx(zero_line, abs=0.1)
+    per_unit = (ticks[0][1] - ticks[-1][1]) / (ticks[-1][0] - ticks[0][0])  # pixels per ICC unit
+    for value, yy, _ in ticks:
+        assert yy - 4 == pytest.approx(zero_line - value * per_unit, abs=0.1)
+    bars = {(row, item): (float(top), float(height)) for row, item, top, height in re.findall(
+        r'data-row="([^"]+)" data-item="([^"]+)" data-value="[^"]+" x="[^"]+" y="([^"]+)" width="[^"]+" '
+        r'height="([^"]+)"', svg)}
+    assert bars[("m", "au01")] == pytest.approx((zero_line - 0.62 * per_unit, 0.62 * per_unit), abs=0.1)
+    assert bars[("m", "au02")] == pytest.approx((zero_line, 0.31 * per_unit), abs=0.1)

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
 from omegaconf import OmegaConf
 
 from affectlab.leaderboard import Store
@@ -156,3 +157,35 @@ def test_online_dispatch_creates_the_sweep_and_runs_an_agent(tmp_path, monkeypat
     local_file.write_text(OmegaConf.to_yaml(OmegaConf.create(config)))
     args = parser.parse_args([str(local_file), "--count", "1", "--local", "--root", str(tmp_path / "sweeps")])
     assert sweep_cmd.run(args) == 0 and calls == []
+
+
+def test_sweep_command_takes_train_overrides_prints_its_id_first_and_progress(tmp_path, capsys):
+    """`affectlab sweep FILE --local --count N KEY=VALUE ...` (what `make sweep ARGS=...` runs): every
+    trial gets the overrides, the sweep id comes before the first trial, and each trial start/end is shown."""
+    from affectlab.cli import main
+
+    config = _sweep_config(tmp_path, "grid", {"method.lr": {"values": [0.01, 0.02]},
+                                              "method.crash": {"values": [False]}})
+    config["command"].remove("DATA=disfa")
+    path = tmp_path / "fake.yaml"
+    path.write_text(yaml.safe_dump(config))
+    url = f"sqlite:///{tmp_path / 'board.sqlite'}"
+    argv = ["sweep", str(path), "--local", "--count", "2", "--root", str(tmp_path / "sweeps"),
+            "--leaderboard-url", url, "DATA=bp4d", "method.dropout=0.1"]
+    assert main(argv) == 0
+    lines = capsys.readouterr().out.splitlines()
+    sweep_id = lines[0].split()[1]
+    assert lines[0].startswith(f"sweep {sweep_id} (new; continue it with --resume {sweep_id})")
+    assert [line.split()[:3] for line in lines[1:5]] == [
+        ["[1/2]", "trial-001", "started"], ["[1/2]", "trial-001", "finished"],
+        ["[2/2]", "trial-002", "started"], ["[2/2]", "trial-002", "finished"]]
+    records = Store(url).records()
+    assert {(r["dataset"], r["config"]["method.dropout"]) for r in records} == {("bp4d", "0.1")}
+    assert {r["sweep_id"] for r in records} == {sweep_id}
+
+
+def test_failed_trial_message_carries_the_error_line(tmp_path):
+    sweep = LocalSweep(_sweep_config(tmp_path, "grid", {"method.crash": {"values": [True]}}),
+                       root=tmp_path / "sweeps", record=False)
+    (trial,) = sweep.run()
+    assert trial.state == "failed" and "(simulated crash)" in trial.message

@@ -35,3 +35,16 @@ def test_cli_module_generates_and_previews(tmp_path):
     assert (tmp_path / "d" / "videos" / ".affectlab-synthetic").read_text().split() == [GENERATOR_VERSION, "tiny-seed0"]
     assert cmd.run(p.parse_args(["preview", "--out", str(tmp_path / "s.png")])) == 0
     assert (tmp_path / "s.png").stat().st_size > 10_000
+
+
+def test_committed_preview_is_what_make_preview_writes(tmp_path):
+    """`make preview` must leave docs/img/synth_preview.png unchanged: the committed sheet is the current
+    generator's, and writing it twice gives the same bytes."""
+    from pathlib import Path
+
+    from affectlab.synth.preview import write_preview
+
+    committed = Path(__file__).resolve().parents[2] / "docs" / "img" / "synth_preview.png"
+    first, second = write_preview(tmp_path / "a.png"), write_preview(tmp_path / "b.png")
+    assert first.read_bytes() == second.read_bytes()
+    assert first.read_bytes() == committed.read_bytes(), "regenerate it with `make preview` after a generator change"

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import shlex
+import sys
 
 NAME = "cv"
 HELP = "cross-validate a method over every fold of the dataset's protocol (or one fold with --fold)"
@@ -24,7 +25,17 @@ def run(args: argparse.Namespace) -> int:
 
     command = shlex.split(args.train_command) if args.train_command else DEFAULT_TRAIN_COMMAND
     cv = CrossValidation(list(args.overrides), train_command=command)
+    if not args.aggregate_only and not args.train_command:
+        from affectlab.config import compose
+
+        compose(args.overrides)  # a config mistake fails here once, not in every fold's subprocess
     if args.aggregate_only:
+        missing = [k for k in cv.folds if k not in cv.finished_records()]
+        if missing:
+            print(f"affectlab cv: error: cannot aggregate yet: folds {missing} of {cv.protocol} have not finished "
+                  f"(fold states in {cv.cv_dir}); run them with `affectlab cv {' '.join(args.overrides)}` "
+                  f"or --fold K, then aggregate", file=sys.stderr)
+            return 2
         result = cv.aggregate()
         print(cv.cv_dir / "cv_results.md")
         return 0 if result else 1

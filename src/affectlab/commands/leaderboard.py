@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import argparse
 
+from affectlab.config import ConfigError
+
 NAME = "leaderboard"
 HELP = "render the results board (Markdown, HTML, PNG) or move its records as JSONL"
 
@@ -29,14 +31,12 @@ def run(args: argparse.Namespace) -> int:
     try:
         if action == "export":
             if len(words) != 1:
-                print("usage: affectlab leaderboard export FILE.jsonl")
-                return 2
+                raise ConfigError("usage: affectlab leaderboard export FILE.jsonl")
             print(f"exported {store.export_jsonl(words[0])} records to {words[0]}")
             return 0
         if action == "import":
             if not words:
-                print("usage: affectlab leaderboard import FILE.jsonl|RUN_DIR/results.json ...")
-                return 2
+                raise ConfigError("usage: affectlab leaderboard import FILE.jsonl|RUN_DIR/results.json ...")
             for word in words:
                 print(f"imported {store.import_jsonl(word)} new records from {word}")
             return 0
@@ -44,8 +44,7 @@ def run(args: argparse.Namespace) -> int:
         for word in words:
             key, _, value = word.partition("=")
             if key != "DATA" or not value:
-                print(f"unknown argument {word!r}; expected DATA=<dataset>")
-                return 2
+                raise ConfigError(f"unknown argument {word!r}; expected DATA=<dataset>")
             dataset = value
         from affectlab.leaderboard.render import log_wandb_tables, render
 

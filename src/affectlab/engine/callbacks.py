@@ -11,9 +11,19 @@ import lightning as L
 import numpy as np
 import torch
 from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
-from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.callbacks import ModelCheckpoint, TQDMProgressBar
 
 from affectlab.engine.checkpoints import LAST, PREVIOUS
+
+
+class ProgressBar(TQDMProgressBar):
+    """Lightning's progress bar without ``v_num``: the logger version (the tail of a wandb id or an
+    empty CSV version) names nothing a user can act on; the run directory is printed at the end."""
+
+    def get_metrics(self, trainer: L.Trainer, pl_module: L.LightningModule) -> dict[str, Any]:
+        items = super().get_metrics(trainer, pl_module)
+        items.pop("v_num", None)
+        return items
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):

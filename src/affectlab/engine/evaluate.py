@@ -17,12 +17,16 @@ from affectlab.methods import METHODS, RunContext
 
 def load_run_config(run_dir: Path, overrides: Sequence[str] = ()):
     saved_file = run_dir / "config.yaml"
+    selectors, dotlist = split_overrides(overrides)
+    if selectors:
+        given = " ".join(f"{k}={v}" for k, v in selectors.items())
+        raise ConfigError(f"{given}: a run is evaluated with the method, dataset and trainer it was trained with "
+                          f"(from {saved_file}); only dotted overrides such as data.num_workers=0 apply")
     if not saved_file.is_file():
         raise ConfigError(f"{saved_file} not found: expected a run directory written by `affectlab train`")
     saved = OmegaConf.load(saved_file)
     base = compose([f"METHOD={saved.method.name}", f"DATA={saved.data.name}", f"TRAINER={saved.trainer.preset}"])
     cfg = merge_into(base, saved, str(saved_file))
-    _, dotlist = split_overrides(overrides)
     if dotlist:
         cfg = merge_into(cfg, OmegaConf.from_dotlist(dotlist), "command line")
     return cfg

@@ -92,10 +92,14 @@ def build_loggers(cfg: DictConfig, run_dir: Path, stage: str, wandb_id: str | No
             tags=list(wandb_cfg.tags),
             config=OmegaConf.to_container(cfg, resolve=True),
             offline=mode == "offline",
+            settings={"quiet": True},  # no banner, sync hints or history/summary block on every run
         )
         if mode == "online":
             kwargs["resume"] = "allow"  # offline runs cannot be resumed (wandb 0.31)
         logger = WandbLogger(**kwargs)
+        init = getattr(logger, "_wandb_init", None)
+        if isinstance(init, dict) and "anonymous" in init and init["anonymous"] is None:
+            del init["anonymous"]  # Lightning passes anonymous=None, which wandb 0.31 warns about
         with contextlib.nullcontext() if sweep_run or not agent_id else _without_sweep_env():
             _ = logger.experiment  # start it now so a failure degrades here, not mid-training
         loggers.append(logger)
@@ -117,6 +121,8 @@ def finish_wandb(loggers: list[Logger]) -> None:
 def wandb_url(loggers: list[Logger]) -> str | None:
     for logger in loggers:
         experiment = getattr(logger, "_experiment", None)
+        if experiment is None or getattr(experiment, "offline", False):  # an offline run has no URL (wandb warns)
+            continue
         url = getattr(experiment, "url", None)
         if url:
             return url

@@ -19,11 +19,12 @@ from omegaconf import DictConfig, OmegaConf
 
 from affectlab.config import ConfigError
 from affectlab.engine.callbacks import (
-    AtomicCheckpointIO, LastEveryEpochCheckpoint, RNGStateCallback, fault_injection_from_env,
+    AtomicCheckpointIO, LastEveryEpochCheckpoint, ProgressBar, RNGStateCallback, fault_injection_from_env,
 )
 from affectlab.engine.checkpoints import LAST, resume_checkpoint
 from affectlab.engine.io import atomic_write_json
 from affectlab.engine.loggers import build_loggers, finish_wandb, wandb_loggers, wandb_url
+from affectlab.engine.quiet import silence_benign_noise
 from affectlab.engine.rundir import RUN_DIR_ENV, RunDirectory, prepare_run_dir
 from affectlab.engine.scaling import effective_batch_size, world_size
 from affectlab.engine.summary import format_summary
@@ -68,6 +69,8 @@ def build_trainer(cfg: DictConfig, stage: Stage, stage_dir: Path,
         callbacks.append(LearningRateMonitor(logging_interval="epoch"))
     if stage.monitor and t.early_stopping_patience:
         callbacks.append(EarlyStopping(monitor=stage.monitor, mode=stage.mode, patience=t.early_stopping_patience))
+    if t.enable_progress_bar:
+        callbacks.append(ProgressBar())
     fault = fault_injection_from_env()
     if fault is not None:
         callbacks.append(fault)
@@ -324,6 +327,7 @@ def set_matmul_precision(value: str) -> None:
 def train(cfg: DictConfig) -> dict[str, Any]:
     """Run every stage of ``cfg.method`` and return the results record (empty on ranks ≠ 0)."""
     start = time.time()
+    silence_benign_noise()
     L.seed_everything(int(cfg.seed), workers=True, verbose=False)
     set_matmul_precision(cfg.trainer.matmul_precision)
     rank_zero = _is_rank_zero()

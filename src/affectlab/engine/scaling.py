@@ -5,6 +5,8 @@ import math
 
 from omegaconf import DictConfig
 
+from affectlab.config import ConfigError
+
 
 def world_size(cfg: DictConfig) -> int:
     """Processes taking part in training: devices × nodes (``devices=-1`` counts visible GPUs)."""
@@ -33,4 +35,4 @@ def scaled_lr(cfg: DictConfig, base_lr: float, batch_size: int | None = None) ->
         return base_lr * ratio
     if rule == "sqrt":
         return base_lr * math.sqrt(ratio)
-    raise ValueError(f"trainer.lr_scaling must be none, linear or sqrt, got {rule!r}")
+    raise ConfigError(f"trainer.lr_scaling must be none, linear or sqrt, got {rule!r}")

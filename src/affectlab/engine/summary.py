@@ -4,11 +4,14 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from affectlab.leaderboard.records import format_value, is_percent
+
 _PER_ITEM = re.compile(r"^(?P<metric>[a-z0-9]+)_(?P<item>(au\d+|(?!mean$)[a-z]+))$")
 
 
 def format_summary(record: dict[str, Any]) -> str:
-    """Per-AU / per-class rows with one column per metric kind, then the aggregates."""
+    """Per-AU / per-class rows with one column per metric kind, then the aggregates, each value
+    formatted as the leaderboard and ``cv_results.md`` show it (``format_value``)."""
     metrics: dict[str, float] = record.get("metrics", {})
     table: dict[str, dict[str, float]] = {}
     aggregates: dict[str, float] = {}
@@ -26,10 +29,13 @@ def format_summary(record: dict[str, Any]) -> str:
     if table:
         lines.append(f"{'':>10} " + " ".join(f"{c:>8}" for c in columns))
         for item in sorted(table):
-            cells = " ".join(f"{table[item][c]:8.3f}" if c in table[item] else f"{'':>8}" for c in columns)
+            cells = " ".join(f"{format_value(f'{c}_{item}', table[item][c]):>8}" if c in table[item] else f"{'':>8}"
+                             for c in columns)
             lines.append(f"{item.upper():>10} {cells}")
     for name in sorted(aggregates):
-        lines.append(f"{name:>10} {aggregates[name]:8.3f}")
+        lines.append(f"{name:>10} {format_value(name, aggregates[name]):>8}")
+    if any(is_percent(name) for name in metrics):
+        lines.append("F1/UAR/WAR/recall in percent (as in cv_results.md and the leaderboard).")
     lines += format_test_set(record.get("test_set") or {}, record.get("protocol"), record.get("fold"))
     return "\n".join(lines + run_notes(record))
 

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
+from affectlab.config import ConfigError
 from affectlab.evaluation.aggregate import cv_markdown, cv_record
 from affectlab.evaluation.protocols import num_folds, protocol_name
 
@@ -37,7 +38,7 @@ def _parse(overrides: Sequence[str]) -> tuple[dict[str, str], dict[str, str]]:
     selectors, keys = {}, {}
     for arg in overrides:
         if "=" not in arg:
-            raise ValueError(f"expected KEY=value, got {arg!r}")
+            raise ConfigError(f"expected KEY=value, got {arg!r}")
         key, value = arg.split("=", 1)
         (selectors if key.isupper() else keys)[key] = value
     return selectors, keys
@@ -65,7 +66,7 @@ class CrossValidation:
     def __post_init__(self) -> None:
         selectors, keys = _parse(self.overrides)
         if "data.fold" in keys:
-            raise ValueError("do not pass data.fold to a cross-validation; use --fold K to run one fold")
+            raise ConfigError("do not pass data.fold to a cross-validation; use --fold K to run one fold")
         self.method = selectors.get("METHOD") or self._composed("method")
         self.dataset = selectors.get("DATA") or self._composed("data")
         self.folds = list(range(1, num_folds(self.dataset) + 1))
@@ -105,7 +106,7 @@ class CrossValidation:
     def run_fold(self, fold: int) -> FoldOutcome:
         """Train and test one fold in a subprocess (skipped when it already finished)."""
         if fold not in self.folds:
-            raise ValueError(f"fold {fold} is not part of {self.protocol} (folds {self.folds})")
+            raise ConfigError(f"fold {fold} is not part of {self.protocol} (folds {self.folds})")
         state = self.fold_state(fold)
         if state and state.get("status") == "finished":
             return FoldOutcome(fold, "skipped", state["run_dir"], state["record"], "already finished")

@@ -270,6 +270,16 @@ def render_markdown(tables: list[Table]) -> str:
 
 
 # ---------------------------------------------------------------------------- HTML
+def nice_ticks(low: float, high: float, count: int = 5) -> list[float]:
+    """About ``count`` evenly spaced round ticks (step 1, 2, 2.5 or 5 × 10^k) covering [low, high];
+    0 is a tick whenever low < 0 < high."""
+    raw = (high - low) / max(count - 1, 1)
+    magnitude = 10 ** math.floor(math.log10(raw))
+    step = next(m * magnitude for m in (1, 2, 2.5, 5, 10) if m * magnitude >= raw - 1e-12)
+    first, last = math.floor(low / step + 1e-9), math.ceil(high / step - 1e-9)
+    return [round(k * step, 10) for k in range(first, last + 1)]
+
+
 def _bar_chart_svg(table: Table, width: int = 760, height: int = 260) -> str:
     """Grouped bars: one group per AU/class, one bar per ranked row (reported rows hatched)."""
     rows = table.rows[:6] + table.references
@@ -278,8 +288,9 @@ def _bar_chart_svg(table: Table, width: int = 760, height: int = 260) -> str:
         return ""
     values = [[row.metrics.get(table.item_metric(i)) for i in items] for row in rows]
     finite = [v for vals in values for v in vals if v is not None and not math.isnan(v)]
-    top = max([1.0] + finite) if table.task != "au_intensity" else max([1.0] + finite)
-    bottom = min([0.0] + finite)
+    scale = 100 if table.task != "au_intensity" else 1  # F1/UAR in percent, ICC as is (same as the PNGs)
+    ticks = nice_ticks(min([0.0] + finite), max([1.0] + finite))
+    bottom, top = ticks[0], ticks[-1]
     left, right, top_pad, bottom_pad = 40, 10, 10, 60
     plot_w, plot_h = width - left - right, height - top_pad - bottom_pad
     group_w = plot_w / len(items)
@@ -294,9 +305,9 @@ def _bar_chart_svg(table: Table, width: int = 760, height: int = 260) -> str:
              'patternTransform="rotate(45)"><line x1="0" y1="0" x2="0" y2="6" stroke="#555" stroke-width="2"/>'
              '</pattern></defs>',
              f'<line x1="{left}" y1="{y(0):.1f}" x2="{width - right}" y2="{y(0):.1f}" stroke="#333"/>']
-    for tick in (bottom, (bottom + top) / 2, top):
-        parts.append(f'<text x="{left - 4}" y="{y(tick) + 4:.1f}" font-size="10" text-anchor="end">'
-                     f'{tick * (100 if table.task != "au_intensity" else 1):.0f}</text>')
+    for tick in ticks:
+        parts.append(f'<text class="tick" data-value="{tick:.6g}" x="{left - 4}" y="{y(tick) + 4:.1f}" '
+                     f'font-size="10" text-anchor="end">{round(tick * scale, 6) + 0.0:g}</text>')
     for gi, item in enumerate(items):
         x0 = left + gi * group_w + group_w * 0.1
         for ri, row in enumerate(rows):

@@ -7,6 +7,7 @@ positive rate on the training split (so rare AUs are not ignored).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import lightning as L
 import timm
@@ -18,6 +19,7 @@ from torchmetrics import SumMetric
 from affectlab.engine.scaling import scaled_lr
 from affectlab.methods.base import METHODS, MethodConfig, MethodSpec, RunContext, Stage
 from affectlab.metrics import AUDetectionMetrics
+from affectlab.metrics.au import metric_key
 
 
 @dataclass
@@ -46,6 +48,8 @@ class AUClassifier(L.LightningModule):
         self.val_metrics = AUDetectionMetrics(au_names)
         self.test_metrics = AUDetectionMetrics(au_names)
         self.val_frames = SumMetric()  # proves DDP gathers validation from every rank
+        self.artifact_dir: Path | None = None  # set by the runner
+        self._test_outputs: list[tuple[torch.Tensor, ...]] = []
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
         return self.net(image)
@@ -72,12 +76,31 @@ class AUClassifier(L.LightningModule):
         self.val_metrics.reset()
         self.val_frames.reset()
 
+    def on_test_epoch_start(self) -> None:
+        self._test_outputs: list[tuple[torch.Tensor, ...]] = []
+
     def test_step(self, batch: dict, batch_idx: int) -> None:
-        self.test_metrics.update(torch.sigmoid(self(batch["image"])), batch["au"], batch["au_mask"])
+        probs = torch.sigmoid(self(batch["image"]))
+        self.test_metrics.update(probs, batch["au"], batch["au_mask"])
+        self._test_outputs.append((probs.detach().cpu(), batch["au"].cpu(), batch["au_mask"].cpu()))
 
     def on_test_epoch_end(self) -> None:
-        self.log_dict({f"test/{k}": v for k, v in self.test_metrics.compute().items()})
+        metrics = self.test_metrics.compute()
+        self.log_dict({f"test/{k}": v for k, v in metrics.items()})
         self.test_metrics.reset()
+        if self.artifact_dir is not None and self.trainer.is_global_zero and self._test_outputs:
+            self._write_test_plots(metrics)
+        self._test_outputs = []
+
+    def _write_test_plots(self, metrics: dict[str, torch.Tensor]) -> None:
+        """``au_f1.png`` (per-AU F1 bars) and ``au_pr_curves.png`` (per-AU precision-recall) in the run's artifacts."""
+        from affectlab.evaluation.au_plots import save_au_f1_bars, save_pr_curves  # matplotlib: only when plotting
+
+        probs, target, mask = (torch.cat(parts).float().numpy() for parts in zip(*self._test_outputs))
+        directory = Path(self.artifact_dir)
+        title = f"baseline on {self.cfg.data.name}, fold {self.cfg.data.fold} (test)"
+        save_au_f1_bars({a: float(metrics[metric_key("f1", a)]) for a in self.au_names}, directory / "au_f1.png", title)
+        save_pr_curves(probs, target, mask, self.au_names, directory / "au_pr_curves.png", title=title)
 
     def configure_optimizers(self):
         lr = scaled_lr(self.cfg, self.cfg.method.lr)

@@ -32,6 +32,7 @@ import torch
 import torch.nn.functional as F
 from omegaconf import DictConfig, OmegaConf
 
+from affectlab.config import ConfigError
 from affectlab.engine.scaling import scaled_lr
 from affectlab.losses.contrastive import (
     anchor_steps,
@@ -215,7 +216,7 @@ class ContrastivePretrainModule(L.LightningModule):
         self.cfg = cfg
         p = cfg.method.pretrain
         if p.objective not in OBJECTIVES:
-            raise ValueError(f"unknown method.pretrain.objective {p.objective!r}; expected one of {OBJECTIVES}")
+            raise ConfigError(f"unknown method.pretrain.objective {p.objective!r}; expected one of {OBJECTIVES}")
         self.model = build_model(cfg.method)
         if p.objective == "predictive":
             anchor_steps(p.clip_length, p.horizon, p.min_context)  # fail early on an impossible clip
@@ -477,7 +478,7 @@ class ContrastiveIntensity(MethodSpec):
         if m.pretrain.enabled:
             pre = ContrastivePretrainModule(cfg)
             if m.pretrain.select not in ("best", "last"):
-                raise ValueError(f"unknown method.pretrain.select {m.pretrain.select!r}; expected 'best' or 'last'")
+                raise ConfigError(f"unknown method.pretrain.select {m.pretrain.select!r}; expected 'best' or 'last'")
             monitor = "val/loss" if m.pretrain.select == "best" else None
             yield Stage("pretrain", pre, pretrain_datamodule(cfg), monitor=monitor, mode="min",
                         max_epochs=m.pretrain.max_epochs, max_steps=m.pretrain.max_steps)
@@ -507,7 +508,7 @@ def pretrain_datamodule(cfg: DictConfig):
 
     p = cfg.method.pretrain
     if p.source not in PRETRAIN_SOURCES:
-        raise ValueError(f"unknown method.pretrain.source {p.source!r}; expected one of {PRETRAIN_SOURCES}")
+        raise ConfigError(f"unknown method.pretrain.source {p.source!r}; expected one of {PRETRAIN_SOURCES}")
     clips = dict(task="clips", batch_size=p.batch_size, clip_segments=1, clips_per_track=p.clips_per_track,
                  clip_frames_per_segment=p.clip_length + p.temporal_jitter)
     if p.source == "regress_train":
@@ -528,7 +529,7 @@ def regress_datamodule(cfg: DictConfig):
     if scope == "per_sequence":
         return create_datamodule(cfg.data), None
     if scope != "global":
-        raise ValueError(f"unknown method.regress.label_scope {scope!r}; expected 'per_sequence' or 'global'")
+        raise ConfigError(f"unknown method.regress.label_scope {scope!r}; expected 'per_sequence' or 'global'")
     dm = create_datamodule(cfg.data, label_fraction=1.0)
     train = dm.manifest("train")
     budget = LabelBudget(train["sequence"].astype(str).tolist(), train["frame"].tolist(),

@@ -27,6 +27,7 @@ import numpy as np
 import torch
 from omegaconf import DictConfig
 
+from affectlab.config import ConfigError
 from affectlab.losses.ial import ial_objective
 from affectlab.methods.base import METHODS, MethodConfig, MethodSpec, RunContext, Stage
 from affectlab.metrics import ExpressionMetrics
@@ -76,9 +77,9 @@ def build_network(cfg: DictConfig, num_classes: int) -> GCAIALNet:
     """The IAL network for ``cfg.method`` sized from ``cfg.data`` (clip length, image size)."""
     m = cfg.method
     if m.preset not in PRESETS:
-        raise ValueError(f"method.preset must be one of {sorted(PRESETS)}, got {m.preset!r}")
+        raise ConfigError(f"method.preset must be one of {sorted(PRESETS)}, got {m.preset!r}")
     if m.attention not in ATTENTIONS:
-        raise ValueError(f"method.attention must be one of {ATTENTIONS}, got {m.attention!r}")
+        raise ConfigError(f"method.attention must be one of {ATTENTIONS}, got {m.attention!r}")
     keys = {**PRESETS[m.preset], "num_classes": num_classes, "num_frames": clip_length(cfg.data),
             "image_size": int(cfg.data.image_size), "attention": m.attention, "reduction": int(m.reduction)}
     return GCAIALNet(IALNetConfig(**keys))
@@ -192,12 +193,12 @@ class IALModule(L.LightningModule):
         elif m.optimizer == "adamw":
             opt = torch.optim.AdamW(self.parameters(), lr=lr, weight_decay=m.weight_decay)
         else:
-            raise ValueError(f"method.optimizer must be sgd or adamw, got {m.optimizer!r}")
+            raise ConfigError(f"method.optimizer must be sgd or adamw, got {m.optimizer!r}")
         if m.scheduler == "step":
             sched = torch.optim.lr_scheduler.StepLR(opt, step_size=m.lr_step_epochs, gamma=m.lr_gamma)
             return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "epoch"}}
         if m.scheduler != "cosine":
-            raise ValueError(f"method.scheduler must be step or cosine, got {m.scheduler!r}")
+            raise ConfigError(f"method.scheduler must be step or cosine, got {m.scheduler!r}")
         total = self._total_steps()
         warmup = int(round(m.warmup_epochs * total / max(int(self.cfg.trainer.max_epochs), 1)))
         sched = torch.optim.lr_scheduler.LambdaLR(opt, functools.partial(warmup_cosine, warmup=warmup, total=total))

@@ -18,6 +18,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from omegaconf import DictConfig
 
+from affectlab.config import ConfigError
 from affectlab.engine.scaling import scaled_lr
 from affectlab.losses.optimal_transport import RelationPrior, ot_relation_loss
 from affectlab.losses.region_relation import (per_au_info_nce, region_consistency_loss, siamese_ot_loss,
@@ -183,17 +184,17 @@ CHOICES = {
 def check_choices(m: DictConfig) -> None:
     for key, options in CHOICES.items():
         if m[key] not in options:
-            raise ValueError(f"method.{key} must be one of {' | '.join(options)}, got {m[key]!r}")
+            raise ConfigError(f"method.{key} must be one of {' | '.join(options)}, got {m[key]!r}")
     if m.masked_view and not m.mim_weight:
-        raise ValueError("method.masked_view needs mim_weight > 0")
+        raise ConfigError("method.masked_view needs mim_weight > 0")
     if m.masked_view and m.two_view_grad != "full":
-        raise ValueError("method.masked_view needs two_view_grad=full (view 1 is the MIM forward)")
+        raise ConfigError("method.masked_view needs two_view_grad=full (view 1 is the MIM forward)")
     if m.region_mim_target == "masked" and m.region_mim_weight and not m.mim_mask_ratio:
-        raise ValueError("method.region_mim_target=masked needs mim_mask_ratio > 0")
+        raise ConfigError("method.region_mim_target=masked needs mim_mask_ratio > 0")
     if min(m.region_mim_weight, m.mim_weight, m.mim_visible_weight) < 0:
-        raise ValueError("method.mim_weight, mim_visible_weight and region_mim_weight must be >= 0")
+        raise ConfigError("method.mim_weight, mim_visible_weight and region_mim_weight must be >= 0")
     if m.ot_siamese and (m.ot_features != "projection" or m.consistency == "infonce"):
-        raise ValueError("method.ot_siamese needs ot_features=projection and a predictor "
+        raise ConfigError("method.ot_siamese needs ot_features=projection and a predictor "
                          "(consistency simsiam | byol)")
 
 

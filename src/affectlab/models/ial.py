@@ -21,6 +21,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from affectlab.config import ConfigError
+
 ATTENTIONS = ("gca", "se", "none")
 
 
@@ -322,5 +324,5 @@ class GCAIALNet(nn.Module):
 def build_ial_net(preset: str = "paper", **overrides) -> GCAIALNet:
     """The network of a named preset (``paper`` or ``small``) with keyword overrides."""
     if preset not in PRESETS:
-        raise ValueError(f"unknown IAL preset {preset!r}; available: {', '.join(PRESETS)}")
+        raise ConfigError(f"unknown IAL preset {preset!r}; available: {', '.join(PRESETS)}")
     return GCAIALNet(IALNetConfig(**{**PRESETS[preset], **overrides}))

@@ -21,6 +21,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from affectlab.config import ConfigError
+
 
 @dataclass
 class TCAENetConfig:
@@ -221,7 +223,7 @@ class TCAE(nn.Module):
     @classmethod
     def from_preset(cls, name: str) -> "TCAE":
         if name not in PRESETS:
-            raise ValueError(f"unknown TCAE preset {name!r}; presets: {', '.join(PRESETS)}")
+            raise ConfigError(f"unknown TCAE preset {name!r}; presets: {', '.join(PRESETS)}")
         return cls(PRESETS[name])
 
     def forward(self, source: torch.Tensor, target: torch.Tensor) -> TCAEOutput:

@@ -20,7 +20,7 @@ import time
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import yaml
 
@@ -127,6 +127,28 @@ def validate_sweep(config: dict[str, Any], where: str = "sweep") -> None:
             raise ValueError(f"{where}: not a valid wandb sweep: {err.message}") from None
 
 
+def with_overrides(config: dict[str, Any], overrides: Sequence[str], where: str = "sweep") -> dict[str, Any]:
+    """A copy of ``config`` whose trial command also passes ``overrides`` (``KEY=VALUE``, as for
+    ``affectlab train``); the command's own keys and the swept parameters cannot be overridden."""
+    if not overrides:
+        return config
+    command = list(config.get("command") or DEFAULT_COMMAND)
+    if "${args_no_hyphens}" not in command:
+        raise ValueError(f"{where}: KEY=VALUE overrides need a command that passes ${{args_no_hyphens}} "
+                         f"(an `affectlab train` command); this one is {command}")
+    fixed = {token.split("=", 1)[0] for token in command if "=" in token and not token.startswith("$")}
+    for item in overrides:
+        key = item.split("=", 1)[0]
+        if "=" not in item or not key or key.startswith("-"):
+            raise ValueError(f"expected KEY=VALUE, got {item!r}")
+        if key in (config.get("parameters") or {}):
+            raise ValueError(f"{item}: {key!r} is a swept parameter of {where}; remove it from the overrides")
+        if key in fixed:
+            raise ValueError(f"{item}: the command of {where} already sets {key!r}")
+    at = command.index("${args_no_hyphens}")
+    return {**config, "command": command[:at] + list(overrides) + command[at:]}
+
+
 def read_history(run_dir: Path, metric: str) -> list[dict[str, float]]:
     """Values of ``metric`` logged by a run, one dict per logged step, from its CSV logs."""
     history: list[dict[str, float]] = []
@@ -153,6 +175,12 @@ def read_summary(run_dir: Path, metric: str) -> tuple[float | None, list[dict[st
     return None, history
 
 
+def _last_line(path: Path) -> str:
+    """Last non-empty line of a trial's log (its error message when it failed)."""
+    lines = [line.strip() for line in path.read_text(errors="replace").splitlines() if line.strip()]
+    return lines[-1][:300] if lines else ""
+
+
 @dataclass
 class Trial:
     name: str
@@ -175,7 +203,7 @@ class LocalSweep:
 
     def __init__(self, config: dict[str, Any], root: str | Path = "runs/sweeps", sweep_id: str | None = None,
                  leaderboard_url: str | None = None, record: bool = True, echo: bool = False,
-                 poll_s: float = 2.0) -> None:
+                 poll_s: float = 2.0, progress: Callable[[str], None] | None = None) -> None:
         validate_sweep(config)
         self.config = config
         self.sweep_id = sweep_id or f"local-{secrets.token_hex(4)}"
@@ -185,10 +213,14 @@ class LocalSweep:
         self.record = record
         self.echo = echo
         self.poll_s = poll_s
+        #: called with one line per trial start and end (``affectlab sweep`` prints them)
+        self.progress = progress
         self.trials: list[Trial] = []
         state = self.dir / "sweep.json"
         if state.is_file():  # resume an interrupted sweep
             saved = json.loads(state.read_text())
+            if "command" in saved.get("config", {}):  # keeps the KEY=VALUE overrides the sweep started with
+                self.config = {**config, "command": saved["config"]["command"]}
             self.trials = [Trial(**t) for t in saved["trials"]]
             for trial in self.trials:
                 if trial.state == "running":
@@ -262,7 +294,9 @@ class LocalSweep:
             trial.returncode = proc.wait()
         last = next((line for line in reversed(lines) if line), "")
         if trial.returncode != 0:
-            trial.state, trial.message = "failed", f"exited with code {trial.returncode}; see {log_path}"
+            reason = _last_line(log_path)
+            trial.state, trial.message = "failed", (f"exited with code {trial.returncode}"
+                                                    + (f" ({reason})" if reason else "") + f"; see {log_path}")
         elif not last or not Path(last).is_dir():
             trial.state, trial.message = "failed", f"last stdout line {last!r} is not a run directory"
         else:
@@ -292,6 +326,7 @@ class LocalSweep:
         cap = self.config.get("run_cap")
         if count is None and cap is None and self.config.get("method") != "grid":
             raise ValueError("a random or bayes sweep needs --count N (or run_cap in the sweep file)")
+        total = count if count is not None else (cap - len(self.trials) if cap is not None else None)
         done: list[Trial] = []
         while count is None or len(done) < count:
             if cap is not None and len(self.trials) >= cap:
@@ -299,8 +334,17 @@ class LocalSweep:
             params = self.suggest()
             if params is None:
                 break
-            done.append(self.run_trial(params))
+            step = f"[{len(done) + 1}/{total if total is not None else '?'}]"
+            self._report(f"{step} trial-{len(self.trials) + 1:03d} started {params}")
+            trial = self.run_trial(params)
+            metric = f" {self.metric_name}={trial.metric}" if trial.metric is not None else ""
+            self._report(f"{step} {trial.name} {trial.state} in {trial.wall_time_s:.0f} s{metric} {trial.message}".rstrip())
+            done.append(trial)
         return done
+
+    def _report(self, line: str) -> None:
+        if self.progress is not None:
+            self.progress(line)
 
     def best(self) -> Trial | None:
         goal = (self.config.get("metric") or {}).get("goal", "minimize")

@@ -6,7 +6,7 @@ The agent starts each trial with the file's ``command`` (hyper-parameters as
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import Any, Callable
 
 
 def wandb_online() -> bool:
@@ -24,12 +24,15 @@ def wandb_online() -> bool:
 
 
 def run_online(config: dict[str, Any], count: int | None, project: str | None = None,
-               entity: str | None = None) -> str:
-    """Create the sweep on the server and run ``count`` trials with ``wandb.agent``; returns its id."""
+               entity: str | None = None, announce: Callable[[str], None] | None = None) -> str:
+    """Create the sweep on the server and run ``count`` trials with ``wandb.agent``; returns its id.
+    ``announce`` is called with the id as soon as the sweep exists (before the first trial)."""
     import wandb
 
     sweep_id = wandb.sweep(config, project=project or config.get("project") or "affectlab",
                            entity=entity or config.get("entity"))
+    if announce is not None:
+        announce(sweep_id)
     wandb.agent(sweep_id, count=count, project=project or config.get("project") or "affectlab",
                 entity=entity or config.get("entity"))
     return sweep_id

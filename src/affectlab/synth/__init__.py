@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from . import writers as W
+from affectlab.config import ConfigError
 
 GENERATOR_VERSION = "2"  # 2: occluders in wild tracks, `occlusion` ground-truth column
 DATASETS = ("bp4d", "disfa", "dfew", "ferv39k", "videos")
@@ -36,7 +37,7 @@ def _jobs(name: str, prof: W.Profile, seed: int):
         return [(W.ferv_job, j) for j in jobs], jobs
     if name == "videos":
         return [(W.video_job, (i,)) for i in range(prof.video_ids)], None
-    raise ValueError(f"unknown synthetic dataset {name!r}; expected one of {DATASETS}")
+    raise ConfigError(f"unknown synthetic dataset {name!r}; expected one of {DATASETS}")
 
 
 def _run(args):
@@ -56,12 +57,12 @@ def generate(out: Path | str, datasets: list[str] | None = None, profile: str = 
     """Write the requested synthetic datasets under `out` with ground truth and completion markers."""
     out = Path(out)
     if profile not in W.PROFILES:
-        raise ValueError(f"unknown profile {profile!r}; expected one of {sorted(W.PROFILES)}")
+        raise ConfigError(f"unknown profile {profile!r}; expected one of {sorted(W.PROFILES)}")
     prof = W.PROFILES[profile]
     names = list(datasets) if datasets else list(DATASETS)
     for n in names:
         if n not in DATASETS:
-            raise ValueError(f"unknown synthetic dataset {n!r}; expected one of {DATASETS}")
+            raise ConfigError(f"unknown synthetic dataset {n!r}; expected one of {DATASETS}")
     out.mkdir(parents=True, exist_ok=True)
     plans = {n: _jobs(n, prof, seed) for n in names}
     tasks = [(n, (fn, out, prof, seed, a)) for n in names for fn, a in plans[n][0]]

@@ -1,0 +1,36 @@
+"""Known-benign console noise of Lightning, wandb and pydantic, silenced by its exact message.
+
+Everything else (a new deprecation, a real data-loader or precision warning) still reaches the user.
+"""
+from __future__ import annotations
+
+import logging
+import warnings
+
+#: warning message patterns (regex, matched at the start) that say nothing about the user's run
+BENIGN_WARNINGS = (
+    # Lightning 2.x's own pytree helper under torch >= 2.6: internal to Lightning
+    r"`isinstance\(treespec, LeafSpec\)` is deprecated",
+    # our batches are dicts whose first tensor is the image/video batch, which is the size Lightning takes
+    r"Trying to infer the `batch_size` from an ambiguous collection",
+    # pydantic v1→v2 config-key rename inside wandb's settings
+    r".*Valid config keys have changed in V2",
+)
+#: Lightning info lines printed at every Trainer construction
+BENIGN_INFO_PREFIXES = ("GPU available:", "TPU available:", "HPU available:", "💡 Tip:", "`Trainer(limit_")
+_LIGHTNING_LOGGERS = ("lightning.pytorch.utilities.rank_zero", "lightning.fabric.utilities.rank_zero")
+
+
+class _DropBenignInfo(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith(BENIGN_INFO_PREFIXES)
+
+
+def silence_benign_noise() -> None:
+    """Install the filters (idempotent); call before building Trainers or loggers."""
+    for pattern in BENIGN_WARNINGS:
+        warnings.filterwarnings("ignore", message=pattern)
+    for name in _LIGHTNING_LOGGERS:
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, _DropBenignInfo) for f in logger.filters):
+            logger.addFilter(_DropBenignInfo())

@@ -1,0 +1,151 @@
+"""A user's mistake on the command line ends in one clear line naming the bad input, never a traceback.
+
+Each case runs the real entry point (``affectlab.cli.main``) in-process: an exception escaping it
+would fail the test, so exit code 2 plus the expected words in stderr is the whole contract.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from affectlab.cli import main
+
+REPO = Path(__file__).resolve().parents[2]
+SWEEP = str(REPO / "experiments" / "sweeps" / "baseline.yaml")
+QUIET = ["logger.wandb.enabled=false", "leaderboard.enabled=false", "trainer.enable_progress_bar=false"]
+
+
+def fails(capsys, argv: list[str], *expected: str) -> str:
+    """Run ``affectlab argv``; assert exit code 2, no traceback, and every ``expected`` text in stderr."""
+    assert main(argv) == 2
+    out, err = capsys.readouterr()
+    assert "Traceback" not in out + err
+    assert err.startswith(f"affectlab {argv[0]}: error: "), err
+    for text in expected:
+        assert text in err, (text, err)
+    return err
+
+
+# --- item 6: method × dataset pairs that cannot work are refused before any work -------------------
+@pytest.mark.parametrize("method, data, valid", [
+    ("baseline", "dfew", "bp4d, disfa, toyau"),
+    ("ial", "toyau", "dfew, ferv39k"),
+    ("contrastive_intensity", "videos", "bp4d, disfa"),
+])
+def test_invalid_method_dataset_pair_lists_the_valid_datasets(capsys, tmp_path, method, data, valid):
+    runs = tmp_path / "runs"
+    fails(capsys, ["train", f"METHOD={method}", f"DATA={data}", f"run_root={runs}", *QUIET],
+          f"method {method!r}", f"dataset {data!r}", f"Valid datasets for {method}: {valid}")
+    assert not runs.exists()  # refused before a run directory was made
+
+
+# --- item 7: config values Lightning would only reject mid-run -------------------------------------
+@pytest.mark.parametrize("override, expected", [
+    ("trainer.precision=17", "'trainer.precision': '17'"),
+    ("trainer.limit_train_batches=-3", "'trainer.limit_train_batches': -3"),
+    ("trainer.limit_val_batches=1.5", "'trainer.limit_val_batches': 1.5"),
+    ("trainer.accelerator=gpux", "'trainer.accelerator': 'gpux'"),
+    ("trainer.lr_scaling=cubic", "'trainer.lr_scaling': 'cubic'"),
+    ("trainer.accumulate_grad_batches=0", "'trainer.accumulate_grad_batches': 0"),
+])
+def test_trainer_values_are_checked_when_the_config_is_composed(capsys, tmp_path, override, expected):
+    fails(capsys, ["train", "METHOD=baseline", "DATA=toyau", override, f"run_root={tmp_path}", *QUIET], expected)
+
+
+def test_fold_outside_the_protocol(capsys, tmp_path):
+    fails(capsys, ["train", "METHOD=baseline", "DATA=toyau", "data.fold=7", f"run_root={tmp_path}", *QUIET],
+          "'data.fold'", "toyau has folds 1…3, got 7")
+    fails(capsys, ["data", "summary", "DATA=toyau", "fold=0"], "toyau has folds 1…3, got 0")
+
+
+@pytest.mark.parametrize("argv, expected", [
+    (["config", "method=baseline"], "write METHOD=baseline"),
+    (["config", "Data=bp4d"], "write DATA=bp4d"),
+    (["config", "method.name=ial"], "method.name is set by the selector: write METHOD=ial"),
+    (["config", "METHOD=baseline", "data.name=disfa"], "write DATA=disfa"),
+    (["config", "SEED=1"], "unknown selector 'SEED'"),
+    (["config", "METHOD=basline"], "Did you mean 'baseline'?"),
+    (["config", "EXP=no_such_exp"], "experiment 'no_such_exp' not found"),
+    (["config", "METHOD=baseline", "trainer.max_epochs=abc"], "'trainer.max_epochs'"),
+    (["config", "METHOD=baseline", "method.lrr=0.1"], "unknown config key 'method.lrr'"),
+])
+def test_config_selector_and_key_mistakes(capsys, argv, expected):
+    fails(capsys, argv, expected)
+
+
+def test_test_command_refuses_selectors(capsys, tmp_path):
+    fails(capsys, ["test", str(tmp_path), "METHOD=ial"], "METHOD=ial", "only dotted overrides")
+    fails(capsys, ["test", str(tmp_path / "nowhere")], "config.yaml not found")
+
+
+def test_data_summary_of_toyau_and_bad_words(capsys):
+    assert main(["data", "summary", "DATA=toyau"]) == 0
+    out = capsys.readouterr().out
+    assert "dataset toyau" in out and "train positive rate: AU01" in out
+    fails(capsys, ["data", "summary", "DATA=toyau", "subjects"], "expected KEY=VALUE, got 'subjects'")
+    fails(capsys, ["data", "summary", "DATA=affwild"], "unknown dataset 'affwild'")
+
+
+def test_synth_unknown_dataset(capsys, tmp_path):
+    fails(capsys, ["synth", "--datasets", "bp4d,affwild", "--out", str(tmp_path)], "'affwild'", "bp4d")
+    assert not any(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize("line, expected", [
+    ("not json", "bad.jsonl:1: not valid JSON"),
+    ('{"method": "baseline"}', "bad.jsonl:1: missing required field"),
+    ("[1, 2]", "bad.jsonl:1: expected a JSON object"),
+])
+def test_leaderboard_import_of_a_malformed_record(capsys, tmp_path, line, expected):
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text(line + "\n")
+    fails(capsys, ["leaderboard", "import", str(bad), "--url", f"sqlite:///{tmp_path / 'b.sqlite'}"], expected)
+    fails(capsys, ["leaderboard", "import", str(tmp_path / "none.jsonl"), "--url", f"sqlite:///{tmp_path / 'b.sqlite'}"],
+          "none.jsonl: no such JSONL file")
+
+
+def test_leaderboard_usage_mistakes(capsys, tmp_path):
+    url = ["--url", f"sqlite:///{tmp_path / 'b.sqlite'}"]
+    fails(capsys, ["leaderboard", "render", "DATASET=bp4d", *url, "--out", str(tmp_path)], "'DATASET=bp4d'")
+    fails(capsys, ["leaderboard", "export", *url], "export FILE.jsonl")
+
+
+def test_cv_mistakes(capsys, tmp_path):
+    cv = ["cv", "METHOD=baseline", "DATA=toyau", f"run_root={tmp_path}"]
+    fails(capsys, [*cv, "--aggregate-only"], "folds [1, 2, 3]", "have not finished")
+    fails(capsys, [*cv, "--fold", "9"], "fold 9 is not part of toyau/3fold")
+    fails(capsys, [*cv, "data.fold=2"], "use --fold K")
+    fails(capsys, ["cv", "METHOD=baseline", "DATA=dfew", f"run_root={tmp_path}"], "Valid datasets for baseline")
+    fails(capsys, [*cv, "trainer.precision=17"], "'trainer.precision'")
+    assert not (tmp_path / "cv").exists()  # no fold was started
+
+
+def test_sweep_mistakes(capsys, tmp_path):
+    fails(capsys, ["sweep", str(tmp_path / "none.yaml"), "--local"], "none.yaml")
+    fails(capsys, ["sweep", SWEEP, "--local", "method.lr=0.1"], "'method.lr' is a swept parameter")
+    fails(capsys, ["sweep", SWEEP, "--local", "METHOD=tcae"], "already sets 'METHOD'")
+    fails(capsys, ["sweep", SWEEP, "--local", "--resume", "local-none", "--root", str(tmp_path)],
+          "--resume local-none: no local sweep")
+    fails(capsys, ["sweep", SWEEP, "--local", "--count", "0"], "--count must be at least 1")
+
+
+def test_words_after_options_are_overrides_or_refused(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["list", "METHOD=baseline"])  # list takes no overrides: argparse's own usage error
+    assert exit_info.value.code == 2
+    assert "unrecognized arguments: METHOD=baseline" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["cv", "METHOD=baseline", "--fold", "1", "--bogus"])
+    assert "unrecognized arguments: --bogus" in capsys.readouterr().err
+
+
+def test_sweep_record_keeps_overrides_in_the_trial_command(tmp_path):
+    from affectlab.sweeps import load_sweep_file, with_overrides
+
+    config = with_overrides(load_sweep_file(SWEEP), ["DATA=toyau", "trainer.max_epochs=1"])
+    command = config["command"]
+    assert command[command.index("DATA=toyau") + 1] == "trainer.max_epochs=1"
+    assert command[-1] == "${args_no_hyphens}"
+    assert json.loads(json.dumps(config)) == config
