@@ -20,7 +20,7 @@ SELECT = $(if $(METHOD),METHOD=$(METHOD)) $(if $(DATA),DATA=$(DATA)) $(if $(TRAI
          $(if $(EXP),EXP=$(EXP)) $(if $(DATA_ROOT),data.root=$(DATA_ROOT))
 
 .PHONY: help env install train test test-full config list synth preview cv sweep leaderboard \
-        check-data benchmark clean
+        check-data benchmark clean synth-check
 
 help: ## show this help
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -48,6 +48,9 @@ list: env ## list methods, datasets, trainer presets and valid combinations
 
 synth: env ## write the synthetic datasets: make synth [OUT=dir] [PROFILE=tiny|quick|full] [SEED=0]
 	$(PY) -m affectlab synth --out $(OUT) --profile $(PROFILE) --seed $(SEED)
+
+synth-check: env ## how well the synthetic world separates learned features from pixels: make synth-check [PROFILE=quick]
+	$(PY) -m affectlab synth check --profile $(PROFILE) --seed $(SEED) $(ARGS)
 
 preview: env ## contact sheet of the synthetic faces (docs/img/synth_preview.png)
 	$(PY) -m affectlab synth preview --out docs/img/synth_preview.png

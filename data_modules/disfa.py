@@ -173,7 +173,9 @@ class DISFADataModule(FaceDataModule):
                 check_codes(p, t[:, 1:], range(6), first_line=1, what="AU intensity")
                 if not np.array_equal(t[:, 0], np.arange(1, len(t) + 1)):
                     bad = int(np.flatnonzero(t[:, 0] != np.arange(1, len(t) + 1))[0])
-                    raise DataFormatError(f"{p}:{bad + 1}: frame {t[bad, 0]}; expected frames numbered 1, 2, 3, … "
+                    found = int(t[bad, 0])
+                    gap = f"frame {bad + 1} is missing" if found > bad + 1 else f"frame {found} is out of order"
+                    raise DataFormatError(f"{p}:{bad + 1}: frame {found}; {gap}: expected frames numbered 1, 2, 3, … "
                                           f"one per line (line t labels frame t)")
                 if au != DISFA_INTENSITY_AUS[0] and len(t) != n_labels:
                     raise DataFormatError(f"{p}: {len(t)} lines, but {subject}_au1.txt has {n_labels}; expected "

@@ -197,7 +197,7 @@ def test_disfa_conventions_that_do_not_fit_fail_naming_the_file(tmp_path):
     bad = root / "ActionUnit_Labels" / "SN001" / "SN001_au2.txt"
     lines = bad.read_text().splitlines()
     bad.write_text("\n".join(lines[:2] + lines[3:]) + "\n")
-    with pytest.raises(DataFormatError, match=r"SN001_au2.txt:3: frame 4; expected frames numbered 1, 2, 3"):
+    with pytest.raises(DataFormatError, match=r"SN001_au2.txt:3: frame 4; frame 3 is missing: expected frames numbered 1, 2, 3"):
         make("disfa", root, landmark_index_base=1).full_manifest()
     for au_file in (root / "ActionUnit_Labels" / "SN001").iterdir():
         au_file.write_text("".join(f"{f},0\n" for f in range(1, 8)))

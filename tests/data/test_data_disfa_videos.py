@@ -309,5 +309,5 @@ def test_disfa_gap_in_a_label_file_is_a_format_error_naming_file_and_line(tmp_pa
     releases.write_disfa(tmp_path / "DISFA", subjects=["SN001", "SN003"], n_frames=6)
     p = tmp_path / "DISFA" / "ActionUnit_Labels" / "SN001" / "SN001_au1.txt"
     p.write_text("\n".join(line for line in p.read_text().splitlines() if not line.startswith("5,")) + "\n")
-    with pytest.raises(DataFormatError, match=r"SN001_au1\.txt:5: frame 6; expected frames numbered 1, 2, 3"):
+    with pytest.raises(DataFormatError, match=r"SN001_au1\.txt:5: frame 6; frame 5 is missing: expected frames numbered 1, 2, 3"):
         make("disfa", tmp_path / "DISFA", fold=3).full_manifest()

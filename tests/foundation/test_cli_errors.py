@@ -90,6 +90,12 @@ def test_data_summary_of_toyau_and_bad_words(capsys):
 
 def test_synth_unknown_dataset(capsys, tmp_path):
     fails(capsys, ["synth", "--datasets", "bp4d,affwild", "--out", str(tmp_path)], "'affwild'", "bp4d")
+
+
+def test_synth_check_mistakes(capsys, tmp_path):
+    fails(capsys, ["synth", "check", "--out", str(tmp_path)], str(tmp_path), "no groundtruth/")
+    fails(capsys, ["synth", "check", "--check-seeds", "a,b"], "--check-seeds", "'a,b'")
+    fails(capsys, ["synth", "preview"], "needs --out")
     assert not any(tmp_path.iterdir())
 
 
