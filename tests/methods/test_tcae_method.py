@@ -180,6 +180,7 @@ def test_the_paper_experiment_runs_in_float32_and_the_official_data_protocol():
 
     paper = compose(["EXP=tcae_paper", "TRAINER=gpu"])
     assert paper.trainer.precision == "32-true"  # gpu.yaml says bf16-mixed
+    assert paper.trainer.matmul_precision == "highest"  # no TF32 matmuls either, as the official fp32 code
     chosen = compose(["EXP=tcae_paper", "TRAINER=gpu", "trainer.precision=bf16-mixed"])
     assert chosen.trainer.precision == "bf16-mixed"  # still the user's choice
     # and the official data protocol: one pair per identity, any two frames, 75/15/10, jittered validation
