@@ -5,8 +5,7 @@ The mapping lets an official checkpoint be loaded into :class:`~affectlab.models
 (:func:`load_official_state_dict`) and lets the golden test (``tests/methods/test_ial_golden.py``)
 and ``benchmarks/official_ial.py`` fill both networks with identical values without sharing a file
 of weights: :func:`golden_fill` derives every tensor from a generator seeded by a stable hash of its
-official name. Module correspondence: docs/fidelity.md (IAL) and
-``/work/shared/specs/official-equivalence/ial.md`` §2.
+official name. Module correspondence: docs/fidelity.md (IAL).
 """
 from __future__ import annotations
 
