@@ -71,6 +71,7 @@ def build_trainer(cfg: DictConfig, stage: Stage, stage_dir: Path,
         callbacks.append(EarlyStopping(monitor=stage.monitor, mode=stage.mode, patience=t.early_stopping_patience))
     if t.enable_progress_bar:
         callbacks.append(ProgressBar())
+    callbacks.extend(stage.callbacks)
     fault = fault_injection_from_env()
     if fault is not None:
         callbacks.append(fault)
@@ -97,6 +98,8 @@ def build_trainer(cfg: DictConfig, stage: Stage, stage_dir: Path,
         plugins=[AtomicCheckpointIO()],
         enable_model_summary=False,
     )
+    if stage.val_every_n_steps:  # validate every n steps across epochs (Lightning: int interval, no epoch cadence)
+        kwargs.update(val_check_interval=int(stage.val_every_n_steps), check_val_every_n_epoch=None)
     kwargs.update(stage.trainer_overrides)
     return L.Trainer(**kwargs), checkpoint
 

@@ -35,7 +35,10 @@ class Stage:
 
     ``monitor``/``mode`` pick the best checkpoint (``None``: keep ``last.ckpt`` only).
     ``evaluate=True`` marks the stage whose best checkpoint is tested and recorded.
-    ``max_epochs``/``max_steps`` override ``cfg.trainer`` for this stage when set.
+    ``max_epochs``/``max_steps`` override ``cfg.trainer`` for this stage when set;
+    ``val_every_n_steps`` makes the stage validate (and checkpoint) every n optimiser steps across
+    epoch boundaries instead of once per epoch. ``callbacks`` are added to the stage's Trainer
+    (e.g. ``engine.online_probe.OnlineProbe``).
     """
 
     name: str
@@ -46,6 +49,8 @@ class Stage:
     evaluate: bool = False
     max_epochs: int | None = None
     max_steps: int | None = None
+    val_every_n_steps: int | None = None
+    callbacks: list[L.Callback] = field(default_factory=list)
     trainer_overrides: dict[str, Any] = field(default_factory=dict)
 
 
