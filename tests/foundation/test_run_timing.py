@@ -111,3 +111,39 @@ def test_a_run_records_and_prints_its_time_share(tmp_path, capsys):
     assert timing["overall"]["train_step_share"] == stage["train_step_share"]
     print_summary(record)
     assert "time inside training steps: supervised" in capsys.readouterr().out
+
+
+def test_channels_last_auto_follows_the_methods_cpu_measurement():
+    import pytest
+
+    from affectlab.config import ConfigError, compose
+    from affectlab.engine.runner import use_channels_last
+    from affectlab.methods import METHODS
+
+    for name in METHODS.names():
+        cfg = compose([f"METHOD={name}"])
+        assert cfg.trainer.channels_last == "auto"
+        assert use_channels_last(cfg) == METHODS.get(name).channels_last_cpu
+    gpu = compose(["METHOD=tcae", "trainer.accelerator=gpu"])
+    assert not use_channels_last(gpu)  # auto is off on GPU (the gpu presets set true)
+    assert use_channels_last(compose(["METHOD=baseline", "trainer.channels_last=true"]))
+    with pytest.raises(ConfigError, match="channels_last"):
+        compose(["METHOD=baseline", "trainer.channels_last=sometimes"])
+
+
+def test_cpu_defaults_pretrain_by_steps_and_paper_presets_keep_their_epochs():
+    from affectlab.config import compose
+
+    def pretrain(name, exp=None):
+        cfg = compose([f"METHOD={name}"] + ([f"EXP={exp}"] if exp else []))
+        m = cfg.method
+        if name == "contrastive_intensity":
+            return m.pretrain.max_epochs, m.pretrain.max_steps, m.pretrain.val_every_n_steps, m.online_probe.enabled
+        return m.pretrain_epochs, m.pretrain_max_steps, m.pretrain_val_every_n_steps, m.online_probe.enabled
+
+    assert pretrain("tcae") == (-1, 300, 20, True)
+    assert pretrain("region_relation") == (-1, 432, 72, True)
+    assert pretrain("contrastive_intensity") == (-1, 450, 45, True)
+    assert pretrain("tcae", "tcae_paper") == (2000, None, None, False)
+    assert pretrain("region_relation", "region_relation_paper") == (50, None, None, False)
+    assert pretrain("contrastive_intensity", "contrastive_intensity_paper") == (50, None, None, False)

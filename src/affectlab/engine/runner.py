@@ -110,6 +110,15 @@ def build_trainer(cfg: DictConfig, stage: Stage, stage_dir: Path, loggers: list,
     return L.Trainer(**kwargs), checkpoint
 
 
+def use_channels_last(cfg: DictConfig) -> bool:
+    """``trainer.channels_last``: true/false as given; auto → on CPU when the method's networks measured
+    faster in channels_last (``MethodSpec.channels_last_cpu``), off on other accelerators."""
+    value = cfg.trainer.channels_last
+    if value == "auto":
+        return cfg.trainer.accelerator == "cpu" and bool(METHODS.get(cfg.method.name).channels_last_cpu)
+    return bool(value)
+
+
 def _load_weights(module: L.LightningModule, ckpt: str) -> None:
     state = torch.load(ckpt, map_location="cpu", weights_only=False)["state_dict"]
     module.load_state_dict(state)
@@ -134,7 +143,7 @@ def fit_stage(stage: Stage, cfg: DictConfig, run: RunDirectory, progress: RunPro
                                       sweep_run=stage.evaluate)
     if _is_rank_zero() and wandb_id:
         run.update_info(wandb_ids={**info.get("wandb_ids", {}), stage.name: wandb_id})
-    if cfg.trainer.channels_last and cfg.trainer.accelerator == "gpu":
+    if use_channels_last(cfg):
         stage.module = stage.module.to(memory_format=torch.channels_last)
     trainer, checkpoint = build_trainer(cfg, stage, stage_dir, loggers, progress)
     last = stage_dir / LAST

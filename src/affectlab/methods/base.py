@@ -77,6 +77,9 @@ class MethodSpec:
     task: ClassVar[str] = "au_occurrence"
     #: data section keys the method needs (merged after data/<name>.yaml, before the experiment)
     data_overrides: ClassVar[dict[str, Any]] = {}
+    #: its networks train faster in channels_last memory format on CPU (``trainer.channels_last=auto``;
+    #: measured by ``benchmarks/channels_last_cpu.py``)
+    channels_last_cpu: ClassVar[bool] = False
     registry_name: ClassVar[str]
 
     def stages(self, cfg: DictConfig, ctx: RunContext) -> Iterator[Stage]:

@@ -267,9 +267,16 @@ class ContrastivePretrainModule(L.LightningModule):
 
     def probe_features(self, batch: dict[str, Any]) -> torch.Tensor:
         """(B,T,D) features of labelled sequences for the online probe (detached): the frame embeddings
-        when stage 1 trains only the extractor (objective ``frame``), else the temporal states."""
-        z, h = self.model(batch["video"].float())
-        return (z if self.cfg.method.pretrain.objective == "frame" else h).detach()
+        when stage 1 trains only the extractor (objective ``frame``; computed for the labelled frames
+        only, zeros elsewhere, which the probe never reads), else the temporal states."""
+        video = batch["video"].float()
+        if self.cfg.method.pretrain.objective != "frame":
+            return self.model(video)[1].detach()
+        labelled = batch["intensity_mask"].bool().any(-1)  # (B,T): which frames the probe reads
+        out = video.new_zeros(*labelled.shape, self.model.embed_dim)
+        if labelled.any():
+            out[labelled] = self.model.encoder(video[labelled][:, None])[:, 0]
+        return out.detach()
 
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
         loss, stats = self.loss(batch["video"], train=True)
@@ -488,11 +495,11 @@ class ContrastiveIntensity(MethodSpec):
     def stages(self, cfg: DictConfig, ctx: RunContext) -> Iterator[Stage]:
         m = cfg.method
         model = None
-        dm, budget = regress_datamodule(cfg)
+        if m.pretrain.enabled and m.pretrain.select not in ("best", "last"):
+            raise ConfigError(f"unknown method.pretrain.select {m.pretrain.select!r}; expected 'best' or 'last'")
+        dm, budget = regress_datamodule(cfg)  # the online probe's labelled data, then stage 2's
         if m.pretrain.enabled:
             pre = ContrastivePretrainModule(cfg)
-            if m.pretrain.select not in ("best", "last"):
-                raise ConfigError(f"unknown method.pretrain.select {m.pretrain.select!r}; expected 'best' or 'last'")
             monitor = "val/loss" if m.pretrain.select == "best" else None
             probes = [online_probe(cfg, dm, budget)] if m.online_probe.enabled else []
             yield Stage("pretrain", pre, pretrain_datamodule(cfg), monitor=monitor, mode="min",
