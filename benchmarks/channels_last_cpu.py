@@ -8,6 +8,11 @@ Prints the median ms per step, the speed-up (contiguous / channels_last), and th
 of the eval-mode outputs and of the first step's loss relative to their scale (float rounding ≈ 1e-6).
 
     PYTHONPATH=src:. python benchmarks/channels_last_cpu.py [--repeats 10] [--methods tcae ial ...]
+
+Measured 2026-12-02, 2 shared cores (load average 3.1 before, 5.5 after), 6 steps each, torch 2.14.1:
+tcae 5950 → 4075 ms (1.46×), ial 1026 → 844 ms (1.22×), region_relation 1734 → 1416 ms (1.22×),
+contrastive_intensity 5033 → 4903 ms (1.03×), baseline 3350 → 3333 ms (1.01×); outputs and losses equal
+within 5e-6 relative. Hence ``channels_last_cpu = True`` for tcae, ial and region_relation only.
 """
 from __future__ import annotations
 
@@ -108,10 +113,11 @@ def measure(name: str, repeats: int) -> dict[str, Any]:
     with torch.no_grad():
         out_diff = _rel_diff(output(plain.eval()), output(last.eval()))
     plain.train(), last.train()
-    torch.manual_seed(1)
-    loss_a = float(loss(plain))
-    torch.manual_seed(1)
-    loss_b = float(loss(last))
+    with torch.no_grad():
+        torch.manual_seed(1)
+        loss_a = float(loss(plain))
+        torch.manual_seed(1)
+        loss_b = float(loss(last))
     opts = [torch.optim.SGD(m.parameters(), lr=1e-4) for m in (plain, last)]
     times: list[list[float]] = [[], []]
     for i in range(repeats + 2):  # two warm-up steps each

@@ -108,7 +108,7 @@ def test_a_run_records_and_prints_its_time_share(tmp_path, capsys):
     timing = record["training"]["timing"]
     stage = timing["stages"]["supervised"]
     assert stage["steps"] > 0 and 0 < stage["train_step_share"] <= 1
-    assert timing["overall"]["train_step_share"] == stage["train_step_share"]
+    assert abs(timing["overall"]["train_step_share"] - stage["train_step_share"]) < 1e-3
     print_summary(record)
     assert "time inside training steps: supervised" in capsys.readouterr().out
 

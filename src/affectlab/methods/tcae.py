@@ -439,6 +439,7 @@ class TCAEMethod(MethodSpec):
     default_data = "bp4d"
     task = "au_occurrence"
     data_overrides = {"task": "au_occurrence", "image_size": 64, "normalize": "zero_one"}
+    channels_last_cpu = True  # faster train steps on CPU (benchmarks/channels_last_cpu.py)
 
     def stages(self, cfg: DictConfig, ctx: RunContext) -> Iterator[Stage]:
         from affectlab.engine.scaling import scaled_lr
