@@ -147,3 +147,28 @@ def test_user_mistakes_end_in_one_clear_line(capsys, tmp_path, monkeypatch):
         main(["evidence", "METHOD=baseline", "--seeds", "three"])
     assert exc.value.code == 2
     assert "invalid int value: 'three'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("method, control, root, extra", [
+    ("tcae", "random_init", "BP4D", ["method.pretrain_root={videos}"]),
+    ("region_relation", "random_backbone", "BP4D", []),
+    ("contrastive_intensity", "scratch", "DISFA", []),
+    ("contrastive_intensity", "random_frozen", "DISFA", []),
+])
+def test_untrained_controls_skip_pretraining_and_keep_the_evaluated_stage(synth_root, tmp_path, method, control,
+                                                                         root, extra):
+    """The stages each arm yields (built, not fitted): the default pretrains, the control does not, and
+    both evaluate the same stage."""
+    from affectlab.methods import RunContext
+
+    spec = METHODS.get(method)
+    keys = [f"METHOD={method}", f"data.root={synth_root / root}", "data.num_workers=0", "data.limit_items=48",
+            *(e.format(videos=synth_root / "videos") for e in extra)]
+    stages = {}
+    for run in plan(keys, 1, tmp_path).runs:
+        if run.arm.name in ("default", control):
+            yielded = list(spec().stages(run.cfg, RunContext(tmp_path / run.arm.name, run.cfg)))
+            stages[run.arm.name] = [(s.name, s.evaluate) for s in yielded]
+    assert "pretrain" in [name for name, _ in stages["default"]]
+    assert "pretrain" not in [name for name, _ in stages[control]]
+    assert [s for s in stages["default"] if s[1]] == [s for s in stages[control] if s[1]]

@@ -148,7 +148,11 @@ def run_evidence(overrides: Sequence[str], seeds: int = 3, out: Optional[Path] =
     for i, run in enumerate(p.runs, 1):
         print(f"[evidence] run {i}/{total}: arm {run.arm.name!r} seed {run.seed} "
               f"{' '.join(run.arm.overrides)}".rstrip(), flush=True)
-        entries[run.arm.name]["runs"].append(_train_one(run, ev.metric, train, result))
+        done = _train_one(run, ev.metric, train, result)
+        entries[run.arm.name]["runs"].append(done)
+        score = f"{ev.metric} {done['value']:.4f}" if done.get("value") is not None else f"FAILED: {done['error']}"
+        print(f"[evidence] arm {run.arm.name!r} seed {run.seed}: {score} ({done.get('wall_time_s')} s) "
+              f"{done.get('run_dir') or ''}".rstrip(), flush=True)
         _refresh(result)
         update(result)
     for arm in ev.controls:

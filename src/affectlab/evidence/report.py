@@ -51,7 +51,7 @@ def markdown(result: dict[str, Any]) -> str:
         "|---|---|---|---|---|---|",
     ]
     for i, e in enumerate(result["arms"]):
-        name = f"**{e['name']}** (default)" if i == 0 else e["name"]
+        name = f"**{e['name']}**" if i == 0 else e["name"]
         what = e["help"] + (f" (`{' '.join(e['overrides'])}`)" if e["overrides"] else "")
         score = f"{_num(e['mean'])} ± {_num(e['sd'])}" if e.get("mean") is not None else "–"
         lines.append(f"| {name} | {e['kind']} | {score} | {_per_seed(e)} | {_wall(e)} | {what} |")
