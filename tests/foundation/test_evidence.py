@@ -172,3 +172,35 @@ def test_untrained_controls_skip_pretraining_and_keep_the_evaluated_stage(synth_
     assert "pretrain" in [name for name, _ in stages["default"]]
     assert "pretrain" not in [name for name, _ in stages[control]]
     assert [s for s in stages["default"] if s[1]] == [s for s in stages[control] if s[1]]
+
+
+class _FakeDM:
+    """Just what a trivial predictor reads: test batches, class or AU names."""
+
+    class_names = ["Happy", "Sad", "Neutral", "Angry", "Surprise", "Disgust", "Fear"]
+    au_names = ["AU01", "AU02"]
+
+    def __init__(self, batches: list[dict]) -> None:
+        self.batches = batches
+
+    def prepare_data(self) -> None: ...
+
+    def setup(self, stage: str) -> None: ...
+
+    def test_dataloader(self) -> list[dict]:
+        return self.batches
+
+
+def test_trivial_predictors_against_hand_computed_values():
+    import torch
+
+    labels = [{"label": torch.tensor([0, 0, 1])}, {"label": torch.tensor([3, 3, 3, 0])}]
+    chance = TRIVIAL.get("chance").score(_FakeDM(labels), 1.0)
+    assert chance["uar"] == pytest.approx(1 / 3) and chance["war"] == pytest.approx(3 / 7)  # 3 classes present
+    first = TRIVIAL.get("chance").score(_FakeDM(labels), 1)  # limit_test_batches=1: classes 0 and 1 only
+    assert first["uar"] == pytest.approx(1 / 2) and first["war"] == pytest.approx(2 / 3)
+    au = torch.tensor([[1, 0], [0, 0], [1, 1], [0, 1]], dtype=torch.float32)
+    mask = torch.tensor([[1, 1], [1, 1], [1, 0], [1, 1]], dtype=torch.bool)
+    f1 = TRIVIAL.get("all_positive").score(_FakeDM([{"au": au, "au_mask": mask}]), 1.0)
+    assert f1["f1_au01"] == pytest.approx(2 * 0.5 / 1.5) and f1["f1_au02"] == pytest.approx(2 * (1 / 3) / (4 / 3))
+    assert f1["f1_mean"] == pytest.approx((2 / 3 + 1 / 2) / 2)

@@ -66,7 +66,8 @@ def all_positive(datamodule: Any, limit: Any = 1.0) -> dict[str, float]:
     return _plain(metric.compute())
 
 
-@_register("chance", "expression", "one constant class for every clip: UAR = 1 / classes in the test fold (no training)")
+@_register("chance", "expression",
+           "one constant class for every clip: UAR = 1 / classes in the test fold (no training)")
 def chance(datamodule: Any, limit: Any = 1.0) -> dict[str, float]:
     """UAR and WAR of predicting one class for every clip (the test fold's most frequent one): its UAR,
     1 / (number of classes present), is that of any constant or uniformly random guess."""
