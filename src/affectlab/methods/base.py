@@ -15,6 +15,7 @@ from typing import Any, ClassVar, Iterator
 import lightning as L
 from omegaconf import DictConfig
 
+from affectlab.evidence.arms import Evidence
 from affectlab.registry import Registry
 
 METHODS: Registry[type["MethodSpec"]] = Registry("method")
@@ -72,6 +73,8 @@ class MethodSpec:
     task: ClassVar[str] = "au_occurrence"
     #: data section keys the method needs (merged after data/<name>.yaml, before the experiment)
     data_overrides: ClassVar[dict[str, Any]] = {}
+    #: the default and the controls ``make evidence`` compares (affectlab.evidence.arms); None = none
+    evidence: ClassVar[Evidence | None] = None
     registry_name: ClassVar[str]
 
     def stages(self, cfg: DictConfig, ctx: RunContext) -> Iterator[Stage]:

@@ -20,6 +20,7 @@ from omegaconf import DictConfig
 
 from affectlab.config import ConfigError
 from affectlab.engine.scaling import scaled_lr
+from affectlab.evidence.arms import Arm, Evidence
 from affectlab.losses.optimal_transport import RelationPrior, ot_relation_loss
 from affectlab.losses.region_relation import (per_au_info_nce, region_consistency_loss, siamese_ot_loss,
                                               variance_covariance_loss)
@@ -618,6 +619,12 @@ class RegionRelation(MethodSpec):
     default_data = "bp4d"
     task = "au_occurrence"
     data_overrides = {"task": "au_occurrence", "image_size": 64}
+    evidence = Evidence(metric="f1_mean", arms=(
+        Arm("default", help="self-supervised pretraining, then the probe on the AU region features"),
+        Arm("random_backbone", ("method.pretrain=false",),
+            help="the same probe on a randomly initialised encoder (no pretraining)"),
+        Arm("all_positive", trivial="all_positive", help="trivial: every AU present in every frame (no training)"),
+    ))
 
     def stages(self, cfg: DictConfig, ctx: RunContext):
         from data_modules import create_datamodule

@@ -24,6 +24,7 @@ import torch.nn.functional as F
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
+from affectlab.evidence.arms import Arm, Evidence
 from affectlab.losses.tcae import CurriculumWindow, TCAELossWeights, per_sample_terms, tcae_objective
 from affectlab.methods.base import METHODS, MethodConfig, MethodSpec, RunContext, Stage
 from affectlab.models.tcae import TCAE, TCAENetConfig, TCAEOutput, check_net_config
@@ -429,6 +430,12 @@ class TCAEMethod(MethodSpec):
     default_data = "bp4d"
     task = "au_occurrence"
     data_overrides = {"task": "au_occurrence", "image_size": 64, "normalize": "zero_one"}
+    evidence = Evidence(metric="f1_mean", arms=(
+        Arm("default", help="TCAE pretraining, then the linear probe on frozen φ"),
+        Arm("random_init", ("method.pretrain_epochs=0",),
+            help="the same probe on a randomly initialised encoder (no pretraining)"),
+        Arm("all_positive", trivial="all_positive", help="trivial: every AU present in every frame (no training)"),
+    ))
 
     def stages(self, cfg: DictConfig, ctx: RunContext) -> Iterator[Stage]:
         from affectlab.engine.scaling import scaled_lr
