@@ -15,12 +15,14 @@ SEED ?= 0
 OUT ?= data/synthetic
 FILE ?=
 COUNT ?= 3
+SEEDS ?= 3
+EVIDENCE_OUT ?=
 
 SELECT = $(if $(METHOD),METHOD=$(METHOD)) $(if $(DATA),DATA=$(DATA)) $(if $(TRAINER),TRAINER=$(TRAINER)) \
          $(if $(EXP),EXP=$(EXP)) $(if $(DATA_ROOT),data.root=$(DATA_ROOT))
 
 .PHONY: help env install train test test-full config list synth preview cv sweep leaderboard \
-        check-data benchmark clean synth-check
+        check-data benchmark clean synth-check evidence
 
 help: ## show this help
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -33,6 +35,9 @@ install: env ## create .venv (cached by lock-file hash) and link the `affectlab`
 
 train: env ## train and test: make train METHOD=tcae [DATA=bp4d] [TRAINER=cpu] [EXP=file] [DATA_ROOT=/path] [ARGS="k=v"]
 	$(PY) -m affectlab train $(SELECT) $(ARGS)
+
+evidence: env ## default vs its controls over seeds: make evidence METHOD=tcae [SEEDS=3] [EVIDENCE_OUT=dir] [ARGS="k=v"]
+	$(PY) -m affectlab evidence $(SELECT) --seeds $(SEEDS) $(if $(EVIDENCE_OUT),--out $(EVIDENCE_OUT)) $(ARGS)
 
 test: env ## run the test suite (what CI runs)
 	$(PY) -m pytest -q

@@ -4,8 +4,12 @@ import pytest
 
 from affectlab.synth.face import AU_INDEX, AUS, N_AU, Pose, sample_identity
 from affectlab.synth.labels import apply_rules
-from affectlab.synth.render import render_face
+from affectlab.synth.render import FRONTAL, Lighting, render_face
 from affectlab.synth.writers import rng_for
+
+#: frontal white, a warm key light from the upper right, a cool key light low from the left
+LIGHTINGS = {"frontal": FRONTAL, "side_warm": Lighting((0.9, -0.5, 0.6), (1.15, 1.0, 0.8), 0.25),
+             "low_cool": Lighting((-1.0, 0.3, 0.5), (0.8, 0.95, 1.2), 0.3, (0.9, 0.95, 1.1))}
 
 # AU -> landmark indices (iBUG-68) spanning its own region; the region is their box plus a margin.
 REGIONS = {1: range(17, 27), 2: range(17, 27), 4: range(17, 27), 5: range(36, 48), 6: list(range(36, 48)) + [2, 14],
@@ -15,23 +19,24 @@ REGIONS = {1: range(17, 27), 2: range(17, 27), 4: range(17, 27), 5: range(36, 48
 MARGIN = {1: 24, 2: 24, 4: 12, 6: 8, 9: 8, 26: 6}
 
 
-def _render(ident, u):
-    img, lm = render_face(ident, u, Pose(scale=35), (112, 112), noise=0)
+def _render(ident, u, lighting=FRONTAL):
+    img, lm = render_face(ident, u, Pose(scale=35), (112, 112), noise=0, lighting=lighting)
     return img.astype(np.float32).mean(2), lm
 
 
+@pytest.mark.parametrize("light", sorted(LIGHTINGS))
 @pytest.mark.parametrize("au", AUS)
-def test_au_level2_changes_its_own_region(au):
+def test_au_level2_changes_its_own_region(au, light):
     ratios, gains = [], []
     for i in range(3):
         ident = sample_identity(rng_for(0, "region", i))
         ident.glasses, ident.beard = False, False
-        base, lm = _render(ident, np.zeros(N_AU))
+        base, lm = _render(ident, np.zeros(N_AU), LIGHTINGS[light])
         diffs = []
         for lv in (1, 2):
             u = np.zeros(N_AU)
             u[AU_INDEX[au]] = lv
-            img, _ = _render(ident, apply_rules(u[None])[0])
+            img, _ = _render(ident, apply_rules(u[None])[0], LIGHTINGS[light])
             diffs.append(np.abs(img - base))
         pts = lm[list(REGIONS[au])]
         m = MARGIN.get(au, 6)
@@ -47,6 +52,45 @@ def test_au_level2_changes_its_own_region(au):
     assert min(ratios) > 3.0, (au, ratios)          # clearly more change inside than outside
     assert np.median(gains) > 1.5, (au, gains)      # level 2 clearly above the level-1 trace
 
+
+def test_lighting_changes_pixels_everywhere_but_not_the_face():
+    """Same identity, AU state and pose under two lightings: (almost) every face pixel changes, the
+    landmarks do not; the shading follows the light (the lit side of the face is the brighter one)."""
+    ident = sample_identity(rng_for(0, "light", 0))
+    u = np.zeros(N_AU)
+    u[AU_INDEX[12]] = 3.0
+    a, lm_a = _render(ident, u, LIGHTINGS["frontal"])
+    b, lm_b = _render(ident, u, LIGHTINGS["side_warm"])
+    assert np.array_equal(lm_a, lm_b)
+    x0, y0 = np.floor(lm_a[:27].min(0)).astype(int)
+    x1, y1 = np.ceil(lm_a[:27].max(0)).astype(int)
+    face = np.abs(b - a)[y0:y1, x0:x1]
+    assert (face >= 2).mean() > 0.9
+    right = Lighting((1.0, 0.0, 0.4), (1.0, 1.0, 1.0), 0.2)
+    left = Lighting((-1.0, 0.0, 0.4), (1.0, 1.0, 1.0), 0.2)
+    cx = int(lm_a[27:31, 0].mean())
+    for light, brighter in ((right, "right"), (left, "left")):
+        img, _ = _render(ident, np.zeros(N_AU), light)
+        lo, hi = img[y0:y1, x0:cx].mean(), img[y0:y1, cx:x1].mean()
+        assert (hi > lo + 10) if brighter == "right" else (lo > hi + 10)
+
+
+def test_wrinkle_polarity_follows_the_light():
+    """A furrow is relief: under light from above and from below its shading pattern flips, which no
+    fixed linear template of pixels can follow (the reason the pixel readout fails on v3)."""
+    ident = sample_identity(rng_for(0, "polarity", 0))
+    ident.static_lines, ident.hair_style = 0.0, 1          # no ageing lines, no fringe over the forehead
+    u = np.zeros(N_AU)
+    u[AU_INDEX[1]] = 4.0
+    effects = []
+    for light in (Lighting((0.0, -1.2, 0.6), ambient=0.2), Lighting((0.0, 1.2, 0.6), ambient=0.2)):
+        base, lm = _render(ident, np.zeros(N_AU), light)
+        img, _ = _render(ident, u, light)
+        effects.append((img - base)[:int(lm[17:27, 1].min()) - 8])       # the forehead above the brows
+    up, down = (e.ravel() for e in effects)
+    active = (np.abs(up) > 3) | (np.abs(down) > 3)
+    assert active.sum() > 20
+    assert np.corrcoef(up[active], down[active])[0, 1] < 0.5
 
 def test_render_is_deterministic_and_landmarks_follow_pose():
     ident = sample_identity(rng_for(0, "det", 0))

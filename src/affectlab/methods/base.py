@@ -15,6 +15,7 @@ from typing import Any, ClassVar, Iterator
 import lightning as L
 from omegaconf import DictConfig
 
+from affectlab.evidence.arms import Evidence
 from affectlab.registry import Registry
 
 METHODS: Registry[type["MethodSpec"]] = Registry("method")
@@ -80,6 +81,8 @@ class MethodSpec:
     #: its networks train faster in channels_last memory format on CPU (``trainer.channels_last=auto``;
     #: measured by ``benchmarks/channels_last_cpu.py``)
     channels_last_cpu: ClassVar[bool] = False
+    #: the default and the controls ``make evidence`` compares (affectlab.evidence.arms); None = none
+    evidence: ClassVar[Evidence | None] = None
     registry_name: ClassVar[str]
 
     def stages(self, cfg: DictConfig, ctx: RunContext) -> Iterator[Stage]:

@@ -17,6 +17,7 @@ from omegaconf import DictConfig
 from torchmetrics import SumMetric
 
 from affectlab.engine.scaling import scaled_lr
+from affectlab.evidence.arms import Arm, Evidence
 from affectlab.methods.base import METHODS, MethodConfig, MethodSpec, RunContext, Stage
 from affectlab.metrics import AUDetectionMetrics
 from affectlab.metrics.au import metric_key
@@ -117,6 +118,10 @@ class Baseline(MethodSpec):
     Config = BaselineConfig
     default_data = "bp4d"
     task = "au_occurrence"
+    evidence = Evidence(metric="f1_mean", arms=(
+        Arm("default", help="supervised CNN, class-balanced BCE"),
+        Arm("all_positive", trivial="all_positive", help="trivial: every AU present in every frame (no training)"),
+    ))
 
     def stages(self, cfg: DictConfig, ctx: RunContext):
         from data_modules import create_datamodule

@@ -36,6 +36,7 @@ from affectlab.config import ConfigError
 from affectlab.engine.online_probe import OnlineProbe, OnlineProbeConfig
 from affectlab.engine.scaling import scaled_lr
 from affectlab.engine.schedules import cosine_schedule
+from affectlab.evidence.arms import Arm, Evidence
 from affectlab.losses.contrastive import (
     anchor_steps,
     nt_xent,
@@ -491,6 +492,14 @@ class ContrastiveIntensity(MethodSpec):
     # applied after experiments/data/<name>.yaml (a CPU-sized default; EXP files override them)
     data_overrides = {"task": "sequences", "image_size": 64, "batch_size": 2, "sequence_length": 32,
                       "num_workers": 1}
+    # each seed also draws its own labelled frames (data.label_mask_seed), the same for every arm
+    evidence = Evidence(metric="icc_mean", seed_keys=("seed", "data.label_mask_seed"), arms=(
+        Arm("default", help="stage-1 contrastive pretraining, then sparse-label regression"),
+        Arm("scratch", ("method.pretrain.enabled=false", "method.regress.freeze_extractor=false"),
+            help="no stage 1: the whole model trained from random init on the same labels"),
+        Arm("random_frozen", ("method.pretrain.enabled=false",),
+            help="no stage 1: the default's stage 2 on a frozen random extractor"),
+    ))
 
     def stages(self, cfg: DictConfig, ctx: RunContext) -> Iterator[Stage]:
         m = cfg.method

@@ -28,6 +28,7 @@ import torch
 from omegaconf import DictConfig
 
 from affectlab.config import ConfigError
+from affectlab.evidence.arms import Arm, Evidence
 from affectlab.losses.ial import ial_objective
 from affectlab.methods.base import METHODS, MethodConfig, MethodSpec, RunContext, Stage
 from affectlab.metrics import ExpressionMetrics
@@ -236,6 +237,11 @@ class IAL(MethodSpec):
         ],
     }
     channels_last_cpu = True  # faster train steps on CPU (benchmarks/channels_last_cpu.py)
+    evidence = Evidence(metric="uar", arms=(
+        Arm("default", help="GCA network, CE + intensity-aware loss"),
+        Arm("ial_off", ("method.use_ial=false",), help="the same network and schedule without the IAL term (λ = 0)"),
+        Arm("chance", trivial="chance", help="trivial: one constant class for every clip (no training)"),
+    ))
 
     def stages(self, cfg: DictConfig, ctx: RunContext) -> Iterator[Stage]:
         from data_modules import create_datamodule

@@ -22,6 +22,7 @@ from affectlab.config import ConfigError
 from affectlab.engine.online_probe import OnlineProbe, OnlineProbeConfig
 from affectlab.engine.scaling import scaled_lr
 from affectlab.engine.schedules import cosine_schedule
+from affectlab.evidence.arms import Arm, Evidence
 from affectlab.losses.optimal_transport import RelationPrior, ot_relation_loss
 from affectlab.losses.region_relation import (per_au_info_nce, region_consistency_loss, siamese_ot_loss,
                                               variance_covariance_loss)
@@ -631,6 +632,12 @@ class RegionRelation(MethodSpec):
     task = "au_occurrence"
     data_overrides = {"task": "au_occurrence", "image_size": 64}
     channels_last_cpu = True  # faster train steps on CPU (benchmarks/channels_last_cpu.py)
+    evidence = Evidence(metric="f1_mean", arms=(
+        Arm("default", help="self-supervised pretraining, then the probe on the AU region features"),
+        Arm("random_backbone", ("method.pretrain=false",),
+            help="the same probe on a randomly initialised encoder (no pretraining)"),
+        Arm("all_positive", trivial="all_positive", help="trivial: every AU present in every frame (no training)"),
+    ))
 
     def stages(self, cfg: DictConfig, ctx: RunContext):
         from data_modules import create_datamodule

@@ -25,6 +25,7 @@ from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
 from affectlab.engine.online_probe import OnlineProbe, OnlineProbeConfig
+from affectlab.evidence.arms import Arm, Evidence
 from affectlab.losses.tcae import CurriculumWindow, TCAELossWeights, per_sample_terms, tcae_objective
 from affectlab.methods.base import METHODS, MethodConfig, MethodSpec, RunContext, Stage
 from affectlab.models.tcae import TCAE, TCAENetConfig, TCAEOutput, check_net_config
@@ -440,6 +441,12 @@ class TCAEMethod(MethodSpec):
     task = "au_occurrence"
     data_overrides = {"task": "au_occurrence", "image_size": 64, "normalize": "zero_one"}
     channels_last_cpu = True  # faster train steps on CPU (benchmarks/channels_last_cpu.py)
+    evidence = Evidence(metric="f1_mean", arms=(
+        Arm("default", help="TCAE pretraining, then the linear probe on frozen φ"),
+        Arm("random_init", ("method.pretrain_epochs=0",),
+            help="the same probe on a randomly initialised encoder (no pretraining)"),
+        Arm("all_positive", trivial="all_positive", help="trivial: every AU present in every frame (no training)"),
+    ))
 
     def stages(self, cfg: DictConfig, ctx: RunContext) -> Iterator[Stage]:
         from affectlab.engine.scaling import scaled_lr

@@ -9,13 +9,14 @@ import shutil
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pandas as pd
 
 from . import writers as W
 from affectlab.config import ConfigError
 
-GENERATOR_VERSION = "2"  # 2: occluders in wild tracks, `occlusion` ground-truth column
+GENERATOR_VERSION = "3"  # 3: shaded relief, lighting, texture, large faces, talking-face corpus (synthetic.md)
 DATASETS = ("bp4d", "disfa", "dfew", "ferv39k", "videos")
 RELEASE_DIR = {"bp4d": "BP4D", "disfa": "DISFA", "dfew": "DFEW", "ferv39k": "FERV39k", "videos": "videos"}
 #: written inside every release folder the generator makes ("<version>\n<profile>-seed<k>\n"), so a copy
@@ -45,6 +46,28 @@ def _run(args):
     return fn(root, prof, seed, *a)
 
 
+class _Progress:
+    """One tqdm bar per dataset (jobs done, frames written, ETA), opened when its first job ends."""
+
+    def __init__(self, names: list[str], jobs: dict[str, int], profile: str) -> None:
+        self.jobs, self.profile, self.bar, self.current, self.frames = jobs, profile, None, None, 0
+
+    def update(self, name: str, frames: int) -> None:
+        from tqdm import tqdm
+        if name != self.current:
+            self.close()
+            self.current, self.frames = name, 0
+            self.bar = tqdm(total=self.jobs[name], desc=f"synth {self.profile} {name}", unit="job")
+        self.frames += frames
+        self.bar.set_postfix_str(f"{self.frames} frames", refresh=False)
+        self.bar.update()
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+
 def _write_gt(path: Path, parts: list[pd.DataFrame]):
     path.parent.mkdir(parents=True, exist_ok=True)
     df = pd.concat(parts, ignore_index=True)
@@ -67,25 +90,29 @@ def generate(out: Path | str, datasets: list[str] | None = None, profile: str = 
     plans = {n: _jobs(n, prof, seed) for n in names}
     tasks = [(n, (fn, out, prof, seed, a)) for n in names for fn, a in plans[n][0]]
     if workers is None:
-        workers = 1 if profile == "tiny" else min(2, os.cpu_count() or 1)
-    bar = None
-    if progress:
-        from tqdm import tqdm
-        bar = tqdm(total=len(tasks), desc=f"synth {profile}", unit="job")
+        workers = min(2, os.cpu_count() or 1)
+    progress_of = _Progress(names, {n: len(plans[n][0]) for n in names}, profile) if progress else None
     results: dict[str, list] = {n: [] for n in names}
-    if workers > 1:
-        with ProcessPoolExecutor(workers) as ex:
+
+    def collect(n: str, rows: list) -> None:
+        results[n].extend(rows)
+        if progress_of:
+            progress_of.update(n, sum(len(part) for part in rows))
+
+    if workers > 1:   # one OpenCV thread per worker: the workers already fill the cores
+        with ProcessPoolExecutor(workers, initializer=cv2.setNumThreads, initargs=(1,)) as ex:
             for (n, _), rows in zip(tasks, ex.map(_run, [t for _, t in tasks], chunksize=4)):
-                results[n].extend(rows)
-                if bar:
-                    bar.update()
+                collect(n, rows)
     else:
-        for n, t in tasks:
-            results[n].extend(_run(t))
-            if bar:
-                bar.update()
-    if bar:
-        bar.close()
+        threads = cv2.getNumThreads()
+        cv2.setNumThreads(1)   # small images: OpenCV's thread pool costs more than it saves
+        try:
+            for n, t in tasks:
+                collect(n, _run(t))
+        finally:
+            cv2.setNumThreads(threads)
+    if progress_of:
+        progress_of.close()
     for n in names:
         if n == "dfew":
             ids, labels = plans[n][1]

@@ -254,6 +254,16 @@ class Identity:
     beard: bool
     freckles: np.ndarray = field(default_factory=lambda: np.zeros((0, 3)))
     stipple: np.ndarray = field(default_factory=lambda: np.zeros((0, 3)))
+    #: skin-albedo multiplier (blotches, pores, moles) on a square of face coordinates starting at
+    #: ``texture_origin`` (x, y, IOD) with side ``texture_span``; None renders flat skin
+    texture: np.ndarray | None = None
+    texture_origin: tuple[float, float] = (-1.6, -1.5)
+    texture_span: float = 3.4
+    blush: float = 0.0
+    #: upper-lid make-up: B, G, R and opacity
+    eyeshadow: tuple[float, float, float, float] = (0.0, 0.0, 0.0, 0.0)
+    #: how much of the static ageing lines sit at the frown (glabella, lips) rather than elsewhere
+    frowner: float = 0.0
     cache: dict = field(default_factory=dict, repr=False)
 
 
@@ -262,13 +272,31 @@ def _lab_to_bgr(L: float, a: float, b: float) -> np.ndarray:
     return cv2.cvtColor(lab, cv2.COLOR_LAB2BGR)[0, 0].astype(np.float64)
 
 
+def skin_texture(rng: np.random.Generator, n: int = 128, age: float = 0.0) -> np.ndarray:
+    """Identity-fixed skin albedo multiplier: blotches (±5 %, more with age), pores (±2 %), moles, fading to
+    1 off the face."""
+    blotch = cv2.GaussianBlur(rng.standard_normal((n, n)).astype(np.float32), (0, 0), n / 14)
+    blotch *= 0.05 * (1 + age) / max(float(blotch.std()), 1e-6)
+    pores = cv2.GaussianBlur(rng.standard_normal((n, n)).astype(np.float32), (0, 0), 0.7)
+    pores *= 0.02 / max(float(pores.std()), 1e-6)
+    tex = 1.0 + blotch + pores
+    for _ in range(int(rng.integers(0, 5))):
+        cv2.circle(tex, (int(rng.uniform(0.2, 0.8) * n), int(rng.uniform(0.3, 0.85) * n)),
+                   max(1, int(rng.uniform(0.006, 0.015) * n)), float(rng.uniform(0.45, 0.75)), -1, cv2.LINE_AA)
+    yy, xx = (np.mgrid[0:n, 0:n].astype(np.float32) + 0.5) / n
+    fade = np.clip(1.6 - 2.2 * np.hypot((xx - 0.47) / 0.62, (yy - 0.5) / 0.75), 0, 1)
+    return (1.0 + (tex - 1.0) * fade).astype(np.float32)
+
+
 def sample_identity(rng: np.random.Generator, wild: bool = False) -> Identity:
+    """One subject (v3): shape, skin tone over the whole Fitzpatrick range, brows that may be lighter
+    than the skin, ageing lines, skin texture, make-up, beard and glasses."""
     p = BASE_POINTS.copy()
     x, y = p[:, 0], p[:, 1]
     lower = y > 0.3
-    p[:, 0] *= rng.normal(1, 0.05)
-    p[lower, 1] = 0.3 + (y[lower] - 0.3) * np.clip(rng.normal(1, 0.05), 0.85, 1.15)
-    jaw_ratio = rng.uniform(0.85, 1.0)
+    p[:, 0] *= rng.normal(1, 0.06)
+    p[lower, 1] = 0.3 + (y[lower] - 0.3) * np.clip(rng.normal(1, 0.07), 0.82, 1.18)
+    jaw_ratio = rng.uniform(0.82, 1.0)
     for i in JAW:
         p[i, 0] *= 1 - (1 - jaw_ratio) * np.clip((p[i, 1] - 0.5) / 1.3, 0, 1)
     # Eyes: width and opening around each eye centre.
@@ -278,18 +306,21 @@ def sample_identity(rng: np.random.Generator, wild: bool = False) -> Identity:
         cx = -0.5 if side == "L" else 0.5
         p[e, 0] = cx + (p[e, 0] - cx) * ew
         p[e, 1] = p[e, 1] * eh
-    p[17:27, 1] += rng.normal(0, 0.02)                          # brow height
-    p[[27, 28, 29, 30], 1] += np.array([0, 0.3, 0.6, 1.0]) * rng.uniform(-0.05, 0.08)
-    p[[31, 35], 0] *= rng.uniform(0.85, 1.15)                   # alar width
+    p[17:27, 1] += rng.normal(0, 0.035)                         # brow height
+    arch = rng.normal(0, 0.025)                                 # arched vs flat brows
+    p[[19, 24], 1] -= arch
+    p[[18, 20, 23, 25], 1] -= 0.5 * arch
+    p[[27, 28, 29, 30], 1] += np.array([0, 0.3, 0.6, 1.0]) * rng.uniform(-0.06, 0.1)
+    p[[31, 35], 0] *= rng.uniform(0.82, 1.18)                   # alar width
     mouth = list(range(48, 68)) + both("nlf_bot")
-    p[mouth, 0] *= rng.uniform(0.85, 1.12)
-    p[mouth, 1] += rng.uniform(-0.04, 0.04)
+    p[mouth, 0] *= rng.uniform(0.82, 1.15)
+    p[mouth, 1] += rng.uniform(-0.06, 0.06)
     p[both("menton") + both("chin") + [7, 9], 1] += rng.uniform(-0.06, 0.08)
-    p[:, :2] += rng.normal(0, 0.006, size=(N_POINTS, 2))
+    p[:, :2] += rng.normal(0, 0.008, size=(N_POINTS, 2))
     p[66, 1], p[65, 1], p[67, 1] = p[62, 1], p[63, 1], p[61, 1]   # lips closed at rest
 
-    L = rng.uniform(35, 85)
-    skin = _lab_to_bgr(L, rng.uniform(8, 20), rng.uniform(12, 28) + 0.05 * (L - 60))
+    L = rng.uniform(25, 88)
+    skin = _lab_to_bgr(L, rng.uniform(6, 22), rng.uniform(10, 30) + 0.05 * (L - 60))
     lip = _lab_to_bgr(max(L - rng.uniform(10, 20), 20), rng.uniform(25, 40), rng.uniform(12, 25))
     hair = _HAIR_COLOURS[rng.integers(len(_HAIR_COLOURS))] * rng.uniform(0.8, 1.2)
     n_fr = int(rng.integers(10, 30)) if rng.random() < 0.2 else 0
@@ -298,14 +329,23 @@ def sample_identity(rng: np.random.Generator, wild: bool = False) -> Identity:
     stipple = np.c_[rng.uniform(-0.13, 0.13, n_st), rng.uniform(-0.07, 0.07, n_st), np.zeros(n_st)]
     bg_a = rng.uniform(30, 220, 3)
     bg_b = np.clip(bg_a + rng.normal(0, 40, 3), 0, 255)
+    age = float(rng.beta(1.3, 2.2))
+    # brows from the hair colour, sometimes bleached/fair: lighter than dark skin
+    brow = hair * rng.uniform(0.7, 1.0) if rng.random() < 0.8 else skin * rng.uniform(0.75, 1.3)
+    makeup = rng.random() < (0.3 if wild else 0.15)
+    if makeup:
+        lip = lip * rng.uniform(0.5, 1.0) + np.array([20.0, 10.0, 60.0]) * rng.uniform(0, 1)
+    shadow = (*rng.uniform(20, 160, 3), float(rng.uniform(0.2, 0.5))) if makeup and rng.random() < 0.6 else (0, 0, 0, 0)
     return Identity(
         base=p, gain=np.clip(rng.lognormal(0, 0.12, N_AU), 0.8, 1.3), skin=skin, lip=lip,
         hair=np.clip(hair, 0, 255), iris=_IRIS_COLOURS[rng.integers(len(_IRIS_COLOURS))],
-        brow_colour=np.clip(hair * rng.uniform(0.7, 1.0), 0, 255), clothing=rng.uniform(20, 230, 3),
+        brow_colour=np.clip(brow, 0, 255), clothing=rng.uniform(20, 230, 3),
         bg=(tuple(bg_a), tuple(bg_b), float(rng.uniform(0, np.pi))), hair_style=int(rng.integers(0, 3)),
-        brow_thick=rng.uniform(0.045, 0.08), static_lines=rng.uniform(0, 0.2),
-        glasses=bool(rng.random() < (0.12 if wild else 0.05)), beard=bool(rng.random() < 0.08),
-        freckles=freckles, stipple=stipple)
+        brow_thick=rng.uniform(0.04, 0.09), static_lines=age,
+        glasses=bool(rng.random() < (0.12 if wild else 0.05)), beard=bool(rng.random() < (0.15 if wild else 0.08)),
+        freckles=freckles, stipple=stipple, texture=skin_texture(rng, age=age),
+        blush=float(rng.uniform(0.1, 0.3)) if makeup and rng.random() < 0.5 else 0.0,
+        eyeshadow=tuple(float(v) for v in shadow), frowner=float(rng.uniform(0, 1)))
 
 
 # ---------------------------------------------------------------------------------------------

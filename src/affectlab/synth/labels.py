@@ -172,6 +172,97 @@ def _take(rng, U, n, fps):
     return U[ix], blink[ix]
 
 
+#: The talking-face corpus (`videos`, synthetic.md "v3 talking faces"): speech in utterances of
+#: 1–4 s separated by 0.3–2 s pauses at about 4 syllables/s, spontaneous AU episodes about every 5 s
+#: (type: AUs, share), each with onset 0.2–0.8 s, apex 0.3–3 s, offset 0.3–1.5 s, and blinks.
+TALK_EPISODES = {
+    "smile": ((6, 12), 0.25), "social_smile": ((12,), 0.15), "brow_raise": ((1, 2), 0.2),
+    "frown": ((4, 7), 0.12), "lip_press": ((23, 24), 0.1), "sad_mouth": ((15, 17), 0.08),
+    "dimpler": ((14,), 0.05), "nose_wrinkle": ((9, 10), 0.05),
+}
+TALK_EPISODE_EVERY_S = 5.0
+TALK_ONSET_S, TALK_APEX_S, TALK_OFFSET_S = (0.2, 0.8), (0.3, 3.0), (0.3, 1.5)
+TALK_SYLLABLES_PER_S = 4.0
+TALK_BLINKS_PER_MIN = 17.0
+
+
+def _ramp_episode(T, start, onset, apex, offset):
+    """Smooth onset → apex plateau → offset envelope (0..1) over T frames."""
+    t = np.arange(T, dtype=float)
+    up = np.clip((t - start) / max(onset, 1), 0, 1)
+    down = np.clip((start + onset + apex + offset - t) / max(offset, 1), 0, 1)
+    e = np.minimum(up, down)
+    return e * e * (3 - 2 * e)
+
+
+def talking_state(rng, n: int, fps: int = 25):
+    """A talking person (`videos`): speech mouth motion, spontaneous AU episodes and blinks.
+
+    Returns U (n, 17), blink (n,) and the episode list [(type, start frame, onset, apex, offset)]
+    (frames), which the ground truth does not store but the corpus test re-derives from U.
+    """
+    U = np.zeros((n, N_AU))
+    # Speech: utterances of syllables; each syllable opens the jaw and parts the lips.
+    t = int(rng.uniform(0, 1.0) * fps)
+    while t < n:
+        length = int(rng.uniform(1.0, 4.0) * fps)
+        k = t
+        while k < min(n, t + length):
+            dur = max(3, int(fps / TALK_SYLLABLES_PER_S * rng.uniform(0.6, 1.4)))
+            amp = rng.uniform(0.6, 2.6)
+            env = np.sin(np.pi * np.clip((np.arange(n) - k) / dur, 0, 1)) ** 2
+            U[:, AU_INDEX[26]] = np.maximum(U[:, AU_INDEX[26]], amp * env)
+            U[:, AU_INDEX[25]] = np.maximum(U[:, AU_INDEX[25]], min(amp + 0.6, 3.0) * env)
+            if rng.random() < 0.12:   # lip shapes of some phonemes
+                au = (10, 17, 24, 23)[int(rng.integers(4))]
+                U[:, AU_INDEX[au]] = np.maximum(U[:, AU_INDEX[au]], rng.uniform(0.6, 1.6) * env)
+            k += dur
+        t += length + int(rng.uniform(0.3, 2.0) * fps)
+    # Spontaneous episodes.
+    names = list(TALK_EPISODES)
+    share = np.array([TALK_EPISODES[k][1] for k in names])
+    episodes = []
+    t = int(rng.exponential(TALK_EPISODE_EVERY_S * fps / 2))
+    while t < n:
+        name = names[rng.choice(len(names), p=share / share.sum())]
+        on, apex, off = (int(rng.uniform(*r) * fps) for r in (TALK_ONSET_S, TALK_APEX_S, TALK_OFFSET_S))
+        peak = 1 + rng.choice(4, p=[.25, .35, .28, .12]) + rng.uniform(-0.3, 0.3)
+        env = _ramp_episode(n, t, on, apex, off)
+        for au in TALK_EPISODES[name][0]:
+            k = AU_INDEX[au]
+            U[:, k] = np.maximum(U[:, k], peak * (1 + rng.normal(0, 0.1)) * env)
+        episodes.append((name, t, on, apex, off))
+        t += on + apex + off + int(rng.exponential(TALK_EPISODE_EVERY_S * fps))
+    U = apply_rules(U)
+    blink = np.zeros(n)
+    t = int(rng.exponential(fps * 60 / TALK_BLINKS_PER_MIN))
+    while t < n:
+        dur = int(rng.uniform(0.1, 0.3) * fps)
+        e = np.sin(np.pi * np.clip((np.arange(n) - t) / max(dur, 2), 0, 1))
+        blink = np.maximum(blink, e)
+        t += dur + int(rng.exponential(fps * 60 / TALK_BLINKS_PER_MIN))
+    blink[U[:, AU_INDEX[5]] >= 3] = 0
+    return U, blink, episodes
+
+
+def talking_pose(rng, n: int, fps: int, scale: float, size: tuple[int, int]) -> np.ndarray:
+    """Head motion of a talking person: slow drift, nods, and a larger turn about every 10 s."""
+    sec = max(2, int(1.5 * fps))
+    yaw = rng.normal(0, 8) + _smooth_noise(rng, n, sec, 5)
+    pitch = rng.normal(0, 5) + _smooth_noise(rng, n, sec, 3) + _smooth_noise(rng, n, max(2, fps // 3), 1.2)
+    roll = rng.normal(0, 3) + _smooth_noise(rng, n, sec, 2.5)
+    t = int(rng.exponential(10 * fps))
+    while t < n:
+        target, dur, hold = rng.uniform(15, 35) * rng.choice([-1, 1]), int(rng.uniform(0.6, 1.2) * fps), \
+            int(rng.uniform(0.5, 3) * fps)
+        yaw += rng.uniform(0.6, 1.0) * target * _ramp_episode(n, t, dur, hold, dur)
+        t += 2 * dur + hold + int(rng.exponential(10 * fps))
+    s = scale * (1 + np.clip(rng.normal(0, 0.04) + _smooth_noise(rng, n, sec * 2, 0.02), -0.1, 0.1))
+    tx = (rng.normal(0, 0.02) + _smooth_noise(rng, n, sec, 0.015)) * size[0]
+    ty = (rng.normal(0, 0.02) + _smooth_noise(rng, n, sec, 0.015)) * size[1]
+    return np.c_[np.clip(yaw, -45, 45), np.clip(pitch, -30, 30), np.clip(roll, -25, 25), s, tx, ty]
+
+
 def class_counts(n: int, shares: np.ndarray, min_per_class: int = 0) -> np.ndarray:
     """Largest-remainder allocation of n clips to classes, with an optional per-class floor."""
     raw = shares / shares.sum() * (n - min_per_class * len(shares))
@@ -256,4 +347,4 @@ def occlusion_track(rng, n: int, wild: bool) -> tuple[str, int, np.ndarray, tupl
 
 
 __all__ = ["AUS", "CLASSES", "apply_rules", "levels", "bp4d_state", "disfa_state", "expression_state",
-           "occlusion_track"]
+           "occlusion_track", "talking_state", "talking_pose"]

@@ -9,14 +9,17 @@ import numpy as np
 
 from .face import AU_INDEX, AUS, N_AU, Pose, sample_identity
 from .labels import CLASSES, RECIPES, apply_rules
-from .render import render_face
-from .writers import rng_for
+from .render import Lighting, render_face
+from .writers import FACE_SCALE, rng_for
 
-TILE = 64
+TILE = 80
+#: a lab key light slightly from the upper right, so the relief (furrows, bulges) shows as it does in the data
+LIGHT = Lighting((0.35, -0.45, 1.0), (1.02, 1.0, 0.97), 0.4)
 
 
 def _tile(ident, u, pose=None, label=""):
-    img, _ = render_face(ident, u, pose or Pose(scale=0.3 * TILE), (TILE, TILE), noise=0)
+    pose = pose or Pose(scale=FACE_SCALE["clip"] * TILE)
+    img, _ = render_face(ident, u, pose, (TILE, TILE), noise=0, lighting=LIGHT)
     if label:
         cv2.putText(img, label, (2, 9), cv2.FONT_HERSHEY_PLAIN, 0.6, (255, 255, 255), 1, cv2.LINE_AA)
     return img
@@ -47,7 +50,7 @@ def contact_sheet(seed: int = 0) -> np.ndarray:
             row.append(_tile(ident, apply_rules(u[None])[0], label=f"{cls[:4]} {band}"))
         row += [np.zeros_like(row[0])] * (12 - len(row))
         sheet.append(np.hstack(row))
-    sheet.append(np.hstack([_tile(ident, np.zeros(N_AU), Pose(yaw=y, pitch=pt, scale=0.3 * TILE))
+    sheet.append(np.hstack([_tile(ident, np.zeros(N_AU), Pose(yaw=y, pitch=pt, scale=FACE_SCALE["clip"] * TILE))
                             for y, pt in [(-40, 0), (-30, 0), (-20, 0), (-10, 0), (0, 0), (10, 0), (20, 0),
                                           (30, 0), (40, 0), (0, -20), (0, 20), (15, 15)]]))
     sheet.append(np.hstack([_tile(sample_identity(rng_for(seed, "preview", i), wild=True), np.zeros(N_AU))

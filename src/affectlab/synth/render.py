@@ -1,9 +1,15 @@
-"""Renderer: draws one frame from (identity, AU intensities, pose) with OpenCV (synthetic.md §5.6).
+"""Renderer: draws one frame from (identity, AU intensities, pose, lighting) with OpenCV (synthetic.md §5.6).
 
 Every AU texture cue is drawn every frame with a colour blended between skin and its dark/bright
 target by the cue opacity t(u), so at opacity 0 the stroke is invisible and no structural change
-reveals the label. Drawing happens on a 2x supersampled canvas with anti-aliased, 4-bit sub-pixel
-primitives, then is downscaled with area interpolation.
+reveals the label. Generator v3 also draws the face's relief into a height map (head dome, nose,
+brow ridge, cheeks, lips, chin; wrinkles and furrows as grooves) and shades the albedo with a
+coloured directional light plus ambient (Lambertian), so a furrow reads as a bright/dark pair whose
+polarity follows the light, as on real faces. Skin texture (blotches, pores, moles) is an
+identity-fixed albedo map that moves with the head.
+
+Drawing is batched: every primitive is recorded in face coordinates, all points are projected in one
+call, then drawn in order with anti-aliased, 4-bit sub-pixel OpenCV primitives at the output size.
 """
 from __future__ import annotations
 
@@ -12,16 +18,12 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from .face import (AU_INDEX, BROW, EYE, JAW, LOWER_IN, LOWER_OUT, UPPER_IN, UPPER_OUT, Camera,
-                   Identity, Pose, both, deform, idx, texture_weight)
+from .cues import CUES, CueTable
+from .face import (AUS, BROW, EYE, JAW, LOWER_IN, LOWER_OUT, UPPER_IN, UPPER_OUT, Camera, Identity, Pose, both,
+                   deform, idx, texture_weight)
 
-SS = 2
 _SHIFT = 4
 _AA = cv2.LINE_AA
-
-
-def _ip(pts: np.ndarray) -> np.ndarray:
-    return (pts * (1 << _SHIFT) + 0.5).astype(np.int32)
 
 
 def _mix(a, b, t: float):
@@ -29,49 +31,136 @@ def _mix(a, b, t: float):
     return (a[0] * (1 - t) + b[0] * t, a[1] * (1 - t) + b[1] * t, a[2] * (1 - t) + b[2] * t)
 
 
+@dataclass(frozen=True)
+class Lighting:
+    """A coloured directional key light plus ambient light (Lambertian shading of the 2.5D face).
+
+    ``direction`` points from the face toward the light (image x right, y down, z toward the
+    camera); ``colour`` and ``ambient_colour`` are BGR gains; ``ambient`` is the share of ambient
+    light. A flat, camera-facing surface under the default frontal white light keeps its albedo.
+    """
+
+    direction: tuple[float, float, float] = (0.0, 0.0, 1.0)
+    colour: tuple[float, float, float] = (1.0, 1.0, 1.0)
+    ambient: float = 0.4
+    ambient_colour: tuple[float, float, float] = (1.0, 1.0, 1.0)
+
+
+FRONTAL = Lighting()
+
+
+@dataclass(frozen=True)
+class CameraModel:
+    """Per-track sensor and optics: Gaussian noise sd (grey levels), blur sigma (px), down-up factor."""
+
+    noise: float = 2.0
+    blur: float = 0.0
+    downup: int = 1
+
+
+class _DisplayList:
+    """Primitives in face coordinates, projected once and drawn in recording order."""
+
+    def __init__(self, cam: Camera) -> None:
+        self.cam, self.points, self.ops, self.n = cam, [], [], 0
+
+    def _add(self, pts3) -> tuple[int, int]:
+        pts3 = np.asarray(pts3, dtype=np.float64).reshape(-1, 3)
+        self.points.append(pts3)
+        a = self.n
+        self.n += len(pts3)
+        return a, self.n
+
+    def poly(self, pts3, value) -> None:
+        self.ops.append(("poly", *self._add(pts3), value, 0))
+
+    def line(self, pts3, value, thick_iod: float = 0.02) -> None:
+        self.ops.append(("line", *self._add(pts3), value, max(1, int(round(thick_iod * self.cam.s)))))
+
+    def ellipse(self, c3, ax_iod, value, angle: float = 0.0) -> None:
+        ax = (max(1, int(ax_iod[0] * self.cam.s * 16)), max(1, int(ax_iod[1] * self.cam.s * 16)))
+        self.ops.append(("ellipse", *self._add(c3), value, (ax, angle)))
+
+    def rim(self, c3, radius_iod: float, thick_iod: float, value) -> None:
+        """A spectacle rim: an ellipse outline (width 1, height 0.75) around c3."""
+        r = int(radius_iod * self.cam.s * 16)
+        self.ops.append(("rim", *self._add(c3), value, ((r, int(r * 0.75)), max(1, int(thick_iod * self.cam.s)))))
+
+    def polylines(self, pts3: np.ndarray, bounds: np.ndarray, keep: np.ndarray, values: list,
+                  thick_px: np.ndarray) -> None:
+        """Many open polylines sharing one point array: polyline k is pts3[bounds[k]:bounds[k+1]]."""
+        a, _ = self._add(pts3)
+        for k in np.flatnonzero(keep):
+            self.ops.append(("line", a + int(bounds[k]), a + int(bounds[k + 1]), values[k], int(thick_px[k])))
+
+    def raw_ellipse(self, centre, axes, angle, value) -> None:
+        """An ellipse already in pixels (the projected head)."""
+        self.ops.append(("raw", 0, 0, value, (centre, axes, angle)))
+
+    def draw(self, img: np.ndarray, aa: bool = True) -> None:
+        if not self.ops:
+            return
+        px = (self.cam.project(np.concatenate(self.points)) * (1 << _SHIFT) + 0.5).astype(np.int32)
+        lt = _AA if aa else cv2.LINE_8
+        for kind, a, b, value, extra in self.ops:
+            if kind == "poly":
+                cv2.fillPoly(img, [px[a:b]], value, lt, _SHIFT)
+            elif kind == "line":
+                cv2.polylines(img, [px[a:b]], False, value, extra, lt, _SHIFT)
+            elif kind == "ellipse":
+                (ax, angle) = extra
+                cv2.ellipse(img, (int(px[a, 0]), int(px[a, 1])), ax, angle, 0, 360, value, -1, lt, _SHIFT)
+            elif kind == "rim":
+                axes, th = extra
+                cv2.ellipse(img, (int(px[a, 0]), int(px[a, 1])), axes, 0, 0, 360, value, th, lt, _SHIFT)
+            else:
+                c, axes, angle = extra
+                cv2.ellipse(img, (int(c[0] * 16), int(c[1] * 16)), (int(axes[0] * 16), int(axes[1] * 16)), angle,
+                            0, 360, value, -1, lt, _SHIFT)
+
+
 class _Canvas:
-    def __init__(self, img, cam: Camera, skin):
-        self.img, self.cam, self.skin = img, cam, tuple(float(x) for x in skin)
+    """Colour display list plus a relief (height, IOD units) display list."""
+
+    def __init__(self, cam: Camera, skin) -> None:
+        self.cam, self.skin = cam, tuple(float(x) for x in skin)
         self.dark = tuple(x * 0.35 for x in self.skin)
         self.bright = tuple(min(x * 1.25 + 25, 255.0) for x in self.skin)
+        # relief: fine grooves (lightly blurred) and broad bumps (blurred to smooth hills)
+        self.colour, self.relief, self.hills = _DisplayList(cam), _DisplayList(cam), _DisplayList(cam)
 
     def poly(self, pts3, colour):
-        cv2.fillPoly(self.img, [_ip(self.cam.project(pts3))], colour, _AA, _SHIFT)
+        self.colour.poly(pts3, colour)
 
     def line(self, pts3, colour, thick_iod=0.02):
-        t = max(1, int(round(thick_iod * self.cam.s)))
-        cv2.polylines(self.img, [_ip(self.cam.project(pts3))], False, colour, t, _AA, _SHIFT)
-
-    def cue(self, pts3, alpha, thick_iod=0.022, bright=False):
-        if alpha <= 1e-4:   # a skin-coloured stroke on skin: skipping it leaves the pixels unchanged
-            return
-        self.line(pts3, _mix(self.skin, self.bright if bright else self.dark, alpha), thick_iod)
+        self.colour.line(pts3, colour, thick_iod)
 
     def ellipse(self, c3, ax_iod, colour, angle=0.0):
-        c = self.cam.project(np.asarray(c3, dtype=float)[None])[0]
-        ax = (max(1, int(ax_iod[0] * self.cam.s * 16)), max(1, int(ax_iod[1] * self.cam.s * 16)))
-        cv2.ellipse(self.img, (int(c[0] * 16), int(c[1] * 16)), ax, angle, 0, 360, colour, -1, _AA, _SHIFT)
+        self.colour.ellipse(c3, ax_iod, colour, angle)
+
+    def cues(self, table: CueTable, pts: np.ndarray, texture_weights: np.ndarray, age: float, frowner: float) -> None:
+        """Every cue of ``table`` at its opacity: tinted strokes, and grooves for the dark ones."""
+        alpha = table.opacity(texture_weights, age, frowner)
+        on = alpha > 1e-4
+        if not on.any():
+            return
+        verts = table.vertices(pts)
+        skin = np.asarray(self.skin)
+        target = np.where(table.bright[:, None], np.asarray(self.bright), np.asarray(self.dark))
+        colours = skin + (target - skin) * np.clip(0.4 * alpha, 0.0, 1.0)[:, None]
+        s = self.cam.s
+        self.colour.polylines(verts, table.bounds, on, [tuple(c) for c in colours.tolist()],
+                              np.maximum(1, np.round(table.thick * s)))
+        depth = (-table.groove * np.minimum(alpha, 1.5)).tolist()
+        self.relief.polylines(verts, table.bounds, on & ~table.bright & (table.groove > 0), depth,
+                              np.maximum(1, np.round(1.5 * table.thick * s)))
+
+    def bump(self, c3, ax_iod, height, angle=0.0):
+        self.hills.ellipse(c3, ax_iod, float(height), angle)
 
 
-def _background(ident: Identity, W: int, H: int) -> np.ndarray:
-    """Per-identity gradient background, cached on the identity object itself."""
-    key = ("bg", W, H)
-    if key not in ident.cache:
-        bg_a, bg_b, bg_ang = ident.bg
-        gx = np.linspace(-1, 1, W, dtype=np.float32)[None, :] * np.cos(bg_ang)
-        gy = np.linspace(-1, 1, H, dtype=np.float32)[:, None] * np.sin(bg_ang)
-        g = ((gx + gy) * 0.5 + 0.5)[..., None]
-        ident.cache[key] = (np.asarray(bg_a, np.float32) * (1 - g) + np.asarray(bg_b, np.float32) * g
-                            ).astype(np.uint8)
-    return ident.cache[key]
-
-
-def _arc(a, b, bow, n=6):
-    """Polyline from a to b bowed by `bow` IOD in -y (upward)."""
-    t = np.linspace(0, 1, n)[:, None]
-    p = a[None] * (1 - t) + b[None] * t
-    p[:, 1] -= bow * np.sin(np.pi * t[:, 0])
-    return p
+#: brow thickness along tail → head, as a (5, 3) offset direction (+y)
+_BROW_PROFILE = np.array([[0, 0.5, 0], [0, 0.8, 0], [0, 1.0, 0], [0, 1.0, 0], [0, 0.9, 0]])
 
 
 def _p(x, y, z=0.1):
@@ -112,110 +201,155 @@ def _draw_occluder(cv: _Canvas, mouth: np.ndarray, occ: Occluder) -> None:
         raise ValueError(f"unknown occluder kind {occ.kind!r}; expected 'hand' or 'microphone'")
 
 
+def plain_background(ident: Identity, w: int, h: int) -> np.ndarray:
+    """Per-identity two-colour gradient (the background when a track brings none)."""
+    key = ("bg", w, h)
+    if key not in ident.cache:
+        bg_a, bg_b, bg_ang = ident.bg
+        gx = np.linspace(-1, 1, w, dtype=np.float32)[None, :] * np.cos(bg_ang)
+        gy = np.linspace(-1, 1, h, dtype=np.float32)[:, None] * np.sin(bg_ang)
+        g = ((gx + gy) * 0.5 + 0.5)[..., None]
+        ident.cache[key] = (np.asarray(bg_a, np.float32) * (1 - g) + np.asarray(bg_b, np.float32) * g
+                            ).astype(np.uint8)
+    return ident.cache[key]
+
+
+def cluttered_background(rng: np.random.Generator, ident: Identity, w: int, h: int, shapes: int) -> np.ndarray:
+    """The identity's gradient with ``shapes`` random rectangles, discs and bars (a room behind the face)."""
+    img = plain_background(ident, w, h).copy()
+    for _ in range(shapes):
+        colour = tuple(float(c) for c in rng.uniform(10, 245, 3))
+        x, y = rng.uniform(0, w), rng.uniform(0, h)
+        r = rng.uniform(0.05, 0.4) * max(w, h)
+        kind = rng.integers(3)
+        if kind == 0:
+            cv2.rectangle(img, (int(x), int(y)), (int(x + r * rng.uniform(0.3, 1.5)), int(y + r)), colour, -1)
+        elif kind == 1:
+            cv2.circle(img, (int(x), int(y)), int(r / 2), colour, -1, _AA)
+        else:
+            cv2.line(img, (int(x), 0), (int(x + rng.uniform(-0.3, 0.3) * w), h), colour,
+                     max(1, int(r / 8)), _AA)
+    return cv2.GaussianBlur(img, (0, 0), 0.8)
+
+
+def _dome(head: tuple, depth: float, w: int, h: int) -> np.ndarray:
+    """Height (px) of the head ellipsoid over the image: depth·sqrt(1 − r²) inside the head outline
+    ``head`` = (centre, axes, angle in degrees) in pixels."""
+    c, ax, ang = head
+    t = np.radians(ang)
+    xs = np.arange(w, dtype=np.float32) - np.float32(c[0])
+    ys = np.arange(h, dtype=np.float32)[:, None] - np.float32(c[1])
+    u = (xs * np.float32(np.cos(t)) + ys * np.float32(np.sin(t))) / np.float32(ax[0])
+    v = (-xs * np.float32(np.sin(t)) + ys * np.float32(np.cos(t))) / np.float32(ax[1])
+    r2 = np.minimum(u * u + v * v, 1.0)
+    return np.sqrt(1.0 - r2) * np.float32(depth)
+
+
+def shading(height_px: np.ndarray, light: Lighting) -> np.ndarray:
+    """Per-pixel BGR light gain of a height field (px) under ``light`` (Lambertian + ambient)."""
+    gx = cv2.Sobel(height_px, cv2.CV_32F, 1, 0, ksize=3, scale=0.125)
+    gy = cv2.Sobel(height_px, cv2.CV_32F, 0, 1, ksize=3, scale=0.125)
+    lx, ly, lz = (float(v) for v in np.asarray(light.direction) / np.linalg.norm(light.direction))
+    norm = cv2.magnitude(gx, gy)
+    cv2.multiply(norm, norm, dst=norm)
+    norm += 1.0
+    np.sqrt(norm, out=norm)
+    ndotl = cv2.addWeighted(gx, -lx, gy, -ly, lz)
+    np.maximum(ndotl / norm, 0.0, out=ndotl)
+    key = np.asarray(light.colour, np.float32) * np.float32(1.0 - light.ambient)
+    amb = np.asarray(light.ambient_colour, np.float32) * np.float32(light.ambient)
+    return ndotl[..., None] * key + amb
+
+
+def _texture_warp(ident: Identity, cam: Camera, w: int, h: int) -> np.ndarray | None:
+    """The identity's skin-albedo map (face coordinates) warped to the image (1 = unchanged)."""
+    tex = ident.texture
+    if tex is None:
+        return None
+    n = tex.shape[0]
+    lo, span = ident.texture_origin, ident.texture_span
+    src = np.float32([[0, 0], [n, 0], [0, n]])
+    face = np.array([[lo[0], lo[1], 0.15], [lo[0] + span, lo[1], 0.15], [lo[0], lo[1] + span, 0.15]])
+    dst = cam.project(face).astype(np.float32)
+    m = cv2.getAffineTransform(src, dst)
+    return cv2.warpAffine(tex, m, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=1.0)
+
+
 def render_face(ident: Identity, u: np.ndarray, pose: Pose, size: tuple[int, int], blink: float = 0.0,
-                rng: np.random.Generator | None = None, noise: float = 2.0, light=(0.0, 0.0),
-                downup: int = 1, occluder: Occluder | None = None) -> tuple[np.ndarray, np.ndarray]:
+                rng: np.random.Generator | None = None, noise: float = 2.0, lighting: Lighting = FRONTAL,
+                downup: int = 1, occluder: Occluder | None = None, background: np.ndarray | None = None,
+                blur: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
     """Render one BGR uint8 frame of size (w, h) and return it with the 68 landmarks (output px)."""
     w, h = size
-    cam = Camera(pose, w, h, SS)
-    W, H = w * SS, h * SS
-    img = _background(ident, W, H).copy()
+    cam = Camera(pose, w, h, 1)
+    img = (plain_background(ident, w, h) if background is None else background).copy()
 
     pts = deform(ident.base, np.asarray(u, dtype=float), ident.gain, blink)
-    cv = _Canvas(img, cam, ident.skin)
-    tw = {au: float(texture_weight(u[k])) for au, k in AU_INDEX.items()}
+    cv = _Canvas(cam, ident.skin)
+    twa = texture_weight(np.clip(np.asarray(u, dtype=float), 0.0, 5.0))
+    tw = dict(zip(AUS, twa.tolist()))
     skin = tuple(float(x) for x in ident.skin)
+    age = ident.static_lines
 
     # Neck and shoulders, hair back, ears, skin.
     cv.poly(np.array([[-0.55, 1.4, -0.9], [0.55, 1.4, -0.9], [0.6, 2.6, -0.9], [-0.6, 2.6, -0.9]]),
             _mix(skin, (0, 0, 0), 0.15))
     cv.poly(np.array([[-2.2, 2.3, -1.0], [2.2, 2.3, -1.0], [2.6, 4.0, -1.0], [-2.6, 4.0, -1.0]]),
             tuple(ident.clothing))
-    c, ax, ang = cam.head_ellipse(axes=np.array([1.16, 1.55, 1.15]))
     if ident.hair_style > 0:
-        cv2.ellipse(img, (int(c[0] * 16), int(c[1] * 16)), (int(ax[0] * 16), int(ax[1] * 16)), ang,
-                    0, 360, tuple(ident.hair), -1, _AA, _SHIFT)
+        cv.colour.raw_ellipse(*cam.head_ellipse(axes=np.array([1.16, 1.55, 1.15])), tuple(ident.hair))
     for s in (-1, 1):
         cv.ellipse(_p(1.1 * s, 0.35, -0.95), (0.12, 0.22), _mix(skin, (0, 0, 0), 0.1))
-    c, ax, ang = cam.head_ellipse()
-    cv2.ellipse(img, (int(c[0] * 16), int(c[1] * 16)), (int(ax[0] * 16), int(ax[1] * 16)), ang,
-                0, 360, skin, -1, _AA, _SHIFT)
+    head = cam.head_ellipse()
+    cv.colour.raw_ellipse(*head, skin)
     jaw = pts[JAW].copy()
     cv.poly(np.vstack([jaw, _p(1.0, -0.3, -0.5)[None], _p(-1.0, -0.3, -0.5)[None]]), skin)
-    # Hair cap (fringe style 2 reaches lower on the forehead).
-    if ident.hair_style > 0:
-        top = -1.05 if ident.hair_style == 1 else -0.8
-        xs = np.linspace(-1.08, 1.08, 9)
-        cap = np.c_[xs, top - 0.25 * (1 - xs ** 2) * (ident.hair_style == 1) + 0.15 * xs ** 2, np.full(9, 0.0)]
-        crown = np.c_[xs[::-1], -1.75 + 0.4 * xs[::-1] ** 2, np.full(9, -0.6)]
-        cv.poly(np.vstack([cap, crown]), tuple(ident.hair))
     if ident.beard:
         cv.poly(np.vstack([pts[JAW[3:14]], pts[[54, 57, 48]] + [0, 0.06, 0]]), _mix(skin, tuple(ident.hair), 0.55))
 
-    # Shading cues: cheeks (AU6, AU12), cheekbone hollow (AU26), chin sides (AU15), AO under the nose.
+    # Relief that is not an AU: nose, brow ridge, eye sockets, cheekbones, lips, chin.
+    cv.hills.line(pts[[27, 28, 29, 30]], 0.30, 0.16)
+    cv.hills.line(pts[[29, 30]], 0.42, 0.12)
+    for side in "LR":
+        sx = 1 if side == "R" else -1
+        cv.bump(pts[idx("brow_peak", side)] + [0, -0.05, 0], (0.3, 0.09), 0.06)
+        cv.bump(pts[idx("iris", side)] + [0, 0.0, 0], (0.25, 0.13), -0.05)
+        # cheek raiser (AU6) and lip-corner puller (AU12) bulge the cheek
+        cv.bump(pts[idx("cheek", side)] + [0.04 * sx, 0, 0], (0.2, 0.15), 0.05 + 0.05 * tw[6] + 0.04 * tw[12])
+    cv.bump(pts[[51, 57]].mean(0), (0.3, 0.13), 0.05)
+    cv.bump(pts[idx("chin")], (0.25, 0.18), 0.07 + 0.05 * tw[17])
+
+    # Shading cues: cheeks (AU6, AU12), cheekbone hollow (AU26), chin sides (AU15).
     for side in "LR":
         ck = pts[idx("cheek", side)]
         sx = 1 if side == "R" else -1
+        if ident.blush > 0:
+            cv.ellipse(ck, (0.2, 0.13), _mix(skin, (90, 80, 230), ident.blush))
         if tw[6] + tw[12] > 0:
-            cv.ellipse(ck, (0.17, 0.12), _mix(skin, cv.bright, 0.35 * tw[6] + 0.2 * tw[12]))
+            cv.ellipse(ck, (0.17, 0.12), _mix(skin, cv.bright, 0.25 * tw[6] + 0.15 * tw[12]))
         if tw[26] > 0:
-            cv.ellipse(ck + [0.18 * sx, 0.32, 0], (0.12, 0.2), _mix(skin, cv.dark, 0.25 * tw[26]))
+            cv.ellipse(ck + [0.18 * sx, 0.32, 0], (0.12, 0.2), _mix(skin, cv.dark, 0.2 * tw[26]))
+            cv.bump(ck + [0.18 * sx, 0.32, 0], (0.12, 0.2), -0.04 * tw[26])
         if tw[15] > 0:
             cv.ellipse(pts[48 if side == "L" else 54] + [0.05 * sx, 0.2, 0], (0.07, 0.1),
-                       _mix(skin, cv.dark, 0.3 * tw[15]))
+                       _mix(skin, cv.dark, 0.25 * tw[15]))
     for f in ident.freckles:
         cv.ellipse(f, (0.012, 0.012), _mix(skin, cv.dark, 0.4))
 
-    # Wrinkle cues.
-    bh = {s: pts[idx("brow_head", s)] for s in "LR"}
-    by = min(bh["L"][1], bh["R"][1])
-    for k, off in enumerate((0.25, 0.37, 0.49)):
-        a = 0.5 * tw[1] + (ident.static_lines * 0.4 if k < 2 else 0)
-        cv.cue(_arc(_p(-0.36, by - off), _p(0.36, by - off), 0.05), a)
-    for side in "LR":
-        sx = 1 if side == "R" else -1
-        tail = pts[idx("brow_tail", side)]
-        peak = pts[idx("brow_peak", side)]
-        for off in (0.18, 0.30):
-            cv.cue(np.array([tail + [0, -off, 0], peak + [0, -off - 0.02, 0], peak + [-0.2 * sx, -off, 0]]),
-                   0.45 * tw[2])
-        hd = bh[side]
-        cv.cue(np.array([hd + [0.10 * sx, -0.06, 0], hd + [0.12 * sx, 0.14, 0]]), 0.6 * tw[4])
-        eo = pts[idx("eye_out", side)]
-        for ang in (-25, 0, 25):
-            d = np.array([np.cos(np.radians(ang)) * sx, np.sin(np.radians(ang)), 0])
-            cv.cue(np.array([eo + 0.05 * d, eo + 0.17 * d]), 0.55 * tw[6] + 0.3 * ident.static_lines)
-        ll, lm = pts[idx("eye_ll", side)], pts[idx("eye_lm", side)]
-        cv.cue(np.array([eo, ll + [0, 0.09, 0], lm + [0, 0.08, 0], pts[idx("eye_in", side)]]) + [0, 0.02, 0],
-               0.45 * tw[6])
-        cv.cue(np.array([eo, ll, lm, pts[idx("eye_in", side)]]) + [0, 0.018, 0], 0.5 * tw[7], bright=True,
-               thick_iod=0.03)
-        nt, nm, nb = (pts[idx(n, side)] for n in ("nlf_top", "nlf_mid", "nlf_bot"))
-        cv.cue(np.array([nt, nm]), 0.55 * tw[10] + 0.45 * tw[9] + 0.5 * tw[12] + ident.static_lines)
-        cv.cue(np.array([nm, nb]), 0.5 * tw[12] + 0.6 * ident.static_lines)
-        cv.cue(np.array([nt + [0.02 * sx, -0.04, 0], nt + [0.06 * sx, 0.02, 0]]), 0.55 * tw[10])
-        mc = pts[48 if side == "L" else 54]
-        cv.cue(np.array([mc + [0.06 * sx, -0.04, 0], mc + [0.08 * sx, 0.0, 0], mc + [0.06 * sx, 0.04, 0]]),
-               0.6 * tw[14])
-        cv.cue(np.array([mc + [0.02 * sx, 0.06, 0], mc + [0.06 * sx, 0.12, 0]]), 0.45 * tw[15])
-        for dy in (-0.02, 0.03):
-            cv.cue(np.array([mc + [0.06 * sx, dy, 0], mc + [0.13 * sx, dy + 0.01, 0]]), 0.4 * tw[20])
-    cv.cue(np.array([_p(-0.08, -0.15), _p(0.08, -0.15)]), 0.25 * tw[4] + 0.35 * tw[9])
-    for k in range(4):
-        y0 = 0.0 + 0.06 * k
-        cv.cue(np.array([_p(-0.12, y0 + 0.03, 0.2), _p(0, y0, 0.25), _p(0.12, y0 + 0.03, 0.2)]), 0.6 * tw[9])
+    # Wrinkle, fold and furrow cues (AU) and the static lines of age at the same places (cues.py).
+    cv.cues(CUES, pts, twa, age, ident.frowner)
     chin = pts[idx("chin")]
     if tw[17] > 0:
         for s in ident.stipple:
-            cv.ellipse(chin + s, (0.016, 0.016), _mix(skin, cv.dark, 0.55 * tw[17]))
-    ml = pts[idx("mentolabial")]
-    cv.cue(np.array([ml + [-0.16, 0.02, 0], ml, ml + [0.16, 0.02, 0]]), 0.55 * tw[17], thick_iod=0.03)
-    for xv in (-0.18, -0.09, 0.0, 0.09, 0.18):
-        top = pts[51][1] - 0.07
-        cv.cue(np.array([_p(xv, top, 0.2), _p(xv, top + 0.05, 0.2)]), 0.35 * tw[23])
-    cv.cue(pts[UPPER_OUT] + [0, -0.035, 0], 0.4 * tw[24], bright=True, thick_iod=0.035)
-    cv.cue(pts[LOWER_OUT] + [0, 0.035, 0], 0.4 * tw[24], bright=True, thick_iod=0.035)
+            cv.ellipse(chin + s, (0.016, 0.016), _mix(skin, cv.dark, 0.45 * tw[17]))
+            cv.relief.ellipse(chin + s, (0.02, 0.02), -0.015 * tw[17])
 
+    if ident.hair_style > 0:   # hair cap over the forehead lines (fringe style 2 reaches lower on the forehead)
+        top = -1.05 if ident.hair_style == 1 else -0.8
+        xs = np.linspace(-1.08, 1.08, 9)
+        cap = np.stack([xs, top - 0.25 * (1 - xs ** 2) * (ident.hair_style == 1) + 0.15 * xs ** 2, np.zeros(9)], 1)
+        crown = np.stack([xs[::-1], -1.75 + 0.4 * xs[::-1] ** 2, np.full(9, -0.6)], 1)
+        cv.poly(np.vstack([cap, crown]), tuple(ident.hair))
     # Eyes: sclera, iris, then skin lids covering what is outside the aperture.
     for side in "LR":
         e = pts[EYE[side]]
@@ -224,7 +358,7 @@ def render_face(ident: Identity, u: np.ndarray, pose: Pose, size: tuple[int, int
         cv.ellipse(ir, (0.092, 0.092), tuple(ident.iris))
         cv.ellipse(ir, (0.04, 0.04), (15, 15, 15))
         up = e[[0, 1, 2, 3]]
-        cv.poly(np.vstack([up, up[::-1] + [0, -0.16, 0]]), skin)
+        cv.poly(np.vstack([up, up[::-1] + [0, -0.16, 0]]), _mix(skin, ident.eyeshadow[:3], ident.eyeshadow[3]))
         lo = e[[0, 5, 4, 3]]
         cv.poly(np.vstack([lo, lo[::-1] + [0, 0.14, 0]]), skin)
         cv.line(up, (25, 25, 30), 0.025 + 0.02 * blink)
@@ -232,15 +366,12 @@ def render_face(ident: Identity, u: np.ndarray, pose: Pose, size: tuple[int, int
                             e[3] + [0, -0.04, 0]])
         cv.line(crease, _mix(skin, cv.dark, 0.35 * (1 - tw[5])), 0.015)
         b = pts[BROW[side]]
-        thick = ident.brow_thick * np.array([0.5, 0.8, 1.0, 1.0, 0.9])[:, None]
-        cv.poly(np.vstack([b + np.c_[np.zeros(5), -thick[:, 0] * 0.6, np.zeros(5)],
-                           (b + np.c_[np.zeros(5), thick[:, 0] * 0.4, np.zeros(5)])[::-1]]),
-                tuple(ident.brow_colour))
+        thick = ident.brow_thick * _BROW_PROFILE
+        cv.poly(np.vstack([b - 0.6 * thick, (b + 0.4 * thick)[::-1]]), tuple(ident.brow_colour))
     # Nose.
     cv.line(pts[[31, 32, 33, 34, 35]] + [0, -0.01, 0], _mix(skin, cv.dark, 0.45), 0.02)
     for i in (31, 35):
         cv.line(np.array([pts[i] + [0, -0.09, 0], pts[i]]), _mix(skin, cv.dark, 0.3), 0.02)
-    cv.line(pts[[27, 28, 29]], _mix(skin, cv.bright, 0.3), 0.03)
     # Mouth: cavity, teeth, lips.
     cav = pts[UPPER_IN + LOWER_IN[1:-1]]
     cv.poly(cav, (35, 30, 45))
@@ -258,30 +389,34 @@ def render_face(ident: Identity, u: np.ndarray, pose: Pose, size: tuple[int, int
     cv.line(pts[UPPER_IN], _mix(lipc, (10, 10, 10), 0.4 + 0.4 * tw[24]), 0.015)
     if ident.glasses:
         for side in "LR":
-            ir = pts[idx("iris", side)]
-            c = cam.project(ir[None] + [0, 0, 0.25])[0]
-            r = int(0.24 * cam.s * 16)
-            cv2.ellipse(img, (int(c[0] * 16), int(c[1] * 16)), (r, int(r * 0.75)), 0, 0, 360,
-                        (30, 30, 30), max(1, int(0.03 * cam.s)), _AA, _SHIFT)
+            ir = pts[idx("iris", side)] + [0, 0, 0.25]
+            cv.colour.rim(ir, 0.24, 0.03, (30, 30, 30))
         cv.line(np.array([[-0.26, -0.02, 0.35], [0.26, -0.02, 0.35]]), (30, 30, 30), 0.03)
     if occluder is not None and occluder.reach > 0:
         _draw_occluder(cv, pts[48:68].mean(0), occluder)
 
-    out = cv2.resize(img, (w, h), interpolation=cv2.INTER_AREA)
+    cv.colour.draw(img)
+    fine, broad = np.zeros((h, w), np.float32), np.zeros((h, w), np.float32)
+    cv.relief.draw(fine, aa=False)
+    cv.hills.draw(broad, aa=False)
+    relief = (cv2.GaussianBlur(fine, (0, 0), max(0.6, 0.025 * cam.s))
+              + cv2.GaussianBlur(broad, (0, 0), max(1.0, 0.09 * cam.s)))
+    height = _dome(head, 0.9 * cam.s, w, h) + relief * np.float32(cam.s)
+    albedo = img.astype(np.float32)
+    tex = _texture_warp(ident, cam, w, h)
+    if tex is not None:
+        albedo *= tex[..., None]
+    f = albedo * shading(height, lighting)
+    if blur > 0.3:
+        f = cv2.GaussianBlur(f, (0, 0), blur)
     if downup > 1:
-        small = cv2.resize(out, (max(8, w // downup), max(8, h // downup)), interpolation=cv2.INTER_AREA)
-        out = cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR)
-    if light != (0.0, 0.0) or (rng is not None and noise > 0):
-        f = out.astype(np.float32)
-        if light != (0.0, 0.0):
-            lx = np.linspace(-1, 1, w, dtype=np.float32)[None, :, None] * light[0]
-            ly = np.linspace(-1, 1, h, dtype=np.float32)[:, None, None] * light[1]
-            f *= 1.0 + lx + ly
-        if rng is not None and noise > 0:
-            f += rng.standard_normal((h, w, 1), dtype=np.float32) * noise
-        out = np.clip(f, 0, 255).astype(np.uint8)
-    lm = cam.project(pts[:68]) / SS
+        small = cv2.resize(f, (max(8, w // downup), max(8, h // downup)), interpolation=cv2.INTER_AREA)
+        f = cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR)
+    if rng is not None and noise > 0:
+        f += rng.standard_normal((h, w, 1), dtype=np.float32) * np.float32(noise)
+    out = np.clip(f + 0.5, 0, 255).astype(np.uint8)
+    lm = cam.project(pts[:68])
     return out, lm
 
 
-__all__ = ["render_face", "Pose", "both"]
+__all__ = ["render_face", "Pose", "both", "Lighting", "CameraModel", "FRONTAL", "shading", "cluttered_background"]

@@ -14,8 +14,8 @@ import scipy.io
 from .face import AUS, L49, L66, Pose, rotation, sample_identity
 from .labels import (BP4D_AUS, BP4D_INT_AUS, CLASSES, DFEW_SHARES, DISFA_AUS, FERV_SHARES, bp4d_state,
                      bp4d_subject_weights, class_counts, disfa_state, expression_state, levels, occlusion_track,
-                     pose_track)
-from .render import Occluder, render_face
+                     pose_track, talking_pose, talking_state, _smooth_noise)
+from .render import Lighting, Occluder, cluttered_background, render_face
 
 BP4D_SUBJECTS = [f"F{i:03d}" for i in range(1, 24)] + [f"M{i:03d}" for i in range(1, 19)]
 BP4D_TASKS = [f"T{i}" for i in range(1, 9)]
@@ -41,22 +41,34 @@ class Profile:
     ferv_scenes: int
     clip_size: int
     video_ids: int
-    video_frames: int
+    video_frames: int        # per track, at 25 fps
     min_per_class: int
     #: write only these subjects (empty = all); the realres profile keeps one per protocol part
     bp4d_subjects: tuple[str, ...] = ()
     disfa_subjects: tuple[str, ...] = ()
+    video_tracks: int = 2
+    video_size: int = 112
+    bp4d_max_start: int = 2400
 
+
+#: frontal face scale (px per inter-ocular distance) as a share of the frame width, per dataset; with
+#: the frame sizes below every profile renders the region a 64-px aligned crop covers (IOD / 0.32) at
+#: ≥ 96 native px (1.5× the crop) even at the smallest pose scale (synthetic.md "v3 face size")
+FACE_SCALE = {"bp4d": 0.3, "disfa": 0.25, "clip": 0.36, "videos": 0.36}
+#: the aligned crop's eye distance as a share of its side (data_modules.transforms) and the CPU crop side
+ALIGNED_EYE_DISTANCE, CPU_CROP = 0.32, 64
 
 PROFILES = {
-    "tiny": Profile("tiny", 3, (48, 64), 12, (64, 48), 140, (3, 8), 140, (3, 6), 4, 48, 3, 6, 5),
-    "quick": Profile("quick", 18, (96, 128), 200, (128, 96), 700, (8, 20), 1000, (8, 20), 8, 112, 20, 24, 3),
+    "tiny": Profile("tiny", 3, (132, 176), 12, (160, 120), 140, (3, 8), 140, (3, 6), 4, 112, 3, 12, 5,
+                    bp4d_max_start=40),
+    "quick": Profile("quick", 18, (144, 192), 200, (192, 144), 1850, (8, 16), 1000, (6, 12), 8, 128, 200, 125, 3,
+                     bp4d_max_start=600),
     # the releases' real frame sizes (BP4D 1040×1392 JPEG, DISFA 1024×768 20 fps AVI, DFEW/FERV39k 224×224
     # face crops) for a few subjects/clips, to measure and test loading at real size (docs/synthetic.md)
     "realres": Profile("realres", 10, (1040, 1392), 60, (1024, 768), 40, (16, 40), 40, (8, 40), 2, 224, 1, 8, 2,
                        bp4d_subjects=("F001", "F003", "F004"), disfa_subjects=("SN001", "SN006", "SN003")),
-    "full": Profile("full", 450, (120, 160), 4845, (160, 120), 11697, (40, 120), 38935, (15, 40), 22, 112,
-                    200, 64, 0),
+    "full": Profile("full", 450, (192, 256), 4845, (224, 168), 11697, (40, 120), 38935, (15, 40), 22, 160,
+                    1000, 500, 0, video_tracks=2),
 }
 
 
@@ -112,15 +124,58 @@ def _occluders(occ_rng: np.random.Generator, n: int) -> tuple[list[Occluder | No
     return [Occluder(kind, side, float(r), colour) if r > 0 else None for r in reach], reach
 
 
-def _render_track(ident, U, blink, poses, size, rng, wild=False, quality=92, downup=1, occluders=None):
-    light = (rng.uniform(-0.12, 0.12), rng.uniform(-0.08, 0.08))
-    noise = rng.uniform(2, 5) if wild else 1.5
-    out = []
-    for i in range(len(U)):
-        p = Pose(*poses[i])
-        out.append(render_face(ident, U[i], p, size, blink=float(blink[i]), rng=rng, noise=noise,
-                               light=light, downup=downup, occluder=occluders[i] if occluders else None))
-    return out
+#: per-dataset capture (synthetic.md "v3 nuisance"): sensor noise sd (grey levels), blur sigma (px),
+#: JPEG quality (0: the AVI writer's own), background clutter shapes, light tilt (0 = frontal), light
+#: colour spread and exposure. Lab recordings are cleaner and more evenly lit than the wild ones.
+CAPTURE = {
+    "bp4d": dict(noise=(1.0, 2.5), blur=(0.0, 0.6), jpeg=(90, 96), shapes=(0, 2), tilt=(0.1, 0.9), tint=0.05,
+                 exposure=(0.85, 1.15)),
+    "disfa": dict(noise=(1.5, 3.0), blur=(0.0, 0.8), jpeg=(0, 0), shapes=(0, 2), tilt=(0.1, 0.9), tint=0.05,
+                  exposure=(0.85, 1.15)),
+    "dfew": dict(noise=(2.0, 7.0), blur=(0.0, 1.4), jpeg=(50, 92), shapes=(3, 12), tilt=(0.2, 1.5), tint=0.12,
+                 exposure=(0.7, 1.3)),
+    "ferv39k": dict(noise=(2.0, 8.0), blur=(0.0, 1.4), jpeg=(70, 95), shapes=(3, 12), tilt=(0.2, 1.5), tint=0.12,
+                    exposure=(0.7, 1.3)),
+    "videos": dict(noise=(2.0, 6.0), blur=(0.0, 1.2), jpeg=(70, 92), shapes=(3, 12), tilt=(0.2, 1.5), tint=0.12,
+                   exposure=(0.7, 1.3)),
+}
+
+
+def lighting_track(rng: np.random.Generator, n: int, dataset: str) -> list[Lighting]:
+    """Per-frame lighting of one track: a coloured key light whose direction drifts slowly, plus ambient."""
+    c = CAPTURE[dataset]
+    az0, tilt0 = rng.uniform(0, 2 * np.pi), rng.uniform(*c["tilt"])
+    az = az0 + _smooth_noise(rng, n, max(2, n // 2), 0.3)
+    tilt = np.clip(tilt0 + _smooth_noise(rng, n, max(2, n // 2), 0.1), 0, 2)
+    exposure = rng.uniform(*c["exposure"])
+    key = tuple(float(v) for v in exposure * np.clip(1 + rng.normal(0, c["tint"], 3), 0.6, 1.4))
+    ambient = float(rng.uniform(0.3, 0.6) if dataset in ("bp4d", "disfa") else rng.uniform(0.2, 0.55))
+    amb_colour = tuple(float(v) for v in exposure * np.clip(1 + rng.normal(0, c["tint"] / 2, 3), 0.7, 1.3))
+    # light from above is likelier than from below (ceilings, windows, the sun)
+    return [Lighting((float(t * np.cos(a)), float(t * np.sin(a) - 0.25 * t), 1.0), key, ambient, amb_colour)
+            for a, t in zip(az, tilt)]
+
+
+def _render_track(ident, U, blink, poses, size, rng, dataset, downup=1, occluders=None):
+    """Frames [(image, landmarks)] of one track under the dataset's capture, and their JPEG quality."""
+    c = CAPTURE[dataset]
+    lights = lighting_track(rng, len(U), dataset)
+    noise, blur = rng.uniform(*c["noise"]), rng.uniform(*c["blur"])
+    shapes = int(rng.integers(c["shapes"][0], c["shapes"][1] + 1))
+    background = cluttered_background(rng, ident, size[0], size[1], shapes)
+    quality = int(rng.integers(c["jpeg"][0], c["jpeg"][1] + 1)) if c["jpeg"][1] else 0
+    out = [render_face(ident, U[i], Pose(*poses[i]), size, blink=float(blink[i]), rng=rng, noise=noise,
+                       lighting=lights[i], downup=downup, occluder=occluders[i] if occluders else None,
+                       background=background, blur=blur) for i in range(len(U))]
+    return out, quality
+
+
+def tracked_landmarks(rng: np.random.Generator, lms: list[np.ndarray], poses: np.ndarray) -> list[np.ndarray]:
+    """What a face tracker releases: the true landmarks plus a slowly drifting offset (sd 0.02 IOD) and
+    per-point jitter (sd 0.012 IOD). The ground-truth table keeps the true landmarks."""
+    n = len(lms)
+    drift = np.stack([_smooth_noise(rng, n, max(2, n // 3), 0.02) for _ in range(2)], 1)
+    return [lm + (drift[i] + rng.normal(0, 0.012, lm.shape)) * poses[i, 3] for i, lm in enumerate(lms)]
 
 
 # ------------------------------------------------------------------------------------------ BP4D
@@ -133,16 +188,18 @@ def bp4d_job(root: Path, prof: Profile, seed: int, subject: str) -> list[dict]:
         rng = rng_for(seed, "bp4d", subject, task)
         U, blink = bp4d_state(rng, task, prof.bp4d_frames, bp4d_subject_weights(rng, task))
         n = len(U)
-        start = 1 if rng.random() < 0.36 else int(rng.integers(2, 2400))
+        # the coded segment starts at image 1 or later in the recording; 2DFeatures describe every image
+        # from 0000, so small profiles start early to keep those files small
+        start = 1 if rng.random() < 0.36 else int(rng.integers(2, prof.bp4d_max_start))
         frames = np.arange(start, start + n)
-        poses = pose_track(rng, n, False, 0.24 * w, (w, h))
+        poses = pose_track(rng, n, False, FACE_SCALE["bp4d"] * w, (w, h))
         seq_dir = root / rel / "Sequences(2D+3D)" / subject / task
         seq_dir.mkdir(parents=True, exist_ok=True)
-        rendered = _render_track(ident, U, blink, poses, (w, h), rng)
+        rendered, quality = _render_track(ident, U, blink, poses, (w, h), rng, "bp4d")
         paths, lms = [], []
         for f, (img, lm) in zip(frames, rendered):
             name = f"{f:04d}.jpg"
-            _jpg(seq_dir / name, img, 92)
+            _jpg(seq_dir / name, img, quality)
             paths.append(f"Sequences(2D+3D)/{subject}/{task}/{name}")
             lms.append(lm)
         L = levels(U)
@@ -174,9 +231,10 @@ def bp4d_job(root: Path, prof: Profile, seed: int, subject: str) -> list[dict]:
             fit[j, 0]["pred"] = np.zeros((0, 0))
             fit[j, 0]["pose"] = untracked_pose
         empty = rng.random(n) < 0.04
+        released = tracked_landmarks(rng, lms, poses)
         for i, f in enumerate(frames):
             if not empty[i]:
-                fit[f, 0]["pred"] = lms[i][L49] + 1.0
+                fit[f, 0]["pred"] = released[i][L49] + 1.0
             fit[f, 0]["pose"] = {"rot": rotation(*poses[i][:3]), "angle": np.asarray(poses[i][[1, 0, 2]])[None]}
         fdir = root / rel / "2DFeatures"
         fdir.mkdir(parents=True, exist_ok=True)
@@ -193,11 +251,11 @@ def disfa_job(root: Path, prof: Profile, seed: int, subject: str) -> list[dict]:
     n = prof.disfa_frames - (1 if subject == "SN010" else 0)
     U, blink = disfa_state(rng, n)
     w, h = prof.disfa_size
-    poses = pose_track(rng, n, False, 0.2 * w, (w, h))
-    left = _render_track(ident, U, blink, poses, (w, h), rng)
+    poses = pose_track(rng, n, False, FACE_SCALE["disfa"] * w, (w, h))
+    left, _ = _render_track(ident, U, blink, poses, (w, h), rng, "disfa")
     rposes = poses.copy()
     rposes[:, 0] += 20.0
-    right = _render_track(ident, U, blink, rposes, (w, h), rng)
+    right, _ = _render_track(ident, U, blink, rposes, (w, h), rng, "disfa")
     for folder, name, frames in (("Videos_LeftCamera", f"LeftVideo{subject}_comp.avi", left),
                                  ("Video_RightCamera", f"RightVideo{subject}_comp.avi", right)):
         d = rel / folder
@@ -215,7 +273,7 @@ def disfa_job(root: Path, prof: Profile, seed: int, subject: str) -> list[dict]:
         (ld / f"{subject}_au{au}.txt").write_text("".join(f"{t + 1},{L[t, AUS.index(au)]}\n" for t in range(n)))
     md = rel / "Landmark_Points" / subject / "tmp_frame_lm"
     md.mkdir(parents=True, exist_ok=True)
-    for t, (_, lm) in enumerate(left):
+    for t, lm in enumerate(tracked_landmarks(rng, [lm for _, lm in left], poses)):
         _savemat(md / f"{subject}_{t:04d}_lm.mat", {"pts": lm[L66]})
     paths = [f"Videos_LeftCamera/LeftVideo{subject}_comp.avi#{t}" for t in range(n)]
     return _gt_rows("disfa", subject, "left", np.arange(1, n + 1), paths, U, poses, f"disfa-{subject}",
@@ -243,15 +301,14 @@ def dfew_job(root: Path, prof: Profile, seed: int, clip_id: int, label: int, len
     cls = CLASSES[label]
     U, blink, band = expression_state(rng, cls, length, length * 4)
     s = prof.clip_size
-    poses = pose_track(rng, length, True, 0.31 * s, (s, s))
+    poses = pose_track(rng, length, True, FACE_SCALE["clip"] * s, (s, s))
     occluders, occlusion = _occluders(rng_for(seed, "dfew-occluder", clip_id), length)
-    frames = _render_track(ident, U, blink, poses, (s, s), rng, wild=True, occluders=occluders)
+    frames, q = _render_track(ident, U, blink, poses, (s, s), rng, "dfew", occluders=occluders)
     cid = f"{clip_id:05d}"
     d = root / "DFEW" / "Clip" / "clip_224x224" / cid
     d16 = root / "DFEW" / "Clip" / "clip_224x224_16f" / cid
     d.mkdir(parents=True, exist_ok=True)
     d16.mkdir(parents=True, exist_ok=True)
-    q = int(rng.integers(60, 95))
     paths = []
     for t, (img, _) in enumerate(frames):
         _jpg(d / f"{cid}_{t + 1:05d}.jpg", img, q)
@@ -269,15 +326,28 @@ def dfew_job(root: Path, prof: Profile, seed: int, clip_id: int, label: int, len
     return rows
 
 
-def write_dfew_splits(root: Path, ids: np.ndarray, labels: np.ndarray, seed: int):
-    """Five disjoint test folds stratified by class; train = complement (datasets.md §3.3)."""
+def dfew_folds(labels: np.ndarray, seed: int) -> np.ndarray:
+    """Test fold (0–4) of every clip: five disjoint folds stratified by class (datasets.md §3.3)."""
     rng = rng_for(seed, "dfew", "folds")
-    fold = np.zeros(len(ids), dtype=int)
+    fold = np.zeros(len(labels), dtype=int)
     offset = 0
     for c in range(7):
         members = rng.permutation(np.flatnonzero(labels == c))
         fold[members] = (np.arange(len(members)) + offset) % 5
         offset += len(members)
+    return fold
+
+
+def chance_uar_standard_error(class_counts_of_test: np.ndarray, classes: int = 7) -> float:
+    """Standard error of the UAR of a uniform random guess on a test set with these class counts:
+    recall_c ~ Binomial(n_c, 1/K)/n_c, so SE = (1/K)·sqrt(Σ_c (1/K)(1 − 1/K)/n_c)."""
+    p = 1.0 / classes
+    return float(np.sqrt(np.sum(p * (1 - p) / np.asarray(class_counts_of_test, float))) / classes)
+
+
+def write_dfew_splits(root: Path, ids: np.ndarray, labels: np.ndarray, seed: int):
+    """Five disjoint test folds stratified by class; train = complement (datasets.md §3.3)."""
+    fold = dfew_folds(labels, seed)
     for split in ("train", "test"):
         d = root / "DFEW" / "EmoLabel_DataSplit" / f"{split}(single-labeled)"
         d.mkdir(parents=True, exist_ok=True)
@@ -294,14 +364,15 @@ def ferv_job(root: Path, prof: Profile, seed: int, scene: str, label: int, clip_
     cls = CLASSES[label]
     U, blink, band = expression_state(rng, cls, length, length * 3)
     s = prof.clip_size
-    poses = pose_track(rng, length, True, 0.31 * s, (s, s))
+    poses = pose_track(rng, length, True, FACE_SCALE["clip"] * s, (s, s))
     low = scene in LOWRES_SCENES
     occluders, occlusion = _occluders(rng_for(seed, "ferv39k-occluder", key), length)
-    frames = _render_track(ident, U, blink, poses, (s, s), rng, wild=True, downup=int(rng.integers(2, 4)) if low else 1,
-                           occluders=occluders)
+    frames, q = _render_track(ident, U, blink, poses, (s, s), rng, "ferv39k",
+                              downup=int(rng.integers(2, 4)) if low else 1, occluders=occluders)
     d = root / "FERV39k" / "2_ClipsforFaceCrop" / key
     d.mkdir(parents=True, exist_ok=True)
-    q = int(rng.integers(40, 70) if low else rng.integers(70, 95))
+    if low:   # the low-resolution scenes are also compressed harder
+        q = int(rng.integers(40, 70))
     paths = []
     for t, (img, _) in enumerate(frames):
         _jpg(d / f"{t + 1:02d}.jpg", img, q)
@@ -324,7 +395,8 @@ def ferv_plan(prof: Profile, seed: int):
     return rng, jobs
 
 
-def write_ferv_splits(root: Path, jobs, seed: int):
+def ferv_split(jobs, seed: int) -> tuple[list[str], list[str]]:
+    """Train and test lines (``scene/Class/NNNN Class``): 20 % of every scene × class group to test."""
     rng = rng_for(seed, "ferv39k", "split")
     groups: dict = {}
     for j in jobs:
@@ -337,6 +409,12 @@ def write_ferv_splits(root: Path, jobs, seed: int):
         for r, i in enumerate(perm):
             line = f"{g[i][0]}/{CLASSES[g[i][1]]}/{g[i][2]:04d} {CLASSES[g[i][1]]}"
             (test if r < n_test else train).append(line)
+    return train, test
+
+
+def write_ferv_splits(root: Path, jobs, seed: int):
+    train, test = ferv_split(jobs, seed)
+    rng = rng_for(seed, "ferv39k", "split-order")
     d = root / "FERV39k" / "4_setups" / "All_scenes"
     d.mkdir(parents=True, exist_ok=True)
     for name, lines in (("train_All.csv", train), ("test_All.csv", test)):
@@ -346,25 +424,25 @@ def write_ferv_splits(root: Path, jobs, seed: int):
 
 # ---------------------------------------------------------------------------------------- videos
 def video_job(root: Path, prof: Profile, seed: int, ident_no: int) -> list[dict]:
+    """One identity of the talking-face corpus: ``video_tracks`` tracks of ``video_frames`` frames at
+    25 fps (VoxCeleb layout ``idNNNNN/<video id>/00001/NNNNN.jpg``), see labels.talking_state."""
     ident = sample_identity(rng_for(seed, "videos-id", ident_no), wild=True)
     pid = f"id{ident_no + 10001:05d}"
     rows = []
-    from .labels import bp4d_state, bp4d_subject_weights
-    for v in range(2):
+    s = prof.video_size
+    for v in range(prof.video_tracks):
         rng = rng_for(seed, "videos", ident_no, v)
         vid = "".join(rng.choice(list("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-"), 11))
-        task = BP4D_TASKS[int(rng.integers(8))]
         n = prof.video_frames
-        U, blink = bp4d_state(rng, task, n, bp4d_subject_weights(rng, task), seconds=n)  # ~1 fps, as TCAE
-        s = prof.clip_size
-        poses = pose_track(rng, n, True, 0.31 * s, (s, s))
+        U, blink, _ = talking_state(rng, n, fps=25)
+        poses = talking_pose(rng, n, 25, FACE_SCALE["videos"] * s, (s, s))
         occluders, occlusion = _occluders(rng_for(seed, "videos-occluder", ident_no, v), n)
-        frames = _render_track(ident, U, blink, poses, (s, s), rng, wild=True, occluders=occluders)
+        frames, q = _render_track(ident, U, blink, poses, (s, s), rng, "videos", occluders=occluders)
         d = root / "videos" / pid / vid / "00001"
         d.mkdir(parents=True, exist_ok=True)
         paths = []
         for t, (img, _) in enumerate(frames):
-            _jpg(d / f"{t + 1:05d}.jpg", img, 90)
+            _jpg(d / f"{t + 1:05d}.jpg", img, q)
             paths.append(f"{pid}/{vid}/00001/{t + 1:05d}.jpg")
         rows += _gt_rows("videos", pid, f"{vid}/00001", np.arange(1, n + 1), paths, U, poses, f"videos-{pid}",
                          lms=[lm for _, lm in frames], occlusion=occlusion)

@@ -1,0 +1,112 @@
+"""The evidence table: Markdown (printed and ``evidence.md``), ``evidence.json`` and a bar chart
+``evidence.png``, each written atomically under the evidence folder."""
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Optional
+
+from affectlab.engine.io import atomic_write_json, atomic_write_text
+
+
+def _num(value: Optional[float], digits: int = 3) -> str:
+    return "–" if value is None else f"{value:.{digits}f}"
+
+
+def _per_seed(entry: dict[str, Any]) -> str:
+    if entry["kind"] == "trivial":
+        return "same for every seed" if entry["runs"] and entry["runs"][0]["value"] is not None else "–"
+    return ", ".join(f"s{r['seed']} {_num(r['value'])}" if r.get("value") is not None else f"s{r['seed']} failed"
+                     for r in entry["runs"]) or "–"
+
+
+def _wall(entry: dict[str, Any]) -> str:
+    times = [r["wall_time_s"] for r in entry["runs"] if r.get("wall_time_s") is not None]
+    return f"{sum(times) / len(times):.0f}" if times else "–"
+
+
+def verdict_line(v: dict[str, Any]) -> str:
+    """``default − control = x; 2×control sd = y; beats: yes/no``."""
+    beats = {True: "yes", False: "no", None: "n/a"}[v["beats"]]
+    why = "" if v["beats"] is not None or v["difference"] is None else " (control has one seed: no sd)"
+    return (f"default − {v['control']} = {_num(v['difference'])}; 2×control sd = {_num(v['threshold'])}; "
+            f"beats: {beats}{why}")
+
+
+def markdown(result: dict[str, Any]) -> str:
+    """The evidence table and one verdict line per control."""
+    metric = result["metric"]
+    lines = [
+        f"# Evidence: {result['method']} on {result['dataset']} fold {result['fold']} (test {metric})",
+        "",
+        f"Command: `{result['command'] or 'affectlab evidence ' + ' '.join(result['overrides'])}`  ",
+        f"Seeds: {', '.join(str(s) for s in result['seeds'])} (config keys {', '.join(result['seed_keys'])}); "
+        f"data: {result['data_source'] or '–'}; commit: {(result['git_commit'] or '–')[:10]}"
+        f"{' (dirty)' if result.get('git_dirty') else ''}; finished: {result['finished'] or 'not yet'}  ",
+        "Trained arms ran through the runner of `make train` (one run directory per arm × seed); sd is the "
+        "sample standard deviation over seeds; trivial arms are not trained (scored on the test labels).",
+        "",
+        f"| arm | kind | {metric} mean ± sd | per seed | wall s / run | what |",
+        "|---|---|---|---|---|---|",
+    ]
+    for i, e in enumerate(result["arms"]):
+        name = f"**{e['name']}**" if i == 0 else e["name"]
+        what = e["help"] + (f" (`{' '.join(e['overrides'])}`)" if e["overrides"] else "")
+        score = f"{_num(e['mean'])} ± {_num(e['sd'])}" if e.get("mean") is not None else "–"
+        lines.append(f"| {name} | {e['kind']} | {score} | {_per_seed(e)} | {_wall(e)} | {what} |")
+    lines += ["", "Verdicts (the default must beat each control by more than twice the control's seed sd):", ""]
+    lines += [f"- {verdict_line(v)}" for v in result["verdicts"]]
+    failed = [(e["name"], r) for e in result["arms"] for r in e["runs"] if r.get("error")]
+    if failed:
+        lines += ["", "Failed runs:", ""] + [f"- {name} seed {r['seed']}: {r['error']}" for name, r in failed]
+    return "\n".join(lines) + "\n"
+
+
+def save_png(result: dict[str, Any], path: Path) -> Path:
+    """Bar per arm (mean, error bar = seed sd), dots for the seeds; trivial arms grey and hatched."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    arms = result["arms"]
+    fig, ax = plt.subplots(figsize=(1.6 + 1.3 * len(arms), 3.4))
+    for x, e in enumerate(arms):
+        colour = "#4e79a7" if x == 0 else ("#bab0ac" if e["kind"] == "trivial" else "#f28e2b")
+        ax.bar(x, e["mean"] or 0.0, yerr=e["sd"] or 0.0, capsize=4, color=colour,
+               hatch="//" if e["kind"] == "trivial" else None, edgecolor="#333")
+        seeds = [r["value"] for r in e["runs"] if r.get("value") is not None]
+        ax.scatter([x] * len(seeds), seeds, color="black", s=12, zorder=3)
+    ax.set_xticks(range(len(arms)), [e["name"] for e in arms], rotation=20)
+    ax.set_ylabel(f"test {result['metric']}")
+    ax.set_title(f"{result['method']} on {result['dataset']} fold {result['fold']}, "
+                 f"{len(result['seeds'])} seed(s)", fontsize=10)
+    ax.axhline(0.0, color="#333", linewidth=0.6)
+    fig.tight_layout()
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".png")
+    os.close(fd)
+    try:
+        fig.savefig(tmp, dpi=110)
+        os.replace(tmp, path)
+    finally:
+        plt.close(fig)
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return path
+
+
+def write_json(result: dict[str, Any]) -> Path:
+    """``evidence.json`` (rewritten after every run, so an interrupted evidence keeps its numbers)."""
+    path = Path(result["out"]) / "evidence.json"
+    atomic_write_json(path, result)
+    return path
+
+
+def write_outputs(result: dict[str, Any]) -> dict[str, Path]:
+    """``evidence.json``, ``evidence.md`` and ``evidence.png`` under ``result['out']``."""
+    out = Path(result["out"])
+    md = out / "evidence.md"
+    atomic_write_text(md, markdown(result))
+    return {"json": write_json(result), "md": md, "png": save_png(result, out / "evidence.png")}

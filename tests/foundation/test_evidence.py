@@ -1,0 +1,206 @@
+"""`affectlab evidence` (make evidence): every method declares valid arms, a tiny baseline evidence runs
+each trained arm × seed through the runner of `make train` and writes the verdict table, and a user's
+mistake ends in one clear line."""
+from __future__ import annotations
+
+import json
+import statistics
+from pathlib import Path
+
+import numpy as np
+import pytest
+from omegaconf import OmegaConf
+
+from affectlab.cli import main
+from affectlab.config import compose
+from affectlab.evidence.collect import plan, summarise, verdict
+from affectlab.evidence.trivial import TRIVIAL
+from affectlab.methods import METHODS
+
+QUIET = ["logger.wandb.enabled=false", "trainer.enable_progress_bar=false"]
+TINY = ["data.num_workers=0", "data.image_size=32", "data.batch_size=8", "data.limit_items=48",
+        "trainer.max_epochs=1", "trainer.limit_train_batches=2", "trainer.limit_val_batches=1"]
+
+
+@pytest.mark.parametrize("method", METHODS.names())
+def test_every_method_declares_arms_that_compose_to_valid_configs(method, tmp_path):
+    spec = METHODS.get(method)
+    ev = spec.evidence
+    assert ev is not None and ev.arms[0].name == "default" and ev.controls
+    p = plan([f"METHOD={method}"], 2, tmp_path)
+    assert p.seeds == [0, 1]
+    trained = [a for a in ev.arms if a.trained]
+    assert [(r.arm.name, r.seed) for r in p.runs] == [(a.name, s) for a in trained for s in (0, 1)]
+    default = OmegaConf.to_container(compose([f"METHOD={method}"]).method)
+    for run in p.runs:
+        assert run.cfg.run_root == str(tmp_path / run.arm.name) and run.cfg.resume == "auto"
+        assert run.cfg.leaderboard.enabled is False  # controls are not leaderboard rows
+        for key in ev.seed_keys:
+            assert OmegaConf.select(run.cfg, key) == run.seed
+        for override in run.arm.overrides:  # the arm's switch took effect, nothing else in cfg.method moved
+            key, value = override.split("=", 1)
+            assert str(OmegaConf.select(run.cfg, key)).lower() == value.lower()
+        if not run.arm.overrides:
+            assert OmegaConf.to_container(run.cfg.method) == default
+    for arm in ev.controls:
+        if arm.trivial:
+            assert TRIVIAL.get(arm.trivial).task == spec.task
+
+
+def test_summary_and_verdict_arithmetic():
+    s = summarise([0.5, 0.7, None], trivial=False)
+    assert s["n"] == 2 and s["mean"] == pytest.approx(0.6) and s["sd"] == pytest.approx(statistics.stdev([0.5, 0.7]))
+    assert summarise([0.4], trivial=False)["sd"] is None
+    assert summarise([0.4], trivial=True)["sd"] == 0.0
+    control = {"name": "random_init", "mean": 0.5, "sd": 0.05}
+    v = verdict({"mean": 0.62}, control)
+    assert v["difference"] == pytest.approx(0.12) and v["threshold"] == pytest.approx(0.1) and v["beats"] is True
+    assert verdict({"mean": 0.58}, control)["beats"] is False
+    assert verdict({"mean": 0.58}, {**control, "sd": None})["beats"] is None
+
+
+def test_tiny_baseline_evidence_runs_every_arm_through_the_runner(synth_root, tmp_path, capsys):
+    out = tmp_path / "ev"
+    argv = ["evidence", "METHOD=baseline", "DATA=bp4d", f"data.root={synth_root / 'BP4D'}", *QUIET, *TINY,
+            "--seeds", "2", "--out", str(out)]
+    assert main(argv) == 0
+    printed = capsys.readouterr().out
+    result = json.loads((out / "evidence.json").read_text())
+    assert (out / "evidence.md").read_text() in printed
+    assert (out / "evidence.png").stat().st_size > 1000
+    assert result["method"] == "baseline" and result["metric"] == "f1_mean" and result["seeds"] == [0, 1]
+    assert result["runner"] == "affectlab.engine.runner.train" and result["finished"]
+    default, positive = result["arms"]
+    assert (default["name"], default["kind"], positive["name"], positive["kind"]) == \
+        ("default", "trained", "all_positive", "trivial")
+
+    # every trained arm × seed is one finished run of the runner, with its own seed
+    assert [r["seed"] for r in default["runs"]] == [0, 1]
+    for r in default["runs"]:
+        run_dir = Path(r["run_dir"])
+        assert run_dir.is_relative_to(out / "runs" / "default")
+        record = json.loads((run_dir / "results.json").read_text())
+        assert json.loads((run_dir / "run.json").read_text())["status"] == "finished"
+        assert (run_dir / "stages" / "supervised" / "done.json").is_file()
+        assert record["seed"] == r["seed"] and record["method"] == "baseline"
+        assert r["value"] == record["metrics"]["f1_mean"] and 0.0 <= r["value"] <= 1.0
+    assert default["n"] == 2 and default["mean"] == pytest.approx(np.mean([r["value"] for r in default["runs"]]))
+    assert default["sd"] == pytest.approx(statistics.stdev([r["value"] for r in default["runs"]]))
+
+    # the trivial arm is scored, not trained: per-AU F1 of "always present" is 2p / (1 + p)
+    (scored,) = positive["runs"]
+    assert scored["run_dir"] is None and "not trained" in scored["note"]
+    assert positive["sd"] == 0.0 and scored["value"] == pytest.approx(_all_positive_f1(result, synth_root))
+
+    (v,) = result["verdicts"]
+    assert v["control"] == "all_positive" and v["threshold"] == 0.0
+    assert v["difference"] == pytest.approx(default["mean"] - positive["mean"])
+    assert v["beats"] is (v["difference"] > 0)
+    md = (out / "evidence.md").read_text()
+    assert "| arm | kind | f1_mean mean ± sd | per seed | wall s / run | what |" in md
+    assert f"default − all_positive = {v['difference']:.3f}; 2×control sd = 0.000; beats: " in md
+    assert "s0 " in md and "s1 " in md
+
+    # the same command into the same folder reuses the finished runs instead of training again
+    assert main(argv) == 0
+    again = json.loads((out / "evidence.json").read_text())
+    assert [r["run_dir"] for r in again["arms"][0]["runs"]] == [r["run_dir"] for r in default["runs"]]
+    assert "already finished" in capsys.readouterr().out
+
+
+def _all_positive_f1(result: dict, synth_root: Path) -> float:
+    """Mean over AUs of 2p / (1 + p), p = positive rate among the labelled test frames."""
+    from data_modules import create_datamodule
+
+    cfg = compose(["METHOD=baseline", "DATA=bp4d", f"data.root={synth_root / 'BP4D'}", *TINY])
+    dm = create_datamodule(cfg.data)
+    dm.setup("test")
+    au, mask = [], []
+    for batch in dm.test_dataloader():
+        au.append(batch["au"].numpy())
+        mask.append(batch["au_mask"].numpy().astype(bool))
+    au, mask = np.concatenate(au), np.concatenate(mask)
+    f1 = []
+    for k in range(au.shape[1]):
+        p = float(au[mask[:, k], k].mean()) if mask[:, k].any() else 0.0
+        f1.append(2 * p / (1 + p))
+    return float(np.mean(f1))
+
+
+def fails(capsys, argv: list[str], *expected: str) -> None:
+    assert main(argv) == 2
+    out, err = capsys.readouterr()
+    assert "Traceback" not in out + err and err.startswith("affectlab evidence: error: "), err
+    for text in expected:
+        assert text in err, (text, err)
+
+
+def test_user_mistakes_end_in_one_clear_line(capsys, tmp_path, monkeypatch):
+    out = tmp_path / "ev"
+    fails(capsys, ["evidence", "METHOD=basline", "--out", str(out)], "Did you mean 'baseline'?")
+    fails(capsys, ["evidence", "METHOD=baseline", "--seeds", "0", "--out", str(out)], "--seeds must be at least 1")
+    fails(capsys, ["evidence", "METHOD=baseline", "method.lrr=1", "--out", str(out)], "unknown config key 'method.lrr'")
+    monkeypatch.setattr(METHODS.get("baseline"), "evidence", None)
+    fails(capsys, ["evidence", "METHOD=baseline", "--out", str(out)], "'baseline' declares no evidence arms")
+    assert not out.exists()  # refused before any run
+    with pytest.raises(SystemExit) as exc:  # argparse: not a number
+        main(["evidence", "METHOD=baseline", "--seeds", "three"])
+    assert exc.value.code == 2
+    assert "invalid int value: 'three'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("method, control, root, extra", [
+    ("tcae", "random_init", "BP4D", ["method.pretrain_root={videos}"]),
+    ("region_relation", "random_backbone", "BP4D", []),
+    ("contrastive_intensity", "scratch", "DISFA", []),
+    ("contrastive_intensity", "random_frozen", "DISFA", []),
+])
+def test_untrained_controls_skip_pretraining_and_keep_the_evaluated_stage(synth_root, tmp_path, method, control,
+                                                                         root, extra):
+    """The stages each arm yields (built, not fitted): the default pretrains, the control does not, and
+    both evaluate the same stage."""
+    from affectlab.methods import RunContext
+
+    spec = METHODS.get(method)
+    keys = [f"METHOD={method}", f"data.root={synth_root / root}", "data.num_workers=0", "data.limit_items=48",
+            *(e.format(videos=synth_root / "videos") for e in extra)]
+    stages = {}
+    for run in plan(keys, 1, tmp_path).runs:
+        if run.arm.name in ("default", control):
+            yielded = list(spec().stages(run.cfg, RunContext(tmp_path / run.arm.name, run.cfg)))
+            stages[run.arm.name] = [(s.name, s.evaluate) for s in yielded]
+    assert "pretrain" in [name for name, _ in stages["default"]]
+    assert "pretrain" not in [name for name, _ in stages[control]]
+    assert [s for s in stages["default"] if s[1]] == [s for s in stages[control] if s[1]]
+
+
+class _FakeDM:
+    """Just what a trivial predictor reads: test batches, class or AU names."""
+
+    class_names = ["Happy", "Sad", "Neutral", "Angry", "Surprise", "Disgust", "Fear"]
+    au_names = ["AU01", "AU02"]
+
+    def __init__(self, batches: list[dict]) -> None:
+        self.batches = batches
+
+    def prepare_data(self) -> None: ...
+
+    def setup(self, stage: str) -> None: ...
+
+    def test_dataloader(self) -> list[dict]:
+        return self.batches
+
+
+def test_trivial_predictors_against_hand_computed_values():
+    import torch
+
+    labels = [{"label": torch.tensor([0, 0, 1])}, {"label": torch.tensor([3, 3, 3, 0])}]
+    chance = TRIVIAL.get("chance").score(_FakeDM(labels), 1.0)
+    assert chance["uar"] == pytest.approx(1 / 3) and chance["war"] == pytest.approx(3 / 7)  # 3 classes present
+    first = TRIVIAL.get("chance").score(_FakeDM(labels), 1)  # limit_test_batches=1: classes 0 and 1 only
+    assert first["uar"] == pytest.approx(1 / 2) and first["war"] == pytest.approx(2 / 3)
+    au = torch.tensor([[1, 0], [0, 0], [1, 1], [0, 1]], dtype=torch.float32)
+    mask = torch.tensor([[1, 1], [1, 1], [1, 0], [1, 1]], dtype=torch.bool)
+    f1 = TRIVIAL.get("all_positive").score(_FakeDM([{"au": au, "au_mask": mask}]), 1.0)
+    assert f1["f1_au01"] == pytest.approx(2 * 0.5 / 1.5) and f1["f1_au02"] == pytest.approx(2 * (1 / 3) / (4 / 3))
+    assert f1["f1_mean"] == pytest.approx((2 / 3 + 1 / 2) / 2)
