@@ -54,11 +54,16 @@ class TrainerConfig:
     #: learning-rate rule tied to the effective batch: none | linear | sqrt
     lr_scaling: str = "none"
     lr_base_batch_size: int = 256
-    channels_last: bool = False
+    #: convert the modules to channels_last memory format: true | false | auto (on CPU for the methods
+    #: whose networks measured faster that way, ``MethodSpec.channels_last_cpu``; off on GPU, where the
+    #: gpu presets set true)
+    channels_last: Any = "auto"
     #: torch.set_float32_matmul_precision for float32 matmuls: high (TF32 on Ampere+, fast) | highest
     #: (true float32, as the official code of the paper presets ran) | medium
     matmul_precision: str = "high"
     enable_progress_bar: bool = True
+    #: run (one bar over every stage of the run, with its ETA) | epoch (Lightning's bar per epoch)
+    progress_bar: str = "run"
 
 
 #: ``Trainer(precision=...)`` values Lightning accepts (lightning.fabric.connector)
@@ -66,6 +71,7 @@ PRECISIONS = ("64-true", "32-true", "16-mixed", "bf16-mixed", "16-true", "bf16-t
               "transformer-engine", "transformer-engine-float16")
 ACCELERATORS = ("cpu", "gpu", "cuda", "mps", "tpu", "auto")
 LR_SCALING = ("none", "linear", "sqrt")
+PROGRESS_BARS = ("run", "epoch")
 
 
 def check_trainer(t: DictConfig) -> None:
@@ -79,6 +85,10 @@ def check_trainer(t: DictConfig) -> None:
         raise bad("accelerator", "one of " + ", ".join(ACCELERATORS))
     if t.lr_scaling not in LR_SCALING:
         raise bad("lr_scaling", "one of " + ", ".join(LR_SCALING))
+    if t.channels_last not in (True, False, "auto"):
+        raise bad("channels_last", "true, false or auto")
+    if t.progress_bar not in PROGRESS_BARS:
+        raise bad("progress_bar", "one of " + ", ".join(PROGRESS_BARS))
     for key in ("limit_train_batches", "limit_val_batches", "limit_test_batches"):
         value = t[key]
         ok_int = isinstance(value, int) and not isinstance(value, bool) and value >= 0

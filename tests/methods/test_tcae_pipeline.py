@@ -26,13 +26,18 @@ def overrides(synth_root, tmp_path, *extra):
 
 
 def test_two_stage_pipeline_records_per_au_f1_and_the_probe_runs_alone(synth_root, tmp_path):
-    cfg = compose(overrides(synth_root, tmp_path, "method.pretrain_epochs=1", "method.probe_epochs=1"))
+    # the CPU default's step-based pretraining (2 steps, validation and online probe at step 2)
+    cfg = compose(overrides(synth_root, tmp_path, "method.pretrain_epochs=-1", "method.pretrain_max_steps=2",
+                            "method.pretrain_val_every_n_steps=2", "method.probe_epochs=1"))
     record = train(cfg)
     names = ["au01", "au02", "au04", "au06", "au07", "au10", "au12", "au14", "au15", "au17", "au23", "au24"]
     assert set(record["metrics"]) >= {f"f1_{a}" for a in names} | {"f1_mean"}
     run = Path(record["run_dir"])
     assert json.loads((run / "results.json").read_text())["method"] == "tcae"
     assert list((run / "artifacts").glob("tcae_val_epoch*.png"))
+    curve = json.loads((run / "artifacts" / "online_probe_pretrain.json").read_text())["curve"]
+    assert [point["step"] for point in curve] == [2] and 0.0 <= curve[0]["f1"] <= 1.0
+    assert record["training"]["stages"]["pretrain"]["steps"] == 2
     ckpt = json.loads((run / "stages" / "pretrain" / "done.json").read_text())["checkpoint"]
 
     alone = train(compose(overrides(synth_root, tmp_path / "alone", f"method.pretrained_checkpoint={ckpt}",

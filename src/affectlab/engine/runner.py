@@ -24,10 +24,13 @@ from affectlab.engine.callbacks import (
 from affectlab.engine.checkpoints import LAST, resume_checkpoint
 from affectlab.engine.io import atomic_write_json
 from affectlab.engine.loggers import build_loggers, finish_wandb, wandb_loggers, wandb_url
+from affectlab.engine.online_probe import OnlineProbe
+from affectlab.engine.progress import RunProgress, RunProgressBar
 from affectlab.engine.quiet import silence_benign_noise
 from affectlab.engine.rundir import RUN_DIR_ENV, RunDirectory, prepare_run_dir
 from affectlab.engine.scaling import effective_batch_size, world_size
 from affectlab.engine.summary import format_summary
+from affectlab.engine.timing import StepTimer, overall
 from affectlab.methods import METHODS, RunContext, Stage
 from data_modules.frames import UnreadableItem
 
@@ -48,8 +51,10 @@ def _strategy(cfg: DictConfig) -> Any:
     return cfg.trainer.strategy
 
 
-def build_trainer(cfg: DictConfig, stage: Stage, stage_dir: Path,
-                  loggers: list) -> tuple[L.Trainer, LastEveryEpochCheckpoint]:
+def build_trainer(cfg: DictConfig, stage: Stage, stage_dir: Path, loggers: list,
+                  progress: RunProgress | None = None) -> tuple[L.Trainer, LastEveryEpochCheckpoint]:
+    """The stage's Trainer from ``cfg.trainer`` and the stage's own settings; ``progress`` is the run's
+    single bar (``trainer.progress_bar=run``), else Lightning's bar per epoch."""
     t = cfg.trainer
     sync_bn = bool(t.sync_batchnorm)
     if sync_bn and t.accelerator == "cpu":
@@ -64,13 +69,15 @@ def build_trainer(cfg: DictConfig, stage: Stage, stage_dir: Path,
         save_top_k=1 if stage.monitor else 0,
         save_last=True,
     )
-    callbacks: list[L.Callback] = [checkpoint, RNGStateCallback()]
+    callbacks: list[L.Callback] = [checkpoint, RNGStateCallback(), StepTimer()]
     if loggers:
         callbacks.append(LearningRateMonitor(logging_interval="epoch"))
     if stage.monitor and t.early_stopping_patience:
         callbacks.append(EarlyStopping(monitor=stage.monitor, mode=stage.mode, patience=t.early_stopping_patience))
     if t.enable_progress_bar:
-        callbacks.append(ProgressBar())
+        run_bar = t.progress_bar == "run" and progress is not None
+        callbacks.append(RunProgressBar(progress, stage.name) if run_bar else ProgressBar())
+    callbacks.extend(stage.callbacks)
     fault = fault_injection_from_env()
     if fault is not None:
         callbacks.append(fault)
@@ -97,8 +104,19 @@ def build_trainer(cfg: DictConfig, stage: Stage, stage_dir: Path,
         plugins=[AtomicCheckpointIO()],
         enable_model_summary=False,
     )
+    if stage.val_every_n_steps:  # validate every n steps across epochs (Lightning: int interval, no epoch cadence)
+        kwargs.update(val_check_interval=int(stage.val_every_n_steps), check_val_every_n_epoch=None)
     kwargs.update(stage.trainer_overrides)
     return L.Trainer(**kwargs), checkpoint
+
+
+def use_channels_last(cfg: DictConfig) -> bool:
+    """``trainer.channels_last``: true/false as given; auto → on CPU when the method's networks measured
+    faster in channels_last (``MethodSpec.channels_last_cpu``), off on other accelerators."""
+    value = cfg.trainer.channels_last
+    if value == "auto":
+        return cfg.trainer.accelerator == "cpu" and bool(METHODS.get(cfg.method.name).channels_last_cpu)
+    return bool(value)
 
 
 def _load_weights(module: L.LightningModule, ckpt: str) -> None:
@@ -106,7 +124,7 @@ def _load_weights(module: L.LightningModule, ckpt: str) -> None:
     module.load_state_dict(state)
 
 
-def fit_stage(stage: Stage, cfg: DictConfig, run: RunDirectory) -> str:
+def fit_stage(stage: Stage, cfg: DictConfig, run: RunDirectory, progress: RunProgress | None = None) -> str:
     """Fit one stage (or restore it when a previous attempt finished it); returns the checkpoint
     whose weights the module now holds (best by ``stage.monitor``, else last)."""
     stage_dir = run.stage_dir(stage.name)
@@ -125,22 +143,27 @@ def fit_stage(stage: Stage, cfg: DictConfig, run: RunDirectory) -> str:
                                       sweep_run=stage.evaluate)
     if _is_rank_zero() and wandb_id:
         run.update_info(wandb_ids={**info.get("wandb_ids", {}), stage.name: wandb_id})
-    if cfg.trainer.channels_last and cfg.trainer.accelerator == "gpu":
+    if use_channels_last(cfg):
         stage.module = stage.module.to(memory_format=torch.channels_last)
-    trainer, checkpoint = build_trainer(cfg, stage, stage_dir, loggers)
+    trainer, checkpoint = build_trainer(cfg, stage, stage_dir, loggers, progress)
     last = stage_dir / LAST
     resume_from = resume_checkpoint(stage_dir, rank_zero=_is_rank_zero())
     ckpt_path = str(resume_from) if resume_from else None
     if ckpt_path:
         print(f"[affectlab] resuming stage {stage.name!r} from {ckpt_path}", flush=True)
+    started = time.perf_counter()
     trainer.fit(stage.module, datamodule=stage.datamodule, ckpt_path=ckpt_path)
+    timer = next(c for c in trainer.callbacks if isinstance(c, StepTimer))
+    timer.wall_s = time.perf_counter() - started
+    probe_s = sum(c.seconds for c in stage.callbacks if isinstance(c, OnlineProbe))
     best = checkpoint.best_model_path if stage.monitor and checkpoint.best_model_path else str(last)
     if trainer.world_size > 1:
         trainer.strategy.barrier()
     _load_weights(stage.module, best)
     if trainer.is_global_zero:
         atomic_write_json(done, {"checkpoint": best, "monitor": stage.monitor,
-                                 "best_score": _float(checkpoint.best_model_score), "trained": _trained(trainer)})
+                                 "best_score": _float(checkpoint.best_model_score), "trained": _trained(trainer),
+                                 "timing": timer.summary({"online_probe_s": probe_s} if probe_s else None)})
     stage.url = wandb_url(loggers)  # type: ignore[attr-defined]
     if stage.evaluate:  # the test pass logs its metrics and figures into the same wandb run
         stage.wandb_loggers = wandb_loggers(loggers)  # type: ignore[attr-defined]
@@ -216,9 +239,11 @@ def _unreadable_skipped(run_dir: Path) -> dict[str, dict[str, Any]]:
 def training_amount(cfg: DictConfig, run: RunDirectory, test_batches: int | None) -> dict[str, Any]:
     """Epochs and steps of every stage, the ``limit_*`` settings, and which of them truncated the run's
     training or evaluation (``truncated``: empty for a full run; the board ranks only full runs)."""
-    stages = {}
+    stages, timing = {}, {}
     for done in sorted(run.path.glob("stages/*/done.json")):
-        stages[done.parent.name] = json.loads(done.read_text()).get("trained")
+        info = json.loads(done.read_text())
+        stages[done.parent.name] = info.get("trained")
+        timing[done.parent.name] = info.get("timing")
     t = cfg.trainer
     limits = {"limit_train_batches": t.limit_train_batches, "limit_val_batches": t.limit_val_batches,
               "limit_test_batches": t.limit_test_batches}
@@ -229,7 +254,7 @@ def training_amount(cfg: DictConfig, run: RunDirectory, test_batches: int | None
     if cfg.data.get("limit_items"):
         truncated.append(f"data.limit_items={cfg.data.limit_items}")
     return {"stages": stages, **limits, "limit_items": cfg.data.get("limit_items"), "test_batches": test_batches,
-            "truncated": truncated}
+            "truncated": truncated, "timing": {"stages": timing, "overall": overall(timing)}}
 
 
 def _limits(value: Any, batches: list[int | None]) -> bool:
@@ -338,6 +363,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
                   f"not recorded again; `affectlab test {run.path}` re-evaluates it)", flush=True)
             return json.loads((run.path / "results.json").read_text())
         return {}
+    t = cfg.trainer
+    progress = RunProgress(enabled=bool(t.enable_progress_bar) and t.progress_bar == "run" and rank_zero)
     launched_here = rank_zero and RUN_DIR_ENV not in os.environ
     if launched_here:
         os.environ[RUN_DIR_ENV] = str(run.path)
@@ -346,7 +373,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         ctx = RunContext(run.path, cfg)
         evaluated: Stage | None = None
         for stage in spec.stages(cfg, ctx):
-            fit_stage(stage, cfg, run)
+            fit_stage(stage, cfg, run, progress)
             if stage.evaluate:
                 evaluated = stage
         _release_process_group()
@@ -372,6 +399,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
             raise UnreadableItem(f"{err}\nThe trained stages are kept: {hint}.", err.path) from None
         raise
     finally:
+        progress.close()
         if launched_here:
             os.environ.pop(RUN_DIR_ENV, None)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from affectlab.engine.timing import format_timing
 from affectlab.leaderboard.records import format_value, is_percent
 
 _PER_ITEM = re.compile(r"^(?P<metric>[a-z0-9]+)_(?P<item>(au\d+|(?!mean$)[a-z]+))$")
@@ -74,6 +75,9 @@ def run_notes(record: dict[str, Any]) -> list[str]:
               for name, s in training.get("stages", {}).items() if s]
     if stages:
         lines.append("trained: " + "; ".join(stages))
+    timing = format_timing((training.get("timing") or {}).get("stages") or {}, record.get("wall_time_s"))
+    if timing:
+        lines.append(timing)
     if training.get("truncated"):
         lines.append(f"TRUNCATED run ({', '.join(training['truncated'])}): kept off the ranked leaderboard")
     excluded = (record.get("test_set") or {}).get("unreadable_excluded") or {}

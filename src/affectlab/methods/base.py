@@ -36,7 +36,10 @@ class Stage:
 
     ``monitor``/``mode`` pick the best checkpoint (``None``: keep ``last.ckpt`` only).
     ``evaluate=True`` marks the stage whose best checkpoint is tested and recorded.
-    ``max_epochs``/``max_steps`` override ``cfg.trainer`` for this stage when set.
+    ``max_epochs``/``max_steps`` override ``cfg.trainer`` for this stage when set;
+    ``val_every_n_steps`` makes the stage validate (and checkpoint) every n optimiser steps across
+    epoch boundaries instead of once per epoch. ``callbacks`` are added to the stage's Trainer
+    (e.g. ``engine.online_probe.OnlineProbe``).
     """
 
     name: str
@@ -47,6 +50,8 @@ class Stage:
     evaluate: bool = False
     max_epochs: int | None = None
     max_steps: int | None = None
+    val_every_n_steps: int | None = None
+    callbacks: list[L.Callback] = field(default_factory=list)
     trainer_overrides: dict[str, Any] = field(default_factory=dict)
 
 
@@ -73,6 +78,9 @@ class MethodSpec:
     task: ClassVar[str] = "au_occurrence"
     #: data section keys the method needs (merged after data/<name>.yaml, before the experiment)
     data_overrides: ClassVar[dict[str, Any]] = {}
+    #: its networks train faster in channels_last memory format on CPU (``trainer.channels_last=auto``;
+    #: measured by ``benchmarks/channels_last_cpu.py``)
+    channels_last_cpu: ClassVar[bool] = False
     #: the default and the controls ``make evidence`` compares (affectlab.evidence.arms); None = none
     evidence: ClassVar[Evidence | None] = None
     registry_name: ClassVar[str]

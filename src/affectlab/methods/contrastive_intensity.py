@@ -33,7 +33,9 @@ import torch.nn.functional as F
 from omegaconf import DictConfig, OmegaConf
 
 from affectlab.config import ConfigError
+from affectlab.engine.online_probe import OnlineProbe, OnlineProbeConfig
 from affectlab.engine.scaling import scaled_lr
+from affectlab.engine.schedules import cosine_schedule
 from affectlab.evidence.arms import Arm, Evidence
 from affectlab.losses.contrastive import (
     anchor_steps,
@@ -113,8 +115,11 @@ class PretrainConfig:
     batch_size: int = 8
     lr: float = 1e-3
     weight_decay: float = 1e-4
+    #: -1 with max_steps: a step-based stage (cosine decay per step)
     max_epochs: int = 10
     max_steps: Optional[int] = None
+    #: validate every n optimiser steps across epochs (None = once per epoch)
+    val_every_n_steps: Optional[int] = None
     #: which stage-1 weights stage 2 starts from: best (lowest val/loss) | last (last epoch; for a tiny
     #: validation split whose loss is too noisy to select on)
     select: str = "best"
@@ -152,6 +157,10 @@ class ContrastiveIntensityConfig(MethodConfig):
     model: ModelConfig = field(default_factory=ModelConfig)
     pretrain: PretrainConfig = field(default_factory=PretrainConfig)
     regress: RegressConfig = field(default_factory=RegressConfig)
+    #: intensity probe (ridge) on detached features of the stage-2 data at every stage-1 validation (ours):
+    #: the per-frame embeddings for ``pretrain.objective=frame`` (it trains only the extractor), else the
+    #: temporal states; fitted on the training windows' labelled frames (the label budget), scored on val
+    online_probe: OnlineProbeConfig = field(default_factory=OnlineProbeConfig)
 
 
 def _plain(mapping: Any) -> dict[str, Any]:
@@ -256,6 +265,19 @@ class ContrastivePretrainModule(L.LightningModule):
                  for _ in range(2)]
         z1, z2 = (self.head(self.model(v)[1][:, -1]) for v in views)
         return nt_xent(z1, z2, p.temperature), {"acc": nt_xent_accuracy(z1, z2)}
+
+    def probe_features(self, batch: dict[str, Any]) -> torch.Tensor:
+        """(B,T,D) features of labelled sequences for the online probe (detached): the frame embeddings
+        when stage 1 trains only the extractor (objective ``frame``; computed for the labelled frames
+        only, zeros elsewhere, which the probe never reads), else the temporal states."""
+        video = batch["video"].float()
+        if self.cfg.method.pretrain.objective != "frame":
+            return self.model(video)[1].detach()
+        labelled = batch["intensity_mask"].bool().any(-1)  # (B,T): which frames the probe reads
+        out = video.new_zeros(*labelled.shape, self.model.embed_dim)
+        if labelled.any():
+            out[labelled] = self.model.encoder(video[labelled][:, None])[:, 0]
+        return out.detach()
 
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
         loss, stats = self.loss(batch["video"], train=True)
@@ -408,10 +430,8 @@ class SparseIntensityRegressor(L.LightningModule):
 
 
 def with_cosine_schedule(module: L.LightningModule, opt: torch.optim.Optimizer) -> dict[str, Any]:
-    """Cosine decay over the stage's epochs (stepped per epoch)."""
-    epochs = max(int(module.trainer.max_epochs or 1), 1) if module._trainer is not None else 1
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=epochs)
-    return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "epoch"}}
+    """Cosine decay over the stage (per epoch, or per step in a step-based stage: ``engine.schedules``)."""
+    return cosine_schedule(module, opt)
 
 
 def sequence_names(meta: Any, batch_size: int) -> list[str]:
@@ -484,20 +504,32 @@ class ContrastiveIntensity(MethodSpec):
     def stages(self, cfg: DictConfig, ctx: RunContext) -> Iterator[Stage]:
         m = cfg.method
         model = None
+        if m.pretrain.enabled and m.pretrain.select not in ("best", "last"):
+            raise ConfigError(f"unknown method.pretrain.select {m.pretrain.select!r}; expected 'best' or 'last'")
+        dm, budget = regress_datamodule(cfg)  # the online probe's labelled data, then stage 2's
         if m.pretrain.enabled:
             pre = ContrastivePretrainModule(cfg)
-            if m.pretrain.select not in ("best", "last"):
-                raise ConfigError(f"unknown method.pretrain.select {m.pretrain.select!r}; expected 'best' or 'last'")
             monitor = "val/loss" if m.pretrain.select == "best" else None
+            probes = [online_probe(cfg, dm, budget)] if m.online_probe.enabled else []
             yield Stage("pretrain", pre, pretrain_datamodule(cfg), monitor=monitor, mode="min",
-                        max_epochs=m.pretrain.max_epochs, max_steps=m.pretrain.max_steps)
+                        max_epochs=m.pretrain.max_epochs, max_steps=m.pretrain.max_steps,
+                        val_every_n_steps=m.pretrain.val_every_n_steps, callbacks=probes)
             model = pre.model  # trained (or restored) by the runner before the generator resumes
         if model is None:
             model = build_model(m)
-        dm, budget = regress_datamodule(cfg)
         module = SparseIntensityRegressor(cfg, model, list(dm.au_names), budget)
         yield Stage("regress", module, dm, monitor="val/icc_mean", mode="max", evaluate=True,
                     max_epochs=m.regress.max_epochs, max_steps=m.regress.max_steps)
+
+
+def online_probe(cfg: DictConfig, dm: Any, budget: LabelBudget | None) -> OnlineProbe:
+    """The stage-1 online probe on the stage-2 data; a global label budget restricts its training labels."""
+    def budget_mask(batch: dict[str, Any]) -> torch.Tensor:
+        meta = batch["meta"]
+        return budget.mask(meta["sequence"], meta["frames"])
+
+    return OnlineProbe(dm, "au_intensity", list(dm.au_names), cfg.method.online_probe,
+                       train_mask=budget_mask if budget is not None else None)
 
 
 PRETRAIN_SOURCES = ("videos", "regress_train")

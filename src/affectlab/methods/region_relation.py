@@ -19,7 +19,9 @@ import torch.nn.functional as F
 from omegaconf import DictConfig
 
 from affectlab.config import ConfigError
+from affectlab.engine.online_probe import OnlineProbe, OnlineProbeConfig
 from affectlab.engine.scaling import scaled_lr
+from affectlab.engine.schedules import cosine_schedule
 from affectlab.evidence.arms import Arm, Evidence
 from affectlab.losses.optimal_transport import RelationPrior, ot_relation_loss
 from affectlab.losses.region_relation import (per_au_info_nce, region_consistency_loss, siamese_ot_loss,
@@ -143,7 +145,14 @@ class RegionRelationConfig(MethodConfig):
     pretrain_task: str = "au_occurrence"
     #: release root of pretrain_data (None = its synthetic stand-in)
     pretrain_root: Optional[str] = None
+    #: -1 with pretrain_max_steps: a step-based stage (cosine decay per step)
     pretrain_epochs: int = 3
+    #: cap on pretraining optimiser steps (None = epochs only)
+    pretrain_max_steps: Optional[int] = None
+    #: validate every n optimiser steps across epochs (None = once per epoch)
+    pretrain_val_every_n_steps: Optional[int] = None
+    #: linear probe on detached region features of labelled frames at every pretraining validation (ours)
+    online_probe: OnlineProbeConfig = field(default_factory=OnlineProbeConfig)
     #: encoder handed to the probe: last (end of pretraining) | val_loss (best validation loss)
     pretrain_select: str = "last"
     pretrain_lr: float = 1e-3
@@ -446,6 +455,11 @@ class RegionRelationPretrain(L.LightningModule):
             return tensor.detach()
         return self.all_gather(tensor.detach()).flatten(0, 1)
 
+    def probe_features(self, batch: dict) -> torch.Tensor:
+        """Concatenated AU region features of labelled frames (the online probe's features, detached)."""
+        lm = batch_landmarks(batch, self.cfg.method.landmarks_source, self.encoder.image_size)
+        return self.encoder(batch["image"].float(), lm).detach().flatten(1)
+
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
         terms = self.losses(batch, update_prior=True)
         self.log_dict({f"train/{k}": v for k, v in terms.items()}, prog_bar=True, on_step=True, on_epoch=True,
@@ -478,9 +492,7 @@ class RegionRelationPretrain(L.LightningModule):
         batch = m.pretrain_batch_size or self.cfg.data.batch_size
         params = [p for p in self.parameters() if p.requires_grad]
         opt = torch.optim.AdamW(params, lr=scaled_lr(self.cfg, m.pretrain_lr, batch), weight_decay=m.weight_decay)
-        epochs = max(int(self.trainer.max_epochs or 1), 1)
-        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=epochs)
-        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "epoch"}}
+        return cosine_schedule(self, opt)
 
 
 class RegionRelationProbe(L.LightningModule):
@@ -619,6 +631,7 @@ class RegionRelation(MethodSpec):
     default_data = "bp4d"
     task = "au_occurrence"
     data_overrides = {"task": "au_occurrence", "image_size": 64}
+    channels_last_cpu = True  # faster train steps on CPU (benchmarks/channels_last_cpu.py)
     evidence = Evidence(metric="f1_mean", arms=(
         Arm("default", help="self-supervised pretraining, then the probe on the AU region features"),
         Arm("random_backbone", ("method.pretrain=false",),
@@ -646,6 +659,9 @@ class RegionRelation(MethodSpec):
                                            synthetic_profile=cfg.data.synthetic_profile,
                                            synthetic_seed=cfg.data.synthetic_seed, **keys)
             monitor = "val/loss" if m.pretrain_select == "val_loss" else None
-            yield Stage("pretrain", pre, pre_dm, monitor=monitor, mode="min", max_epochs=m.pretrain_epochs)
+            probes = [OnlineProbe(dm, "au_occurrence", au_names, m.online_probe)] if m.online_probe.enabled else []
+            yield Stage("pretrain", pre, pre_dm, monitor=monitor, mode="min", max_epochs=m.pretrain_epochs,
+                        max_steps=m.pretrain_max_steps, val_every_n_steps=m.pretrain_val_every_n_steps,
+                        callbacks=probes)
         probe = RegionRelationProbe(cfg, pre.encoder, au_names, dm.train_pos_rate())
         yield Stage("probe", probe, dm, monitor="val/f1_mean", mode="max", evaluate=True, max_epochs=m.probe_epochs)
