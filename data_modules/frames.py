@@ -217,6 +217,8 @@ def extract_frames(video: Path, out_dir: Path, desc: str) -> int:
             info = json.loads(marker.read_text())
         except (OSError, ValueError):
             return None
+        if not isinstance(info, dict):   # a marker of an older affectlab (a bare frame count): extract again
+            return None
         same = all(info.get(k) == v for k, v in stamp.items() if k != "video")
         return int(info["count"]) if same else None
 

@@ -69,6 +69,16 @@ print(F.extract_frames(F.Path(sys.argv[2]), F.Path(sys.argv[3]), "x"), len(wrote
 """
 
 
+def test_a_marker_of_an_older_version_means_extract_again(tmp_path):
+    """Older affectlab wrote a bare frame count to `.complete`; it is not trusted and does not crash."""
+    video = tmp_path / "v.avi"
+    releases.write_video(video, 6)
+    out = tmp_path / "frames" / "v"
+    out.mkdir(parents=True)
+    (out / ".complete").write_text("200")
+    assert F.extract_frames(video, out, "x") == 6 and len(_frames(out)) == 6
+
+
 def test_two_processes_extracting_at_once_agree(tmp_path):
     video = tmp_path / "v.avi"
     releases.write_video(video, 40, size=(160, 120))
