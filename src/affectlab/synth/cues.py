@@ -29,7 +29,7 @@ class Cue:
     weights: dict
     thick_iod: float = 0.022
     bright: bool = False
-    groove: float = 0.05
+    groove: float = 0.08
 
 
 def _v(anchor, dx=0.0, dy=0.0, dz=0.0):
@@ -52,8 +52,8 @@ def _side_cues(side: str) -> list[Cue]:
         Cue((_v(eo, 0, 0.02), _v(ll, 0, 0.11), _v(lm, 0, 0.10), _v(ei, 0, 0.02)), {"au6": 0.45, "age": 0.3}),
         Cue((_v(eo, 0, 0.018), _v(ll, 0, 0.018), _v(lm, 0, 0.018), _v(ei, 0, 0.018)), {"au7": 0.5},
             thick_iod=0.03, bright=True),
-        Cue((_v(nt), _v(nm)), {"au10": 0.55, "au9": 0.45, "au12": 0.5, "age": 0.8}, groove=0.07),
-        Cue((_v(nm), _v(nb)), {"au12": 0.5, "age": 0.7}, groove=0.07),
+        Cue((_v(nt), _v(nm)), {"au10": 0.55, "au9": 0.45, "au12": 0.5, "age": 0.8}, groove=0.1),
+        Cue((_v(nm), _v(nb)), {"au12": 0.5, "age": 0.7}, groove=0.1),
         Cue((_v(nt, 0.02 * sx, -0.04), _v(nt, 0.06 * sx, 0.02)), {"au10": 0.55}),
         Cue((_v(mc, 0.06 * sx, -0.04), _v(mc, 0.08 * sx, 0.0), _v(mc, 0.06 * sx, 0.04)), {"au14": 0.6}),
         Cue((_v(mc, 0.02 * sx, 0.06), _v(mc, 0.06 * sx, 0.12)), {"au15": 0.45, "age": 0.3}),

@@ -308,7 +308,7 @@ def expression_state(rng, cls: str, n: int, length: int, fps=25):
 
 def pose_track(rng, n: int, wild: bool, scale: float, size: tuple[int, int]):
     """Smooth pose drift (OU-like) per frame: yaw, pitch, roll (deg), scale (px/IOD), tx, ty (px)."""
-    sd = (15, 10, 8, .12, .06) if wild else (6, 5, 4, .04, .03)
+    sd = (15, 10, 8, .12, .06) if wild else (9, 7, 4, .05, .04)
     clip = (45, 30, 25)
     base = rng.normal(0, 1, 5) * np.asarray(sd)
     drift = np.stack([_smooth_noise(rng, n, max(2, n // 3), s * 0.4) for s in sd], 1)

@@ -315,9 +315,9 @@ def render_face(ident: Identity, u: np.ndarray, pose: Pose, size: tuple[int, int
         cv.bump(pts[idx("brow_peak", side)] + [0, -0.05, 0], (0.3, 0.09), 0.06)
         cv.bump(pts[idx("iris", side)] + [0, 0.0, 0], (0.25, 0.13), -0.05)
         # cheek raiser (AU6) and lip-corner puller (AU12) bulge the cheek
-        cv.bump(pts[idx("cheek", side)] + [0.04 * sx, 0, 0], (0.2, 0.15), 0.05 + 0.05 * tw[6] + 0.04 * tw[12])
+        cv.bump(pts[idx("cheek", side)] + [0.04 * sx, 0, 0], (0.2, 0.15), 0.05 + 0.1 * tw[6] + 0.08 * tw[12])
     cv.bump(pts[[51, 57]].mean(0), (0.3, 0.13), 0.05)
-    cv.bump(pts[idx("chin")], (0.25, 0.18), 0.07 + 0.05 * tw[17])
+    cv.bump(pts[idx("chin")], (0.25, 0.18), 0.07 + 0.1 * tw[17])
 
     # Shading cues: cheeks (AU6, AU12), cheekbone hollow (AU26), chin sides (AU15).
     for side in "LR":

@@ -61,7 +61,7 @@ ALIGNED_EYE_DISTANCE, CPU_CROP = 0.32, 64
 PROFILES = {
     "tiny": Profile("tiny", 3, (132, 176), 12, (160, 120), 140, (3, 8), 140, (3, 6), 4, 112, 3, 12, 5,
                     bp4d_max_start=40),
-    "quick": Profile("quick", 18, (144, 192), 200, (192, 144), 1850, (8, 16), 1000, (6, 12), 8, 128, 200, 125, 3,
+    "quick": Profile("quick", 30, (144, 192), 300, (192, 144), 1850, (8, 16), 1000, (6, 12), 8, 128, 200, 125, 3,
                      bp4d_max_start=600),
     # the releases' real frame sizes (BP4D 1040×1392 JPEG, DISFA 1024×768 20 fps AVI, DFEW/FERV39k 224×224
     # face crops) for a few subjects/clips, to measure and test loading at real size (docs/synthetic.md)
@@ -128,9 +128,9 @@ def _occluders(occ_rng: np.random.Generator, n: int) -> tuple[list[Occluder | No
 #: JPEG quality (0: the AVI writer's own), background clutter shapes, light tilt (0 = frontal), light
 #: colour spread and exposure. Lab recordings are cleaner and more evenly lit than the wild ones.
 CAPTURE = {
-    "bp4d": dict(noise=(1.0, 2.5), blur=(0.0, 0.6), jpeg=(90, 96), shapes=(0, 2), tilt=(0.1, 0.9), tint=0.05,
+    "bp4d": dict(noise=(1.0, 2.5), blur=(0.0, 0.6), jpeg=(90, 96), shapes=(0, 2), tilt=(0.0, 0.7), tint=0.05,
                  exposure=(0.85, 1.15)),
-    "disfa": dict(noise=(1.5, 3.0), blur=(0.0, 0.8), jpeg=(0, 0), shapes=(0, 2), tilt=(0.1, 0.9), tint=0.05,
+    "disfa": dict(noise=(1.5, 3.0), blur=(0.0, 0.8), jpeg=(0, 0), shapes=(0, 2), tilt=(0.0, 0.7), tint=0.05,
                   exposure=(0.85, 1.15)),
     "dfew": dict(noise=(2.0, 7.0), blur=(0.0, 1.4), jpeg=(50, 92), shapes=(3, 12), tilt=(0.2, 1.5), tint=0.12,
                  exposure=(0.7, 1.3)),
@@ -171,11 +171,11 @@ def _render_track(ident, U, blink, poses, size, rng, dataset, downup=1, occluder
 
 
 def tracked_landmarks(rng: np.random.Generator, lms: list[np.ndarray], poses: np.ndarray) -> list[np.ndarray]:
-    """What a face tracker releases: the true landmarks plus a slowly drifting offset (sd 0.02 IOD) and
-    per-point jitter (sd 0.012 IOD). The ground-truth table keeps the true landmarks."""
+    """What a face tracker releases: the true landmarks plus a slowly drifting offset (sd 0.035 IOD) and
+    per-point jitter (sd 0.015 IOD). The ground-truth table keeps the true landmarks."""
     n = len(lms)
-    drift = np.stack([_smooth_noise(rng, n, max(2, n // 3), 0.02) for _ in range(2)], 1)
-    return [lm + (drift[i] + rng.normal(0, 0.012, lm.shape)) * poses[i, 3] for i, lm in enumerate(lms)]
+    drift = np.stack([_smooth_noise(rng, n, max(2, n // 3), 0.035) for _ in range(2)], 1)
+    return [lm + (drift[i] + rng.normal(0, 0.015, lm.shape)) * poses[i, 3] for i, lm in enumerate(lms)]
 
 
 # ------------------------------------------------------------------------------------------ BP4D
