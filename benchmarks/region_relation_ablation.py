@@ -34,6 +34,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from affectlab.synth import synthetic_root
+
 os.environ.setdefault("WANDB_MODE", "disabled")
 
 
@@ -198,8 +200,7 @@ def main() -> int:
                         "aligned pixels average-pooled to each size (the ceiling check of the doc)")
     parser.add_argument("--image-size", type=int, default=64)
     parser.add_argument("--data-root", help="BP4D release (default: the synthetic quick copy)")
-    parser.add_argument("--groundtruth", default=os.path.expanduser(
-        "~/.cache/affectlab/synthetic/v2/quick-seed0/groundtruth/bp4d.csv.gz"),
+    parser.add_argument("--groundtruth", default=str(synthetic_root("quick", 0) / "groundtruth" / "bp4d.csv.gz"),
         help="generator co-occurrence table: prints the learned relation's Spearman after pretraining")
     parser.add_argument("overrides", nargs="*")
     args = parser.parse_args()
