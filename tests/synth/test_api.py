@@ -9,7 +9,10 @@ from affectlab.synth import GENERATOR_VERSION, ensure_synthetic, generate
 
 def test_ensure_synthetic_caches_under_env_dir(tmp_path, monkeypatch):
     monkeypatch.setenv("AFFECTLAB_SYNTH_DIR", str(tmp_path))
+    killed = tmp_path / f"v{GENERATOR_VERSION}" / ".tmp-tiny-seed3-dfew-99999"   # left by a killed generation
+    (killed / "DFEW").mkdir(parents=True)
     root = ensure_synthetic("tiny", 3, datasets=["videos"])
+    assert not killed.exists()
     assert root == tmp_path / f"v{GENERATOR_VERSION}" / "tiny-seed3"
     assert (root / ".complete-videos").exists() and (root / "groundtruth" / "videos.csv.gz").exists()
     stamp = (root / "groundtruth" / "videos.csv.gz").stat().st_mtime_ns

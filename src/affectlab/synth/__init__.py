@@ -145,6 +145,9 @@ def ensure_synthetic(profile: str = "quick", seed: int = 0, datasets=None, progr
     with open(root / ".lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         try:
+            # temp folders of a generation that was killed: nobody else writes while we hold the lock
+            for stale in root.parent.glob(f".tmp-{root.name}-*"):
+                shutil.rmtree(stale, ignore_errors=True)
             for n in names:
                 if (root / f".complete-{n}").exists():
                     continue
