@@ -22,9 +22,7 @@ import contextlib
 import csv
 import io
 import math
-import os
 import random
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,7 +34,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import default_collate
 
-from affectlab.engine.io import atomic_write_json, atomic_write_text
+from affectlab.engine.io import atomic_save_figure, atomic_write_json, atomic_write_text
 
 TASK_KEYS = {"au_occurrence": ("au", "au_mask", "f1"), "au_intensity": ("intensity", "intensity_mask", "icc")}
 
@@ -269,15 +267,4 @@ def plot_curve(history: list[dict[str, float]], metric: str, path: Path, title: 
     ax.set_title(title, fontsize=9)
     ax.grid(alpha=0.3)
     fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".png")
-    os.close(fd)
-    try:
-        fig.savefig(tmp, dpi=100)
-        os.replace(tmp, path)
-    finally:
-        plt.close(fig)
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return path
+    return atomic_save_figure(fig, path, dpi=100)

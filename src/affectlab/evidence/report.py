@@ -2,12 +2,10 @@
 ``evidence.png``, each written atomically under the evidence folder."""
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 from typing import Any, Optional
 
-from affectlab.engine.io import atomic_write_json, atomic_write_text
+from affectlab.engine.io import atomic_save_figure, atomic_write_json, atomic_write_text
 
 
 def _num(value: Optional[float], digits: int = 3) -> str:
@@ -84,17 +82,7 @@ def save_png(result: dict[str, Any], path: Path) -> Path:
                  f"{len(result['seeds'])} seed(s)", fontsize=10)
     ax.axhline(0.0, color="#333", linewidth=0.6)
     fig.tight_layout()
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".png")
-    os.close(fd)
-    try:
-        fig.savefig(tmp, dpi=110)
-        os.replace(tmp, path)
-    finally:
-        plt.close(fig)
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return path
+    return atomic_save_figure(fig, path, dpi=110)
 
 
 def write_json(result: dict[str, Any]) -> Path:

@@ -49,7 +49,7 @@ def _run(args):
 class _Progress:
     """One tqdm bar per dataset (jobs done, frames written, ETA), opened when its first job ends."""
 
-    def __init__(self, names: list[str], jobs: dict[str, int], profile: str) -> None:
+    def __init__(self, jobs: dict[str, int], profile: str) -> None:
         self.jobs, self.profile, self.bar, self.current, self.frames = jobs, profile, None, None, 0
 
     def update(self, name: str, frames: int) -> None:
@@ -91,7 +91,7 @@ def generate(out: Path | str, datasets: list[str] | None = None, profile: str = 
     tasks = [(n, (fn, out, prof, seed, a)) for n in names for fn, a in plans[n][0]]
     if workers is None:
         workers = min(2, os.cpu_count() or 1)
-    progress_of = _Progress(names, {n: len(plans[n][0]) for n in names}, profile) if progress else None
+    progress_of = _Progress({n: len(plans[n][0]) for n in names}, profile) if progress else None
     results: dict[str, list] = {n: [] for n in names}
 
     def collect(n: str, rows: list) -> None:

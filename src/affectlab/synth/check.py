@@ -384,8 +384,5 @@ def plot_check(result: dict, path: Path) -> Path:
     fig.suptitle(f"synth check, generator v{result['generator_version']}"
                  + (f" ({result['profile']})" if result["profile"] else ""))
     fig.tight_layout()
-    tmp = path.with_suffix(".tmp.png")
-    fig.savefig(tmp, dpi=110)
-    plt.close(fig)
-    tmp.replace(path)
-    return path
+    from affectlab.engine.io import atomic_save_figure
+    return atomic_save_figure(fig, path, dpi=110)

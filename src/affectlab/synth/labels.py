@@ -186,15 +186,6 @@ TALK_SYLLABLES_PER_S = 4.0
 TALK_BLINKS_PER_MIN = 17.0
 
 
-def _ramp_episode(T, start, onset, apex, offset):
-    """Smooth onset → apex plateau → offset envelope (0..1) over T frames."""
-    t = np.arange(T, dtype=float)
-    up = np.clip((t - start) / max(onset, 1), 0, 1)
-    down = np.clip((start + onset + apex + offset - t) / max(offset, 1), 0, 1)
-    e = np.minimum(up, down)
-    return e * e * (3 - 2 * e)
-
-
 def talking_state(rng, n: int, fps: int = 25):
     """A talking person (`videos`): speech mouth motion, spontaneous AU episodes and blinks.
 
@@ -227,7 +218,7 @@ def talking_state(rng, n: int, fps: int = 25):
         name = names[rng.choice(len(names), p=share / share.sum())]
         on, apex, off = (int(rng.uniform(*r) * fps) for r in (TALK_ONSET_S, TALK_APEX_S, TALK_OFFSET_S))
         peak = 1 + rng.choice(4, p=[.25, .35, .28, .12]) + rng.uniform(-0.3, 0.3)
-        env = _ramp_episode(n, t, on, apex, off)
+        env = _envelope(n, t, on + apex + off, on, off)   # onset → apex plateau → offset
         for au in TALK_EPISODES[name][0]:
             k = AU_INDEX[au]
             U[:, k] = np.maximum(U[:, k], peak * (1 + rng.normal(0, 0.1)) * env)
@@ -255,7 +246,7 @@ def talking_pose(rng, n: int, fps: int, scale: float, size: tuple[int, int]) -> 
     while t < n:
         target, dur, hold = rng.uniform(15, 35) * rng.choice([-1, 1]), int(rng.uniform(0.6, 1.2) * fps), \
             int(rng.uniform(0.5, 3) * fps)
-        yaw += rng.uniform(0.6, 1.0) * target * _ramp_episode(n, t, dur, hold, dur)
+        yaw += rng.uniform(0.6, 1.0) * target * _envelope(n, t, 2 * dur + hold, dur, dur)
         t += 2 * dur + hold + int(rng.exponential(10 * fps))
     s = scale * (1 + np.clip(rng.normal(0, 0.04) + _smooth_noise(rng, n, sec * 2, 0.02), -0.1, 0.1))
     tx = (rng.normal(0, 0.02) + _smooth_noise(rng, n, sec, 0.015)) * size[0]

@@ -49,15 +49,6 @@ class Lighting:
 FRONTAL = Lighting()
 
 
-@dataclass(frozen=True)
-class CameraModel:
-    """Per-track sensor and optics: Gaussian noise sd (grey levels), blur sigma (px), down-up factor."""
-
-    noise: float = 2.0
-    blur: float = 0.0
-    downup: int = 1
-
-
 class _DisplayList:
     """Primitives in face coordinates, projected once and drawn in recording order."""
 
@@ -419,4 +410,4 @@ def render_face(ident: Identity, u: np.ndarray, pose: Pose, size: tuple[int, int
     return out, lm
 
 
-__all__ = ["render_face", "Pose", "both", "Lighting", "CameraModel", "FRONTAL", "shading", "cluttered_background"]
+__all__ = ["render_face", "Pose", "both", "Lighting", "FRONTAL", "shading", "cluttered_background"]
