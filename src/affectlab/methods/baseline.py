@@ -2,7 +2,10 @@
 
 The row every comparison needs: the same backbone family the papers build on, trained
 directly on the labels. BCE weights each AU's positives by (1 - p) / p, p = the AU's
-positive rate on the training split (so rare AUs are not ignored).
+positive rate on the training split (so rare AUs are not ignored). The head pools the last
+feature map to a ``grid`` × ``grid`` layout before its linear layer (ours, default 2): a global
+average (``grid: 1``, timm's own head) discards *where* on the face a feature fires, which is
+most of what tells AUs apart (docs/methods/baseline.md).
 """
 from __future__ import annotations
 
@@ -13,9 +16,11 @@ import lightning as L
 import timm
 import torch
 import torch.nn.functional as F
+from torch import nn
 from omegaconf import DictConfig
 from torchmetrics import SumMetric
 
+from affectlab.config import ConfigError
 from affectlab.engine.scaling import scaled_lr
 from affectlab.evidence.arms import Arm, Evidence
 from affectlab.methods.base import METHODS, MethodConfig, MethodSpec, RunContext, Stage
@@ -32,10 +37,13 @@ class BaselineConfig(MethodConfig):
     weight_decay: float = 1e-4
     #: clip on the positive weight of very rare AUs
     max_pos_weight: float = 10.0
+    #: the head average-pools the last feature map to grid × grid cells, then one linear layer;
+    #: 1 = timm's global-average head
+    grid: int = 2
 
 
 class AUClassifier(L.LightningModule):
-    """timm backbone → K logits; BCE with per-AU positive weights; per-AU F1 metrics."""
+    """timm backbone → grid-pooled map → K logits; BCE with per-AU positive weights; per-AU F1 metrics."""
 
     def __init__(self, cfg: DictConfig, au_names: list[str], pos_rate: torch.Tensor) -> None:
         super().__init__()
@@ -44,6 +52,12 @@ class AUClassifier(L.LightningModule):
         self.au_names = list(au_names)
         self.net = timm.create_model(m.backbone, pretrained=False, num_classes=len(au_names),
                                      checkpoint_path=m.checkpoint or "")
+        if m.grid < 1:
+            raise ConfigError(f"method.grid must be >= 1 (cells per side of the pooled map), got {m.grid}")
+        if m.grid > 1:  # keep the spatial layout: backbone map → grid×grid average → linear
+            self.net.reset_classifier(0, global_pool="")
+            self.net = nn.Sequential(self.net, nn.AdaptiveAvgPool2d(m.grid), nn.Flatten(),
+                                     nn.Linear(self.net.num_features * m.grid ** 2, len(au_names)))
         pos_weight = ((1 - pos_rate) / pos_rate.clamp(min=1e-3)).clamp(max=m.max_pos_weight)
         self.register_buffer("pos_weight", pos_weight.float())
         self.val_metrics = AUDetectionMetrics(au_names)
