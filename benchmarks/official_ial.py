@@ -52,8 +52,11 @@ GRADIENT_TENSORS = [
     "fc_f.weight",
 ]
 #: max |affectlab − official| allowed (gradient norms: relative)
+# float32 gradient norms: 8.8e-8 relative on the CPU that recorded the fixture, up to 1.7e-4 (stem conv,
+# layer2 GCA kernel) on another Xeon, where batch-norm backward amplifies other kernels' rounding; a 10 %
+# change of the IAL weight moves the stem's by 9.8e-3, so 1e-3 still separates the two.
 TOLERANCES = {"float64": {"logits": 1e-9, "loss": 1e-9, "grad_norm_rel": 1e-8},
-              "float32": {"logits": 2e-5, "loss": 2e-5, "grad_norm_rel": 1e-5}}
+              "float32": {"logits": 2e-5, "loss": 2e-5, "grad_norm_rel": 1e-3}}
 
 
 def import_official(src: Path, work: Path) -> tuple[type, object]:

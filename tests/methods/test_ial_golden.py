@@ -5,7 +5,7 @@
 deterministic fill ``golden_fill`` of every official tensor and the seeded clips ``golden_inputs``:
 eval logits and both auxiliary logits, the train-mode logits, the loss and each of its terms, and the
 gradient norms of nine tensors. Here affectlab's ``ial_paper`` module gets the same fill through its
-name mapping and must match in float64.
+name mapping and must match in the fixture's dtype (float32) within its tolerances.
 """
 from __future__ import annotations
 

@@ -42,12 +42,22 @@ def test_cli_module_generates_and_previews(tmp_path):
 
 def test_committed_preview_is_what_make_preview_writes(tmp_path):
     """`make preview` must leave docs/img/synth_preview.png unchanged: the committed sheet is the current
-    generator's, and writing it twice gives the same bytes."""
+    generator's (to float rounding), and writing it twice gives the same bytes."""
+    import hashlib
     from pathlib import Path
+
+    import cv2
+    import numpy as np
 
     from affectlab.synth.preview import write_preview
 
     committed = Path(__file__).resolve().parents[2] / "docs" / "img" / "synth_preview.png"
     first, second = write_preview(tmp_path / "a.png"), write_preview(tmp_path / "b.png")
-    assert first.read_bytes() == second.read_bytes()
-    assert first.read_bytes() == committed.read_bytes(), "regenerate it with `make preview` after a generator change"
+    # digests, not bytes: with CI=true pytest diffs two megabyte byte strings in full, for hours
+    assert hashlib.sha256(first.read_bytes()).hexdigest() == hashlib.sha256(second.read_bytes()).hexdigest()
+    ours, theirs = (cv2.imread(str(p)).astype(np.int16) for p in (first, committed))
+    assert ours.shape == theirs.shape, "regenerate it with `make preview` after a generator change"
+    # Another CPU's float kernels may round a handful of pixels one grey level the other way (seen: 1 of 3M);
+    # a generator change moves thousands.
+    off = np.abs(ours - theirs)
+    assert off.max() <= 1 and (off > 0).mean() < 1e-4, "regenerate it with `make preview` after a generator change"

@@ -136,9 +136,13 @@ GOLDEN_GRADIENTS = ("encoder.trunk.0.0.weight", "encoder.au_branch.2.0.weight", 
                     "decoder_au.net.2.weight", "decoder_au.net.30.weight", "decoder_pose.net.30.weight")
 #: absolute tolerance per tensor kind; relative tolerance for loss terms and gradient norms. Measured
 #: affectlab vs official (benchmarks/official_tcae.py): tensors and per-sample terms bit-equal, batch
-#: means ≤ 1.2e-7 and gradient norms ≤ 5.4e-7 relative; the margins absorb other CPUs' float32 kernels.
+#: means ≤ 1.2e-7 and gradient norms ≤ 5.4e-7 relative on the CPU that recorded the fixture; the
+#: margins absorb other CPUs' float32 kernels. On another Xeon (2026-12-03) the fields moved by 2e-6
+#: and the first conv's gradient norm by 2.0e-4 relative: bilinear sampling's gradient jumps at pixel
+#: boundaries, so the earliest layer's norm amplifies forward rounding; hence 1e-3 for gradients (a
+#: 10 % change of one loss weight moves them by up to 9.6e-3).
 GOLDEN_TOLERANCES: dict[str, float] = {"embedding": 1e-5, "field": 1e-5, "image": 1e-4, "term": 1e-5,
-                                       "gradient": 1e-4}
+                                       "gradient": 1e-3}
 GOLDEN_SAMPLES = 32
 
 
