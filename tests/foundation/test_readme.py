@@ -49,3 +49,16 @@ def test_python_api_example_runs(tmp_path, monkeypatch):
 @pytest.mark.parametrize("text", ["make test", "make train METHOD="])
 def test_readme_shows_the_two_commands(text):
     assert text in README
+
+
+def test_relative_links_in_the_readme_and_docs_point_at_files():
+    """A link in README.md or docs/ names a file that is in the repository (anchors and URLs aside)."""
+    dead = []
+    for page in [REPO / "README.md", *sorted((REPO / "docs").rglob("*.md"))]:
+        for target in re.findall(r"\]\(([^)\s]+)\)", page.read_text()):
+            path = target.split("#", 1)[0]
+            if not path or re.match(r"[a-z]+:", path):
+                continue
+            if not (page.parent / path).exists():
+                dead.append(f"{page.relative_to(REPO)} → {target}")
+    assert not dead, "links with no file behind them:\n" + "\n".join(dead)
