@@ -127,7 +127,7 @@ class DataConfig:
 
 def check_fold(name: str, fold: int, n: int) -> None:
     """Refuse a fold outside the protocol's ``1…n`` (a config mistake, so a ``ConfigError``)."""
-    from affectlab.config import ConfigError
+    from affectlab.schema import ConfigError
 
     if not 1 <= fold <= n:
         raise ConfigError(f"bad value for 'data.fold': {name} has folds 1…{n}, got {fold}")
@@ -135,6 +135,6 @@ def check_fold(name: str, fold: int, n: int) -> None:
 
 def build_config(cls: type, keys: dict[str, Any]):
     """Validate ``keys`` against ``cls.Config`` (unknown keys fail listing the valid ones)."""
-    from affectlab.config import validated
+    from affectlab.schema import validated
 
     return validated(cls.Config, keys, where="data")

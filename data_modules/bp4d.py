@@ -13,7 +13,7 @@ from typing import Optional
 import numpy as np
 import pandas as pd
 
-from affectlab.config import ConfigError
+from affectlab.schema import ConfigError
 from data_modules.base import DATAMODULES, DataConfig
 from data_modules.face import FaceDataModule, check_fold, fallback_landmarks, skipped_frame
 from data_modules.frames import DataFormatError, check_codes, first_existing, index_frames, parse_int_rows, require_dir

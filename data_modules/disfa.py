@@ -17,7 +17,7 @@ import cv2
 import numpy as np
 import pandas as pd
 
-from affectlab.config import ConfigError
+from affectlab.schema import ConfigError
 from data_modules.base import DATAMODULES, DataConfig
 from data_modules.face import FaceDataModule, check_fold, fallback_landmarks, skipped_frame
 from data_modules.frames import (DataFormatError, check_codes, extract_frames, first_existing, parse_int_rows,

@@ -19,7 +19,7 @@ import pandas as pd
 import torch
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, Subset
 
-from affectlab.config import ConfigError
+from affectlab.schema import ConfigError
 from data_modules.base import check_fold
 from data_modules.datasets import ClipDataset, FrameDataset, PairDataset, SequenceDataset
 from data_modules.frames import DataFormatError, UnreadableItem, missing_root_error

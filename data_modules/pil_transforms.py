@@ -18,7 +18,7 @@ import torch
 import torchvision.transforms.functional as TF
 from PIL import Image
 
-from affectlab.config import ConfigError
+from affectlab.schema import ConfigError
 from data_modules.transforms import NORMALIZATIONS
 
 SUPPORTED_STEPS = ("RandomResizedCrop", "ColorJitter", "Rotate")

@@ -13,7 +13,7 @@ import cv2
 import numpy as np
 import torch
 
-from affectlab.config import ConfigError
+from affectlab.schema import ConfigError
 
 NORMALIZATIONS = {
     "imagenet": ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225)),

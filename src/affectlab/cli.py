@@ -16,7 +16,7 @@ import sys
 import textwrap
 from typing import Callable, Sequence
 
-from affectlab.config import ConfigError
+from affectlab.schema import ConfigError
 from affectlab.engine.quiet import silence_benign_noise
 from affectlab.registry import UnknownNameError
 

@@ -17,16 +17,14 @@ from typing import Any, Iterable, Optional
 
 import yaml
 from omegaconf import DictConfig, OmegaConf
-from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBaseException, ValidationError
+from omegaconf.errors import OmegaConfBaseException
+
+from affectlab.schema import ConfigError, merge_into, validated  # noqa: F401 (re-exported)
 
 EXPERIMENTS_DIR = Path(__file__).resolve().parents[2] / "experiments"
 SELECTORS = ("METHOD", "DATA", "TRAINER", "EXP")
 #: config keys that only a selector sets (``method.name=x`` on the command line would be overwritten)
 SELECTED_KEYS = {"method.name": "METHOD", "data.name": "DATA", "trainer.preset": "TRAINER", "experiment": "EXP"}
-
-
-class ConfigError(ValueError):
-    """A config that cannot be composed: unknown key, wrong type, unknown name or file."""
 
 
 @dataclass
@@ -142,43 +140,6 @@ class RootConfig:
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
     logger: LoggerConfig = field(default_factory=LoggerConfig)
     leaderboard: LeaderboardConfig = field(default_factory=LeaderboardConfig)
-
-
-def _valid_keys(node: Any) -> list[str]:
-    return sorted(str(k) for k in node.keys()) if isinstance(node, DictConfig) else []
-
-
-def _explain(err: OmegaConfBaseException, schema: DictConfig, source: str) -> ConfigError:
-    full_key = getattr(err, "full_key", None) or ""
-    if isinstance(err, (ConfigKeyError, ConfigAttributeError)):
-        parts = full_key.split(".") if full_key else []
-        parent = schema
-        for part in parts[:-1]:
-            if isinstance(parent, DictConfig) and part in parent:
-                parent = parent[part]
-        level = ".".join(parts[:-1]) or "top level"
-        return ConfigError(
-            f"{source}: unknown config key {full_key!r}. Valid keys at {level}: "
-            f"{', '.join(_valid_keys(parent))}"
-        )
-    if isinstance(err, ValidationError):
-        return ConfigError(f"{source}: bad value for {full_key!r}: {str(err.msg).splitlines()[0]}")
-    return ConfigError(f"{source}: {err}")
-
-
-def merge_into(schema: DictConfig, update: Any, source: str) -> DictConfig:
-    """Merge ``update`` into the struct-mode ``schema``, translating errors into ConfigError."""
-    try:
-        return OmegaConf.merge(schema, update)
-    except OmegaConfBaseException as err:
-        raise _explain(err, schema, source) from None
-
-
-def validated(schema_cls: type, keys: dict[str, Any], where: str) -> DictConfig:
-    """Check ``keys`` against the dataclass ``schema_cls`` and return the merged config."""
-    schema = OmegaConf.create({where: OmegaConf.structured(schema_cls)})
-    OmegaConf.set_struct(schema, True)
-    return merge_into(schema, {where: keys}, f"{where} config")[where]
 
 
 def load_yaml(path: Path) -> dict[str, Any]:

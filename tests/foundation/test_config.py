@@ -95,3 +95,22 @@ def test_config_hash_does_not_depend_on_where_the_checkout_lives(tmp_path, monke
     moved = compose(["METHOD=ial", "EXP=ial_paper", f"run_root={tmp_path}/runs", f"data.cache_dir={tmp_path}/c"])
     assert config_hash(moved) == config_hash(here)
     assert config_hash(compose(["METHOD=ial", "EXP=ial_paper", "data.fold=2"])) != config_hash(here)
+
+
+def test_datamodules_methods_and_models_import_without_the_config_composer():
+    """Issue #19: `affectlab.config` imports the method and datamodule registries to compose a run;
+    those packages validate through the leaf `affectlab.schema`, so the import graph has no cycle."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[2]
+    code = ("import sys, data_modules, affectlab.methods, affectlab.models; "
+            "print(sorted(m for m in sys.modules if m == 'affectlab.config'))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=repo,
+                         env={"PYTHONPATH": f"{repo / 'src'}:{repo}", "PATH": "/usr/bin:/bin"})
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip() == "[]"
+    from affectlab import config, schema
+
+    assert config.ConfigError is schema.ConfigError  # one class: `except ConfigError` works from either

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import argparse
 
-from affectlab.config import ConfigError
+from affectlab.schema import ConfigError
 
 NAME = "leaderboard"
 HELP = "render the results board (Markdown, HTML, PNG) or move its records as JSONL"

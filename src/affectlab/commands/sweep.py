@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from affectlab.config import ConfigError
+from affectlab.schema import ConfigError
 
 NAME = "sweep"
 HELP = "run a wandb sweep file (online with an agent, or offline/--local with the sweeps engine)"

@@ -32,7 +32,7 @@ def run(args: argparse.Namespace) -> int:
     if args.action == "check":
         return _check(args)
     if args.out is None:
-        from affectlab.config import ConfigError
+        from affectlab.schema import ConfigError
         raise ConfigError(f"synth {args.action} needs --out ({'a PNG file' if args.action == 'preview' else 'a folder'})")
     if args.action == "preview":
         from affectlab.synth.preview import write_preview
@@ -47,7 +47,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _check(args: argparse.Namespace) -> int:
-    from affectlab.config import ConfigError
+    from affectlab.schema import ConfigError
     from affectlab.synth import check
 
     try:

@@ -17,7 +17,7 @@ from lightning.pytorch.callbacks import EarlyStopping, LearningRateMonitor
 from lightning.pytorch.utilities.rank_zero import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
-from affectlab.config import ConfigError
+from affectlab.schema import ConfigError
 from affectlab.engine.callbacks import (
     AtomicCheckpointIO, LastEveryEpochCheckpoint, ProgressBar, RNGStateCallback, fault_injection_from_env,
 )

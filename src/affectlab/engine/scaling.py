@@ -5,7 +5,7 @@ import math
 
 from omegaconf import DictConfig
 
-from affectlab.config import ConfigError
+from affectlab.schema import ConfigError
 
 
 def world_size(cfg: DictConfig) -> int:

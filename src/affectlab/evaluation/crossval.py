@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
-from affectlab.config import ConfigError
+from affectlab.schema import ConfigError
 from affectlab.evaluation.aggregate import cv_markdown, cv_record
 from affectlab.evaluation.protocols import num_folds, protocol_name
 

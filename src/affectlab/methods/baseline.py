@@ -20,7 +20,7 @@ from torch import nn
 from omegaconf import DictConfig
 from torchmetrics import SumMetric
 
-from affectlab.config import ConfigError
+from affectlab.schema import ConfigError
 from affectlab.engine.scaling import scaled_lr
 from affectlab.evidence.arms import Arm, Evidence
 from affectlab.methods.base import METHODS, MethodConfig, MethodSpec, RunContext, Stage

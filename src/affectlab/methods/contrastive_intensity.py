@@ -32,7 +32,7 @@ import torch
 import torch.nn.functional as F
 from omegaconf import DictConfig, OmegaConf
 
-from affectlab.config import ConfigError
+from affectlab.schema import ConfigError
 from affectlab.engine.online_probe import OnlineProbe, OnlineProbeConfig
 from affectlab.engine.scaling import scaled_lr
 from affectlab.engine.schedules import cosine_schedule

@@ -27,7 +27,7 @@ import numpy as np
 import torch
 from omegaconf import DictConfig
 
-from affectlab.config import ConfigError
+from affectlab.schema import ConfigError
 from affectlab.evidence.arms import Arm, Evidence
 from affectlab.losses.ial import ial_objective
 from affectlab.methods.base import METHODS, MethodConfig, MethodSpec, RunContext, Stage

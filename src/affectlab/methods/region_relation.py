@@ -18,7 +18,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from omegaconf import DictConfig
 
-from affectlab.config import ConfigError
+from affectlab.schema import ConfigError
 from affectlab.engine.online_probe import OnlineProbe, OnlineProbeConfig
 from affectlab.engine.scaling import scaled_lr
 from affectlab.engine.schedules import cosine_schedule

@@ -141,7 +141,7 @@ def optimizer_name(method_cfg: Any) -> str:
     given = getattr(method_cfg, "optimizer", "sgd")
     name = str(given).lower()
     if name not in ("sgd", "adam"):
-        from affectlab.config import ConfigError
+        from affectlab.schema import ConfigError
 
         raise ConfigError(f"tcae method.optimizer must be 'sgd' (official) or 'adam', got {given!r}")
     return name
@@ -418,11 +418,11 @@ def net_config(cfg: DictConfig) -> TCAENetConfig:
     try:
         check_net_config(net)
     except ValueError as err:
-        from affectlab.config import ConfigError
+        from affectlab.schema import ConfigError
 
         raise ConfigError(str(err)) from None
     if int(cfg.data.image_size) != net.image_size:
-        from affectlab.config import ConfigError
+        from affectlab.schema import ConfigError
 
         raise ConfigError(
             f"tcae: data.image_size={cfg.data.image_size} but method.model.image_size={net.image_size}; "
@@ -491,7 +491,7 @@ def pretrain_datamodule(cfg: DictConfig) -> L.LightningDataModule:
     root = m.pretrain_root
     if root is None and cfg.data.root is not None:
         if m.pretrain_data != cfg.data.name:
-            from affectlab.config import ConfigError
+            from affectlab.schema import ConfigError
 
             raise ConfigError(
                 f"tcae: data.root points at a real {cfg.data.name} release; set method.pretrain_root to the "

@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from affectlab.config import ConfigError
+from affectlab.schema import ConfigError
 
 ATTENTIONS = ("gca", "se", "none")
 

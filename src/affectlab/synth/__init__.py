@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from . import writers as W
-from affectlab.config import ConfigError
+from affectlab.schema import ConfigError
 
 GENERATOR_VERSION = "3"  # 3: shaded relief, lighting, texture, large faces, talking-face corpus (synthetic.md)
 DATASETS = ("bp4d", "disfa", "dfew", "ferv39k", "videos")

@@ -1,0 +1,53 @@
+"""Config validation shared by every layer: :class:`ConfigError` and the strict dataclass merge.
+
+A leaf module (it imports nothing from affectlab), so the datamodules, methods and models can raise
+config errors and validate their own sections without importing :mod:`affectlab.config`, which
+imports their registries to compose a run's config.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBaseException, ValidationError
+
+
+class ConfigError(ValueError):
+    """A config that cannot be composed: unknown key, wrong type, unknown name or file."""
+
+
+def _valid_keys(node: Any) -> list[str]:
+    return sorted(str(k) for k in node.keys()) if isinstance(node, DictConfig) else []
+
+
+def _explain(err: OmegaConfBaseException, schema: DictConfig, source: str) -> ConfigError:
+    full_key = getattr(err, "full_key", None) or ""
+    if isinstance(err, (ConfigKeyError, ConfigAttributeError)):
+        parts = full_key.split(".") if full_key else []
+        parent = schema
+        for part in parts[:-1]:
+            if isinstance(parent, DictConfig) and part in parent:
+                parent = parent[part]
+        level = ".".join(parts[:-1]) or "top level"
+        return ConfigError(
+            f"{source}: unknown config key {full_key!r}. Valid keys at {level}: "
+            f"{', '.join(_valid_keys(parent))}"
+        )
+    if isinstance(err, ValidationError):
+        return ConfigError(f"{source}: bad value for {full_key!r}: {str(err.msg).splitlines()[0]}")
+    return ConfigError(f"{source}: {err}")
+
+
+def merge_into(schema: DictConfig, update: Any, source: str) -> DictConfig:
+    """Merge ``update`` into the struct-mode ``schema``, translating errors into ConfigError."""
+    try:
+        return OmegaConf.merge(schema, update)
+    except OmegaConfBaseException as err:
+        raise _explain(err, schema, source) from None
+
+
+def validated(schema_cls: type, keys: dict[str, Any], where: str) -> DictConfig:
+    """Check ``keys`` against the dataclass ``schema_cls`` and return the merged config."""
+    schema = OmegaConf.create({where: OmegaConf.structured(schema_cls)})
+    OmegaConf.set_struct(schema, True)
+    return merge_into(schema, {where: keys}, f"{where} config")[where]
