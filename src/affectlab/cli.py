@@ -16,9 +16,9 @@ import sys
 import textwrap
 from typing import Callable, Sequence
 
-from affectlab.schema import ConfigError
 from affectlab.engine.quiet import silence_benign_noise
 from affectlab.registry import UnknownNameError
+from affectlab.schema import ConfigError
 
 EXIT_USAGE = 2
 

@@ -9,7 +9,8 @@ from omegaconf import OmegaConf
 from torch.utils.data import DataLoader, Dataset
 
 from affectlab.config import TrainerConfig
-from affectlab.methods.ial import IALConfig, IALModule, build_network, save_confusion_matrix, warmup_cosine
+from affectlab.engine.schedules import warmup_cosine
+from affectlab.methods.ial import IALConfig, IALModule, build_network, save_confusion_matrix
 
 CLASSES = ["Happy", "Sad", "Neutral", "Angry", "Surprise", "Disgust", "Fear"]
 

@@ -17,7 +17,6 @@ from lightning.pytorch.callbacks import EarlyStopping, LearningRateMonitor
 from lightning.pytorch.utilities.rank_zero import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
-from affectlab.schema import ConfigError
 from affectlab.engine.callbacks import (
     AtomicCheckpointIO, LastEveryEpochCheckpoint, ProgressBar, RNGStateCallback, fault_injection_from_env,
 )
@@ -32,6 +31,7 @@ from affectlab.engine.scaling import effective_batch_size, world_size
 from affectlab.engine.summary import format_summary
 from affectlab.engine.timing import StepTimer, overall
 from affectlab.methods import METHODS, RunContext, Stage
+from affectlab.schema import ConfigError
 from data_modules.frames import UnreadableItem
 
 log = logging.getLogger("affectlab")

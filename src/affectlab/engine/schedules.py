@@ -1,6 +1,8 @@
 """Learning-rate schedules shared by the methods, aware of step-based stages."""
 from __future__ import annotations
 
+import functools
+import math
 from typing import Any
 
 import lightning as L
@@ -24,3 +26,17 @@ def cosine_schedule(module: L.LightningModule, opt: torch.optim.Optimizer) -> di
     interval, length = stage_length(module)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=length)
     return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": interval}}
+
+
+def warmup_cosine(step: int, warmup: int, total: int) -> float:
+    """LR factor: linear warm-up (step+1)/warmup over ``warmup`` steps, then cosine from 1 to 0 at ``total``."""
+    if step < warmup:
+        return (step + 1) / warmup
+    progress = min((step - warmup) / max(total - warmup, 1), 1.0)
+    return 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
+def warmup_cosine_schedule(opt: torch.optim.Optimizer, warmup: int, total: int) -> dict[str, Any]:
+    """Per-step :func:`warmup_cosine` (linear warm-up over ``warmup`` steps, cosine to 0 at ``total``)."""
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, functools.partial(warmup_cosine, warmup=warmup, total=total))
+    return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}

@@ -19,9 +19,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
-from affectlab.schema import ConfigError
 from affectlab.evaluation.aggregate import cv_markdown, cv_record
 from affectlab.evaluation.protocols import num_folds, protocol_name
+from affectlab.schema import ConfigError
 
 DEFAULT_TRAIN_COMMAND = (sys.executable, "-m", "affectlab", "train")
 #: overrides that do not change the experiment (so a rerun with them finds the same CV)

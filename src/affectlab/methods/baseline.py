@@ -20,12 +20,12 @@ from torch import nn
 from omegaconf import DictConfig
 from torchmetrics import SumMetric
 
-from affectlab.schema import ConfigError
 from affectlab.engine.scaling import scaled_lr
 from affectlab.evidence.arms import Arm, Evidence
 from affectlab.methods.base import METHODS, MethodConfig, MethodSpec, RunContext, Stage
 from affectlab.metrics import AUDetectionMetrics
 from affectlab.metrics.au import metric_key
+from affectlab.schema import ConfigError
 
 
 @dataclass

@@ -32,7 +32,6 @@ import torch
 import torch.nn.functional as F
 from omegaconf import DictConfig, OmegaConf
 
-from affectlab.schema import ConfigError
 from affectlab.engine.online_probe import OnlineProbe, OnlineProbeConfig
 from affectlab.engine.scaling import scaled_lr
 from affectlab.engine.schedules import cosine_schedule
@@ -48,6 +47,7 @@ from affectlab.losses.sparse_regression import LabelBudget, masked_intensity_los
 from affectlab.methods.base import METHODS, MethodConfig, MethodSpec, RunContext, Stage
 from affectlab.metrics import AUIntensityMetrics
 from affectlab.models.spatiotemporal import FuturePredictor, IntensityHead, ProjectionHead, SpatioTemporalModel
+from affectlab.schema import ConfigError
 
 
 @dataclass
@@ -298,7 +298,7 @@ class ContrastivePretrainModule(L.LightningModule):
     def configure_optimizers(self):
         p = self.cfg.method.pretrain
         opt = torch.optim.AdamW(self.parameters(), lr=scaled_lr(self.cfg, p.lr, p.batch_size), weight_decay=p.weight_decay)
-        return with_cosine_schedule(self, opt)
+        return cosine_schedule(self, opt)
 
 
 class SparseIntensityRegressor(L.LightningModule):
@@ -426,12 +426,7 @@ class SparseIntensityRegressor(L.LightningModule):
         groups = [{"params": rest, "lr": lr}]
         if extractor:
             groups.append({"params": extractor, "lr": scaled_lr(self.cfg, r.extractor_lr) if r.extractor_lr else lr})
-        return with_cosine_schedule(self, torch.optim.AdamW(groups, lr=lr, weight_decay=r.weight_decay))
-
-
-def with_cosine_schedule(module: L.LightningModule, opt: torch.optim.Optimizer) -> dict[str, Any]:
-    """Cosine decay over the stage (per epoch, or per step in a step-based stage: ``engine.schedules``)."""
-    return cosine_schedule(module, opt)
+        return cosine_schedule(self, torch.optim.AdamW(groups, lr=lr, weight_decay=r.weight_decay))
 
 
 def sequence_names(meta: Any, batch_size: int) -> list[str]:

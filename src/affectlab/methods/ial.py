@@ -16,8 +16,6 @@ official ``main.py``. What is the paper's (official code) and what is ours:
 """
 from __future__ import annotations
 
-import functools
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator, Optional
@@ -27,12 +25,13 @@ import numpy as np
 import torch
 from omegaconf import DictConfig
 
-from affectlab.schema import ConfigError
+from affectlab.engine.schedules import warmup_cosine_schedule
 from affectlab.evidence.arms import Arm, Evidence
 from affectlab.losses.ial import ial_objective
 from affectlab.methods.base import METHODS, MethodConfig, MethodSpec, RunContext, Stage
 from affectlab.metrics import ExpressionMetrics
 from affectlab.models.ial import ATTENTIONS, PRESETS, GCAIALNet, IALNetConfig
+from affectlab.schema import ConfigError
 
 
 @dataclass
@@ -59,14 +58,6 @@ class IALConfig(MethodConfig):
     lr_gamma: float = 0.5
     #: linear warm-up from 0 over this many epochs (cosine schedule only)
     warmup_epochs: float = 0.0
-
-
-def warmup_cosine(step: int, warmup: int, total: int) -> float:
-    """LR factor: linear warm-up (step+1)/warmup over ``warmup`` steps, then cosine from 1 to 0 at ``total``."""
-    if step < warmup:
-        return (step + 1) / warmup
-    progress = min((step - warmup) / max(total - warmup, 1), 1.0)
-    return 0.5 * (1.0 + math.cos(math.pi * progress))
 
 
 def clip_length(data_cfg: Any) -> int:
@@ -202,8 +193,7 @@ class IALModule(L.LightningModule):
             raise ConfigError(f"method.scheduler must be step or cosine, got {m.scheduler!r}")
         total = self._total_steps()
         warmup = int(round(m.warmup_epochs * total / max(int(self.cfg.trainer.max_epochs), 1)))
-        sched = torch.optim.lr_scheduler.LambdaLR(opt, functools.partial(warmup_cosine, warmup=warmup, total=total))
-        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+        return warmup_cosine_schedule(opt, warmup, total)
 
     def _total_steps(self) -> int:
         trainer = getattr(self, "_trainer", None)

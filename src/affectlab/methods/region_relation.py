@@ -18,7 +18,6 @@ import torch.nn as nn
 import torch.nn.functional as F
 from omegaconf import DictConfig
 
-from affectlab.schema import ConfigError
 from affectlab.engine.online_probe import OnlineProbe, OnlineProbeConfig
 from affectlab.engine.scaling import scaled_lr
 from affectlab.engine.schedules import cosine_schedule
@@ -30,6 +29,7 @@ from affectlab.methods.base import METHODS, MethodConfig, MethodSpec, RunContext
 from affectlab.metrics import AUDetectionMetrics
 from affectlab.models.au_attention import au_attention_maps, template_landmarks
 from affectlab.models.region_relation import RegionRelationEncoder, TokenMLP, TwoViewAugment
+from affectlab.schema import ConfigError
 
 
 @dataclass
