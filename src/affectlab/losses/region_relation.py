@@ -27,28 +27,6 @@ def region_consistency_loss(
     return 0.5 * (negative_cosine(p1, z2) + negative_cosine(p2, z1))
 
 
-def variance_covariance_loss(z: torch.Tensor, target_std: float = 1.0, eps: float = 1e-4) -> tuple[torch.Tensor, torch.Tensor]:
-    """Anti-collapse terms of VICReg (Bardes et al., ICLR 2022, eqs. 1–4) for per-AU tokens z (B, K, D).
-
-    Statistics are taken over the batch separately for every AU token: ``variance`` is the mean of
-    ``relu(target_std − std)`` over AUs and dimensions (a hinge that keeps every dimension of every
-    AU feature varying across images), ``covariance`` the sum of squared off-diagonal covariances
-    divided by D, averaged over AUs (decorrelates the dimensions). Still no negatives.
-    """
-    b, k, d = z.shape
-    if b < 2:
-        zero = z.sum() * 0
-        return zero, zero
-    x = z.transpose(0, 1)  # (K, B, D)
-    x = x - x.mean(dim=1, keepdim=True)
-    std = torch.sqrt(x.var(dim=1) + eps)  # (K, D)
-    variance = F.relu(target_std - std).mean()
-    cov = x.transpose(1, 2) @ x / (b - 1)  # (K, D, D)
-    off = cov - torch.diag_embed(cov.diagonal(dim1=-2, dim2=-1))
-    covariance = (off ** 2).sum(dim=(-1, -2)).mean() / d
-    return variance, covariance
-
-
 def per_au_info_nce(z1: torch.Tensor, z2: torch.Tensor, temperature: float = 0.2) -> torch.Tensor:
     """Per-AU InfoNCE (SimCLR's NT-Xent restricted to one AU token, Chen et al. 2020, eq. 1).
 

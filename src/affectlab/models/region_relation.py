@@ -233,15 +233,13 @@ class TwoViewAugment(nn.Module):
 
     Random resized crop (square, scale ∈ [min_scale, 1] of the side, random position inside the
     image), horizontal flip with probability ``flip_p`` (x → W − 1 − x and left/right swap), then a
-    per-image affine colour jitter ``x·(1+c) + b`` on the normalised pixels, and, with ``channel > 0``,
-    an extra per-channel gain and offset in ``[−channel, channel]`` (a colour/skin-tone shift).
+    per-image affine colour jitter ``x·(1+c) + b`` on the normalised pixels.
     """
 
     def __init__(self, min_scale: float = 0.8, flip_p: float = 0.5, brightness: float = 0.2,
-                 contrast: float = 0.2, channel: float = 0.0) -> None:
+                 contrast: float = 0.2) -> None:
         super().__init__()
         self.min_scale, self.flip_p, self.brightness, self.contrast = min_scale, flip_p, brightness, contrast
-        self.channel = channel
 
     def forward(self, images: torch.Tensor, landmarks: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         b, _, h, w = images.shape
@@ -262,16 +260,12 @@ class TwoViewAugment(nn.Module):
         flip = torch.rand(b, device=dev) < self.flip_p
         out = torch.where(flip[:, None, None, None], out.flip(-1), out)
         lm = torch.where(flip[:, None, None], flip_landmarks(lm, float(w)), lm)
-        out = affine_jitter(out, 1, self.contrast, self.brightness)
-        if self.channel:
-            out = affine_jitter(out, out.shape[1], self.channel, self.channel)
-        return out, lm
+        return affine_jitter(out, self.contrast, self.brightness), lm
 
 
-def affine_jitter(images: torch.Tensor, channels: int, contrast: float, brightness: float) -> torch.Tensor:
-    """``x·(1 + c) + b`` with c ∈ [−contrast, contrast], b ∈ [−brightness, brightness] drawn per image
-    (``channels`` = 1) or per image and channel."""
-    shape = (images.shape[0], channels, 1, 1)
+def affine_jitter(images: torch.Tensor, contrast: float, brightness: float) -> torch.Tensor:
+    """``x·(1 + c) + b`` with c ∈ [−contrast, contrast], b ∈ [−brightness, brightness] drawn per image."""
+    shape = (images.shape[0], 1, 1, 1)
     gain = 1 + (torch.rand(shape, device=images.device, dtype=images.dtype) * 2 - 1) * contrast
     bias = (torch.rand(shape, device=images.device, dtype=images.dtype) * 2 - 1) * brightness
     return images * gain + bias
