@@ -169,7 +169,7 @@ def test_probe_freezes_the_encoder_and_finetune_does_not():
         probe.train()
         assert probe.encoder.training == (mode == "finetune")
         batch = next(iter(_batches()))
-        loss = probe._loss(probe._logits(batch), batch)
+        loss = probe.au_loss(probe.logits(batch), batch)
         loss.backward()
         grads = [p.grad for p in probe.encoder.parameters()]
         assert all(g is None for g in grads) if mode == "linear" else any(g is not None for g in grads)

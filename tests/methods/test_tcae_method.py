@@ -150,7 +150,7 @@ def test_masked_labels_do_not_contribute_to_the_probe_loss():
     probe = TCAELinearProbe(TCAE(TCAENetConfig(**NET)).encoder, ["AU01", "AU02"])
     logits = torch.tensor([[0.0, 2.0]])
     batch = {"au": torch.tensor([[1.0, 0.0]]), "au_mask": torch.tensor([[True, False]])}
-    assert probe._loss(logits, batch).item() == pytest.approx(-torch.log(torch.sigmoid(torch.tensor(0.0))).item())
+    assert probe.au_loss(logits, batch).item() == pytest.approx(-torch.log(torch.sigmoid(torch.tensor(0.0))).item())
 
 
 def test_configs_compose_and_the_paper_experiment_has_the_official_network():
@@ -222,4 +222,4 @@ def test_pos_weighted_probe_loss_weights_positive_terms_by_the_ratio():
     batch = {"au": torch.tensor([[1.0, 0.0], [0.0, 0.0]])}
     log2 = float(torch.log(torch.tensor(2.0)))
     # one positive of AU01 counts 3×, the other three terms once: (3 + 1 + 1 + 1) log 2 / 4
-    assert probe._loss(logits, batch).item() == pytest.approx(6 * log2 / 4)
+    assert probe.au_loss(logits, batch).item() == pytest.approx(6 * log2 / 4)

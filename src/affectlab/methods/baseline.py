@@ -12,18 +12,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-import lightning as L
 import timm
 import torch
-import torch.nn.functional as F
 from torch import nn
 from omegaconf import DictConfig
 from torchmetrics import SumMetric
 
+from affectlab.engine.au_head import AUOccurrenceModule, positive_weights
 from affectlab.engine.scaling import scaled_lr
 from affectlab.evidence.arms import Arm, Evidence
 from affectlab.methods.base import METHODS, MethodConfig, MethodSpec, RunContext, Stage
-from affectlab.metrics import AUDetectionMetrics
 from affectlab.metrics.au import metric_key
 from affectlab.schema import ConfigError
 
@@ -42,14 +40,13 @@ class BaselineConfig(MethodConfig):
     grid: int = 2
 
 
-class AUClassifier(L.LightningModule):
+class AUClassifier(AUOccurrenceModule):
     """timm backbone → grid-pooled map → K logits; BCE with per-AU positive weights; per-AU F1 metrics."""
 
     def __init__(self, cfg: DictConfig, au_names: list[str], pos_rate: torch.Tensor) -> None:
-        super().__init__()
-        self.cfg = cfg
         m = cfg.method
-        self.au_names = list(au_names)
+        super().__init__(au_names, positive_weights(pos_rate, m.max_pos_weight))
+        self.cfg = cfg
         self.net = timm.create_model(m.backbone, pretrained=False, num_classes=len(au_names),
                                      checkpoint_path=m.checkpoint or "")
         if m.grid < 1:
@@ -58,10 +55,6 @@ class AUClassifier(L.LightningModule):
             self.net.reset_classifier(0, global_pool="")
             self.net = nn.Sequential(self.net, nn.AdaptiveAvgPool2d(m.grid), nn.Flatten(),
                                      nn.Linear(self.net.num_features * m.grid ** 2, len(au_names)))
-        pos_weight = ((1 - pos_rate) / pos_rate.clamp(min=1e-3)).clamp(max=m.max_pos_weight)
-        self.register_buffer("pos_weight", pos_weight.float())
-        self.val_metrics = AUDetectionMetrics(au_names)
-        self.test_metrics = AUDetectionMetrics(au_names)
         self.val_frames = SumMetric()  # proves DDP gathers validation from every rank
         self.artifact_dir: Path | None = None  # set by the runner
         self._test_outputs: list[tuple[torch.Tensor, ...]] = []
@@ -69,40 +62,29 @@ class AUClassifier(L.LightningModule):
     def forward(self, image: torch.Tensor) -> torch.Tensor:
         return self.net(image)
 
-    def _loss(self, logits: torch.Tensor, batch: dict) -> torch.Tensor:
-        mask = batch["au_mask"].float()
-        per_item = F.binary_cross_entropy_with_logits(logits, batch["au"], pos_weight=self.pos_weight, reduction="none")
-        return (per_item * mask).sum() / mask.sum().clamp(min=1)
+    def logits(self, batch: dict) -> torch.Tensor:
+        return self(batch["image"])
 
-    def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
-        loss = self._loss(self(batch["image"]), batch)
-        self.log("train/loss", loss, prog_bar=True, on_step=True, on_epoch=True)
-        return loss
-
-    def validation_step(self, batch: dict, batch_idx: int) -> None:
-        logits = self(batch["image"])
-        self.log("val/loss", self._loss(logits, batch), on_epoch=True, sync_dist=True)
-        self.val_metrics.update(torch.sigmoid(logits), batch["au"], batch["au_mask"])
+    def validation_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
+        logits = super().validation_step(batch, batch_idx)
         self.val_frames.update(torch.tensor(float(len(logits))))
+        return logits
 
     def on_validation_epoch_end(self) -> None:
-        self.log_dict({f"val/{k}": v for k, v in self.val_metrics.compute().items()})
+        super().on_validation_epoch_end()
         self.log("val/n_frames", self.val_frames.compute())
-        self.val_metrics.reset()
         self.val_frames.reset()
 
     def on_test_epoch_start(self) -> None:
-        self._test_outputs: list[tuple[torch.Tensor, ...]] = []
+        self._test_outputs = []
 
-    def test_step(self, batch: dict, batch_idx: int) -> None:
-        probs = torch.sigmoid(self(batch["image"]))
-        self.test_metrics.update(probs, batch["au"], batch["au_mask"])
+    def test_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
+        probs = super().test_step(batch, batch_idx)
         self._test_outputs.append((probs.detach().cpu(), batch["au"].cpu(), batch["au_mask"].cpu()))
+        return probs
 
     def on_test_epoch_end(self) -> None:
-        metrics = self.test_metrics.compute()
-        self.log_dict({f"test/{k}": v for k, v in metrics.items()})
-        self.test_metrics.reset()
+        metrics = self.log_test_metrics()
         if self.artifact_dir is not None and self.trainer.is_global_zero and self._test_outputs:
             self._write_test_plots(metrics)
         self._test_outputs = []

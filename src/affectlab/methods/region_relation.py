@@ -18,6 +18,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from omegaconf import DictConfig
 
+from affectlab.engine.au_head import AUOccurrenceModule, positive_weights
 from affectlab.engine.online_probe import OnlineProbe, OnlineProbeConfig
 from affectlab.engine.scaling import scaled_lr
 from affectlab.engine.schedules import cosine_schedule
@@ -25,7 +26,6 @@ from affectlab.evidence.arms import Arm, Evidence
 from affectlab.losses.optimal_transport import RelationPrior, ot_relation_loss
 from affectlab.losses.region_relation import per_au_info_nce, region_consistency_loss, siamese_ot_loss
 from affectlab.methods.base import METHODS, MethodConfig, MethodSpec, RunContext, Stage
-from affectlab.metrics import AUDetectionMetrics
 from affectlab.models.au_attention import template_landmarks
 from affectlab.models.region_relation import RegionRelationEncoder, TokenMLP, TwoViewAugment
 from affectlab.schema import ConfigError
@@ -399,20 +399,20 @@ class RegionRelationPretrain(L.LightningModule):
         return cosine_schedule(self, opt)
 
 
-class RegionRelationProbe(L.LightningModule):
+class RegionRelationProbe(AUOccurrenceModule):
     """Evaluation stage: AU region features → per-AU sigmoid (linear probe or full fine-tuning).
 
     The frozen encoder stays in eval mode in ``linear`` mode; BCE uses per-AU positive weights from
-    the training split; metrics are per-AU F1 and their mean (``AUDetectionMetrics``).
+    the training split; metrics are per-AU F1 and their mean (``engine.au_head``).
     """
 
     def __init__(self, cfg: DictConfig, encoder: RegionRelationEncoder, au_names: list[str],
                  pos_rate: Optional[torch.Tensor] = None) -> None:
-        super().__init__()
         check_choices(cfg.method)
-        self.cfg = cfg
         m = cfg.method
-        self.au_names = list(au_names)
+        weights = None if pos_rate is None or not m.probe_pos_weight else positive_weights(pos_rate, m.max_pos_weight)
+        super().__init__(au_names, weights)
+        self.cfg = cfg
         self.encoder = encoder
         self.frozen = m.probe_mode == "linear"
         if self.frozen:
@@ -429,13 +429,6 @@ class RegionRelationProbe(L.LightningModule):
             self.bias = nn.Parameter(torch.zeros(k))
         else:
             self.head = nn.Linear(in_dim, k)
-        if pos_rate is None or not m.probe_pos_weight:
-            pos_weight = torch.ones(k)
-        else:
-            pos_weight = ((1 - pos_rate) / pos_rate.clamp(min=1e-3)).clamp(max=m.max_pos_weight)
-        self.register_buffer("pos_weight", pos_weight.float())
-        self.val_metrics = AUDetectionMetrics(self.au_names)
-        self.test_metrics = AUDetectionMetrics(self.au_names)
 
     def train(self, mode: bool = True) -> "RegionRelationProbe":
         super().train(mode)
@@ -456,36 +449,9 @@ class RegionRelationProbe(L.LightningModule):
         x = feats.flatten(1) if kind == "concat" else feats.mean(1)
         return self.head(self.norm(x))
 
-    def _logits(self, batch: dict) -> torch.Tensor:
+    def logits(self, batch: dict) -> torch.Tensor:
         lm = batch_landmarks(batch, self.cfg.method.landmarks_source, self.encoder.image_size)
         return self(batch["image"], lm)
-
-    def _loss(self, logits: torch.Tensor, batch: dict) -> torch.Tensor:
-        mask = batch["au_mask"].float()
-        per_item = F.binary_cross_entropy_with_logits(logits, batch["au"].float(), pos_weight=self.pos_weight,
-                                                      reduction="none")
-        return (per_item * mask).sum() / mask.sum().clamp(min=1)
-
-    def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
-        loss = self._loss(self._logits(batch), batch)
-        self.log("train/loss", loss, prog_bar=True, on_step=True, on_epoch=True, batch_size=batch["image"].shape[0])
-        return loss
-
-    def validation_step(self, batch: dict, batch_idx: int) -> None:
-        logits = self._logits(batch)
-        self.log("val/loss", self._loss(logits, batch), on_epoch=True, sync_dist=True, batch_size=logits.shape[0])
-        self.val_metrics.update(torch.sigmoid(logits), batch["au"], batch["au_mask"])
-
-    def on_validation_epoch_end(self) -> None:
-        self.log_dict({f"val/{k}": v for k, v in self.val_metrics.compute().items()})
-        self.val_metrics.reset()
-
-    def test_step(self, batch: dict, batch_idx: int) -> None:
-        self.test_metrics.update(torch.sigmoid(self._logits(batch)), batch["au"], batch["au_mask"])
-
-    def on_test_epoch_end(self) -> None:
-        self.log_dict({f"test/{k}": v for k, v in self.test_metrics.compute().items()})
-        self.test_metrics.reset()
 
     def configure_optimizers(self):
         m = self.cfg.method

@@ -24,6 +24,7 @@ import torch.nn.functional as F
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
+from affectlab.engine.au_head import AUOccurrenceModule, positive_weights
 from affectlab.engine.online_probe import OnlineProbe, OnlineProbeConfig
 from affectlab.evidence.arms import Arm, Evidence
 from affectlab.losses.tcae import CurriculumWindow, TCAELossWeights, per_sample_terms, tcae_objective
@@ -322,26 +323,20 @@ def _log_image(module: L.LightningModule, key: str, path: Path) -> None:
             logger.log_image(key=key, images=[str(path)], caption=[" | ".join(GRID_COLUMNS)])
 
 
-class TCAELinearProbe(L.LightningModule):
+class TCAELinearProbe(AUOccurrenceModule):
     """Linear AU classifier on the frozen AU embedding φ (official ``Au_detection``): BatchNorm1d then
     a bias-free Linear, per-AU sigmoid; trained with BCE on the labelled AUs (mask from ``au_mask``)."""
 
     def __init__(self, encoder: nn.Module, au_names: list[str], lr: float = 1e-3, weight_decay: float = 0.0,
                  pos_weight: torch.Tensor | None = None, threshold: float = 0.5) -> None:
-        super().__init__()
-        from affectlab.metrics import AUDetectionMetrics
-
+        super().__init__(au_names, pos_weight, threshold)
         self.encoder = encoder
         for p in self.encoder.parameters():
             p.requires_grad_(False)
         dim = int(encoder.embedding_dim)
-        self.au_names = list(au_names)
         self.bn = nn.BatchNorm1d(dim)
         self.classifier = nn.Linear(dim, len(self.au_names), bias=False)
         self.lr, self.weight_decay = lr, weight_decay
-        self.register_buffer("pos_weight", pos_weight if pos_weight is not None else torch.ones(len(self.au_names)))
-        self.val_metrics = AUDetectionMetrics(self.au_names, threshold)
-        self.test_metrics = AUDetectionMetrics(self.au_names, threshold)
 
     def train(self, mode: bool = True) -> "TCAELinearProbe":
         super().train(mode)
@@ -359,36 +354,8 @@ class TCAELinearProbe(L.LightningModule):
     def forward(self, image: torch.Tensor) -> torch.Tensor:
         return self.classifier(self.bn(self.embed(image)))
 
-    def _loss(self, logits: torch.Tensor, batch: dict) -> torch.Tensor:
-        target = batch["au"].float()
-        mask = batch.get("au_mask", torch.ones_like(target, dtype=torch.bool)).float()
-        loss = F.binary_cross_entropy_with_logits(logits, target, pos_weight=self.pos_weight, reduction="none")
-        return (loss * mask).sum() / mask.sum().clamp(min=1.0)
-
-    def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
-        loss = self._loss(self(batch["image"]), batch)
-        self.log("train/loss", loss, prog_bar=True, batch_size=batch["image"].shape[0])
-        return loss
-
-    def _eval_step(self, batch: dict, stage: str) -> None:
-        logits = self(batch["image"])
-        self.log(f"{stage}/loss", self._loss(logits, batch), batch_size=batch["image"].shape[0])
-        metrics = self.val_metrics if stage == "val" else self.test_metrics
-        metrics.update(torch.sigmoid(logits), batch["au"], batch.get("au_mask"))
-
-    def validation_step(self, batch: dict, batch_idx: int) -> None:
-        self._eval_step(batch, "val")
-
-    def test_step(self, batch: dict, batch_idx: int) -> None:
-        self._eval_step(batch, "test")
-
-    def on_validation_epoch_end(self) -> None:
-        self.log_dict({f"val/{k}": v for k, v in self.val_metrics.compute().items()}, prog_bar=False)
-        self.val_metrics.reset()
-
-    def on_test_epoch_end(self) -> None:
-        self.log_dict({f"test/{k}": v for k, v in self.test_metrics.compute().items()})
-        self.test_metrics.reset()
+    def logits(self, batch: dict) -> torch.Tensor:
+        return self(batch["image"])
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
         params = list(self.bn.parameters()) + list(self.classifier.parameters())
@@ -473,8 +440,7 @@ class TCAEMethod(MethodSpec):
         pos_weight = None
         if m.probe_pos_weight:
             datamodule.setup("fit")
-            rate = torch.as_tensor(datamodule.train_pos_rate(), dtype=torch.float32)
-            pos_weight = (1.0 - rate) / rate.clamp(min=1e-3)
+            pos_weight = positive_weights(torch.as_tensor(datamodule.train_pos_rate(), dtype=torch.float32))
         probe = TCAELinearProbe(model.encoder, _au_names(datamodule), lr=m.probe_lr,
                                 weight_decay=m.probe_weight_decay, pos_weight=pos_weight,
                                 threshold=m.probe_threshold)
