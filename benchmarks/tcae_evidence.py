@@ -19,7 +19,6 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import Iterable
 
 import numpy as np
 import pandas as pd
@@ -28,6 +27,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from affectlab.config import compose
+from affectlab.engine.batchnorm import calibrate_batchnorm
 from affectlab.methods.tcae import load_pretrained, net_config, pretrain_datamodule
 from affectlab.metrics import AUDetectionMetrics
 from affectlab.models.tcae import TCAE
@@ -57,25 +57,12 @@ def embed(encoder: nn.Module, dataset, batch_size: int = 128, workers: int = 1) 
             "meta": pd.concat(metas, ignore_index=True)}
 
 
-@torch.no_grad()
-def calibrate_batchnorm_on(encoder: nn.Module, inputs: Iterable[torch.Tensor]) -> None:
-    """Estimate BatchNorm running statistics (cumulative average) on the given input batches without
-    any training, so that a randomly initialised encoder is a fair baseline (unit running variance
-    would mis-scale every layer)."""
-    encoder.train()
-    for m in encoder.modules():
-        if isinstance(m, nn.modules.batchnorm._BatchNorm):
-            m.reset_running_stats()
-            m.momentum = None  # cumulative average
-    for x in inputs:
-        encoder(x)
-    encoder.eval()
-
-
-def calibrate_batchnorm(encoder: nn.Module, dataset, batches: int = 20, batch_size: int = 64) -> None:
-    """:func:`calibrate_batchnorm_on` the first ``batches`` shuffled batches of a dataset."""
+def calibrate_encoder_batchnorm(encoder: nn.Module, dataset, batches: int = 20, batch_size: int = 64) -> None:
+    """BN statistics of ``encoder`` from the first ``batches`` shuffled batches of a dataset
+    (:func:`affectlab.engine.batchnorm.calibrate_batchnorm`); leaves it in eval mode."""
     loader = DataLoader(dataset, batch_size=batch_size, shuffle=True)
-    calibrate_batchnorm_on(encoder, (batch["image"].float() for _, batch in zip(range(batches), loader)))
+    calibrate_batchnorm(encoder, (batch["image"].float() for _, batch in zip(range(batches), loader)))
+    encoder.eval()
 
 
 def fit_probe(train: dict, val: dict, test: dict, au_names: list[str], epochs: int, lr: float, seed: int,
@@ -224,7 +211,7 @@ def main(argv: list[str] | None = None) -> int:
     for k in range(args.random_seeds):
         torch.manual_seed(args.seed + k)
         random_init = TCAE(net_config(cfg))
-        calibrate_batchnorm(random_init.encoder, dm.dataset("train"))
+        calibrate_encoder_batchnorm(random_init.encoder, dm.dataset("train"))
         encoders[f"random init {args.seed + k}"] = random_init.encoder.eval()
     feats = {name: {split: embed(enc, dm.dataset(split), workers=cfg.data.num_workers)
                     for split in ("train", "val", "test")} for name, enc in encoders.items()}

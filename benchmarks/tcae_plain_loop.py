@@ -27,8 +27,9 @@ import torch
 from torch.utils.data import DataLoader
 
 sys.path.insert(0, str(Path(__file__).parent))
-from tcae_evidence import all_positive_f1, calibrate_batchnorm_on, fit_probe, join_groundtruth, ridge_r2  # noqa: E402
+from tcae_evidence import all_positive_f1, fit_probe, join_groundtruth, ridge_r2  # noqa: E402
 
+from affectlab.engine.batchnorm import calibrate_batchnorm  # noqa: E402
 from affectlab.losses.tcae import TCAELossWeights, per_sample_terms, tcae_objective  # noqa: E402
 from affectlab.methods.tcae import crop_jitter  # noqa: E402
 from affectlab.models.tcae import TCAE, TCAENetConfig  # noqa: E402
@@ -231,9 +232,10 @@ def parse_weights_after(text: str) -> tuple[int, TCAELossWeights | None]:
 
 
 def calibrate_batchnorm_tensor(encoder: torch.nn.Module, frames: torch.Tensor, batches: int = 20) -> None:
-    """:func:`calibrate_batchnorm_on` random batches of 64 preloaded uint8 frames."""
+    """BN statistics from 20 random batches of 64 preloaded uint8 frames; leaves the encoder in eval mode."""
     order = torch.randperm(len(frames))[:batches * 64].split(64)
-    calibrate_batchnorm_on(encoder, (frames[idx].float() / 255 for idx in order))
+    calibrate_batchnorm(encoder, (frames[idx].float() / 255 for idx in order))
+    encoder.eval()
 
 
 if __name__ == "__main__":

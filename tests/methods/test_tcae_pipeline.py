@@ -61,3 +61,21 @@ def test_pretraining_on_bp4d_frames_draws_the_configured_pairs_per_track(synth_r
     assert "au" not in four[0]  # frames without labels
     with pytest.raises(Exception, match="pairs_per_track"):
         pairs(0).tracks
+
+
+def test_random_init_control_gets_batchnorm_statistics_from_training_frames(synth_root, tmp_path):
+    """`pretrain_epochs=0` (the evidence control): the untrained encoder's BN running statistics are
+    estimated on training batches before the probe instead of staying at their 0 / 1 start."""
+    from affectlab.methods import METHODS
+    from affectlab.methods.base import RunContext
+    from torch import nn
+
+    batches = 2
+    cfg = compose(overrides(synth_root, tmp_path, "method.pretrain_epochs=0",
+                            f"method.random_init_bn_batches={batches}"))
+    stages = METHODS.get("tcae")().stages(cfg, RunContext(run_dir=tmp_path, cfg=cfg))
+    probe = next(stages)
+    assert probe.name == "probe"
+    norms = [m for m in probe.module.encoder.modules() if isinstance(m, nn.BatchNorm2d)]
+    assert norms and all(m.running_mean.abs().sum() > 0 for m in norms)
+    assert all(int(m.num_batches_tracked) == batches for m in norms)

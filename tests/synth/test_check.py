@@ -41,15 +41,6 @@ def test_trivial_f1_is_sklearns_all_positive_f1(synth_root):
         assert abs(float(got[k]) - f1_score(y, np.ones_like(y), zero_division=0)) < 1e-6
 
 
-def test_batchnorm_calibration_is_the_exact_training_average():
-    split = check.Split(torch.randint(0, 256, (10, 3, 64, 64), dtype=torch.uint8), torch.zeros(10, 2),
-                        torch.ones(10, 2, dtype=torch.bool), torch.zeros(10, 17))
-    model = check.CheckCNN(2)
-    check.calibrate_batchnorm(model, split, batch=4)
-    conv_out = model.body[0](split.float_images())
-    assert torch.allclose(model.body[1].running_mean, conv_out.mean((0, 2, 3)), atol=1e-5)
-
-
 def test_ridge_readout_recovers_a_linear_target():
     g = torch.Generator().manual_seed(0)
     x = {s: torch.randn(n, 5, generator=g) for s, n in (("train", 200), ("val", 50), ("test", 50))}

@@ -25,6 +25,7 @@ from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
 from affectlab.engine.au_head import AUOccurrenceModule, positive_weights
+from affectlab.engine.batchnorm import calibrate_batchnorm
 from affectlab.engine.online_probe import OnlineProbe, OnlineProbeConfig
 from affectlab.evidence.arms import Arm, Evidence
 from affectlab.losses.tcae import CurriculumWindow, TCAELossWeights, per_sample_terms, tcae_objective
@@ -105,6 +106,10 @@ class TCAEConfig(MethodConfig):
     val_embedding_quirk: bool = True
     #: rows of the validation image grid (0 = none)
     grid_rows: int = 6
+    #: a randomly initialised encoder (``pretrain_epochs=0``, the evidence control) gets its BatchNorm
+    #: statistics from this many shuffled training batches of the probe data before the probe, as
+    #: training would have set them (ours; 0 = keep the initial 0 / 1, which mis-scale every layer)
+    random_init_bn_batches: int = 20
     # --- linear probe ([X]: the official evaluation script is not public) --------------------
     probe_epochs: int = 20
     probe_max_steps: Optional[int] = None
@@ -436,6 +441,11 @@ class TCAEMethod(MethodSpec):
                         val_every_n_steps=m.pretrain_val_every_n_steps, callbacks=probes,
                         trainer_overrides={} if m.pretrain_val_every_n_steps else
                         {"check_val_every_n_epoch": int(m.pretrain_val_every_n_epochs)})
+        elif m.random_init_bn_batches > 0:
+            datamodule.setup("fit")
+            batches = (batch["image"].float() for _, batch in zip(range(m.random_init_bn_batches),
+                                                                  datamodule.train_dataloader()))
+            calibrate_batchnorm(model.encoder, batches)
         model.eval()
         pos_weight = None
         if m.probe_pos_weight:

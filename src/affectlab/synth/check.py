@@ -29,6 +29,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from affectlab.engine.batchnorm import calibrate_batchnorm
 from affectlab.metrics import icc_3_1
 
 #: (dataset, task, main metric): the two problems the check scores
@@ -231,20 +232,6 @@ def cnn_features(model: CheckCNN, split: Split, batch: int = 256) -> torch.Tenso
     return torch.cat([model.features(split.float_images(slice(i, i + batch))) for i in range(0, len(split.images), batch)])
 
 
-@torch.no_grad()
-def calibrate_batchnorm(model: nn.Module, split: Split, batch: int = 256) -> None:
-    """Running BN means = the exact average over the training crops (no weights change)."""
-    norms = [m for m in model.modules() if isinstance(m, nn.BatchNorm2d)]
-    for m in norms:
-        m.reset_running_stats()
-    model.train()
-    for i in range(0, len(split.images), batch):
-        crops = split.float_images(slice(i, i + batch))
-        for m in norms:  # weight of this batch in the running average of all crops seen so far
-            m.momentum = len(crops) / (i + len(crops))
-        model.features(crops)
-
-
 def train_cnn(task: str, splits: dict[str, Split], seed: int, epochs: int, batch: int = 64,
               lr: float = 1e-3) -> CheckCNN:
     """Fit :class:`CheckCNN` on the training crops for a fixed budget (no selection)."""
@@ -302,7 +289,9 @@ def check_problem(dataset: str, task: str, splits: dict[str, Split], seeds: list
     for seed in seeds:
         torch.manual_seed(seed)
         model = CheckCNN(splits["train"].target.shape[1])
-        calibrate_batchnorm(model, splits["train"])
+        train = splits["train"]  # running BN means = the exact average over the training crops
+        calibrate_batchnorm(model, (train.float_images(slice(i, i + 256)) for i in range(0, len(train.images), 256)),
+                            forward=model.features)
         random_scores.append(linear_readout(task, {s: cnn_features(model, v) for s, v in splits.items()}, splits)[0])
     record("random_cnn", random_scores, t0)
     t0 = time.time()
