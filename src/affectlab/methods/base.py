@@ -87,3 +87,11 @@ class MethodSpec:
 
     def stages(self, cfg: DictConfig, ctx: RunContext) -> Iterator[Stage]:
         raise NotImplementedError
+
+
+def probe_split_keys(cfg: DictConfig, pretrain_data: str | None) -> dict[str, Any]:
+    """Datamodule keys a pretraining stage on the probe's own dataset must share with ``cfg.data``:
+    its fold, so that the fold's test subjects never enter pretraining (even unlabelled)."""
+    if pretrain_data is None or pretrain_data != cfg.data.name:
+        return {}
+    return {"fold": cfg.data.fold}

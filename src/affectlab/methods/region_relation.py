@@ -25,7 +25,7 @@ from affectlab.engine.schedules import cosine_schedule
 from affectlab.evidence.arms import Arm, Evidence
 from affectlab.losses.optimal_transport import RelationPrior, ot_relation_loss
 from affectlab.losses.region_relation import per_au_info_nce, region_consistency_loss, siamese_ot_loss
-from affectlab.methods.base import METHODS, MethodConfig, MethodSpec, RunContext, Stage
+from affectlab.methods.base import METHODS, MethodConfig, MethodSpec, RunContext, Stage, probe_split_keys
 from affectlab.models.au_attention import template_landmarks
 from affectlab.models.region_relation import RegionRelationEncoder, TokenMLP, TwoViewAugment
 from affectlab.schema import ConfigError
@@ -526,7 +526,8 @@ class RegionRelation(MethodSpec):
             else:
                 pre_dm = create_datamodule(m.pretrain_data, root=m.pretrain_root, image_size=cfg.data.image_size,
                                            synthetic_profile=cfg.data.synthetic_profile,
-                                           synthetic_seed=cfg.data.synthetic_seed, **keys)
+                                           synthetic_seed=cfg.data.synthetic_seed, **keys,
+                                           **probe_split_keys(cfg, m.pretrain_data))
             monitor = "val/loss" if m.pretrain_select == "val_loss" else None
             probes = [OnlineProbe(dm, "au_occurrence", au_names, m.online_probe)] if m.online_probe.enabled else []
             yield Stage("pretrain", pre, pre_dm, monitor=monitor, mode="min", max_epochs=m.pretrain_epochs,

@@ -29,7 +29,7 @@ from affectlab.engine.batchnorm import calibrate_batchnorm
 from affectlab.engine.online_probe import OnlineProbe, OnlineProbeConfig
 from affectlab.evidence.arms import Arm, Evidence
 from affectlab.losses.tcae import CurriculumWindow, TCAELossWeights, per_sample_terms, tcae_objective
-from affectlab.methods.base import METHODS, MethodConfig, MethodSpec, RunContext, Stage
+from affectlab.methods.base import METHODS, MethodConfig, MethodSpec, RunContext, Stage, probe_split_keys
 from affectlab.models.tcae import TCAE, TCAENetConfig, TCAEOutput, check_net_config
 
 
@@ -498,6 +498,7 @@ def pretrain_datamodule(cfg: DictConfig) -> L.LightningDataModule:
         pair_frame_stride=m.pretrain_pair_frame_stride,
         hflip=m.pretrain_hflip,
         **split,
+        **probe_split_keys(cfg, m.pretrain_data),
     )
 
 
