@@ -223,3 +223,33 @@ def test_pos_weighted_probe_loss_weights_positive_terms_by_the_ratio():
     log2 = float(torch.log(torch.tensor(2.0)))
     # one positive of AU01 counts 3×, the other three terms once: (3 + 1 + 1 + 1) log 2 / 4
     assert probe.au_loss(logits, batch).item() == pytest.approx(6 * log2 / 4)
+
+
+def test_rec_only_steps_train_the_reconstruction_term_alone_then_the_official_objective(tmp_path):
+    from affectlab.losses.tcae import TCAELossWeights
+
+    cfg = TCAEConfig(model=TCAENetConfig(**NET), rec_only_steps=2, curriculum=False)
+    module = TCAEPretrainModule(TCAE(cfg.model), cfg)
+    assert module.weights_at(0) == module.weights_at(1) == TCAELossWeights(rec=10.0, sparse=0.0, emb=0.0, cyc=0.0)
+    assert module.weights_at(2) == TCAELossWeights()  # the official weights from step rec_only_steps on
+    # step 0 trains 10·L_rec exactly (full window); the logged terms are still all computed
+    seen = []
+    module.log = lambda name, value, **kw: seen.append((name, float(value.detach()))) if name == "train/loss" else None
+    module.log_dict = lambda values, **kw: seen.append(("rec", float(values["train/rec"])))
+    batch = next(iter(DataLoader(Pairs(), batch_size=4)))
+    module.on_train_epoch_start = lambda: None
+    module._crop = float(cfg.jitter_crop_max)
+    torch.manual_seed(0)
+    total = module.training_step(batch, 0)
+    rec = dict(seen)["rec"]
+    assert float(total) == pytest.approx(10.0 * rec, rel=1e-6)
+
+
+def test_cpu_long_preset_is_the_reconstruction_first_recipe():
+    from affectlab.config import compose
+
+    cfg = compose(["METHOD=tcae", "EXP=tcae_cpu_long"])
+    m = cfg.method
+    assert (m.rec_only_steps, m.pretrain_max_steps, m.optimizer, m.lr) == (10600, 12500, "adam", 0.001)
+    assert (m.pretrain_data, m.jitter, m.curriculum, m.model.zero_init_fields) == ("bp4d", False, False, True)
+    assert dict(m.loss) == {"rec": 10.0, "sparse": 0.1, "emb": 1.0, "cyc": 1.0}  # the official terms after the phase-in

@@ -79,6 +79,10 @@ class TCAEConfig(MethodConfig):
     #: the official loader does not flip; jitter is applied by this module (``jitter``)
     pretrain_hflip: bool = False
     pretrain_limit_items: Optional[int] = None
+    #: optimiser steps trained on the reconstruction term alone before the official objective (ours, a
+    #: CPU phase-in: on synthetic BP4D the AU information appeared only after ~5000 reconstruction-only
+    #: steps, docs/methods/tcae.md; 0 = the official objective from the first step)
+    rec_only_steps: int = 0
     #: ``sgd`` (official, with ``momentum``; also the CPU default) or ``adam`` (measured, not better here)
     optimizer: str = "sgd"
     lr: float = 1e-3
@@ -206,12 +210,20 @@ class TCAEPretrainModule(L.LightningModule):
         source, target = self._pair(batch, train=True)
         out = self.model(source, target)
         window = self.curriculum.window if self.cfg.curriculum else (0.0, 1.0)
-        total, reduced = tcae_objective(per_sample_terms(out, source, target), self.weights, window)
+        total, reduced = tcae_objective(per_sample_terms(out, source, target), self.weights_at(self.global_step),
+                                        window)
         b = source.shape[0]
         self.log("train/loss", total, prog_bar=True, batch_size=b)
         self.log_dict({f"train/{k}": v for k, v in reduced.items()}, batch_size=b)
         self.log("train/window_lo", window[0], batch_size=b)
         return total
+
+    def weights_at(self, step: int) -> TCAELossWeights:
+        """Loss weights of optimiser step ``step``: reconstruction only during the first
+        ``rec_only_steps``, then the configured (official) weights. Validation always scores the latter."""
+        if step < self.cfg.rec_only_steps:
+            return TCAELossWeights(rec=self.weights.rec, sparse=0.0, emb=0.0, cyc=0.0)
+        return self.weights
 
     def validation_step(self, batch: dict, batch_idx: int) -> None:
         source, target = self._pair(batch, train=False)
