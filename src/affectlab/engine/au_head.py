@@ -32,7 +32,8 @@ def masked_bce(logits: torch.Tensor, target: torch.Tensor, mask: Optional[torch.
 
 class AUOccurrenceModule(L.LightningModule):
     """K per-AU sigmoid outputs trained with :func:`masked_bce` and scored with per-AU F1 at
-    ``threshold`` (``val/f1_<au>``, ``val/f1_mean``, ``val/loss``; the same under ``test/``).
+    ``threshold`` (``val/f1_<au>``, ``val/f1_mean`` and ``val/loss``; the F1s under ``test/``: the
+    record's metrics are scores only).
 
     Subclasses build their network and implement :meth:`logits` (batch → (N, K) logits).
     """
@@ -68,9 +69,7 @@ class AUOccurrenceModule(L.LightningModule):
         self.val_metrics.reset()
 
     def test_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
-        logits = self.logits(batch)
-        self.log("test/loss", self.au_loss(logits, batch), on_epoch=True, batch_size=logits.shape[0])
-        probs = torch.sigmoid(logits)
+        probs = torch.sigmoid(self.logits(batch))
         self.test_metrics.update(probs, batch["au"], batch.get("au_mask"))
         return probs
 
