@@ -40,6 +40,7 @@ def test_train_two_steps_through_runner(tmp_path):
     record = train(cfg)
     assert record["method"] == "ial" and record["dataset"] == "dfew" and record["selected_on"] == "val"
     assert {"uar", "war", "recall_happy", "recall_fear"} <= set(record["metrics"])
+    assert not any(k.startswith(("uar_", "war_")) for k in record["metrics"])  # a real release has no bands
     run = tmp_path / "runs" / "ial" / "dfew"
     run_dir = next(run.iterdir())
     assert json.loads((run_dir / "stages" / "supervised" / "done.json").read_text())["monitor"] == "val/uar"
@@ -51,3 +52,26 @@ def test_train_two_steps_through_runner(tmp_path):
     war = np.trace(counts) / counts.sum()
     assert abs(record["metrics"]["war"] - war) < 1e-6
     assert (run_dir / "artifacts" / "confusion_matrix_fold1.png").stat().st_size > 1000
+
+
+def test_a_synthetic_release_adds_uar_and_war_per_intensity_band(tmp_path):
+    """Beside a generator-written release (its `.complete-*` marker and `groundtruth/dfew.csv.gz`) the
+    test pass also scores each intensity band of the generator."""
+    import pandas as pd
+
+    labels = _write_dfew(tmp_path / "DFEW")
+    (tmp_path / ".complete-test").write_text("")
+    (tmp_path / "groundtruth").mkdir()
+    bands = ["none" if y == 2 else ("low", "medium", "high")[i % 3] for i, y in enumerate(labels)]  # 2 = Neutral
+    pd.DataFrame({"path": [f"Clip/clip_224x224/{i + 1:05d}/{i + 1:05d}_00001.jpg" for i in range(len(labels))],
+                  "band": [None if b == "none" else b for b in bands]}).to_csv(
+        tmp_path / "groundtruth" / "dfew.csv.gz", index=False)
+    cfg = compose([
+        "METHOD=ial", f"data.root={tmp_path / 'DFEW'}", f"run_root={tmp_path / 'runs'}", "data.image_size=32",
+        "data.clip_segments=4", "data.batch_size=4", "data.num_workers=0", "trainer.max_steps=1",
+        "trainer.max_epochs=1", "logger.wandb.enabled=false", "leaderboard.enabled=false",
+        "trainer.enable_progress_bar=false",
+    ])
+    metrics = train(cfg)["metrics"]
+    for band in ("low", "medium", "high"):
+        assert 0.0 <= metrics[f"uar_{band}"] <= 1.0 and 0.0 <= metrics[f"war_{band}"] <= 1.0

@@ -48,11 +48,14 @@ class Evidence:
 
     ``metric`` is the test metric compared (a key of ``results.json``'s ``metrics``, e.g. ``f1_mean``,
     ``icc_mean``, ``uar``). ``seed_keys`` are the config keys set to each evidence seed (``seed``, and
-    for example a label-mask seed so that every seed draws other labels, the same for every arm)."""
+    for example a label-mask seed so that every seed draws other labels, the same for every arm).
+    ``breakdown`` names further test metrics reported per arm (mean ± sd) beside the verdict, e.g. the
+    score per intensity band; they are shown, not judged."""
 
     metric: str
     arms: tuple[Arm, ...]
     seed_keys: tuple[str, ...] = ("seed",)
+    breakdown: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         names = [a.name for a in self.arms]

@@ -118,6 +118,8 @@ def _arm_entry(arm: Arm, metric: str) -> dict[str, Any]:
 def _refresh(result: dict[str, Any]) -> None:
     for entry in result["arms"]:
         entry.update(summarise([r.get("value") for r in entry["runs"]], entry["kind"] == "trivial"))
+        entry["breakdown"] = {k: summarise([r.get("breakdown", {}).get(k) for r in entry["runs"]],
+                                           entry["kind"] == "trivial") for k in result.get("breakdown", [])}
     default, *controls = result["arms"]
     result["verdicts"] = [verdict(default, c) for c in controls]
 
@@ -137,7 +139,8 @@ def run_evidence(overrides: Sequence[str], seeds: int = 3, out: Optional[Path] =
     ev, cfg = p.evidence, p.default_cfg
     result: dict[str, Any] = {
         "schema_version": SCHEMA_VERSION, "method": p.method, "dataset": cfg.data.name, "fold": int(cfg.data.fold),
-        "metric": ev.metric, "seeds": p.seeds, "seed_keys": list(ev.seed_keys), "overrides": overrides,
+        "metric": ev.metric, "breakdown": list(ev.breakdown), "seeds": p.seeds, "seed_keys": list(ev.seed_keys),
+        "overrides": overrides,
         "command": command, "out": str(out), "runner": "affectlab.engine.runner.train",
         "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "finished": None, "data_source": None,
         "git_commit": None, "git_dirty": None, "arms": [_arm_entry(a, ev.metric) for a in ev.arms], "verdicts": [],
@@ -148,7 +151,7 @@ def run_evidence(overrides: Sequence[str], seeds: int = 3, out: Optional[Path] =
     for i, run in enumerate(p.runs, 1):
         print(f"[evidence] run {i}/{total}: arm {run.arm.name!r} seed {run.seed} "
               f"{' '.join(run.arm.overrides)}".rstrip(), flush=True)
-        done = _train_one(run, ev.metric, train, result)
+        done = _train_one(run, ev, train, result)
         entries[run.arm.name]["runs"].append(done)
         score = f"{ev.metric} {done['value']:.4f}" if done.get("value") is not None else f"FAILED: {done['error']}"
         print(f"[evidence] arm {run.arm.name!r} seed {run.seed}: {score} ({done.get('wall_time_s')} s) "
@@ -158,14 +161,15 @@ def run_evidence(overrides: Sequence[str], seeds: int = 3, out: Optional[Path] =
     for arm in ev.controls:
         if arm.trivial:
             print(f"[evidence] arm {arm.name!r}: trivial predictor {arm.trivial!r} on the test labels", flush=True)
-            entries[arm.name]["runs"].append(_score_trivial(arm, cfg, ev.metric))
+            entries[arm.name]["runs"].append(_score_trivial(arm, cfg, ev))
     _refresh(result)
     result["finished"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
     update(result)
     return result
 
 
-def _train_one(run: PlannedRun, metric: str, train: Callable[[DictConfig], dict], result: dict) -> dict[str, Any]:
+def _train_one(run: PlannedRun, ev: Evidence, train: Callable[[DictConfig], dict], result: dict) -> dict[str, Any]:
+    metric = ev.metric
     start = time.time()
     try:
         record = train(run.cfg)
@@ -182,13 +186,18 @@ def _train_one(run: PlannedRun, metric: str, train: Callable[[DictConfig], dict]
                 "wall_time_s": record.get("wall_time_s")}
     return {"seed": run.seed, "value": float(metrics[metric]), "run_dir": record.get("run_dir"),
             "config_hash": record.get("config_hash"), "wall_time_s": record.get("wall_time_s"),
-            "stage": record.get("stage")}
+            "stage": record.get("stage"), "breakdown": _breakdown(metrics, ev)}
 
 
-def _score_trivial(arm: Arm, cfg: DictConfig, metric: str) -> dict[str, Any]:
+def _breakdown(metrics: dict[str, Any], ev: Evidence) -> dict[str, float]:
+    return {k: float(metrics[k]) for k in ev.breakdown if metrics.get(k) is not None}
+
+
+def _score_trivial(arm: Arm, cfg: DictConfig, ev: Evidence) -> dict[str, Any]:
     from data_modules import create_datamodule
 
     start = time.time()
     metrics = TRIVIAL.get(arm.trivial).score(create_datamodule(cfg.data), cfg.trainer.limit_test_batches)
-    return {"seed": None, "value": float(metrics[metric]), "run_dir": None, "metrics": metrics,
+    return {"seed": None, "value": float(metrics[ev.metric]), "run_dir": None, "metrics": metrics,
+            "breakdown": _breakdown(metrics, ev),
             "wall_time_s": round(time.time() - start, 2), "note": "not trained: scored on the test labels"}

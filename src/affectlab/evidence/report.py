@@ -53,6 +53,14 @@ def markdown(result: dict[str, Any]) -> str:
         what = e["help"] + (f" (`{' '.join(e['overrides'])}`)" if e["overrides"] else "")
         score = f"{_num(e['mean'])} ± {_num(e['sd'])}" if e.get("mean") is not None else "–"
         lines.append(f"| {name} | {e['kind']} | {score} | {_per_seed(e)} | {_wall(e)} | {what} |")
+    keys = result.get("breakdown") or []
+    if keys:
+        lines += ["", "Breakdown (test, mean ± sd over seeds; shown, not judged):", "",
+                  "| arm | " + " | ".join(keys) + " |", "|---|" + "---|" * len(keys)]
+        for e in result["arms"]:
+            cells = [e.get("breakdown", {}).get(k, {}) for k in keys]
+            lines.append(f"| {e['name']} | " + " | ".join(
+                f"{_num(c.get('mean'))} ± {_num(c.get('sd'))}" if c.get("mean") is not None else "–" for c in cells) + " |")
     lines += ["", "Verdicts (the default must beat each control by more than twice the control's seed sd):", ""]
     lines += [f"- {verdict_line(v)}" for v in result["verdicts"]]
     failed = [(e["name"], r) for e in result["arms"] for r in e["runs"] if r.get("error")]

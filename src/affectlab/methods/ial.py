@@ -26,6 +26,7 @@ import torch
 from omegaconf import DictConfig
 
 from affectlab.engine.schedules import warmup_cosine_schedule
+from affectlab.evaluation.intensity_bands import band_scores, clip_bands
 from affectlab.evidence.arms import Arm, Evidence
 from affectlab.losses.ial import ial_objective
 from affectlab.methods.base import METHODS, MethodConfig, MethodSpec, RunContext, Stage
@@ -120,6 +121,10 @@ class IALModule(L.LightningModule):
         self.artifact_dir: Optional[Path] = None
         #: PNG of the last test confusion matrix (also logged to wandb when a wandb logger is attached)
         self.confusion_png: Optional[Path] = None
+        #: clip id → the synthetic generator's intensity band; set on synthetic data, the test pass then
+        #: also records UAR/WAR per band (``uar_low`` … ``war_high``)
+        self.clip_bands: Optional[dict[str, str]] = None
+        self._test_rows: list[tuple[list[str], torch.Tensor, torch.Tensor]] = []
 
     def forward(self, video: torch.Tensor) -> torch.Tensor:
         return self.net(video).logits
@@ -151,10 +156,31 @@ class IALModule(L.LightningModule):
         self.val_metrics.reset()
 
     def test_step(self, batch: dict, batch_idx: int) -> None:
-        self.test_metrics.update(self(batch["video"]), batch["label"])
+        logits = self(batch["video"])
+        self.test_metrics.update(logits, batch["label"])
+        if self.clip_bands is not None:
+            clips = [str(c) for c in batch["meta"]["clip"]]
+            self._test_rows.append((clips, batch["label"].cpu(), logits.argmax(1).cpu()))
+
+    def on_test_epoch_start(self) -> None:
+        self._test_rows = []
+
+    def band_metrics(self) -> dict[str, float]:
+        """UAR/WAR per intensity band of the clips tested so far (``clip_bands`` set), else nothing."""
+        if self.clip_bands is None or not self._test_rows:
+            return {}
+        clips = [c for rows in self._test_rows for c in rows[0]]
+        missing = sorted(set(clips) - set(self.clip_bands))
+        if missing:
+            raise ValueError(f"{self.cfg.data.name}: test clips without an intensity band in the generator's "
+                             f"ground truth: {missing[:5]}")
+        labels = torch.cat([rows[1] for rows in self._test_rows]).tolist()
+        preds = torch.cat([rows[2] for rows in self._test_rows]).tolist()
+        return band_scores(labels, preds, [self.clip_bands[c] for c in clips])
 
     def on_test_epoch_end(self) -> None:
-        metrics = self.test_metrics.compute()
+        metrics = {**self.test_metrics.compute(), **self.band_metrics()}
+        self._test_rows = []
         self.log_dict({f"test/{k}": v for k, v in metrics.items()})
         confusion = self.test_metrics.confusion_matrix().cpu().numpy()
         self.test_metrics.reset()
@@ -227,7 +253,8 @@ class IAL(MethodSpec):
         ],
     }
     channels_last_cpu = True  # faster train steps on CPU (benchmarks/channels_last_cpu.py)
-    evidence = Evidence(metric="uar", arms=(
+    evidence = Evidence(metric="uar", breakdown=("uar_low", "uar_medium", "uar_high", "war_low", "war_medium",
+                                                 "war_high"), arms=(
         Arm("default", help="GCA network, CE + intensity-aware loss"),
         Arm("ial_off", ("method.use_ial=false",), help="the same network and schedule without the IAL term (λ = 0)"),
         Arm("chance", trivial="chance", help="trivial: one constant class for every clip (no training)"),
@@ -238,4 +265,6 @@ class IAL(MethodSpec):
 
         dm = create_datamodule(cfg.data)
         module = IALModule(cfg, list(dm.class_names))
+        if dm.is_synthetic():
+            module.clip_bands = clip_bands(dm.root, cfg.data.name)
         yield Stage("supervised", module, dm, monitor="val/uar", mode="max", evaluate=True)
