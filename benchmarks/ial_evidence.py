@@ -24,22 +24,9 @@ import numpy as np
 import pandas as pd
 import torch
 
+from affectlab.evaluation.intensity_bands import clip_bands
+
 BANDS = ("low", "medium", "high", "none")
-
-
-def clip_bands(synthetic_root: Path) -> dict[str, str]:
-    """Clip id (5-digit folder name) → intensity band, from ``groundtruth/dfew.csv.gz``."""
-    table = synthetic_root / "groundtruth" / "dfew.csv.gz"
-    if not table.is_file():
-        raise FileNotFoundError(f"{table}: generator ground truth not found (expected a synthetic root)")
-    gt = pd.read_csv(table, usecols=["path", "band"], dtype={"path": str, "band": str})
-    gt["clip"] = gt["path"].map(lambda p: Path(p).parent.name)
-    gt["band"] = gt["band"].fillna("").replace("", "none")
-    per_clip = gt.groupby("clip")["band"].agg(lambda s: sorted(set(s)))
-    bad = per_clip[per_clip.map(len) != 1]
-    if len(bad):
-        raise ValueError(f"{table}: clips with more than one band: {bad.head().to_dict()}")
-    return {clip: bands[0] for clip, bands in per_clip.items()}
 
 
 def uar_war(pred: np.ndarray, label: np.ndarray, num_classes: int) -> tuple[float, float, int]:
@@ -100,7 +87,10 @@ def run_variant(name: str, use_ial: bool, args: argparse.Namespace, out: Path) -
     module = IALModule(cfg, list(dm.class_names))
     module.load_state_dict(torch.load(best, map_location="cpu", weights_only=False)["state_dict"])
     preds = predict(module, dm)
-    bands = clip_bands(dm.root.parent)
+    bands = clip_bands(dm.root, "dfew")
+    if bands is None:
+        raise FileNotFoundError(f"{dm.root.parent / 'groundtruth'}: generator ground truth not found "
+                                "(expected a synthetic root)")
     preds["band"] = preds["clip"].map(bands)
     if preds["band"].isna().any():
         missing = preds.loc[preds["band"].isna(), "clip"].tolist()[:5]
