@@ -92,3 +92,26 @@ def test_test_pass_metrics_reach_the_evaluated_stages_wandb_run(tmp_path, monkey
     (run,) = Path(record["run_dir"], "wandb").glob("offline-run-*-trial7")
     assert wait_for_offline_wandb_keys(run / "run-trial7.wandb", [b"test/f1_mean", b"test/f1_au01", b"val/f1_mean"]) == []
     assert not list(Path(record["run_dir"], "wandb").glob("offline-run-*-supervised"))
+
+
+def test_log_image_reaches_only_wandb_loggers(tmp_path):
+    class WandbLogger:  # matched by class name, as the real one is imported lazily
+        def __init__(self):
+            self.calls = []
+
+        def log_image(self, key, images, step=None, **kwargs):
+            for name, values in kwargs.items():  # Lightning's check: one entry per image
+                assert len(values) == len(images), name
+            self.calls.append({"key": key, "images": images, **kwargs})
+
+    class CSVLogger:
+        def log_image(self, **kwargs):  # pragma: no cover - must not be called
+            raise AssertionError("a CSV logger got an image")
+
+    wandb = WandbLogger()
+    loggers_mod.log_image([CSVLogger(), wandb], "val/grid", tmp_path / "grid.png", caption="a | b")
+    loggers_mod.log_image([wandb], "test/confusion_matrix", tmp_path / "cm.png")
+    assert wandb.calls == [
+        {"key": "val/grid", "images": [str(tmp_path / "grid.png")], "caption": ["a | b"]},
+        {"key": "test/confusion_matrix", "images": [str(tmp_path / "cm.png")]},
+    ]

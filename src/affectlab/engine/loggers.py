@@ -113,6 +113,13 @@ def wandb_loggers(loggers: list[Logger]) -> list[Logger]:
     return [lg for lg in loggers if type(lg).__name__ == "WandbLogger"]
 
 
+def log_image(loggers: list[Logger], key: str, path: str | Path, caption: str | None = None) -> None:
+    """Hand the PNG at ``path`` to every wandb logger (CSV loggers keep it as a run artefact only)."""
+    extra = {} if caption is None else {"caption": [caption]}  # Lightning wants one list entry per image
+    for logger in wandb_loggers(loggers):
+        logger.log_image(key=key, images=[str(path)], **extra)
+
+
 def finish_wandb(loggers: list[Logger]) -> None:
     for logger in wandb_loggers(loggers):
         logger.experiment.finish()

@@ -25,6 +25,7 @@ import numpy as np
 import torch
 from omegaconf import DictConfig
 
+from affectlab.engine.loggers import log_image
 from affectlab.engine.schedules import warmup_cosine_schedule
 from affectlab.evaluation.intensity_bands import band_scores, clip_bands
 from affectlab.evidence.arms import Arm, Evidence
@@ -196,9 +197,7 @@ class IALModule(L.LightningModule):
         header = "true\\pred," + ",".join(self.class_names)
         lines = [header] + [f"{n}," + ",".join(str(int(v)) for v in row) for n, row in zip(self.class_names, confusion)]
         (directory / f"confusion_matrix_fold{fold}.csv").write_text("\n".join(lines) + "\n")
-        for logger in self.loggers:
-            if type(logger).__name__ == "WandbLogger":
-                logger.log_image(key="test/confusion_matrix", images=[str(png)])
+        log_image(self.loggers, "test/confusion_matrix", png)
         return png
 
     def configure_optimizers(self):

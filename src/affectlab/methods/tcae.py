@@ -26,6 +26,7 @@ from torch import nn
 
 from affectlab.engine.au_head import AUOccurrenceModule, positive_weights
 from affectlab.engine.batchnorm import calibrate_batchnorm
+from affectlab.engine.loggers import log_image
 from affectlab.engine.online_probe import OnlineProbe, OnlineProbeConfig
 from affectlab.evidence.arms import Arm, Evidence
 from affectlab.losses.tcae import CurriculumWindow, TCAELossWeights, per_sample_terms, tcae_objective
@@ -264,7 +265,7 @@ class TCAEPretrainModule(L.LightningModule):
         if self._grid_batch is not None and self.artifact_dir is not None and self.trainer.is_global_zero:
             path = Path(self.artifact_dir) / f"tcae_val_epoch{self.current_epoch:04d}.png"
             save_grid(path, **self._grid_batch)
-            _log_image(self, "val/grid", path)
+            log_image(self.loggers, "val/grid", path, caption=" | ".join(GRID_COLUMNS))
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
         if optimizer_name(self.cfg) == "sgd":
@@ -328,16 +329,6 @@ def save_grid(path: Path, source: torch.Tensor, target: torch.Tensor, out: TCAEO
     if not cv2.imwrite(str(path), cv2.cvtColor(grid, cv2.COLOR_RGB2BGR)):
         raise OSError(f"could not write the TCAE validation grid to {path}")
     return path
-
-
-def _log_image(module: L.LightningModule, key: str, path: Path) -> None:
-    try:
-        from lightning.pytorch.loggers import WandbLogger
-    except ImportError:  # pragma: no cover
-        return
-    for logger in module.loggers:
-        if isinstance(logger, WandbLogger):
-            logger.log_image(key=key, images=[str(path)], caption=[" | ".join(GRID_COLUMNS)])
 
 
 class TCAELinearProbe(AUOccurrenceModule):
