@@ -16,11 +16,11 @@ from affectlab.methods.contrastive_intensity import (
     ContrastiveIntensityConfig,
     ContrastivePretrainModule,
     SparseIntensityRegressor,
-    augment_clips,
     build_model,
-    temporal_view,
 )
+from affectlab.evaluation.intensity_traces import IntensityTraces, sequence_names
 from data_modules.base import DataConfig
+from data_modules.clip_views import augment_clips, temporal_view
 
 TINY_MODEL = {"backbone": "resnet18", "hidden_dim": 16,
               "backbone_kwargs": {"channels": [8, 8, 16, 16], "layers": [1, 1, 1, 1], "stem_width": 8}}
@@ -224,8 +224,24 @@ def test_overlapping_evaluation_windows_count_each_frame_once():
     batch = {"meta": {"subject": ["S1", "S1"], "sequence": ["T1", "T1"],
                       "frames": torch.tensor([[0, 1, 2, 3], [2, 3, 4, 5]])}}
     module.on_validation_epoch_start()
-    kept = module._first_seen(batch, mask)
+    kept = module.first_seen.mask(batch["meta"], mask)
     assert kept[0].all() and not kept[1, :2].any() and kept[1, 2:].all()
+    module.on_validation_epoch_start()  # a new pass scores every frame again
+    assert torch.equal(module.first_seen.mask(batch["meta"], mask), kept)
+
+
+def test_intensity_traces_keep_coded_frames_of_the_first_sequences_only():
+    traces = IntensityTraces(max_sequences=1)
+    pred = torch.arange(2 * 3 * 2, dtype=torch.float).view(2, 3, 2)
+    target = torch.ones(2, 3, 2)
+    mask = torch.tensor([[[1, 0], [0, 0], [1, 1]], [[1, 1], [1, 1], [1, 1]]], dtype=torch.bool)
+    meta = {"subject": ["S1", "S2"], "sequence": ["T1", "T1"], "frames": torch.tensor([[5, 6, 7], [0, 1, 2]])}
+    traces.add(meta, pred, target, mask)
+    assert list(traces.traces) == ["S1_T1"]  # S2 is a second sequence, over the limit
+    entry = traces.traces["S1_T1"]
+    assert entry["frame"][0].tolist() == [5, 7]  # frame 6 has no coded AU
+    assert torch.equal(entry["pred"][0], pred[0, [0, 2]])
+    assert torch.isnan(entry["target"][0][0, 1]) and entry["target"][0][1].tolist() == [1.0, 1.0]
 
 
 def test_method_config_presets_compose():
@@ -252,8 +268,6 @@ def test_method_config_presets_compose():
 
 
 def test_sequence_names():
-    from affectlab.methods.contrastive_intensity import sequence_names
-
     assert sequence_names({"subject": ["SN001"], "sequence": ["SN001"]}, 1) == ["SN001"]
     assert sequence_names({"subject": ["F001"], "sequence": ["T1"]}, 1) == ["F001_T1"]
     assert sequence_names(None, 2) == ["item0", "item1"]

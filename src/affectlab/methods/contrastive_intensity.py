@@ -19,22 +19,24 @@ clip-instance NT-Xent vs per-frame NT-Xent (``pretrain.objective``) with tempera
 length and negatives, the augmentations, frozen vs fine-tuned extractor
 (``regress.freeze_extractor``), regressor shape/output range, MSE vs L1, label budget scope and seed,
 optimiser and schedule.
+
+Longer than the ~350-line guide on purpose: two stages with a LightningModule each, and three stage-1
+objectives kept as options because the paper's formulation is unknown and each was measured (doc).
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator, Optional
 
 import lightning as L
 import torch
-import torch.nn.functional as F
 from omegaconf import DictConfig, OmegaConf
 
 from affectlab.engine.online_probe import OnlineProbe, OnlineProbeConfig
 from affectlab.engine.scaling import scaled_lr
 from affectlab.engine.schedules import cosine_schedule
+from affectlab.evaluation.intensity_traces import FirstSeenFrames, IntensityTraces, plot_traces
 from affectlab.evidence.arms import Arm, Evidence
 from affectlab.losses.contrastive import (
     anchor_steps,
@@ -48,6 +50,7 @@ from affectlab.methods.base import METHODS, MethodConfig, MethodSpec, RunContext
 from affectlab.metrics import AUIntensityMetrics
 from affectlab.models.spatiotemporal import FuturePredictor, IntensityHead, ProjectionHead, SpatioTemporalModel
 from affectlab.schema import ConfigError
+from data_modules.clip_views import augment_clips, temporal_view
 
 
 @dataclass
@@ -180,43 +183,6 @@ def build_model(cfg: Any) -> SpatioTemporalModel:
 OBJECTIVES = ("predictive", "instance", "frame")
 
 
-def augment_clips(video: torch.Tensor, crop_scale_min: float = 0.8, flip: bool = True, color_jitter: float = 0.2,
-                  generator: torch.Generator | None = None) -> torch.Tensor:
-    """Spatial augmentation drawn once per clip and applied identically to all its frames [X]:
-    random resized crop (area scale in [crop_scale_min, 1], square), horizontal flip, brightness
-    (additive) and contrast (multiplicative) jitter. ``video`` (B,T,C,H,W)."""
-    b, t, c, h, w = video.shape
-    dev = video.device
-
-    def uniform(lo: float, hi: float) -> torch.Tensor:
-        return (torch.rand(b, generator=generator) * (hi - lo) + lo).to(dev)
-
-    side = uniform(crop_scale_min, 1.0).sqrt()
-    shift_x, shift_y = (uniform(-1, 1) * (1 - side) for _ in range(2))
-    sign = torch.where(uniform(0, 1) < 0.5, -1.0, 1.0) if flip else torch.ones(b, device=dev)
-    theta = torch.zeros(b, 2, 3, device=dev)
-    theta[:, 0, 0], theta[:, 0, 2] = side * sign, shift_x
-    theta[:, 1, 1], theta[:, 1, 2] = side, shift_y
-    grid = F.affine_grid(theta.repeat_interleave(t, 0), [b * t, c, h, w], align_corners=False)
-    out = F.grid_sample(video.flatten(0, 1), grid, align_corners=False, padding_mode="reflection").view_as(video)
-    if color_jitter > 0:
-        contrast = uniform(1 - color_jitter, 1 + color_jitter).view(b, 1, 1, 1, 1)
-        brightness = uniform(-color_jitter, color_jitter).view(b, 1, 1, 1, 1)
-        mean = out.mean(dim=(1, 2, 3, 4), keepdim=True)
-        out = (out - mean) * contrast + mean + brightness
-    return out
-
-
-def temporal_view(video: torch.Tensor, length: int, generator: torch.Generator | None = None) -> torch.Tensor:
-    """A random window of ``length`` consecutive frames per clip (temporal jitter) [X]."""
-    b, t = video.shape[:2]
-    if t < length:
-        raise ValueError(f"clips of {t} frames are shorter than pretrain.clip_length={length}")
-    starts = torch.randint(0, t - length + 1, (b,), generator=generator)
-    idx = (starts[:, None] + torch.arange(length)[None]).to(video.device)
-    return video[torch.arange(b, device=video.device)[:, None], idx]
-
-
 class ContrastivePretrainModule(L.LightningModule):
     """Stage 1: contrastive spatio-temporal pretraining on unlabelled clips (paper [AB]; the two
     objectives are our reconstruction [X], ``affectlab.losses.contrastive``)."""
@@ -327,8 +293,8 @@ class SparseIntensityRegressor(L.LightningModule):
             self.model.encoder.requires_grad_(False)
         self.label_budget = label_budget
         self.artifact_dir: Path | None = None
-        self._seen: set[tuple[str, int]] = set()
-        self._traces: dict[str, dict[str, list[torch.Tensor]]] = {}
+        self.first_seen = FirstSeenFrames()
+        self.traces = IntensityTraces(r.trace_sequences)
 
     def train(self, mode: bool = True):
         super().train(mode)
@@ -361,26 +327,12 @@ class SparseIntensityRegressor(L.LightningModule):
                  on_step=False, on_epoch=True)
         return loss
 
-    def _first_seen(self, batch: dict[str, Any], mask: torch.Tensor) -> torch.Tensor:
-        meta = batch.get("meta")
-        if not isinstance(meta, dict) or "frames" not in meta:
-            return mask
-        keep = torch.ones(mask.shape[:2], dtype=torch.bool)
-        for i, seq in enumerate(sequence_names(meta, len(mask))):
-            for t, frame in enumerate(meta["frames"][i].tolist()):
-                key = (seq, int(frame))
-                if key in self._seen:
-                    keep[i, t] = False
-                else:
-                    self._seen.add(key)
-        return mask.bool() & keep.to(mask.device)[..., None]
-
     def on_validation_epoch_start(self) -> None:
-        self._seen = set()
+        self.first_seen.reset()
 
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
         pred = self(batch["video"])
-        mask = self._first_seen(batch, batch["intensity_mask"])
+        mask = self.first_seen.mask(batch.get("meta"), batch["intensity_mask"])
         self.val_metrics.update(pred, batch["intensity"], mask)
         loss = masked_intensity_loss(pred, batch["intensity"], mask, self.cfg.method.regress.loss)
         self.log("val/loss", loss, batch_size=len(pred), sync_dist=True)
@@ -390,32 +342,20 @@ class SparseIntensityRegressor(L.LightningModule):
         self.val_metrics.reset()
 
     def on_test_epoch_start(self) -> None:
-        self._seen, self._traces = set(), {}
+        self.first_seen.reset()
+        self.traces = IntensityTraces(self.cfg.method.regress.trace_sequences)
 
     def test_step(self, batch: dict[str, Any], batch_idx: int) -> None:
         pred = self(batch["video"])
-        mask = self._first_seen(batch, batch["intensity_mask"])
+        mask = self.first_seen.mask(batch.get("meta"), batch["intensity_mask"])
         self.test_metrics.update(pred, batch["intensity"], mask)
-        self._collect_traces(batch, pred, mask)
+        self.traces.add(batch.get("meta"), pred, batch["intensity"], mask)
 
     def on_test_epoch_end(self) -> None:
         self.log_dict({f"test/{k}": v for k, v in self.test_metrics.compute().items()})
         self.test_metrics.reset()
-        if self.artifact_dir is not None and self._traces:
-            plot_traces(self._traces, self.au_names, Path(self.artifact_dir) / "intensity_traces.png")
-
-    def _collect_traces(self, batch: dict[str, Any], pred: torch.Tensor, mask: torch.Tensor) -> None:
-        meta = batch.get("meta")
-        frames = meta["frames"] if isinstance(meta, dict) and "frames" in meta else None
-        for i, name in enumerate(sequence_names(meta, len(pred))):
-            if name not in self._traces and len(self._traces) >= self.cfg.method.regress.trace_sequences:
-                continue
-            keep = mask[i].any(-1).cpu()
-            idx = frames[i].cpu() if frames is not None else torch.arange(pred.shape[1])
-            entry = self._traces.setdefault(name, {"frame": [], "pred": [], "target": []})
-            entry["frame"].append(idx[keep])
-            entry["pred"].append(pred[i].detach().cpu()[keep])
-            entry["target"].append(torch.where(mask[i], batch["intensity"][i], math.nan).detach().cpu()[keep])
+        if self.artifact_dir is not None and self.traces.traces:
+            plot_traces(self.traces.traces, self.au_names, Path(self.artifact_dir) / "intensity_traces.png")
 
     def configure_optimizers(self):
         r = self.cfg.method.regress
@@ -427,51 +367,6 @@ class SparseIntensityRegressor(L.LightningModule):
         if extractor:
             groups.append({"params": extractor, "lr": scaled_lr(self.cfg, r.extractor_lr) if r.extractor_lr else lr})
         return cosine_schedule(self, torch.optim.AdamW(groups, lr=lr, weight_decay=r.weight_decay))
-
-
-def sequence_names(meta: Any, batch_size: int) -> list[str]:
-    """One readable id per batch item from the collated ``meta`` (subject + sequence when present)."""
-    if not isinstance(meta, dict):
-        return [f"item{i}" for i in range(batch_size)]
-    names = []
-    for i in range(batch_size):
-        parts = [str(meta[k][i]) for k in ("subject", "sequence") if k in meta]
-        if len(parts) == 2 and parts[0] in parts[1]:  # DISFA: sequence = subject; BP4D: F001_T1
-            parts = parts[1:]
-        names.append("_".join(parts) or f"item{i}")
-    return names
-
-
-def plot_traces(traces: dict[str, dict[str, list[torch.Tensor]]], au_names: list[str], path: Path) -> Path:
-    """Prediction vs ground truth per AU over the frame index, one column per test sequence (uncoded
-    ground-truth entries are NaN and show as gaps)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    k, n = len(au_names), len(traces)
-    fig, axes = plt.subplots(k, n, figsize=(3.2 * n, 0.9 * k + 0.6), sharex="col", squeeze=False)
-    for col, (name, entry) in enumerate(traces.items()):
-        frame = torch.cat(entry["frame"])
-        order = frame.argsort()
-        frame, pred, target = frame[order], torch.cat(entry["pred"])[order], torch.cat(entry["target"])[order]
-        for row in range(k):
-            ax = axes[row, col]
-            ax.plot(frame.numpy(), target[:, row].float().numpy(), color="black", lw=1.0, label="ground truth")
-            ax.plot(frame.numpy(), pred[:, row].float().numpy(), color="tab:red", lw=1.0, label="prediction")
-            ax.set_ylim(-0.2, 5.2)
-            ax.tick_params(labelsize=6)
-            if col == 0:
-                ax.set_ylabel(au_names[row], fontsize=7)
-        axes[0, col].set_title(name, fontsize=8)
-        axes[-1, col].set_xlabel("frame", fontsize=7)
-    axes[0, 0].legend(fontsize=6, loc="upper right")
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=80)
-    plt.close(fig)
-    return path
 
 
 @METHODS.register("contrastive_intensity")
