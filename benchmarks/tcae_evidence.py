@@ -28,9 +28,9 @@ from torch.utils.data import DataLoader
 
 from affectlab.config import compose
 from affectlab.engine.batchnorm import calibrate_batchnorm
-from affectlab.methods.tcae import load_pretrained, net_config, pretrain_datamodule
+from affectlab.methods.tcae import net_config, pretrain_datamodule
 from affectlab.metrics import AUDetectionMetrics
-from affectlab.models.tcae import TCAE
+from affectlab.models.tcae import TCAE, load_pretrained
 
 
 def pretrain_checkpoint(run_dir: Path) -> Path:

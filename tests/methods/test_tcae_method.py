@@ -8,15 +8,9 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset
 
-from affectlab.methods.tcae import (
-    GRID_COLUMNS,
-    TCAEConfig,
-    TCAELinearProbe,
-    TCAEPretrainModule,
-    crop_jitter,
-    load_pretrained,
-)
-from affectlab.models.tcae import TCAE, TCAENetConfig
+from affectlab.evaluation.tcae_grid import GRID_COLUMNS
+from affectlab.methods.tcae import TCAEConfig, TCAELinearProbe, TCAEPretrainModule
+from affectlab.models.tcae import TCAE, TCAENetConfig, crop_jitter, load_pretrained
 
 torch.set_num_threads(1)
 NET = dict(image_size=16, trunk_channels=[8, 8], branch_channels=[8, 8], decoder_channels=[8, 8, 8])

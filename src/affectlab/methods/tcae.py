@@ -10,6 +10,8 @@ Detection", CVPR 2019. Stages:
 2. ``probe`` -- :class:`TCAELinearProbe`: frozen φ → BatchNorm1d → bias-free Linear, BCE (the
    released ``Au_detection`` classifier shape; loss/optimiser are ours, spec §1.4 [X]), evaluated
    with per-AU F1 on the datamodule's subject-exclusive fold.
+
+Above ~350 lines because only the method is left, ~90 lines of it the documented config keys.
 """
 from __future__ import annotations
 
@@ -20,7 +22,6 @@ from typing import Any, Iterator, Optional
 import lightning as L
 import numpy as np
 import torch
-import torch.nn.functional as F
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
@@ -28,10 +29,11 @@ from affectlab.engine.au_head import AUOccurrenceModule, positive_weights
 from affectlab.engine.batchnorm import calibrate_batchnorm
 from affectlab.engine.loggers import log_image
 from affectlab.engine.online_probe import OnlineProbe, OnlineProbeConfig
+from affectlab.evaluation.tcae_grid import GRID_COLUMNS, first_pairs, save_grid
 from affectlab.evidence.arms import Arm, Evidence
 from affectlab.losses.tcae import CurriculumWindow, TCAELossWeights, per_sample_terms, tcae_objective
 from affectlab.methods.base import METHODS, MethodConfig, MethodSpec, RunContext, Stage, probe_split_keys
-from affectlab.models.tcae import TCAE, TCAENetConfig, TCAEOutput, check_net_config
+from affectlab.models.tcae import TCAE, TCAENetConfig, check_net_config, crop_jitter, load_pretrained
 
 
 @dataclass
@@ -128,25 +130,6 @@ class TCAEConfig(MethodConfig):
     online_probe: OnlineProbeConfig = field(default_factory=OnlineProbeConfig)
 
 
-def crop_jitter(images: torch.Tensor, crop: float, generator: torch.Generator) -> torch.Tensor:
-    """Official TCAE jitter on a batch (B,C,S,S): per image, a square crop of side ``crop·S/256`` at a
-    uniformly random position inside the central ``224·S/256`` region, bilinearly resized to S×S.
-
-    (The official pad-24 → centre-crop-224 → random-crop → resize chain never reaches the padding, so
-    this is the same geometry as an affine resampling.)"""
-    b, _, s, _ = images.shape
-    scale = s / 256.0
-    side = crop * scale
-    free = (224.0 - crop) * scale
-    offsets = 16.0 * scale + torch.rand(b, 2, generator=generator) * free  # top-left x, y in pixels
-    centre = (2.0 * (offsets + side / 2.0)) / s - 1.0
-    theta = torch.zeros(b, 2, 3)
-    theta[:, 0, 0] = theta[:, 1, 1] = side / s
-    theta[:, :, 2] = centre
-    grid = F.affine_grid(theta.to(images), list(images.shape), align_corners=False)
-    return F.grid_sample(images, grid, mode="bilinear", padding_mode="border", align_corners=False)
-
-
 def optimizer_name(method_cfg: Any) -> str:
     """``method.optimizer`` lower-cased: ``sgd`` (official) or ``adam``; anything else is a ConfigError."""
     given = getattr(method_cfg, "optimizer", "sgd")
@@ -241,7 +224,7 @@ class TCAEPretrainModule(L.LightningModule):
         self._val_count += b
         if batch_idx == 0 and self.cfg.grid_rows > 0:
             n = int(self.cfg.grid_rows)
-            self._grid_batch = {"source": source[:n], "target": target[:n], "out": _slice(out, n)}
+            self._grid_batch = {"source": source[:n], "target": target[:n], "out": first_pairs(out, n)}
 
     def on_validation_epoch_start(self) -> None:
         self._val_sum, self._val_count, self._grid_batch = 0.0, 0, None
@@ -294,43 +277,6 @@ class TCAEPretrainModule(L.LightningModule):
             self.plateau.load_state_dict(state)
 
 
-def _slice(out: TCAEOutput, n: int) -> TCAEOutput:
-    return TCAEOutput(**{k: v[:n].detach() for k, v in vars(out).items()})
-
-
-def _to_uint8(images: torch.Tensor) -> np.ndarray:
-    return (images.detach().float().clamp(0, 1).permute(0, 2, 3, 1).cpu().numpy() * 255).round().astype(np.uint8)
-
-
-def _heat(values: torch.Tensor, vmax: float) -> np.ndarray:
-    """(B,1,H,W) → (B,H,W,3) uint8 RGB via a blue-to-yellow ramp on values / vmax."""
-    x = (values.detach().float()[:, 0] / max(vmax, 1e-8)).clamp(0, 1).cpu().numpy()
-    return (np.stack([x, x**0.5, 1.0 - x], axis=-1) * 255).round().astype(np.uint8)
-
-
-GRID_COLUMNS = ("source", "target", "AU-changed", "pose-changed", "reconstruction", "|dA|", "|dP|", "AU attention")
-
-
-def save_grid(path: Path, source: torch.Tensor, target: torch.Tensor, out: TCAEOutput) -> Path:
-    """Write the validation grid PNG: one row per pair, columns :data:`GRID_COLUMNS`. Displacement
-    magnitudes share one scale (the largest of the two fields), attention is shown on [0, 1]."""
-    import cv2
-
-    mag_au = out.delta_au.norm(dim=1, keepdim=True)
-    mag_pose = out.delta_pose.norm(dim=1, keepdim=True)
-    vmax = float(torch.maximum(mag_au.max(), mag_pose.max()))
-    columns = [_to_uint8(source), _to_uint8(target), _to_uint8(out.au_changed), _to_uint8(out.pose_changed),
-               _to_uint8(out.reconstruction), _heat(mag_au, vmax), _heat(mag_pose, vmax),
-               _heat(out.attention_au, 1.0)]
-    rows = [np.concatenate([c[i] for c in columns], axis=1) for i in range(source.shape[0])]
-    grid = np.concatenate(rows, axis=0)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if not cv2.imwrite(str(path), cv2.cvtColor(grid, cv2.COLOR_RGB2BGR)):
-        raise OSError(f"could not write the TCAE validation grid to {path}")
-    return path
-
-
 class TCAELinearProbe(AUOccurrenceModule):
     """Linear AU classifier on the frozen AU embedding φ (official ``Au_detection``): BatchNorm1d then
     a bias-free Linear, per-AU sigmoid; trained with BCE on the labelled AUs (mask from ``au_mask``)."""
@@ -368,24 +314,6 @@ class TCAELinearProbe(AUOccurrenceModule):
     def configure_optimizers(self) -> torch.optim.Optimizer:
         params = list(self.bn.parameters()) + list(self.classifier.parameters())
         return torch.optim.Adam(params, lr=self.lr, weight_decay=self.weight_decay)
-
-
-def load_pretrained(model: TCAE, path: str | Path) -> None:
-    """Load TCAE weights from a pretrain-stage Lightning checkpoint (keys ``model.*``) or a plain
-    ``TCAE.state_dict()``; a mismatch raises naming the file."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"tcae pretrained_checkpoint not found: {path}")
-    blob = torch.load(path, map_location="cpu", weights_only=False)
-    state = blob.get("state_dict", blob) if isinstance(blob, dict) else None
-    if not isinstance(state, dict):
-        raise ValueError(f"{path}: expected a Lightning checkpoint or a TCAE state_dict")
-    if any(k.startswith("model.") for k in state):
-        state = {k[len("model."):]: v for k, v in state.items() if k.startswith("model.")}
-    try:
-        model.load_state_dict(state)
-    except RuntimeError as err:
-        raise ValueError(f"{path}: weights do not fit the configured TCAE model ({err})") from None
 
 
 def net_config(cfg: DictConfig) -> TCAENetConfig:

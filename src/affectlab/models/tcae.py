@@ -8,6 +8,8 @@
   ``align_corners=True`` (PyTorch 0.4.1 ``grid_sample`` semantics).
 * :class:`TCAE` -- the twin-cycle forward pass of spec §1.1 steps 1-6, with the official gradient
   routing (the pixels being warped are detached; grids and re-encodings are not).
+* :func:`crop_jitter` -- the official training-pair jitter (random square crop, resized back).
+* :func:`load_pretrained` -- TCAE weights from a pretrain-stage checkpoint or a plain ``state_dict``.
 
 The ``paper`` preset has the official parameter counts at 256×256 (encoder 8,035,488, each decoder
 3,340,803, total 14,717,094); ``small`` is a narrower 64-px network for CPU runs.
@@ -16,6 +18,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -253,3 +256,40 @@ class TCAE(nn.Module):
 
 def count_parameters(module: nn.Module) -> int:
     return sum(p.numel() for p in module.parameters())
+
+
+def crop_jitter(images: torch.Tensor, crop: float, generator: torch.Generator) -> torch.Tensor:
+    """Official TCAE jitter on a batch (B,C,S,S): per image, a square crop of side ``crop·S/256`` at a
+    uniformly random position inside the central ``224·S/256`` region, bilinearly resized to S×S.
+
+    (The official pad-24 → centre-crop-224 → random-crop → resize chain never reaches the padding, so
+    this is the same geometry as an affine resampling.)"""
+    b, _, s, _ = images.shape
+    scale = s / 256.0
+    side = crop * scale
+    free = (224.0 - crop) * scale
+    offsets = 16.0 * scale + torch.rand(b, 2, generator=generator) * free  # top-left x, y in pixels
+    centre = (2.0 * (offsets + side / 2.0)) / s - 1.0
+    theta = torch.zeros(b, 2, 3)
+    theta[:, 0, 0] = theta[:, 1, 1] = side / s
+    theta[:, :, 2] = centre
+    grid = F.affine_grid(theta.to(images), list(images.shape), align_corners=False)
+    return F.grid_sample(images, grid, mode="bilinear", padding_mode="border", align_corners=False)
+
+
+def load_pretrained(model: TCAE, path: str | Path) -> None:
+    """Load TCAE weights from a pretrain-stage Lightning checkpoint (keys ``model.*``) or a plain
+    ``TCAE.state_dict()``; a mismatch raises naming the file."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"tcae pretrained_checkpoint not found: {path}")
+    blob = torch.load(path, map_location="cpu", weights_only=False)
+    state = blob.get("state_dict", blob) if isinstance(blob, dict) else None
+    if not isinstance(state, dict):
+        raise ValueError(f"{path}: expected a Lightning checkpoint or a TCAE state_dict")
+    if any(k.startswith("model.") for k in state):
+        state = {k[len("model."):]: v for k, v in state.items() if k.startswith("model.")}
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as err:
+        raise ValueError(f"{path}: weights do not fit the configured TCAE model ({err})") from None
