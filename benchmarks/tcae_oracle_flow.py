@@ -49,7 +49,7 @@ def main(argv: list[str] | None = None) -> int:
     for size in (int(x) for x in a.sizes.split(",")):
         for data in a.data.split(","):
             dm = create_datamodule(data, task="pairs", image_size=size, normalize="zero_one", hflip=False,
-                                   pair_gap_min=1, pair_gap_max=a.gap_max, pairs_per_track=32)
+                                   pair_gap_min=1, pair_gap_max=a.gap_max, items_per_track=32)
             dataset = dm.dataset("test" if data == "bp4d" else "val")
             batch = next(iter(DataLoader(dataset, batch_size=64, shuffle=False)))
             src, tgt = batch["source"].float(), batch["target"].float()

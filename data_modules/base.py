@@ -90,10 +90,12 @@ class DataConfig:
     #: ial_official (the official IAL loader: length (n−V+1)//U, the last frames never drawn in training;
     #: test starts int(tick/2 + tick·u)); see data_modules/sampling.py
     clip_sampling: str = "balanced"
-    #: clips drawn from every track per training epoch (each with its own random segment offsets;
-    #: evaluation splits keep one clip per track). For a few long tracks, e.g. the labelled sequences
-    #: of a frame dataset used as unlabelled video (contrastive_intensity stage 1)
-    clips_per_track: int = 1
+    #: items drawn from every track per pass, for the tasks that draw random items from a track:
+    #: ``clips`` (each repeat its own random segment offsets; training only, evaluation splits keep
+    #: one clip per track, which already covers the track) and ``pairs`` (every split: an evaluation
+    #: pair is one seeded random draw, so repeats are other pairs and steady the validation loss).
+    #: For a few long tracks, e.g. the labelled sequences of a frame dataset used as unlabelled video
+    items_per_track: int = 1
     #: keep each clip's frames decoded and resized to image_size in one uint8 .npy under
     #: <cache>/clips/ (written on first use, memory-mapped after); augmentations then act on those
     #: frames. Only for datasets without landmarks (DFEW, FERV39k, videos)
@@ -103,9 +105,6 @@ class DataConfig:
     #: frame pairs (TCAE): gap in frames between source and target, drawn uniformly in [min, max]
     pair_gap_min: int = 1
     pair_gap_max: int = 30
-    #: pairs drawn from each unit per pass over the pairs dataset (item i uses unit i mod #units);
-    #: 1 = one pair per unit per epoch
-    pairs_per_track: int = 1
     #: what one pairs item is drawn from: ``track`` (ours) or ``identity`` (the official TCAE epoch: a
     #: random video of the identity, a random track of that video)
     pair_unit: str = "track"

@@ -117,7 +117,7 @@ class FaceDataModule(L.LightningDataModule):
                              f"cv2) nor landmark alignment (align=true on {cfg.name}); use filters=fast")
         if cfg.unreadable_test_items not in ("fail", "exclude"):
             raise ConfigError(f"data.unreadable_test_items must be fail or exclude, got {cfg.unreadable_test_items!r}")
-        for key in ("clips_per_track", "pairs_per_track", "pair_frame_stride"):
+        for key in ("items_per_track", "pair_frame_stride"):
             if int(cfg[key]) < 1:
                 raise ConfigError(f"{cfg.name}: {key} must be >= 1, got {cfg[key]}")
         for key, valid in (("pair_unit", PAIR_UNITS), ("pair_frames", PAIR_FRAME_RULES)):
@@ -327,15 +327,15 @@ class FaceDataModule(L.LightningDataModule):
                                 prepared=prepared, on_the_fly=tf if prepared else None, **common)
         if c.task in ("expression", "clips"):
             tracks = self.tracks(df)
-            if train and c.clips_per_track > 1:
-                tracks = tracks.loc[tracks.index.repeat(int(c.clips_per_track))]
+            if train and c.items_per_track > 1:
+                tracks = tracks.loc[tracks.index.repeat(int(c.items_per_track))]
             return ClipDataset(tracks, tf, c.clip_segments, c.clip_frames_per_segment,
                                short_clip=c.short_clip, sampling=c.clip_sampling,
                                meta_cols=("clip", "subject", "scene"),
                                cache_dir=self.cache_dir() / "clips" if c.clip_cache else None, **common)
         if c.task == "pairs":
             return PairDataset(self.tracks(df), tf, c.pair_gap_min, c.pair_gap_max, c.pair_independent_jitter,
-                               per_track=c.pairs_per_track, unit=c.pair_unit, frames=c.pair_frames,
+                               per_track=c.items_per_track, unit=c.pair_unit, frames=c.pair_frames,
                                stride=c.pair_frame_stride, **common)
         if c.task == "sequences":
             windows = SequenceDataset.make_windows(df, self.au_columns(), c.sequence_length, sparse=train,

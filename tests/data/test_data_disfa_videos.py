@@ -119,11 +119,11 @@ def test_videos_clips_shape(videos_root):
     assert item["video"].shape == (8, 3, 20, 20) and "label" not in item
 
 
-def test_clips_per_track_repeats_training_tracks_only(videos_root):
+def test_items_per_track_repeats_training_clips_only(videos_root):
     one = make("videos", videos_root, task="clips", clip_segments=1, clip_frames_per_segment=4, image_size=20,
                hflip=False, val_fraction=0.25)
     three = make("videos", videos_root, task="clips", clip_segments=1, clip_frames_per_segment=4, image_size=20,
-                 hflip=False, val_fraction=0.25, clips_per_track=3)
+                 hflip=False, val_fraction=0.25, items_per_track=3)
     tr1, tr3 = one.dataset("train"), three.dataset("train")
     assert len(tr3) == 3 * len(tr1) and len(three.dataset("val")) == len(one.dataset("val"))
     clips = [tr3[i]["meta"]["clip"] for i in range(len(tr3))]
@@ -131,8 +131,8 @@ def test_clips_per_track_repeats_training_tracks_only(videos_root):
     # the repeated items draw their own windows: 30-frame tracks, 4 frames, 27 possible starts
     starts = {int(tr3[i]["meta"]["frames"][0]) for i in range(len(tr3)) for _ in range(4)}
     assert len(starts) > 3
-    with pytest.raises(ValueError, match="clips_per_track"):
-        make("videos", videos_root, task="clips", clips_per_track=0)
+    with pytest.raises(ValueError, match="items_per_track"):
+        make("videos", videos_root, task="clips", items_per_track=0)
 
 
 def test_disfa_training_sequences_as_unlabelled_clips(mini):
@@ -140,7 +140,7 @@ def test_disfa_training_sequences_as_unlabelled_clips(mini):
     track per sequence, consecutive frames, landmark-aligned), never the test subjects."""
     root, truth = mini
     dm = make("disfa", root / "DISFA", task="clips", clip_segments=1, clip_frames_per_segment=3, fold=1,
-              image_size=16, clips_per_track=2)
+              image_size=16, items_per_track=2)
     train = dm.dataset("train")
     seqs = [train[i]["meta"]["clip"] for i in range(len(train))]
     assert len(seqs) == 2 * dm.manifest("train")["sequence"].nunique()
@@ -281,11 +281,11 @@ def test_workers_draw_independent_augmentations(tmp_path):
     assert flips[0::2] != flips[1::2]
 
 
-def test_videos_pairs_per_track_repeats_every_track(videos_root):
+def test_items_per_track_repeats_pairs_of_every_track(videos_root):
     one = make("videos", videos_root, task="pairs", normalize="zero_one", image_size=20, hflip=False,
                val_fraction=0.25)
     three = make("videos", videos_root, task="pairs", normalize="zero_one", image_size=20, hflip=False,
-                 val_fraction=0.25, pairs_per_track=3)
+                 val_fraction=0.25, items_per_track=3)
     n = len(one.dataset("train"))
     ds = three.dataset("train")
     assert len(ds) == 3 * n
@@ -293,12 +293,12 @@ def test_videos_pairs_per_track_repeats_every_track(videos_root):
     assert clips == [one.dataset("train")[i % n]["meta"]["clip"] for i in range(3 * n)]
     # evaluation items stay seeded per item index: the repeats of a track are different draws
     va = make("videos", videos_root, task="pairs", normalize="zero_one", image_size=20, hflip=False,
-              val_fraction=0.25, pairs_per_track=8, pair_gap_min=1, pair_gap_max=20).dataset("val")
+              val_fraction=0.25, items_per_track=8, pair_gap_min=1, pair_gap_max=20).dataset("val")
     frames = {tuple(va[i]["meta"]["frames"].tolist()) for i in range(len(va))}
     assert len(frames) > 1 and all(va[i]["meta"]["frames"].tolist() == va[i]["meta"]["frames"].tolist()
                                    for i in range(len(va)))
-    with pytest.raises(ValueError, match="pairs_per_track"):
-        make("videos", videos_root, task="pairs", pairs_per_track=0)
+    with pytest.raises(ValueError, match="items_per_track"):
+        make("videos", videos_root, task="pairs", items_per_track=0)
 
 
 

@@ -8,6 +8,7 @@ import pytest
 
 from affectlab.config import compose
 from affectlab.engine.runner import train
+from affectlab.schema import ConfigError
 
 synth = pytest.importorskip("affectlab.synth")  # the synth_root fixture needs the generator
 if not hasattr(synth, "generate"):
@@ -59,8 +60,8 @@ def test_pretraining_on_bp4d_frames_draws_the_configured_pairs_per_track(synth_r
     one, four = pairs(1), pairs(4)
     assert len(four) == 4 * len(one) > 0
     assert "au" not in four[0]  # frames without labels
-    with pytest.raises(Exception, match="pairs_per_track"):
-        pairs(0).tracks
+    with pytest.raises(ConfigError, match="method.pretrain_pairs_per_track must be >= 1"):
+        pairs(0)
 
 
 def test_random_init_control_gets_batchnorm_statistics_from_training_frames(synth_root, tmp_path):

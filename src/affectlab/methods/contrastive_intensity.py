@@ -87,7 +87,7 @@ class PretrainConfig:
     source: str = "videos"
     #: folder of unlabelled face videos (``videos`` datamodule layout); None → the synthetic stand-in
     root: Optional[str] = None
-    #: clips drawn from every track per epoch (``clips_per_track`` of the datamodule), for few long tracks
+    #: clips drawn from every track per epoch (``items_per_track`` of the datamodule), for few long tracks
     clips_per_track: int = 1
     #: predictive (CPC/DPC-style InfoNCE) | instance (two views of one clip, NT-Xent) | frame (two
     #: views of every frame, NT-Xent over all frames of the batch, so the other frames of the same clip
@@ -440,7 +440,9 @@ def pretrain_datamodule(cfg: DictConfig):
     p = cfg.method.pretrain
     if p.source not in PRETRAIN_SOURCES:
         raise ConfigError(f"unknown method.pretrain.source {p.source!r}; expected one of {PRETRAIN_SOURCES}")
-    clips = dict(task="clips", batch_size=p.batch_size, clip_segments=1, clips_per_track=p.clips_per_track,
+    if p.clips_per_track < 1:  # the datamodule's own check would name its key, items_per_track
+        raise ConfigError(f"method.pretrain.clips_per_track must be >= 1, got {p.clips_per_track}")
+    clips = dict(task="clips", batch_size=p.batch_size, clip_segments=1, items_per_track=p.clips_per_track,
                  clip_frames_per_segment=p.clip_length + p.temporal_jitter)
     if p.source == "regress_train":
         return create_datamodule(cfg.data, **{**clips, **_plain(p.data)})

@@ -34,6 +34,7 @@ from affectlab.evidence.arms import Arm, Evidence
 from affectlab.losses.tcae import CurriculumWindow, TCAELossWeights, per_sample_terms, tcae_objective
 from affectlab.methods.base import METHODS, MethodConfig, MethodSpec, RunContext, Stage, probe_split_keys
 from affectlab.models.tcae import TCAE, TCAENetConfig, check_net_config, crop_jitter, load_pretrained
+from affectlab.schema import ConfigError
 
 
 @dataclass
@@ -135,8 +136,6 @@ def optimizer_name(method_cfg: Any) -> str:
     given = getattr(method_cfg, "optimizer", "sgd")
     name = str(given).lower()
     if name not in ("sgd", "adam"):
-        from affectlab.schema import ConfigError
-
         raise ConfigError(f"tcae method.optimizer must be 'sgd' (official) or 'adam', got {given!r}")
     return name
 
@@ -321,12 +320,8 @@ def net_config(cfg: DictConfig) -> TCAENetConfig:
     try:
         check_net_config(net)
     except ValueError as err:
-        from affectlab.schema import ConfigError
-
         raise ConfigError(str(err)) from None
     if int(cfg.data.image_size) != net.image_size:
-        from affectlab.schema import ConfigError
-
         raise ConfigError(
             f"tcae: data.image_size={cfg.data.image_size} but method.model.image_size={net.image_size}; "
             "the probe must see images of the size the encoder was built for"
@@ -395,11 +390,11 @@ def pretrain_datamodule(cfg: DictConfig) -> L.LightningDataModule:
     from data_modules import create_datamodule
 
     m = cfg.method
+    if m.pretrain_pairs_per_track < 1:  # the datamodule's own check would name its key, items_per_track
+        raise ConfigError(f"method.pretrain_pairs_per_track must be >= 1, got {m.pretrain_pairs_per_track}")
     root = m.pretrain_root
     if root is None and cfg.data.root is not None:
         if m.pretrain_data != cfg.data.name:
-            from affectlab.schema import ConfigError
-
             raise ConfigError(
                 f"tcae: data.root points at a real {cfg.data.name} release; set method.pretrain_root to the "
                 f"{m.pretrain_data} release used for pretraining (or method.pretrain_data={cfg.data.name})"
@@ -423,7 +418,7 @@ def pretrain_datamodule(cfg: DictConfig) -> L.LightningDataModule:
         limit_items=m.pretrain_limit_items,
         pair_gap_min=m.pretrain_pair_gap_min,
         pair_gap_max=m.pretrain_pair_gap_max,
-        pairs_per_track=m.pretrain_pairs_per_track,
+        items_per_track=m.pretrain_pairs_per_track,
         pair_unit=m.pretrain_pair_unit,
         pair_frames=m.pretrain_pair_frames,
         pair_frame_stride=m.pretrain_pair_frame_stride,
