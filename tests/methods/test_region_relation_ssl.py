@@ -5,7 +5,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from affectlab.losses.region_relation import per_au_info_nce
+from affectlab.losses.region_relation import cell_normalised_pixels, masked_mean, per_au_info_nce
 from affectlab.models.au_attention import template_landmarks
 
 NAMES = ["AU01", "AU02", "AU04", "AU06"]
@@ -155,3 +155,18 @@ def test_two_view_grad_region_stops_the_two_view_terms_at_the_backbone():
     module.eval()
     images, lm = batch["image"], batch["landmarks"]
     assert torch.allclose(module.view_features(images, lm), module.encoder(images, lm))
+
+def test_cell_normalised_pixels_and_masked_mean_against_loops():
+    images = torch.rand(2, 3, 8, 8, generator=torch.Generator().manual_seed(0))
+    target = cell_normalised_pixels(images, 4)
+    for i in range(2):
+        for c in range(3):
+            for y in (0, 4):
+                for x in (0, 4):
+                    cell = images[i, c, y:y + 4, x:x + 4]
+                    expected = (cell - cell.mean()) / (cell.var() + 1e-6).sqrt()
+                    assert torch.allclose(target[i, c, y:y + 4, x:x + 4], expected, atol=1e-5)
+    mask = torch.zeros(2, 1, 8, 8)
+    mask[0, :, :4, :4] = 1
+    assert torch.allclose(masked_mean(images, mask), images[0, :, :4, :4].mean())
+    assert masked_mean(images, torch.zeros_like(mask)) == 0

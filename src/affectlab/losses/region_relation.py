@@ -3,7 +3,8 @@
 ``L = L_region + γ · L_OT``: per-AU cross-view consistency without negatives (SimSiam / BYOL form:
 negative cosine between the predictor output of one view and the stop-gradient target projection of
 the other view, symmetrised, averaged over AUs and the batch) plus the improved-OT relation term of
-:mod:`affectlab.losses.optimal_transport`.
+:mod:`affectlab.losses.optimal_transport`. Also the pieces of the SimMIM reconstruction term (ours):
+:func:`masked_mean` and the per-cell normalised pixel target :func:`cell_normalised_pixels`.
 """
 from __future__ import annotations
 
@@ -56,3 +57,19 @@ def siamese_ot_loss(p1: torch.Tensor, p2: torch.Tensor, z1: torch.Tensor, z2: to
     loss12, plan12 = ot_relation_loss(p1, z2.detach(), **ot)
     loss21, plan21 = ot_relation_loss(p2, z1.detach(), **ot)
     return 0.5 * (loss12 + loss21), 0.5 * (plan12 + plan21.transpose(-1, -2))
+
+
+def masked_mean(error: torch.Tensor, pixel_mask: torch.Tensor) -> torch.Tensor:
+    """Mean of ``error`` (B, C, H, W) over the pixels where ``pixel_mask`` (B, 1, H, W) is 1."""
+    return (error * pixel_mask).sum() / (pixel_mask.sum() * error.shape[1]).clamp_min(1)
+
+
+def cell_normalised_pixels(images: torch.Tensor, cell: int) -> torch.Tensor:
+    """``images`` (B, C, H, W) with each non-overlapping ``cell``×``cell`` patch normalised per channel by
+    its own mean and standard deviation (MAE's norm-pix target, He et al. CVPR 2022 §4)."""
+    cells = F.unfold(images, cell, stride=cell)  # (B, C·cell·cell, cells)
+    b, _, n = cells.shape
+    cells = cells.view(b, images.shape[1], cell * cell, n)
+    mean, var = cells.mean(2, keepdim=True), cells.var(2, keepdim=True)
+    cells = (cells - mean) / (var + 1e-6).sqrt()
+    return F.fold(cells.view(b, -1, n), images.shape[-2:], cell, stride=cell)

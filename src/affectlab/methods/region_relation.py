@@ -3,11 +3,13 @@
 Stages: ``pretrain`` (self-supervised, no AU labels) → ``probe`` (linear probe or fine-tuning on
 BP4D 12 AUs / DISFA 8 AUs, per-AU F1). See :class:`RegionRelation` for what is the paper's and what
 is affectlab's reconstruction, and ``docs/methods/region_relation.md`` for the switches.
+Networks live in ``models.region_relation``, losses in ``losses.region_relation``, the relation-matrix
+artefact in ``evaluation.relation_plots``.
+Above ~350 lines: the config's ~60 documented switches take 115 lines, and both stages' modules live here.
 """
 from __future__ import annotations
 
 import copy
-import csv
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
@@ -15,19 +17,20 @@ from typing import Any, Optional
 import lightning as L
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 from omegaconf import DictConfig
 
 from affectlab.engine.au_head import AUOccurrenceModule, positive_weights
 from affectlab.engine.online_probe import OnlineProbe, OnlineProbeConfig
 from affectlab.engine.scaling import scaled_lr
 from affectlab.engine.schedules import cosine_schedule
+from affectlab.evaluation.relation_plots import save_relation_matrix
 from affectlab.evidence.arms import Arm, Evidence
 from affectlab.losses.optimal_transport import RelationPrior, ot_relation_loss
-from affectlab.losses.region_relation import per_au_info_nce, region_consistency_loss, siamese_ot_loss
+from affectlab.losses.region_relation import (cell_normalised_pixels, masked_mean, per_au_info_nce,
+                                              region_consistency_loss, siamese_ot_loss)
 from affectlab.methods.base import METHODS, MethodConfig, MethodSpec, RunContext, Stage, probe_split_keys
 from affectlab.models.au_attention import template_landmarks
-from affectlab.models.region_relation import RegionRelationEncoder, TokenMLP, TwoViewAugment
+from affectlab.models.region_relation import RegionRelationEncoder, TokenMLP, TwoViewAugment, momentum_update
 from affectlab.schema import ConfigError
 
 
@@ -200,36 +203,6 @@ def _batch_size(batch: dict) -> int:
     return int((batch["image"] if "image" in batch else batch["source"]).shape[0])
 
 
-def masked_mean(error: torch.Tensor, pixel_mask: torch.Tensor) -> torch.Tensor:
-    """Mean of ``error`` (B, C, H, W) over the pixels where ``pixel_mask`` (B, 1, H, W) is 1."""
-    return (error * pixel_mask).sum() / (pixel_mask.sum() * error.shape[1]).clamp_min(1)
-
-
-def write_relation(path_stem: Path, matrix: torch.Tensor, au_names: list[str], title: str) -> None:
-    """Save a K×K AU relation matrix as ``<stem>.csv`` (AU header row/column) and ``<stem>.png``."""
-    path_stem.parent.mkdir(parents=True, exist_ok=True)
-    values = matrix.detach().cpu().double().numpy()
-    with open(path_stem.with_suffix(".csv"), "w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["au", *au_names])
-        for name, row in zip(au_names, values):
-            writer.writerow([name, *(f"{v:.6f}" for v in row)])
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(1.0 + 0.45 * len(au_names), 0.6 + 0.45 * len(au_names)))
-    image = ax.imshow(values, cmap="viridis")
-    ax.set_xticks(range(len(au_names)), au_names, rotation=90)
-    ax.set_yticks(range(len(au_names)), au_names)
-    ax.set_title(title, fontsize=9)
-    fig.colorbar(image, ax=ax, fraction=0.046)
-    fig.tight_layout()
-    fig.savefig(path_stem.with_suffix(".png"), dpi=120)
-    plt.close(fig)
-
-
 class RegionRelationPretrain(L.LightningModule):
     """Self-supervised stage: per-AU cross-view consistency + improved-OT relation term (spec §2.3 [X]).
 
@@ -321,35 +294,12 @@ class RegionRelationPretrain(L.LightningModule):
 
     def mim_loss(self, images: torch.Tensor) -> torch.Tensor:
         """SimMIM (Xie et al., CVPR 2022, eq. 1): mask random feature-map cells (all patch tokens under a
-        cell), predict their pixels with a linear decoder from the feature map, L1 on masked pixels."""
-        feats, pixel_mask = self.masked_features(images)
-        return self.reconstruction_loss(feats, images, pixel_mask)
-
-    def masked_features(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Feature map of the images with each feature-map cell masked with probability ``mim_mask_ratio``
-        at the patch-token level, and the (B, 1, H, W) pixel mask of those cells."""
-        enc = self.encoder
-        h, w = enc.map_size
-        cells = torch.rand(images.shape[0], h, w, device=images.device) < self.cfg.method.mim_mask_ratio
-        up = enc.features.reduction // enc.patch_size
-        token_mask = cells.repeat_interleave(up, 1).repeat_interleave(up, 2)
-        feats = enc.features(images, token_mask, self.mask_token)
-        r = enc.features.reduction
-        return feats, cells.repeat_interleave(r, 1).repeat_interleave(r, 2)[:, None].to(images)
-
-    def reconstruction_loss(self, feats: torch.Tensor, images: torch.Tensor, pixel_mask: torch.Tensor) -> torch.Tensor:
-        """L1 between the decoded pixels and the images (or their per-cell normalised values,
-        ``mim_norm_target``) over the masked pixels."""
+        cell), predict their pixels with a linear decoder from the feature map, L1 on masked pixels against
+        the images or, with ``mim_norm_target``, their per-cell normalised values."""
+        m = self.cfg.method
+        feats, pixel_mask = self.encoder.masked_features(images, m.mim_mask_ratio, self.mask_token)
         pred = self.mim_decoder(feats)
-        target = images
-        if self.cfg.method.mim_norm_target:
-            r = self.encoder.features.reduction
-            cells = F.unfold(images, r, stride=r)  # (B, 3·r·r, cells)
-            b, _, n = cells.shape
-            cells = cells.view(b, images.shape[1], r * r, n)
-            mean, var = cells.mean(2, keepdim=True), cells.var(2, keepdim=True)
-            cells = (cells - mean) / (var + 1e-6).sqrt()
-            target = F.fold(cells.view(b, -1, n), images.shape[-2:], r, stride=r)
+        target = cell_normalised_pixels(images, self.encoder.features.reduction) if m.mim_norm_target else images
         return masked_mean((pred - target).abs(), pixel_mask)
 
     def _gathered(self, tensor: torch.Tensor) -> torch.Tensor:
@@ -379,17 +329,13 @@ class RegionRelationPretrain(L.LightningModule):
     def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
         if self.cfg.method.consistency != "byol":
             return
-        tau = self.cfg.method.byol_momentum
-        for online, target in ((self.encoder, self.target_encoder), (self.projector, self.target_projector)):
-            for po, pt in zip(online.parameters(), target.parameters()):
-                pt.mul_(tau).add_((1 - tau) * po.detach())
-            for bo, bt in zip(online.buffers(), target.buffers()):
-                bt.copy_(bo)
+        momentum_update(self.encoder, self.target_encoder, self.cfg.method.byol_momentum)
+        momentum_update(self.projector, self.target_projector, self.cfg.method.byol_momentum)
 
     def on_train_end(self) -> None:
         if self.artifact_dir is not None and self.trainer.is_global_zero:
-            write_relation(Path(self.artifact_dir) / "au_relation", self.relation_matrix(), self.au_names,
-                           f"learned AU relation (mean OT plan, prior={self.cfg.method.ot_prior})")
+            save_relation_matrix(Path(self.artifact_dir) / "au_relation", self.relation_matrix(), self.au_names,
+                                 f"learned AU relation (mean OT plan, prior={self.cfg.method.ot_prior})")
 
     def configure_optimizers(self):
         m = self.cfg.method

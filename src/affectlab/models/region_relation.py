@@ -6,7 +6,9 @@
 * :class:`AURegionPooling` — region learning: attention inside each AU region (a shared timm
   ``SwinTransformerBlock`` on the AU-weighted map, or masked multi-head attention), then pooling
   under the AU attention map, ``f_i = Σ_p M_i(p) F_i(p) / Σ_p M_i(p)``.
-* :class:`RegionRelationEncoder` — image + landmarks → AU features (B, K, C).
+* :class:`RegionRelationEncoder` — image + landmarks → AU features (B, K, C); also the masked
+  feature map of its SimMIM term.
+* :func:`momentum_update` — the BYOL target-network update.
 * :class:`TwoViewAugment` — batched view augmentation that moves the landmarks with the pixels
   (random resized crop, horizontal flip with left/right landmark swap, colour jitter).
 """
@@ -186,6 +188,28 @@ class RegionRelationEncoder(nn.Module):
         if images.shape[-1] != self.image_size or images.shape[-2] != self.image_size:
             raise ValueError(f"expected {self.image_size}×{self.image_size} images, got {tuple(images.shape[-2:])}")
         return self.region(self.features(images), self.attention_maps(landmarks))
+
+    def masked_features(self, images: torch.Tensor, mask_ratio: float,
+                        mask_token: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Feature map of the images with each feature-map cell masked with probability ``mask_ratio``
+        (all patch tokens under the cell replaced by ``mask_token``, SimMIM), and the (B, 1, H, W)
+        pixel mask of those cells."""
+        h, w = self.map_size
+        cells = torch.rand(images.shape[0], h, w, device=images.device) < mask_ratio
+        up = self.features.reduction // self.patch_size
+        token_mask = cells.repeat_interleave(up, 1).repeat_interleave(up, 2)
+        feats = self.features(images, token_mask, mask_token)
+        r = self.features.reduction
+        return feats, cells.repeat_interleave(r, 1).repeat_interleave(r, 2)[:, None].to(images)
+
+
+@torch.no_grad()
+def momentum_update(online: nn.Module, target: nn.Module, momentum: float) -> None:
+    """BYOL target network update: target parameters ← τ·target + (1 − τ)·online, buffers copied."""
+    for po, pt in zip(online.parameters(), target.parameters()):
+        pt.mul_(momentum).add_((1 - momentum) * po.detach())
+    for bo, bt in zip(online.buffers(), target.buffers()):
+        bt.copy_(bo)
 
 
 class TokenBatchNorm(nn.Module):
