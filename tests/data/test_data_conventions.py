@@ -151,7 +151,7 @@ def test_results_record_carries_the_test_set(mini, tmp_path):
     from types import SimpleNamespace
 
     from affectlab.config import compose
-    from affectlab.engine.runner import build_record
+    from affectlab.engine.record import build_record
 
     root, _ = mini
     dm = make("bp4d", root / "BP4D", fold=1)

@@ -202,13 +202,13 @@ def test_data_source_of_a_copied_synthetic_release_is_identified(tmp_path):
     it, was recorded as real data."""
     from types import SimpleNamespace
 
-    from affectlab.engine.runner import _data_source
+    from affectlab.engine.record import data_source
     from affectlab.synth import SYNTHETIC_MARKER
 
     copy = tmp_path / "copy" / "BP4D"
     copy.mkdir(parents=True)
     cfg = compose(["METHOD=baseline", "DATA=bp4d", f"data.root={copy}"])
-    source, note = _data_source(cfg, SimpleNamespace())
+    source, note = data_source(cfg, SimpleNamespace())
     assert source == "real" and "assumed real data" in note  # nothing to tell: assumed, and the record says so
     (copy / SYNTHETIC_MARKER).write_text("2\ntiny-seed0\n")
-    assert _data_source(cfg, SimpleNamespace()) == ("synthetic-v2-tiny-seed0", None)
+    assert data_source(cfg, SimpleNamespace()) == ("synthetic-v2-tiny-seed0", None)

@@ -11,7 +11,8 @@ from omegaconf import OmegaConf
 from affectlab.config import ConfigError, compose, merge_into, split_overrides
 from affectlab.engine.io import atomic_write_json
 from affectlab.engine.rundir import RunDirectory
-from affectlab.engine.runner import _load_weights, build_record, fit_stage, test_stage
+from affectlab.engine.record import build_record
+from affectlab.engine.runner import _load_weights, fit_stage, test_stage
 from affectlab.methods import METHODS, RunContext
 
 

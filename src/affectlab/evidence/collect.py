@@ -21,8 +21,8 @@ from omegaconf import DictConfig
 from affectlab.config import ConfigError, compose, slug
 from affectlab.evidence.arms import Arm, Evidence
 from affectlab.evidence.trivial import TRIVIAL
+from affectlab.leaderboard.records import SCHEMA_VERSION
 
-SCHEMA_VERSION = 1
 #: before the user's overrides (which may change them): controls are not leaderboard rows
 DEFAULTS = ("leaderboard.enabled=false",)
 
