@@ -50,15 +50,45 @@ def test_baseline_learns_beyond_the_all_positive_predictor(finished_run):
     assert record["metrics"]["f1_mean"] > all_positive_f1 + 0.1
 
 
-def test_cli_train_prints_table_and_run_dir_last(tmp_path):
-    result = run_cli(["train", *TINY, "trainer.max_epochs=1", f"run_root={tmp_path}"], cwd=tmp_path)
-    assert result.returncode == 0, result.stderr[-3000:]
-    lines = result.stdout.strip().splitlines()
+def test_cli_train_prints_table_and_run_dir_last(tmp_path, capsys):
+    # in-process (the `python -m affectlab` entry point is exercised by the DDP test and the slow crash test)
+    from affectlab.cli import main
+
+    assert main(["train", *TINY, "trainer.max_epochs=1", f"run_root={tmp_path}"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
     run_dir = Path(lines[-1])
     assert (run_dir / "results.json").exists()
     assert any("f1_mean" in line for line in lines) and any(line.strip().startswith("AU01") for line in lines)
 
 
+def test_resume_auto_after_an_interrupted_fit_reaches_the_uninterrupted_metrics(tmp_path, monkeypatch):
+    """In-process twin of the hard-kill test below (marked slow): the fault injection raises instead of
+    killing the process, after epoch 1's checkpoint is on disk; ``resume=auto`` then finishes the run."""
+    from affectlab.engine.callbacks import KillAfterEpochs
+
+    class Interrupted(Exception):
+        pass
+
+    def interrupt(self, trainer, pl_module):
+        if trainer.current_epoch >= self.epochs:
+            raise Interrupted
+
+    monkeypatch.setattr(KillAfterEpochs, "on_train_epoch_start", interrupt)
+    common = [*TINY, "trainer.max_epochs=2", "data.batch_size=8"]
+    straight = train(compose([*common, f"run_root={tmp_path / 'a'}"]))
+    monkeypatch.setenv("AFFECTLAB_FAULT_AFTER_EPOCHS", "1")
+    with pytest.raises(Interrupted):
+        train(compose([*common, f"run_root={tmp_path / 'b'}"]))
+    monkeypatch.delenv("AFFECTLAB_FAULT_AFTER_EPOCHS")
+    run_dirs = list((tmp_path / "b/baseline/toyau").iterdir())
+    assert len(run_dirs) == 1 and not (run_dirs[0] / "results.json").exists()
+    resumed = train(compose([*common, f"run_root={tmp_path / 'b'}", "resume=auto"]))
+    assert Path(resumed["run_dir"]) == run_dirs[0]
+    assert resumed["metrics"] == pytest.approx(straight["metrics"], abs=1e-6)
+    assert json.loads((run_dirs[0] / "run.json").read_text())["resumes"] == 1
+
+
+@pytest.mark.slow
 def test_resume_auto_after_a_crash_reaches_the_uninterrupted_metrics(tmp_path):
     common = ["train", *TINY, "trainer.max_epochs=3", "data.batch_size=8"]
     straight = run_cli([*common, f"run_root={tmp_path / 'a'}"], cwd=tmp_path)
@@ -78,11 +108,12 @@ def test_resume_auto_after_a_crash_reaches_the_uninterrupted_metrics(tmp_path):
     assert json.loads((run_dirs[0] / "run.json").read_text())["resumes"] == 1
 
 
-def test_affectlab_test_re_evaluates_the_selected_checkpoint(finished_run, tmp_path):
+def test_affectlab_test_re_evaluates_the_selected_checkpoint(finished_run, capsys):
+    from affectlab.cli import main
+
     run_dir, record = finished_run
-    result = run_cli(["test", str(run_dir)], cwd=tmp_path)
-    assert result.returncode == 0, result.stderr[-3000:]
-    out = json.loads(Path(result.stdout.strip().splitlines()[-1]).read_text())
+    assert main(["test", str(run_dir)]) == 0
+    out = json.loads(Path(capsys.readouterr().out.strip().splitlines()[-1]).read_text())
     assert out["metrics"] == pytest.approx(record["metrics"], abs=1e-6)
 
 

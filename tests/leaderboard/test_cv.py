@@ -97,9 +97,12 @@ def test_fold_override_is_refused(tmp_path, fake_train_command):
         CrossValidation(["METHOD=fake", "DATA=disfa", "data.fold=2"], train_command=fake_train_command)
 
 
+@pytest.mark.slow
 def test_cv_over_the_synthetic_disfa_folds_with_the_real_runner(tmp_path, synth_root, monkeypatch):
     """`affectlab train` itself on each fold of the tiny synthetic DISFA (a few batches per fold):
-    three subject-exclusive folds, aggregate = mean/std of the fold records, all in the store."""
+    three subject-exclusive folds, aggregate = mean/std of the fold records, all in the store.
+    Slow (three real training processes, ~50 s); in `make test` the orchestration and aggregation are
+    covered by ``test_cv_runs_all_folds_and_aggregates`` and the record of a real run by tests/foundation."""
     monkeypatch.setenv("PYTHONPATH", f"{REPO / 'src'}:{REPO}")
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
     url = f"sqlite:///{tmp_path / 'board.sqlite'}"
