@@ -3,6 +3,9 @@ from __future__ import annotations
 
 import json
 import multiprocessing as mp
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -153,3 +156,19 @@ def test_board_made_before_run_keys_gets_the_unique_key(tmp_path):
     assert store.count() == 2  # history kept as it was
     assert not store.add({**first, "timestamp": "even later"})
     assert store.add(make_record(run_dir="/runs/y", stage="supervised"))
+
+
+def test_rank_zero_is_read_from_the_environment_without_importing_torch(monkeypatch):
+    from affectlab.leaderboard import is_rank_zero
+
+    code = "import sys; from affectlab.leaderboard import is_rank_zero; is_rank_zero(); print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         env={"PYTHONPATH": "src:.", "PATH": ""}, cwd=Path(__file__).resolve().parents[2])
+    assert out.stdout.strip() == "False"  # a leaderboard command does not pay the torch import
+    for var in ("RANK", "SLURM_PROCID", "PMI_RANK", "OMPI_COMM_WORLD_RANK"):
+        monkeypatch.delenv(var, raising=False)
+    assert is_rank_zero()
+    monkeypatch.setenv("SLURM_PROCID", "1")
+    assert not is_rank_zero()
+    monkeypatch.setenv("RANK", "0")  # RANK is read first
+    assert is_rank_zero()

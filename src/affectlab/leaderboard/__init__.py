@@ -7,6 +7,7 @@ Markdown, HTML and PNG tables. See docs/leaderboard.md.
 from __future__ import annotations
 
 import os
+import sys
 from typing import Any
 
 from affectlab.leaderboard.records import SCHEMA_VERSION, RecordError, record_id, validate_record
@@ -18,13 +19,11 @@ __all__ = ["SCHEMA_VERSION", "RecordError", "Store", "default_url", "is_rank_zer
 
 def is_rank_zero() -> bool:
     """True in the process that writes records: global rank 0 (or no distributed job at all)."""
-    try:
-        import torch.distributed as dist
-
-        if dist.is_available() and dist.is_initialized():
-            return dist.get_rank() == 0
-    except ImportError:  # pragma: no cover
-        pass
+    # a process that has not imported torch has no process group: importing it here only to ask would
+    # cost seconds in every leaderboard command
+    dist = sys.modules.get("torch.distributed")
+    if dist is not None and dist.is_available() and dist.is_initialized():
+        return dist.get_rank() == 0
     for var in ("RANK", "SLURM_PROCID", "PMI_RANK", "OMPI_COMM_WORLD_RANK"):
         if os.environ.get(var) not in (None, ""):
             return int(os.environ[var]) == 0
