@@ -316,6 +316,7 @@ class TCAELinearProbe(AUOccurrenceModule):
 
 
 def net_config(cfg: DictConfig) -> TCAENetConfig:
+    """The network shape of ``method.model``, checked, and required to match ``data.image_size``."""
     net = TCAENetConfig(**OmegaConf.to_container(cfg.method.model, resolve=True))
     try:
         check_net_config(net)
