@@ -28,6 +28,7 @@ def test_run_directory_holds_config_provenance_checkpoints_and_results(finished_
     assert list((run_dir / "stages/supervised").glob("best-*.ckpt"))
     info = json.loads((run_dir / "run.json").read_text())
     assert info["status"] == "finished" and info["seed"] == 0 and "torch" in info["environment"]
+    assert info["environment"]["torch_threads"] == torch.get_num_threads()
     assert "git_commit" in info and "git_dirty" in info
     assert results_of(run_dir) == json.loads(json.dumps(record))
     for key in ("method", "dataset", "task", "protocol", "fold", "selected_on", "metrics", "seed",

@@ -79,4 +79,6 @@ def environment_summary() -> dict[str, Any]:
         "gpus": torch.cuda.device_count(),
         "host": platform.node(),
         "cpus": os.cpu_count(),
+        # CPU results depend on it: the intra-op thread count changes float summation order
+        "torch_threads": torch.get_num_threads(),
     }
