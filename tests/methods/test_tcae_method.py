@@ -247,3 +247,30 @@ def test_cpu_long_preset_is_the_reconstruction_first_recipe():
     assert (m.rec_only_steps, m.pretrain_max_steps, m.optimizer, m.lr) == (10600, 12500, "adam", 0.001)
     assert (m.pretrain_data, m.jitter, m.curriculum, m.model.zero_init_fields) == ("bp4d", False, False, True)
     assert dict(m.loss) == {"rec": 10.0, "sparse": 0.1, "emb": 1.0, "cyc": 1.0}  # the official terms after the phase-in
+
+
+def test_probe_disentanglement_joins_the_tested_frames_to_the_ground_truth():
+    """The probe's test pass hands φ/ψ of the tested frames, keyed by (subject, sequence, frame), to
+    ``embedding_r2``; frames it cannot place or too few subjects give no numbers and a warning."""
+    import numpy as np
+
+    from tests.foundation.test_disentanglement import _world
+
+    phi, psi, truth, subjects = _world(n_subjects=6, frames=30)
+    frames = np.tile(np.arange(30), 6)
+    table = truth.assign(subject=subjects, sequence="T1", frame=frames).set_index(["subject", "sequence", "frame"])
+    encoder = torch.nn.Module()
+    encoder.embedding_dim = phi.shape[1]
+    probe = TCAELinearProbe(encoder, ["au01"])
+    probe.groundtruth = table
+    keys = [(s, f"{s}/T1", int(f)) for s, f in zip(subjects, frames)]  # BP4D-style sequence ids
+    order = np.random.default_rng(0).permutation(len(keys))  # test batches need not follow the table
+    probe._test_embeddings = [(phi[order], psi[order], [keys[i] for i in order])]
+    r2 = probe.disentanglement()
+    assert r2["r2_phi_au"] > 0.95 and r2["r2_psi_pose"] > 0.95 and r2["r2_psi_au"] < 0.05
+    probe._test_embeddings = [(phi[:60], psi[:60], keys[:60])]  # two subjects
+    with pytest.warns(UserWarning, match="test subjects"):
+        assert probe.disentanglement() == {}
+    probe._test_embeddings = [(phi[:1], psi[:1], [("X9", "T1", 0)])]
+    with pytest.warns(UserWarning, match="do not match"):
+        assert probe.disentanglement() == {}

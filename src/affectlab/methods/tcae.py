@@ -15,6 +15,7 @@ Above ~350 lines because only the method is left, ~90 lines of it the documented
 """
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator, Optional
@@ -29,6 +30,7 @@ from affectlab.engine.au_head import AUOccurrenceModule, positive_weights
 from affectlab.engine.batchnorm import calibrate_batchnorm
 from affectlab.engine.loggers import log_image
 from affectlab.engine.online_probe import OnlineProbe, OnlineProbeConfig
+from affectlab.evaluation.disentanglement import MIN_SUBJECTS, align_groundtruth, embedding_r2, frame_groundtruth
 from affectlab.evaluation.tcae_grid import GRID_COLUMNS, first_pairs, save_grid
 from affectlab.evidence.arms import Arm, Evidence
 from affectlab.losses.tcae import CurriculumWindow, TCAELossWeights, per_sample_terms, tcae_objective
@@ -278,7 +280,10 @@ class TCAEPretrainModule(L.LightningModule):
 
 class TCAELinearProbe(AUOccurrenceModule):
     """Linear AU classifier on the frozen AU embedding φ (official ``Au_detection``): BatchNorm1d then
-    a bias-free Linear, per-AU sigmoid; trained with BCE on the labelled AUs (mask from ``au_mask``)."""
+    a bias-free Linear, per-AU sigmoid; trained with BCE on the labelled AUs (mask from ``au_mask``).
+
+    With ``groundtruth`` (a synthetic release's per-frame table) the test pass also records how well φ
+    and ψ predict the generator's AU intensities and head pose (``r2_{phi,psi}_{au,pose}``, ours)."""
 
     def __init__(self, encoder: nn.Module, au_names: list[str], lr: float = 1e-3, weight_decay: float = 0.0,
                  pos_weight: torch.Tensor | None = None, threshold: float = 0.5) -> None:
@@ -290,6 +295,8 @@ class TCAELinearProbe(AUOccurrenceModule):
         self.bn = nn.BatchNorm1d(dim)
         self.classifier = nn.Linear(dim, len(self.au_names), bias=False)
         self.lr, self.weight_decay = lr, weight_decay
+        self.groundtruth: Any = None  # frame_groundtruth(...) on a synthetic release
+        self._test_embeddings: list[tuple[np.ndarray, np.ndarray, list[tuple[str, str, int]]]] = []
 
     def train(self, mode: bool = True) -> "TCAELinearProbe":
         super().train(mode)
@@ -309,6 +316,42 @@ class TCAELinearProbe(AUOccurrenceModule):
 
     def logits(self, batch: dict) -> torch.Tensor:
         return self(batch["image"])
+
+    def on_test_epoch_start(self) -> None:
+        self._test_embeddings = []
+
+    def test_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
+        probs = super().test_step(batch, batch_idx)
+        if self.groundtruth is not None:
+            with torch.no_grad():
+                phi, psi = self.encoder(batch["image"].float())
+            meta = batch["meta"]
+            keys = [(str(s), str(q), int(f)) for s, q, f in zip(meta["subject"], meta["sequence"], meta["frame"])]
+            self._test_embeddings.append((phi.flatten(1).cpu().numpy(), psi.flatten(1).cpu().numpy(), keys))
+        return probs
+
+    def on_test_epoch_end(self) -> None:
+        self.log_test_metrics()
+        if self.groundtruth is not None and self._test_embeddings:
+            self.log_dict({f"test/{k}": v for k, v in self.disentanglement().items()})
+        self._test_embeddings = []
+
+    def disentanglement(self) -> dict[str, float]:
+        """Out-of-subject R² of φ and ψ → AU intensities and → head pose on the frames tested so far."""
+        phi = np.concatenate([e[0] for e in self._test_embeddings])
+        psi = np.concatenate([e[1] for e in self._test_embeddings])
+        keys = [k for e in self._test_embeddings for k in e[2]]
+        truth = align_groundtruth(self.groundtruth, keys)
+        if truth is None:
+            warnings.warn(f"tcae: test frames (e.g. {keys[0]}) do not match the generator's ground truth by "
+                          "subject/sequence/frame; r2_{phi,psi}_{au,pose} are not recorded for this release")
+            return {}
+        subjects = np.array([k[0] for k in keys])
+        if len(set(subjects)) < MIN_SUBJECTS:
+            warnings.warn(f"tcae: {len(set(subjects))} test subjects, r2_{{phi,psi}}_{{au,pose}} need "
+                          f"{MIN_SUBJECTS} for out-of-subject CV; not recorded")
+            return {}
+        return embedding_r2(phi, psi, truth, subjects)
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
         params = list(self.bn.parameters()) + list(self.classifier.parameters())
@@ -340,7 +383,7 @@ class TCAEMethod(MethodSpec):
     task = "au_occurrence"
     data_overrides = {"task": "au_occurrence", "image_size": 64, "normalize": "zero_one"}
     channels_last_cpu = True  # faster train steps on CPU (benchmarks/channels_last_cpu.py)
-    evidence = Evidence(metric="f1_mean", arms=(
+    evidence = Evidence(metric="f1_mean", breakdown=("r2_phi_au", "r2_psi_au", "r2_psi_pose", "r2_phi_pose"), arms=(
         Arm("default", help="TCAE pretraining, then the linear probe on frozen φ"),
         Arm("random_init", ("method.pretrain_epochs=0",),
             help="the same probe on a randomly initialised encoder (no pretraining)"),
@@ -381,6 +424,8 @@ class TCAEMethod(MethodSpec):
         probe = TCAELinearProbe(model.encoder, _au_names(datamodule), lr=m.probe_lr,
                                 weight_decay=m.probe_weight_decay, pos_weight=pos_weight,
                                 threshold=m.probe_threshold)
+        if datamodule.is_synthetic():
+            probe.groundtruth = frame_groundtruth(datamodule.root, cfg.data.name)
         yield Stage("probe", probe, datamodule, monitor="val/f1_mean", mode="max", evaluate=True,
                     max_epochs=m.probe_epochs,
                     max_steps=m.probe_max_steps if m.probe_max_steps is not None else -1)
