@@ -17,8 +17,8 @@ import torch.nn.functional as F
 SCOPES = ("global", "per_sequence")
 
 
-def masked_intensity_loss(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor, kind: str = "mse") -> torch.Tensor:
-    """Mean MSE (or L1) over the entries where ``mask`` is True; shapes (B,T,K) or any equal shapes.
+def masked_intensity_loss(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Mean squared error over the entries where ``mask`` is True; shapes (B,T,K) or any equal shapes.
 
     Entries outside the mask contribute neither value nor gradient (they are never selected, so a
     NaN target there is harmless). A batch without labelled entries gives a zero loss that is still
@@ -30,12 +30,7 @@ def masked_intensity_loss(pred: torch.Tensor, target: torch.Tensor, mask: torch.
     mask = mask.bool()
     if not mask.any():
         return pred.sum() * 0.0
-    p, t = pred[mask], target[mask].to(pred.dtype)
-    if kind == "mse":
-        return F.mse_loss(p, t)
-    if kind == "l1":
-        return F.l1_loss(p, t)
-    raise ValueError(f"unknown regression loss {kind!r}; expected 'mse' or 'l1'")
+    return F.mse_loss(pred[mask], target[mask].to(pred.dtype))
 
 
 def budget_count(num_frames: int, fraction: float) -> int:

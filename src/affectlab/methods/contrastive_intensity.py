@@ -12,12 +12,12 @@ What is the paper's (abstract-level facts, [AB] in ``shared/specs/methods.md`` �
 
 What is ours [X], each behind a config key (``docs/methods/contrastive_intensity.md``):
 ResNet-18 trunk and input size (``model.*``), global vs g×g-grid pooling of the frame embedding
-(``model.grid``), GRU vs causal transformer (``model.temporal``), normalisation of the frame
+(``model.grid``), the causal GRU (``model.hidden_dim``, ``num_layers``), normalisation of the frame
 embeddings before it (``model.feature_norm``), which unlabelled video stage 1 sees (``pretrain.source``:
 a separate ``videos`` folder or the stage-2 training subjects' own frames), predictive InfoNCE vs
 clip-instance NT-Xent vs per-frame NT-Xent (``pretrain.objective``) with temperature, horizon, clip
 length and negatives, the augmentations, frozen vs fine-tuned extractor
-(``regress.freeze_extractor``), regressor shape/output range, MSE vs L1, label budget scope and seed,
+(``regress.freeze_extractor``), the linear regressor's output range and MSE, label budget scope and seed,
 optimiser and schedule.
 
 Longer than the ~350-line guide on purpose: two stages with a LightningModule each, and three stage-1
@@ -62,13 +62,11 @@ class ModelConfig:
     backbone_kwargs: Any = None
     #: local timm-compatible weights (no downloads); None → random init
     checkpoint_path: Optional[str] = None
-    #: gru | transformer (causal)
-    temporal: str = "gru"
+    #: the causal GRU over the frame embeddings
     hidden_dim: int = 256
     num_layers: int = 1
-    num_heads: int = 4
     dropout: float = 0.0
-    #: none | batch | layer: normalisation of the frame embeddings before the temporal module
+    #: none | batch: normalisation of the frame embeddings before the temporal module
     feature_norm: str = "none"
     #: frame embedding: 0 = the trunk's global average pooling; g ≥ 1 = last feature map pooled to
     #: g×g cells, flattened (keeps the coarse layout of the aligned face)
@@ -139,12 +137,8 @@ class RegressConfig:
     #: global (uniform over all training frames pooled, ``affectlab.losses.sparse_regression``)
     label_scope: str = "per_sequence"
     freeze_extractor: bool = False
-    #: linear | mlp
-    regressor: str = "linear"
-    #: sigmoid (0–5) | linear
+    #: sigmoid (0–5) | linear; the regressor is linear and trained with MSE
     output: str = "sigmoid"
-    #: mse | l1
-    loss: str = "mse"
     lr: float = 1e-3
     #: learning rate of the per-frame extractor when fine-tuned (None → lr)
     extractor_lr: Optional[float] = None
@@ -175,9 +169,8 @@ def _plain(mapping: Any) -> dict[str, Any]:
 def build_model(cfg: Any) -> SpatioTemporalModel:
     m = cfg.model
     kwargs = _plain(m.backbone_kwargs)
-    return SpatioTemporalModel(m.backbone, kwargs, checkpoint_path=m.checkpoint_path, temporal=m.temporal,
-                               hidden_dim=m.hidden_dim, num_layers=m.num_layers, num_heads=m.num_heads,
-                               dropout=m.dropout, feature_norm=m.feature_norm, grid=m.grid)
+    return SpatioTemporalModel(m.backbone, kwargs, checkpoint_path=m.checkpoint_path, hidden_dim=m.hidden_dim,
+                               num_layers=m.num_layers, dropout=m.dropout, feature_norm=m.feature_norm, grid=m.grid)
 
 
 OBJECTIVES = ("predictive", "instance", "frame")
@@ -284,7 +277,7 @@ class SparseIntensityRegressor(L.LightningModule):
         r = cfg.method.regress
         self.model = model
         self.au_names = list(au_names)
-        self.head = IntensityHead(model.state_dim, len(au_names), r.regressor, r.output)
+        self.head = IntensityHead(model.state_dim, len(au_names), r.output)
         self.val_metrics = AUIntensityMetrics(self.au_names)
         self.test_metrics = AUIntensityMetrics(self.au_names)
         self.freeze_extractor = bool(r.freeze_extractor)
@@ -321,7 +314,7 @@ class SparseIntensityRegressor(L.LightningModule):
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
         pred = self(batch["video"])
         mask = self.training_mask(batch)
-        loss = masked_intensity_loss(pred, batch["intensity"], mask, self.cfg.method.regress.loss)
+        loss = masked_intensity_loss(pred, batch["intensity"], mask)
         self.log("train/loss", loss, prog_bar=True, batch_size=len(pred))
         self.log("train/labelled_frames", mask.any(-1).sum().float(), batch_size=len(pred), reduce_fx="sum",
                  on_step=False, on_epoch=True)
@@ -334,7 +327,7 @@ class SparseIntensityRegressor(L.LightningModule):
         pred = self(batch["video"])
         mask = self.first_seen.mask(batch.get("meta"), batch["intensity_mask"])
         self.val_metrics.update(pred, batch["intensity"], mask)
-        loss = masked_intensity_loss(pred, batch["intensity"], mask, self.cfg.method.regress.loss)
+        loss = masked_intensity_loss(pred, batch["intensity"], mask)
         self.log("val/loss", loss, batch_size=len(pred), sync_dist=True)
 
     def on_validation_epoch_end(self) -> None:

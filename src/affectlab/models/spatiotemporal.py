@@ -4,12 +4,13 @@ with Contrastive Learning" (ACCV 2020): a per-frame feature extractor followed b
 Paper [AB]: the model is "a per-frame feature extractor + a temporal module", trained in two stages
 and supervised through back-propagation through time. Everything else here is affectlab's
 reconstruction [X] (``docs/methods/contrastive_intensity.md``): the timm CNN trunk (ResNet-18 in the
-paper preset), the unidirectional GRU (default) or causal temporal transformer, the future-embedding
-predictor of the predictive contrastive loss and the intensity regressor head.
+paper preset), the unidirectional GRU, the future-embedding predictor of the predictive contrastive
+loss and the linear intensity regressor head. A causal temporal transformer, an MLP regressor, an L1
+loss and LayerNorm of the frame embeddings were options until 2026-12-03 (used by no preset; code at
+05f480b).
 """
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import timm
@@ -80,55 +81,23 @@ class GRUTemporal(nn.Module):
         return self.gru(x)[0]
 
 
-def sinusoidal_positions(length: int, dim: int, device: torch.device | None = None) -> torch.Tensor:
-    """Fixed sine/cosine position codes (Vaswani et al. 2017, Sec. 3.5), shape (length, dim)."""
-    pos = torch.arange(length, device=device, dtype=torch.float32)[:, None]
-    freq = torch.exp(torch.arange(0, dim, 2, device=device, dtype=torch.float32) * (-math.log(10000.0) / dim))
-    out = torch.zeros(length, dim, device=device)
-    out[:, 0::2] = torch.sin(pos * freq)
-    out[:, 1::2] = torch.cos(pos * freq[: dim // 2])
-    return out
-
-
-class CausalTransformerTemporal(nn.Module):
-    """Small temporal transformer with a causal mask, so state t only sees frames 1..t (option to
-    the GRU; sinusoidal positions keep it usable on sequences of any length)."""
-
-    def __init__(self, in_dim: int, hidden_dim: int = 256, num_layers: int = 2, num_heads: int = 4,
-                 dropout: float = 0.0) -> None:
-        super().__init__()
-        self.proj = nn.Linear(in_dim, hidden_dim)
-        layer = nn.TransformerEncoderLayer(hidden_dim, num_heads, dim_feedforward=2 * hidden_dim,
-                                           dropout=dropout, batch_first=True, norm_first=True)
-        self.encoder = nn.TransformerEncoder(layer, num_layers, enable_nested_tensor=False)
-        self.norm = nn.LayerNorm(hidden_dim)
-        self.out_dim = hidden_dim
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        t = x.shape[1]
-        h = self.proj(x) + sinusoidal_positions(t, self.out_dim, x.device)
-        mask = nn.Transformer.generate_square_subsequent_mask(t, device=x.device)
-        return self.norm(self.encoder(h, mask=mask, is_causal=True))
-
-
 class FeatureNorm(nn.Module):
     """Optional normalisation of the frame embeddings z before the temporal module [X].
 
     ``none``: identity. ``batch``: BatchNorm over all frames of the batch (per feature, affine), so that
     small frame-to-frame variations of z are not swamped by its large mean (the extractor's pooled
-    features are dominated by identity). ``layer``: LayerNorm per frame. The frame embeddings
-    returned by :class:`SpatioTemporalModel` (used by the stage-1 losses) are the un-normalised z.
+    features are dominated by identity). The frame embeddings returned by
+    :class:`SpatioTemporalModel` (used by the stage-1 losses) are the un-normalised z.
     """
 
-    KINDS = ("none", "batch", "layer")
+    KINDS = ("none", "batch")
 
     def __init__(self, dim: int, kind: str = "none") -> None:
         super().__init__()
         if kind not in self.KINDS:
             raise ValueError(f"unknown feature_norm {kind!r}; expected one of {self.KINDS}")
         self.kind = kind
-        self.norm: nn.Module = (nn.BatchNorm1d(dim) if kind == "batch" else nn.LayerNorm(dim) if kind == "layer"
-                                else nn.Identity())
+        self.norm: nn.Module = nn.BatchNorm1d(dim) if kind == "batch" else nn.Identity()
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         if self.kind == "batch":
@@ -148,10 +117,8 @@ class SpatioTemporalModel(nn.Module):
         backbone_kwargs: dict[str, Any] | None = None,
         pretrained: bool = False,
         checkpoint_path: str | None = None,
-        temporal: str = "gru",
         hidden_dim: int = 256,
         num_layers: int = 1,
-        num_heads: int = 4,
         dropout: float = 0.0,
         feature_norm: str = "none",
         grid: int = 0,
@@ -159,13 +126,7 @@ class SpatioTemporalModel(nn.Module):
         super().__init__()
         self.encoder = FrameEncoder(backbone, pretrained, checkpoint_path, backbone_kwargs=backbone_kwargs, grid=grid)
         self.feature_norm = FeatureNorm(self.encoder.out_dim, feature_norm)
-        if temporal == "gru":
-            self.temporal: nn.Module = GRUTemporal(self.encoder.out_dim, hidden_dim, num_layers, dropout)
-        elif temporal == "transformer":
-            self.temporal = CausalTransformerTemporal(self.encoder.out_dim, hidden_dim, num_layers, num_heads,
-                                                      dropout)
-        else:
-            raise ValueError(f"unknown temporal module {temporal!r}; expected 'gru' or 'transformer'")
+        self.temporal = GRUTemporal(self.encoder.out_dim, hidden_dim, num_layers, dropout)
         self.embed_dim = self.encoder.out_dim
         self.state_dim = hidden_dim
 
@@ -207,19 +168,12 @@ class ProjectionHead(nn.Module):
 
 
 class IntensityHead(nn.Module):
-    """Regressor from the temporal state h_t to K AU intensities (paper: "a regressor on top of the
-    spatio-temporal model" [AB]; linear/MLP and output range are [X])."""
+    """Linear regressor from the temporal state h_t to K AU intensities (paper: "a regressor on top of
+    the spatio-temporal model" [AB]; its shape and output range are [X])."""
 
-    def __init__(self, state_dim: int, num_aus: int, kind: str = "linear", output: str = "sigmoid",
-                 max_intensity: float = 5.0) -> None:
+    def __init__(self, state_dim: int, num_aus: int, output: str = "sigmoid", max_intensity: float = 5.0) -> None:
         super().__init__()
-        if kind == "linear":
-            self.net: nn.Module = nn.Linear(state_dim, num_aus)
-        elif kind == "mlp":
-            self.net = nn.Sequential(nn.Linear(state_dim, state_dim), nn.ReLU(inplace=True),
-                                     nn.Linear(state_dim, num_aus))
-        else:
-            raise ValueError(f"unknown regressor {kind!r}; expected 'linear' or 'mlp'")
+        self.net = nn.Linear(state_dim, num_aus)
         if output not in ("sigmoid", "linear"):
             raise ValueError(f"unknown regressor output {output!r}; expected 'sigmoid' or 'linear'")
         self.output, self.max_intensity = output, max_intensity
