@@ -311,8 +311,11 @@ class TCAELinearProbe(AUOccurrenceModule):
             phi, _ = self.encoder(image.float())
         return phi
 
+    def head(self, phi: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.bn(phi))
+
     def forward(self, image: torch.Tensor) -> torch.Tensor:
-        return self.classifier(self.bn(self.embed(image)))
+        return self.head(self.embed(image))
 
     def logits(self, batch: dict) -> torch.Tensor:
         return self(batch["image"])
@@ -321,13 +324,15 @@ class TCAELinearProbe(AUOccurrenceModule):
         self._test_embeddings = []
 
     def test_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
-        probs = super().test_step(batch, batch_idx)
-        if self.groundtruth is not None:
-            with torch.no_grad():
-                phi, psi = self.encoder(batch["image"].float())
-            meta = batch["meta"]
-            keys = [(str(s), str(q), int(f)) for s, q, f in zip(meta["subject"], meta["sequence"], meta["frame"])]
-            self._test_embeddings.append((phi.flatten(1).cpu().numpy(), psi.flatten(1).cpu().numpy(), keys))
+        if self.groundtruth is None:
+            return super().test_step(batch, batch_idx)
+        with torch.no_grad():  # one encoder pass gives the probe its φ and the readout φ and ψ
+            phi, psi = self.encoder(batch["image"].float())
+        meta = batch["meta"]
+        keys = [(str(s), str(q), int(f)) for s, q, f in zip(meta["subject"], meta["sequence"], meta["frame"])]
+        self._test_embeddings.append((phi.flatten(1).cpu().numpy(), psi.flatten(1).cpu().numpy(), keys))
+        probs = torch.sigmoid(self.head(phi))
+        self.test_metrics.update(probs, batch["au"], batch.get("au_mask"))
         return probs
 
     def on_test_epoch_end(self) -> None:
