@@ -109,10 +109,6 @@ class PretrainConfig:
     crop_scale_min: float = 0.8
     flip: bool = True
     color_jitter: float = 0.2
-    #: predictive: apply the (clip-consistent) spatial augmentation too
-    augment_predictive: bool = True
-    #: frame: views drawn independently per frame (True) or once per clip (False)
-    frame_independent_views: bool = True
     batch_size: int = 8
     lr: float = 1e-3
     weight_decay: float = 1e-4
@@ -140,8 +136,6 @@ class RegressConfig:
     #: sigmoid (0–5) | linear; the regressor is linear and trained with MSE
     output: str = "sigmoid"
     lr: float = 1e-3
-    #: learning rate of the per-frame extractor when fine-tuned (None → lr)
-    extractor_lr: Optional[float] = None
     weight_decay: float = 1e-4
     max_epochs: int = 10
     max_steps: Optional[int] = None
@@ -206,7 +200,7 @@ class ContrastivePretrainModule(L.LightningModule):
         p = self.cfg.method.pretrain
         if p.objective == "predictive":
             clip = temporal_view(video, p.clip_length) if train else video[:, : p.clip_length]
-            if train and p.augment_predictive:
+            if train:
                 clip = augment_clips(clip, p.crop_scale_min, p.flip, p.color_jitter)
             z, h = self.model(clip)
             anchors = anchor_steps(clip.shape[1], p.horizon, p.min_context).to(clip.device)
@@ -216,8 +210,8 @@ class ContrastivePretrainModule(L.LightningModule):
             return predictive_contrastive_loss(pred, z, anchors, p.temperature, p.negatives), stats
         if p.objective == "frame":
             clip = video[:, : p.clip_length]
-            flat = clip.flatten(0, 1)[:, None] if p.frame_independent_views else clip
-            views = [augment_clips(flat, p.crop_scale_min, p.flip, p.color_jitter).view_as(clip) for _ in range(2)]
+            frames = clip.flatten(0, 1)[:, None]  # every frame its own view parameters
+            views = [augment_clips(frames, p.crop_scale_min, p.flip, p.color_jitter).view_as(clip) for _ in range(2)]
             z1, z2 = (self.head(self.model.encoder(v).flatten(0, 1)) for v in views)
             return nt_xent(z1, z2, p.temperature), {"acc": nt_xent_accuracy(z1, z2)}
         views = [augment_clips(temporal_view(video, p.clip_length), p.crop_scale_min, p.flip, p.color_jitter)
@@ -353,13 +347,10 @@ class SparseIntensityRegressor(L.LightningModule):
     def configure_optimizers(self):
         r = self.cfg.method.regress
         lr = scaled_lr(self.cfg, r.lr)
-        extractor = [p for p in self.model.encoder.parameters() if p.requires_grad]
+        extractor = [p for p in self.model.encoder.parameters() if p.requires_grad]  # none when frozen
         rest = [p for n, p in self.model.named_parameters() if not n.startswith("encoder.")]
-        rest += list(self.head.parameters())
-        groups = [{"params": rest, "lr": lr}]
-        if extractor:
-            groups.append({"params": extractor, "lr": scaled_lr(self.cfg, r.extractor_lr) if r.extractor_lr else lr})
-        return cosine_schedule(self, torch.optim.AdamW(groups, lr=lr, weight_decay=r.weight_decay))
+        params = rest + list(self.head.parameters()) + extractor
+        return cosine_schedule(self, torch.optim.AdamW(params, lr=lr, weight_decay=r.weight_decay))
 
 
 @METHODS.register("contrastive_intensity")
