@@ -33,6 +33,8 @@ import pandas as pd
 import torch
 from scipy.stats import spearmanr
 
+from affectlab.synth import ensure_synthetic, groundtruth_path
+
 os.environ.setdefault("WANDB_MODE", "disabled")
 
 
@@ -121,8 +123,6 @@ def main() -> int:
     if args.root:
         root = Path(args.root)
     else:
-        from affectlab.synth import ensure_synthetic
-
         root = Path(ensure_synthetic(args.profile, args.seed))
     overrides = [f"data.root={root / 'BP4D'}", f"seed={args.seed}"]
     if args.pretrain_epochs is not None:
@@ -163,10 +163,8 @@ def main() -> int:
 
     matrices = [read_relation(Path(a[1]["run_dir"])) for a in arms]
     au_names, learned = matrices[0][0], np.mean([mat for _, mat in matrices], axis=0)
-    per_fold = [float(spearmanr(off_diagonal(mat), off_diagonal(
-        true_cooccurrence(root / "groundtruth" / "bp4d.csv.gz", au_names, args.occurrence_threshold))).statistic)
-        for _, mat in matrices]
-    truth = true_cooccurrence(root / "groundtruth" / "bp4d.csv.gz", au_names, args.occurrence_threshold)
+    truth = true_cooccurrence(groundtruth_path(root, "bp4d"), au_names, args.occurrence_threshold)
+    per_fold = [float(spearmanr(off_diagonal(mat), off_diagonal(truth)).statistic) for _, mat in matrices]
     rho = spearmanr(off_diagonal(learned), off_diagonal(truth)).statistic
     shuffled = shuffled_baseline(learned, truth)
     geo = spearmanr(off_diagonal(geometric_control(au_names)), off_diagonal(truth)).statistic

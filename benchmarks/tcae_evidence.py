@@ -31,6 +31,7 @@ from affectlab.engine.batchnorm import calibrate_batchnorm
 from affectlab.methods.tcae import net_config, pretrain_datamodule
 from affectlab.metrics import AUDetectionMetrics
 from affectlab.models.tcae import TCAE, load_pretrained
+from affectlab.synth import release_groundtruth_path
 
 
 def pretrain_checkpoint(run_dir: Path) -> Path:
@@ -237,8 +238,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{name:>16} " + " ".join(f"{row[k]:6.3f}" for k in keys))
 
     # 2. disentanglement against the ground truth table
-    root = Path(dm.root).parent
-    table_path = root / "groundtruth" / f"{cfg.data.name}.csv.gz"
+    table_path = release_groundtruth_path(dm.root, cfg.data.name)
     if not table_path.is_file():
         raise FileNotFoundError(f"{table_path}: the generator's ground-truth table is needed for part 2")
     table = pd.read_csv(table_path)

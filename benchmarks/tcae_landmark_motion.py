@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).parents[1]))
+from affectlab.synth import release_groundtruth_path  # noqa: E402
 from data_modules.transforms import apply_affine, similarity_from_eyes  # noqa: E402
 
 GROUPS = {"jaw": range(0, 17), "brows": range(17, 27), "nose": range(27, 36), "eyes": range(36, 48),
@@ -62,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
     from data_modules import create_datamodule
 
     dm = create_datamodule("bp4d", task="au_occurrence", image_size=a.size)
-    table = pd.read_csv(Path(dm.root).parent / "groundtruth" / "bp4d.csv.gz")
+    table = pd.read_csv(release_groundtruth_path(dm.root, "bp4d"))
     print(f"mean landmark displacement in px at {a.size} px (eye-aligned), and mean max |ΔAU| (0-5 scale):")
     print(motion_by_gap(table, a.size, [int(x) for x in a.gaps.split(",")]).round(3).to_string())
     return 0

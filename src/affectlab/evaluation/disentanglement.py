@@ -19,7 +19,9 @@ def frame_groundtruth(release_root: Path, dataset: str) -> Optional[Any]:
     beside a synthetic release, indexed by (subject, sequence, frame); None for a real release."""
     import pandas as pd
 
-    table = Path(release_root).parent / "groundtruth" / f"{dataset}.csv.gz"
+    from affectlab.synth import release_groundtruth_path
+
+    table = release_groundtruth_path(release_root, dataset)
     if not table.is_file():
         return None
     gt = pd.read_csv(table, dtype={"subject": str, "sequence": str})

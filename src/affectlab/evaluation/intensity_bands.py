@@ -16,7 +16,9 @@ def clip_bands(release_root: Path, dataset: str) -> Optional[dict[str, str]]:
     to ``"none"``. A clip with two bands is a corrupt table and raises, naming the file."""
     import pandas as pd
 
-    table = Path(release_root).parent / "groundtruth" / f"{dataset}.csv.gz"
+    from affectlab.synth import release_groundtruth_path
+
+    table = release_groundtruth_path(release_root, dataset)
     if not table.is_file():
         return None
     gt = pd.read_csv(table, usecols=["path", "band"], dtype={"path": str, "band": str})

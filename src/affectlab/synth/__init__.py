@@ -119,10 +119,20 @@ def generate(out: Path | str, datasets: list[str] | None = None, profile: str = 
             W.write_dfew_splits(out, ids, labels, seed)
         if n == "ferv39k":
             W.write_ferv_splits(out, plans[n][1], seed)
-        _write_gt(out / "groundtruth" / f"{n}.csv.gz", results[n])
+        _write_gt(groundtruth_path(out, n), results[n])
         (out / RELEASE_DIR[n] / SYNTHETIC_MARKER).write_text(f"{GENERATOR_VERSION}\n{profile}-seed{seed}\n")
         (out / f".complete-{n}").write_text(f"{GENERATOR_VERSION}\n")
     return out
+
+
+def groundtruth_path(copy: Path | str, dataset: str) -> Path:
+    """The generator's per-frame ground-truth table of ``dataset`` in a synthetic copy."""
+    return Path(copy) / "groundtruth" / f"{dataset}.csv.gz"
+
+
+def release_groundtruth_path(release_root: Path | str, dataset: str) -> Path:
+    """The ground-truth table beside a release folder of a synthetic copy (absent for a real release)."""
+    return groundtruth_path(Path(release_root).parent, dataset)
 
 
 def synthetic_root(profile: str = "quick", seed: int = 0) -> Path:
@@ -157,8 +167,8 @@ def ensure_synthetic(profile: str = "quick", seed: int = 0, datasets=None, progr
                 dst = root / RELEASE_DIR[n]
                 shutil.rmtree(dst, ignore_errors=True)
                 os.replace(tmp / RELEASE_DIR[n], dst)
-                (root / "groundtruth").mkdir(exist_ok=True)
-                os.replace(tmp / "groundtruth" / f"{n}.csv.gz", root / "groundtruth" / f"{n}.csv.gz")
+                groundtruth_path(root, n).parent.mkdir(exist_ok=True)
+                os.replace(groundtruth_path(tmp, n), groundtruth_path(root, n))
                 os.replace(tmp / f".complete-{n}", root / f".complete-{n}")
                 shutil.rmtree(tmp, ignore_errors=True)
         finally:
@@ -166,4 +176,5 @@ def ensure_synthetic(profile: str = "quick", seed: int = 0, datasets=None, progr
     return root
 
 
-__all__ = ["GENERATOR_VERSION", "DATASETS", "generate", "ensure_synthetic", "synthetic_root"]
+__all__ = ["GENERATOR_VERSION", "DATASETS", "generate", "ensure_synthetic", "synthetic_root", "groundtruth_path",
+           "release_groundtruth_path"]

@@ -76,14 +76,14 @@ def load_problem(dataset: str, task: str, root: Optional[Path], profile: str, se
     transform: aligned with the release's landmarks, no flip)."""
     from torch.utils.data import DataLoader
 
-    from affectlab.synth import RELEASE_DIR, ensure_synthetic
+    from affectlab.synth import RELEASE_DIR, ensure_synthetic, groundtruth_path
     from data_modules import create_datamodule
 
     copy = Path(root) if root is not None else ensure_synthetic(profile, seed, datasets=[dataset])
     release = copy / RELEASE_DIR[dataset]
     dm = create_datamodule(dataset, root=str(release), task=task, fold=fold, image_size=size,
                            normalize="zero_one", hflip=False, num_workers=0)
-    table = pd.read_csv(copy / "groundtruth" / f"{dataset}.csv.gz")
+    table = pd.read_csv(groundtruth_path(copy, dataset))
     key = "au" if task == "au_occurrence" else "intensity"
     splits = {}
     for name in ("train", "val", "test"):
