@@ -243,6 +243,16 @@ def test_intensity_traces_keep_coded_frames_of_the_first_sequences_only():
     assert torch.isnan(entry["target"][0][0, 1]) and entry["target"][0][1].tolist() == [1.0, 1.0]
 
 
+def test_intensity_traces_plot_then_reset(tmp_path):
+    traces = IntensityTraces(max_sequences=2)
+    meta = {"subject": ["S1"], "sequence": ["T1"], "frames": torch.tensor([[3, 4]])}
+    traces.add(meta, torch.rand(1, 2, 2) * 5, torch.ones(1, 2, 2), torch.ones(1, 2, 2, dtype=torch.bool))
+    png = traces.plot(["AU01", "AU02"], tmp_path / "traces.png")
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and len(traces) == 1
+    traces.reset()
+    assert len(traces) == 0 and not traces
+
+
 def test_method_config_presets_compose():
     from affectlab.config import ConfigError, compose
 

@@ -53,6 +53,12 @@ class IntensityTraces:
         self.max_sequences = max_sequences
         self.traces: dict[str, dict[str, list[torch.Tensor]]] = {}
 
+    def reset(self) -> None:
+        self.traces = {}
+
+    def __len__(self) -> int:
+        return len(self.traces)
+
     def add(self, meta: Any, pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> None:
         """Keep the frames of ``pred``/``target`` (B,T,K) where ``mask`` has any coded AU."""
         frames = meta["frames"] if isinstance(meta, dict) and "frames" in meta else None
@@ -65,6 +71,10 @@ class IntensityTraces:
             entry["frame"].append(idx[keep])
             entry["pred"].append(pred[i].detach().cpu()[keep])
             entry["target"].append(torch.where(mask[i], target[i], math.nan).detach().cpu()[keep])
+
+    def plot(self, au_names: list[str], path: Path) -> Path:
+        """Write the collected traces as a PNG (:func:`plot_traces`)."""
+        return plot_traces(self.traces, au_names, path)
 
 
 def plot_traces(traces: dict[str, dict[str, list[torch.Tensor]]], au_names: list[str], path: Path) -> Path:

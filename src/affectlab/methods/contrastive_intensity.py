@@ -36,7 +36,7 @@ from omegaconf import DictConfig, OmegaConf
 from affectlab.engine.online_probe import OnlineProbe, OnlineProbeConfig
 from affectlab.engine.scaling import scaled_lr
 from affectlab.engine.schedules import cosine_schedule
-from affectlab.evaluation.intensity_traces import FirstSeenFrames, IntensityTraces, plot_traces
+from affectlab.evaluation.intensity_traces import FirstSeenFrames, IntensityTraces
 from affectlab.evidence.arms import Arm, Evidence
 from affectlab.losses.contrastive import (
     anchor_steps,
@@ -330,7 +330,7 @@ class SparseIntensityRegressor(L.LightningModule):
 
     def on_test_epoch_start(self) -> None:
         self.first_seen.reset()
-        self.traces = IntensityTraces(self.cfg.method.regress.trace_sequences)
+        self.traces.reset()
 
     def test_step(self, batch: dict[str, Any], batch_idx: int) -> None:
         pred = self(batch["video"])
@@ -341,8 +341,8 @@ class SparseIntensityRegressor(L.LightningModule):
     def on_test_epoch_end(self) -> None:
         self.log_dict({f"test/{k}": v for k, v in self.test_metrics.compute().items()})
         self.test_metrics.reset()
-        if self.artifact_dir is not None and self.traces.traces:
-            plot_traces(self.traces.traces, self.au_names, Path(self.artifact_dir) / "intensity_traces.png")
+        if self.artifact_dir is not None and self.traces:
+            self.traces.plot(self.au_names, Path(self.artifact_dir) / "intensity_traces.png")
 
     def configure_optimizers(self):
         r = self.cfg.method.regress
