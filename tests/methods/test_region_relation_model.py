@@ -121,8 +121,7 @@ SPEC = {"region_weight": 1.0, "ot_weight": 1.0, "mim_weight": 0.0, "ot_features"
 
 
 @pytest.mark.parametrize("variant", [{}, SPEC, {**SPEC, "head_bn": "per_au", "projector_output_bn": True, "ot_siamese": True},
-                                     {**SPEC, "consistency": "byol", "ot_prior": "labels", "region_block": "masked",
-                                              "landmarks_source": "sample", "ot_differentiable_plan": True}])
+                                     {**SPEC, "ot_prior": "labels", "region_block": "masked", "landmarks_source": "sample"}])
 def test_two_step_pretrain_fit_with_the_small_swin(tmp_path, variant):
     from affectlab.methods.region_relation import RegionRelationPretrain
 
@@ -143,9 +142,6 @@ def test_two_step_pretrain_fit_with_the_small_swin(tmp_path, variant):
     assert torch.allclose(module.relation_matrix().sum(-1), torch.ones(4), atol=1e-3)
     if variant.get("ot_prior") == "labels":
         assert module.prior.relation() is not None and module.prior.on_given_labelled.sum() > 0
-    if variant.get("consistency") == "byol":
-        online = dict(module.encoder.named_parameters())
-        assert any(not torch.equal(p, online[n]) for n, p in module.target_encoder.named_parameters())
     rows = (tmp_path / "au_relation.csv").read_text().splitlines()
     assert rows[0] == "au,AU01,AU02,AU04,AU06" and len(rows) == 5
     assert (tmp_path / "au_relation.png").stat().st_size > 1000
@@ -162,8 +158,8 @@ def test_probe_freezes_the_encoder_and_finetune_does_not():
     from affectlab.methods.region_relation import RegionRelationPretrain, RegionRelationProbe
 
     names = ["AU01", "AU02", "AU04", "AU06"]
-    for mode, features in (("linear", "concat"), ("finetune", "per_au"), ("linear", "mean")):
-        cfg = _tiny_cfg(probe_mode=mode, probe_features=features)
+    for mode in ("linear", "finetune"):
+        cfg = _tiny_cfg(probe_mode=mode)
         enc = RegionRelationPretrain(cfg, names).encoder
         probe = RegionRelationProbe(cfg, enc, names, torch.full((4,), 0.25))
         probe.train()

@@ -67,20 +67,17 @@ def ot_relation_loss(
     reg: float = 0.05,
     num_iter: int = 100,
     differentiable_plan: bool = False,
-    loss_cost: str = "feature",
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """OT relation term between AU feature sets x, y (B, K, D): returns (loss, plans (B, K, K)).
 
-    ``loss_cost='feature'`` scores the plan with the feature cost ``C``; ``'improved'`` with ``C̃``.
+    The plan of the improved cost ``C̃`` is scored with the feature cost ``C``: ``⟨T*, C⟩``. By default
+    the plan is a constant for the gradient (envelope theorem); ``differentiable_plan`` back-propagates
+    through the Sinkhorn iterations instead.
     """
     cost = cosine_cost(x, y)
-    full = improved_cost(cost, relation, beta)
-    plan = sinkhorn_plan(full, reg=reg, num_iter=num_iter, differentiable=differentiable_plan)
-    scored = {"feature": cost, "improved": full}
-    if loss_cost not in scored:
-        raise ValueError(f"loss_cost must be 'feature' or 'improved', got {loss_cost!r}")
-    loss = (plan * scored[loss_cost]).sum(dim=(-1, -2)).mean()
-    return loss, plan
+    plan = sinkhorn_plan(improved_cost(cost, relation, beta), reg=reg, num_iter=num_iter,
+                         differentiable=differentiable_plan)
+    return (plan * cost).sum(dim=(-1, -2)).mean(), plan
 
 
 def cooccurrence_relation(labels: torch.Tensor, mask: Optional[torch.Tensor] = None) -> torch.Tensor:

@@ -1,10 +1,10 @@
 """Self-supervised objective of the region/relation model (reconstruction, methods spec §2.3 [X]).
 
-``L = L_region + γ · L_OT``: per-AU cross-view consistency without negatives (SimSiam / BYOL form:
+``L = L_region + γ · L_OT``: per-AU cross-view consistency without negatives (SimSiam form:
 negative cosine between the predictor output of one view and the stop-gradient target projection of
 the other view, symmetrised, averaged over AUs and the batch) plus the improved-OT relation term of
 :mod:`affectlab.losses.optimal_transport`. Also the pieces of the SimMIM reconstruction term (ours):
-:func:`masked_mean` and the per-cell normalised pixel target :func:`cell_normalised_pixels`.
+:func:`masked_mean`.
 """
 from __future__ import annotations
 
@@ -28,23 +28,6 @@ def region_consistency_loss(
     return 0.5 * (negative_cosine(p1, z2) + negative_cosine(p2, z1))
 
 
-def per_au_info_nce(z1: torch.Tensor, z2: torch.Tensor, temperature: float = 0.2) -> torch.Tensor:
-    """Per-AU InfoNCE (SimCLR's NT-Xent restricted to one AU token, Chen et al. 2020, eq. 1).
-
-    For AU k, ``z1[i, k]`` must pick ``z2[i, k]`` among ``z2[:, k]`` of the batch (and vice versa):
-    the other images' features of the *same* AU region are the negatives. Symmetrised, averaged over
-    AUs. Inputs (B, K, D); gradients flow through both views.
-    """
-    a = F.normalize(z1, dim=-1).transpose(0, 1)  # (K, B, D)
-    b = F.normalize(z2, dim=-1).transpose(0, 1)
-    logits = a @ b.transpose(1, 2) / temperature  # (K, B, B)
-    k, n, _ = logits.shape
-    target = torch.arange(n, device=z1.device).repeat(k)
-    forward = F.cross_entropy(logits.reshape(k * n, n), target)
-    backward = F.cross_entropy(logits.transpose(1, 2).reshape(k * n, n), target)
-    return 0.5 * (forward + backward)
-
-
 def siamese_ot_loss(p1: torch.Tensor, p2: torch.Tensor, z1: torch.Tensor, z2: torch.Tensor,
                     **ot: Any) -> tuple[torch.Tensor, torch.Tensor]:
     """The OT relation term in SimSiam form (ours): plans and costs between the predictions of one view
@@ -63,13 +46,3 @@ def masked_mean(error: torch.Tensor, pixel_mask: torch.Tensor) -> torch.Tensor:
     """Mean of ``error`` (B, C, H, W) over the pixels where ``pixel_mask`` (B, 1, H, W) is 1."""
     return (error * pixel_mask).sum() / (pixel_mask.sum() * error.shape[1]).clamp_min(1)
 
-
-def cell_normalised_pixels(images: torch.Tensor, cell: int) -> torch.Tensor:
-    """``images`` (B, C, H, W) with each non-overlapping ``cell``×``cell`` patch normalised per channel by
-    its own mean and standard deviation (MAE's norm-pix target, He et al. CVPR 2022 §4)."""
-    cells = F.unfold(images, cell, stride=cell)  # (B, C·cell·cell, cells)
-    b, _, n = cells.shape
-    cells = cells.view(b, images.shape[1], cell * cell, n)
-    mean, var = cells.mean(2, keepdim=True), cells.var(2, keepdim=True)
-    cells = (cells - mean) / (var + 1e-6).sqrt()
-    return F.fold(cells.view(b, -1, n), images.shape[-2:], cell, stride=cell)

@@ -5,11 +5,10 @@ BP4D 12 AUs / DISFA 8 AUs, per-AU F1). See :class:`RegionRelation` for what is t
 is affectlab's reconstruction, and ``docs/methods/region_relation.md`` for the switches.
 Networks live in ``models.region_relation``, losses in ``losses.region_relation``, the relation-matrix
 artefact in ``evaluation.relation_plots``.
-Above ~350 lines: the config's ~60 documented switches take 115 lines, and both stages' modules live here.
+Above ~350 lines: the config's ~50 documented switches take about 100 lines, and both stages' modules live here.
 """
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
@@ -26,11 +25,10 @@ from affectlab.engine.schedules import cosine_schedule
 from affectlab.evaluation.relation_plots import save_relation_matrix
 from affectlab.evidence.arms import Arm, Evidence
 from affectlab.losses.optimal_transport import RelationPrior, ot_relation_loss
-from affectlab.losses.region_relation import (cell_normalised_pixels, masked_mean, per_au_info_nce,
-                                              region_consistency_loss, siamese_ot_loss)
+from affectlab.losses.region_relation import masked_mean, region_consistency_loss, siamese_ot_loss
 from affectlab.methods.base import METHODS, MethodConfig, MethodSpec, RunContext, Stage, probe_split_keys
 from affectlab.models.au_attention import template_landmarks
-from affectlab.models.region_relation import RegionRelationEncoder, TokenMLP, TwoViewAugment, momentum_update
+from affectlab.models.region_relation import RegionRelationEncoder, TokenMLP, TwoViewAugment
 from affectlab.schema import ConfigError
 
 
@@ -59,13 +57,7 @@ class RegionRelationConfig(MethodConfig):
     region_aus: Optional[list[str]] = None
     #: sample (the datamodule's ``landmarks``) | template (a canonical aligned face)
     landmarks_source: str = "sample"
-    # --- heads and consistency (no negatives) ---
-    #: simsiam (stop-gradient) | byol (EMA target network) | infonce (ours: per-AU InfoNCE, the other
-    #: images' features of the same AU are negatives)
-    consistency: str = "simsiam"
-    #: temperature of consistency=infonce
-    nce_temperature: float = 0.2
-    byol_momentum: float = 0.99
+    # --- heads of the per-AU SimSiam consistency (no negatives) ---
     projector_hidden: int = 256
     projection_dim: int = 128
     #: BatchNorm on the projector output (SimSiam's projector)
@@ -80,9 +72,6 @@ class RegionRelationConfig(MethodConfig):
     mim_weight: float = 0.0
     #: fraction of the feature-map cells whose patch tokens are masked
     mim_mask_ratio: float = 0.5
-    #: reconstruct each masked cell's pixels normalised by that cell's mean and std (MAE's norm-pix
-    #: target, He et al. CVPR 2022 §4: local structure rather than colour); False = raw pixels (SimMIM)
-    mim_norm_target: bool = False
     #: how far the two-view terms (consistency, OT) back-propagate: full (into the backbone) |
     #: region (ours: they stop at the backbone's feature map, so they train the region block and the heads
     #: while the backbone is trained by the MIM term only)
@@ -99,14 +88,10 @@ class RegionRelationConfig(MethodConfig):
     ot_prior_momentum: float = 0.99
     #: which AU features OT compares: projection | region
     ot_features: str = "projection"
-    #: cost scoring the plan in the loss: feature | improved
-    ot_loss_cost: str = "feature"
     #: OT cost in SimSiam form (ot_features=projection only): C_ij = 1 − cos(p_i⁽¹⁾, sg(z_j⁽²⁾)),
     #: symmetrised over the views, so the OT term gets the predictor/stop-gradient asymmetry that keeps
     #: the consistency term from collapsing (False: 1 − cos(z_i⁽¹⁾, z_j⁽²⁾), gradients into both views)
     ot_siamese: bool = False
-    #: back-propagate through the Sinkhorn iterations (else envelope gradient)
-    ot_differentiable_plan: bool = False
     # --- augmentation of the two views ---
     aug_min_scale: float = 0.8
     aug_flip_p: float = 0.5
@@ -138,8 +123,6 @@ class RegionRelationConfig(MethodConfig):
     # --- evaluation ---
     #: linear (frozen encoder) | finetune (encoder trained with finetune_lr)
     probe_mode: str = "linear"
-    #: concat (K region features) | per_au (one linear per AU on its own region) | mean (pooled)
-    probe_features: str = "concat"
     #: standardise the frozen features (non-affine BatchNorm) before the linear layer
     probe_batchnorm: bool = True
     probe_epochs: int = 4
@@ -153,15 +136,12 @@ class RegionRelationConfig(MethodConfig):
 CHOICES = {
     "region_block": ("swin", "masked", "none"),
     "landmarks_source": ("sample", "template"),
-    "consistency": ("simsiam", "byol", "infonce"),
     "ot_prior": ("plans", "labels", "none"),
     "head_bn": ("shared", "per_au"),
     "ot_features": ("projection", "region"),
-    "ot_loss_cost": ("feature", "improved"),
     "probe_mode": ("linear", "finetune"),
     "pretrain_task": ("au_occurrence", "pairs"),
     "pretrain_select": ("last", "val_loss"),
-    "probe_features": ("concat", "per_au", "mean"),
     "two_view_grad": ("full", "region"),
 }
 
@@ -172,9 +152,8 @@ def check_choices(m: DictConfig) -> None:
             raise ConfigError(f"method.{key} must be one of {' | '.join(options)}, got {m[key]!r}")
     if m.mim_weight < 0:
         raise ConfigError(f"method.mim_weight must be >= 0, got {m.mim_weight}")
-    if m.ot_siamese and (m.ot_features != "projection" or m.consistency == "infonce"):
-        raise ConfigError("method.ot_siamese needs ot_features=projection and a predictor "
-                         "(consistency simsiam | byol)")
+    if m.ot_siamese and m.ot_features != "projection":
+        raise ConfigError("method.ot_siamese needs ot_features=projection")
 
 
 def build_encoder(cfg: DictConfig, au_names: list[str]) -> RegionRelationEncoder:
@@ -229,19 +208,10 @@ class RegionRelationPretrain(L.LightningModule):
             nn.init.trunc_normal_(self.mask_token, std=0.02)
             r = self.encoder.features.reduction
             self.mim_decoder = nn.Sequential(nn.Conv2d(channels, 3 * r * r, 1), nn.PixelShuffle(r))
-        if m.consistency == "byol":
-            self.target_encoder = copy.deepcopy(self.encoder).requires_grad_(False)
-            self.target_projector = copy.deepcopy(self.projector).requires_grad_(False)
         self.artifact_dir: Optional[Path] = None
 
     def relation_matrix(self) -> torch.Tensor:
         return self.prior.mean_plan.clone()
-
-    def _targets(self, z: torch.Tensor, images: torch.Tensor, lm: torch.Tensor) -> torch.Tensor:
-        if self.cfg.method.consistency == "simsiam":
-            return z
-        with torch.no_grad():
-            return self.target_projector(self.target_encoder(images, lm))
 
     def losses(self, batch: dict, update_prior: bool) -> dict[str, torch.Tensor]:
         m = self.cfg.method
@@ -260,16 +230,11 @@ class RegionRelationPretrain(L.LightningModule):
         with torch.set_grad_enabled(two_view_grad):
             f1, f2 = self.view_features(x1, l1), self.view_features(x2, l2)
             z1, z2 = self.projector(f1), self.projector(f2)
-            if m.consistency == "infonce":
-                region = per_au_info_nce(z1, z2, m.nce_temperature)
-            else:
-                p1, p2 = self.predictor(z1), self.predictor(z2)
-                t1, t2 = self._targets(z1, x1, l1), self._targets(z2, x2, l2)
-                region = region_consistency_loss(p1, p2, t1, t2)
-            ot = dict(relation=self.prior.relation(), beta=m.ot_beta, reg=m.ot_reg, num_iter=m.ot_iters,
-                      differentiable_plan=m.ot_differentiable_plan, loss_cost=m.ot_loss_cost)
+            p1, p2 = self.predictor(z1), self.predictor(z2)
+            region = region_consistency_loss(p1, p2, z1, z2)
+            ot = dict(relation=self.prior.relation(), beta=m.ot_beta, reg=m.ot_reg, num_iter=m.ot_iters)
             if m.ot_siamese:
-                relation, plans = siamese_ot_loss(p1, p2, t1, t2, **ot)
+                relation, plans = siamese_ot_loss(p1, p2, z1, z2, **ot)
             else:
                 a, b = (z1, z2) if m.ot_features == "projection" else (f1, f2)
                 relation, plans = ot_relation_loss(a, b, **ot)
@@ -294,13 +259,9 @@ class RegionRelationPretrain(L.LightningModule):
 
     def mim_loss(self, images: torch.Tensor) -> torch.Tensor:
         """SimMIM (Xie et al., CVPR 2022, eq. 1): mask random feature-map cells (all patch tokens under a
-        cell), predict their pixels with a linear decoder from the feature map, L1 on masked pixels against
-        the images or, with ``mim_norm_target``, their per-cell normalised values."""
-        m = self.cfg.method
-        feats, pixel_mask = self.encoder.masked_features(images, m.mim_mask_ratio, self.mask_token)
-        pred = self.mim_decoder(feats)
-        target = cell_normalised_pixels(images, self.encoder.features.reduction) if m.mim_norm_target else images
-        return masked_mean((pred - target).abs(), pixel_mask)
+        cell), predict their pixels with a linear decoder from the feature map, L1 on the masked pixels."""
+        feats, pixel_mask = self.encoder.masked_features(images, self.cfg.method.mim_mask_ratio, self.mask_token)
+        return masked_mean((self.mim_decoder(feats) - images).abs(), pixel_mask)
 
     def _gathered(self, tensor: torch.Tensor) -> torch.Tensor:
         """Concatenate over DDP ranks so every rank keeps the same relation prior."""
@@ -324,13 +285,6 @@ class RegionRelationPretrain(L.LightningModule):
         terms = self.losses(batch, update_prior=False)
         self.log_dict({f"val/{k}": v for k, v in terms.items()}, on_epoch=True, sync_dist=True,
                       batch_size=_batch_size(batch))
-
-    @torch.no_grad()
-    def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
-        if self.cfg.method.consistency != "byol":
-            return
-        momentum_update(self.encoder, self.target_encoder, self.cfg.method.byol_momentum)
-        momentum_update(self.projector, self.target_projector, self.cfg.method.byol_momentum)
 
     def on_train_end(self) -> None:
         if self.artifact_dir is not None and self.trainer.is_global_zero:
@@ -363,18 +317,9 @@ class RegionRelationProbe(AUOccurrenceModule):
         self.frozen = m.probe_mode == "linear"
         if self.frozen:
             self.encoder.requires_grad_(False)
-        regions, channels, k = len(encoder.au_names), encoder.out_channels, len(self.au_names)
-        if m.probe_features == "per_au" and list(encoder.au_names) != self.au_names:
-            raise ValueError(f"probe_features=per_au needs the region AUs {encoder.au_names} to equal "
-                             f"the dataset AUs {self.au_names}")
-        in_dim = {"concat": regions * channels, "per_au": channels, "mean": channels}[m.probe_features]
-        self.norm = nn.BatchNorm1d(in_dim if m.probe_features != "per_au" else k * channels, affine=False) \
-            if m.probe_batchnorm else nn.Identity()
-        if m.probe_features == "per_au":
-            self.weight = nn.Parameter(torch.zeros(k, channels))
-            self.bias = nn.Parameter(torch.zeros(k))
-        else:
-            self.head = nn.Linear(in_dim, k)
+        in_dim = len(encoder.au_names) * encoder.out_channels  # the K region features, concatenated
+        self.norm = nn.BatchNorm1d(in_dim, affine=False) if m.probe_batchnorm else nn.Identity()
+        self.head = nn.Linear(in_dim, len(self.au_names))
 
     def train(self, mode: bool = True) -> "RegionRelationProbe":
         super().train(mode)
@@ -388,12 +333,7 @@ class RegionRelationProbe(AUOccurrenceModule):
                 feats = self.encoder(images, landmarks)
         else:
             feats = self.encoder(images, landmarks)
-        kind = self.cfg.method.probe_features
-        if kind == "per_au":
-            x = self.norm(feats.flatten(1)).view_as(feats)
-            return (x * self.weight).sum(-1) + self.bias
-        x = feats.flatten(1) if kind == "concat" else feats.mean(1)
-        return self.head(self.norm(x))
+        return self.head(self.norm(feats.flatten(1)))
 
     def logits(self, batch: dict) -> torch.Tensor:
         lm = batch_landmarks(batch, self.cfg.method.landmarks_source, self.encoder.image_size)
@@ -423,19 +363,19 @@ class RegionRelation(MethodSpec):
     Ours (spec §2.2–2.4 [X], every choice a ``cfg.method`` switch): landmark AU centres and the map
     ``max(0, 1 − ξ d₁/W)`` (EAC-Net/JAA-Net convention, ``attention_xi``); region features pooled
     under each map after a shared timm Swin block on the AU-weighted map (``region_block``); two
-    augmented views of one frame, per-AU SimSiam/BYOL consistency (``consistency``); improved OT =
+    augmented views of one frame, per-AU SimSiam consistency; improved OT =
     Sinkhorn on ``C + β(1 − R)`` with ``C`` the cross-view cosine cost of the AU features and ``R`` an
     AU relation prior from the mean transport plan or label co-occurrence (``ot_*``); the learned
     relation = mean plan; total ``L_region + γ L_OT`` (``ot_weight``); linear probe on the
     concatenated AU features or fine-tuning (``probe_*``).
 
     Also ours, added after measuring on synthetic BP4D (docs/methods/region_relation.md): a SimMIM
-    masked-pixel reconstruction term (``mim_weight``, Xie et al. CVPR 2022) with an optional per-cell
-    normalised target (``mim_norm_target``), a per-AU InfoNCE (``consistency=infonce``), per-AU
-    BatchNorm statistics in the SimSiam heads (``head_bn``), the OT term in SimSiam form
-    (``ot_siamese``) and two-view terms stopped at the backbone (``two_view_grad``). Options measured
-    harmful (VICReg terms, a masked view 1, AU-guided masking, visible-pixel L1, region-level MIM,
-    per-channel colour jitter) were removed; their numbers and the commit that had them are in the doc. The spec's cross-view consistency
+    masked-pixel reconstruction term (``mim_weight``, Xie et al. CVPR 2022), per-AU BatchNorm
+    statistics in the SimSiam heads (``head_bn``), the OT term in SimSiam form (``ot_siamese``) and
+    two-view terms stopped at the backbone (``two_view_grad``). Options measured harmful or no better
+    (VICReg terms, a masked view 1, AU-guided masking, visible-pixel L1, region-level MIM, per-channel
+    colour jitter, BYOL and per-AU InfoNCE consistency, a per-cell normalised MIM target) and a probe
+    on per-AU or pooled features were removed; their numbers and the commit that had them are in the doc. The spec's cross-view consistency
     probed below a random encoder in every form tried (also with the collapse mechanisms removed) and
     below SimMIM alone when it trains the region block only, so the CPU default pretrains with SimMIM
     only (``region_weight = ot_weight = 0``; the OT plans are still computed for the relation matrix);

@@ -8,7 +8,6 @@
   under the AU attention map, ``f_i = Σ_p M_i(p) F_i(p) / Σ_p M_i(p)``.
 * :class:`RegionRelationEncoder` — image + landmarks → AU features (B, K, C); also the masked
   feature map of its SimMIM term.
-* :func:`momentum_update` — the BYOL target-network update.
 * :class:`TwoViewAugment` — batched view augmentation that moves the landmarks with the pixels
   (random resized crop, horizontal flip with left/right landmark swap, colour jitter).
 """
@@ -201,15 +200,6 @@ class RegionRelationEncoder(nn.Module):
         feats = self.features(images, token_mask, mask_token)
         r = self.features.reduction
         return feats, cells.repeat_interleave(r, 1).repeat_interleave(r, 2)[:, None].to(images)
-
-
-@torch.no_grad()
-def momentum_update(online: nn.Module, target: nn.Module, momentum: float) -> None:
-    """BYOL target network update: target parameters ← τ·target + (1 − τ)·online, buffers copied."""
-    for po, pt in zip(online.parameters(), target.parameters()):
-        pt.mul_(momentum).add_((1 - momentum) * po.detach())
-    for bo, bt in zip(online.buffers(), target.buffers()):
-        bt.copy_(bo)
 
 
 class TokenBatchNorm(nn.Module):
