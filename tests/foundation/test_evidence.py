@@ -204,3 +204,21 @@ def test_trivial_predictors_against_hand_computed_values():
     f1 = TRIVIAL.get("all_positive").score(_FakeDM([{"au": au, "au_mask": mask}]), 1.0)
     assert f1["f1_au01"] == pytest.approx(2 * 0.5 / 1.5) and f1["f1_au02"] == pytest.approx(2 * (1 / 3) / (4 / 3))
     assert f1["f1_mean"] == pytest.approx((2 / 3 + 1 / 2) / 2)
+
+
+def test_table_marks_runs_resumed_inside_an_epoch():
+    from affectlab.evidence.report import markdown
+
+    runs = [{"seed": 0, "value": 0.5, "wall_time_s": 1.0, "resumed": {}},
+            {"seed": 1, "value": 0.4, "wall_time_s": 1.0,
+             "resumed": {"pretrain": {"global_step": 90, "mid_epoch": True}}},
+            {"seed": 2, "value": 0.45, "wall_time_s": 1.0,
+             "resumed": {"probe": {"global_step": 40, "mid_epoch": False}}}]
+    result = {"method": "m", "dataset": "bp4d", "fold": 1, "metric": "f1_mean", "command": "c", "overrides": [],
+              "seeds": [0, 1, 2], "seed_keys": ["seed"], "data_source": "d", "git_commit": "abc", "finished": "t",
+              "breakdown": [], "verdicts": [],
+              "arms": [{"name": "default", "kind": "trained", "help": "h", "overrides": [], "mean": 0.45, "sd": 0.05,
+                        "runs": runs}]}
+    md = markdown(result)
+    assert "s0 0.500, s1 0.400†, s2 0.450 |" in md  # only the mid-epoch resume is marked
+    assert "- default seed 1: stage pretrain" in md and "seed 2:" not in md

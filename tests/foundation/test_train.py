@@ -87,6 +87,10 @@ def test_resume_auto_after_an_interrupted_fit_reaches_the_uninterrupted_metrics(
     assert Path(resumed["run_dir"]) == run_dirs[0]
     assert resumed["metrics"] == pytest.approx(straight["metrics"], abs=1e-6)
     assert json.loads((run_dirs[0] / "run.json").read_text())["resumes"] == 1
+    # the record says where the stage picked up: at an epoch boundary, so it reproduces
+    (info,) = resumed["training"]["resumed"].values()
+    assert info["mid_epoch"] is False and info["global_step"] > 0
+    assert straight["training"]["resumed"] == {}
 
 
 @pytest.mark.slow
@@ -244,3 +248,60 @@ def test_data_source_of_a_copied_synthetic_release_is_identified(tmp_path):
     assert source == "real" and "assumed real data" in note  # nothing to tell: assumed, and the record says so
     (copy / SYNTHETIC_MARKER).write_text("2\ntiny-seed0\n")
     assert data_source(cfg, SimpleNamespace()) == ("synthetic-v2-tiny-seed0", None)
+
+
+def test_a_stage_ending_between_validations_saves_its_last_step(tmp_path):
+    """max_steps off the validation grid (7 steps, validation every 3): last.ckpt, which the next
+    stage and resume=auto read, must hold step 7's weights, not those of the validation at step 6."""
+    import lightning as L
+    from omegaconf import OmegaConf
+    from torch import nn
+    from torch.utils.data import DataLoader, TensorDataset
+
+    from affectlab.config import TrainerConfig
+    from affectlab.engine.checkpoints import LAST
+    from affectlab.engine.runner import build_trainer
+    from affectlab.methods import Stage
+
+    class Tiny(L.LightningModule):
+        def __init__(self) -> None:
+            super().__init__()
+            self.layer = nn.Linear(2, 1)
+
+        def training_step(self, batch, batch_idx):
+            return self.layer(batch[0]).pow(2).mean()
+
+        def validation_step(self, batch, batch_idx):
+            self.log("val/loss", self.layer(batch[0]).pow(2).mean())
+
+        def configure_optimizers(self):
+            return torch.optim.SGD(self.parameters(), lr=0.1)
+
+    class Data(L.LightningDataModule):
+        def train_dataloader(self):
+            return DataLoader(TensorDataset(torch.randn(8, 2, generator=torch.Generator().manual_seed(0))), batch_size=2)
+
+        def val_dataloader(self):
+            return DataLoader(TensorDataset(torch.randn(2, 2)), batch_size=2)
+
+    cfg = OmegaConf.create({"trainer": OmegaConf.structured(TrainerConfig), "deterministic": False})
+    cfg.trainer.enable_progress_bar = False
+    stage = Stage("pretrain", Tiny(), Data(), max_epochs=-1, max_steps=7, val_every_n_steps=3)
+    trainer, _ = build_trainer(cfg, stage, tmp_path, [])
+    trainer.fit(stage.module, datamodule=stage.datamodule)
+    saved = torch.load(tmp_path / LAST, map_location="cpu", weights_only=False)
+    assert trainer.global_step == 7 and saved["global_step"] == 7
+    assert torch.equal(saved["state_dict"]["layer.weight"], stage.module.layer.weight.detach())
+
+
+def test_saved_mid_epoch_reads_lightning_loop_progress():
+    from affectlab.engine.callbacks import saved_mid_epoch
+
+    def ckpt(completed: int, last: bool) -> dict:
+        progress = {"current": {"completed": completed}, "is_last_batch": last}
+        return {"loops": {"fit_loop": {"epoch_loop.batch_progress": progress}}}
+
+    assert saved_mid_epoch(ckpt(3, False))      # a validation every n steps inside the epoch
+    assert not saved_mid_epoch(ckpt(5, True))   # written at the epoch's last batch
+    assert not saved_mid_epoch(ckpt(0, False))  # nothing of the epoch consumed yet
+    assert not saved_mid_epoch({})              # a checkpoint without loop state

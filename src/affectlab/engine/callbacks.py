@@ -4,6 +4,7 @@ from __future__ import annotations
 import os
 import random
 import tempfile
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -49,9 +50,11 @@ class AtomicCheckpointIO(TorchCheckpointIO):
 
 class LastEveryEpochCheckpoint(ModelCheckpoint):
     """``ModelCheckpoint`` that writes ``last.ckpt`` at every save point, also when the monitored
-    metric did not improve or nothing is monitored. Lightning 2.6 writes it only beside a new best,
-    so a resumed run restarted from the last improving epoch and a stage without ``monitor`` had no
-    ``last.ckpt`` at all. (Uses ModelCheckpoint's own helpers, private in Lightning 2.6.)"""
+    metric did not improve or nothing is monitored, and once more when training ends after the last
+    save point. Lightning 2.6 writes it only beside a new best, so a resumed run restarted from the last
+    improving epoch and a stage without ``monitor`` had no ``last.ckpt`` at all; and a step-based stage
+    whose ``max_steps`` is not a multiple of its validation interval handed the next stage the weights of
+    its last validation, not of its last step. (Uses ModelCheckpoint's own helpers, private in Lightning 2.6.)"""
 
     def _save_last_now(self, trainer: L.Trainer) -> None:
         if self.save_last and not self._should_skip_saving_checkpoint(trainer):
@@ -66,6 +69,10 @@ class LastEveryEpochCheckpoint(ModelCheckpoint):
         super().on_validation_end(trainer, pl_module)
         if not self._should_save_on_train_epoch_end(trainer):
             self._save_last_now(trainer)
+
+    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        super().on_train_end(trainer, pl_module)
+        self._save_last_now(trainer)  # skipped when the last save point was this very step
 
 
 def _numpy_state_to_plain(state: tuple) -> list:
@@ -88,6 +95,8 @@ class RNGStateCallback(L.Callback):
     def __init__(self) -> None:
         self._pending: dict[str, Any] | None = None
         self._saved_epoch = -1
+        #: where a resumed fit picked up (``None``: not resumed); the runner writes it to ``done.json``
+        self.resumed: dict[str, Any] | None = None
 
     def on_save_checkpoint(self, trainer, pl_module, checkpoint: dict[str, Any]) -> None:
         checkpoint["affectlab_rng"] = {
@@ -100,6 +109,11 @@ class RNGStateCallback(L.Callback):
     def on_load_checkpoint(self, trainer, pl_module, checkpoint: dict[str, Any]) -> None:
         self._pending = checkpoint.get("affectlab_rng")
         self._saved_epoch = int(checkpoint.get("epoch", -1))
+        self.resumed = {"global_step": int(checkpoint.get("global_step", 0)), "mid_epoch": saved_mid_epoch(checkpoint)}
+        if self.resumed["mid_epoch"]:
+            warnings.warn(f"resuming from a checkpoint written inside an epoch (step {self.resumed['global_step']}): "
+                          "Lightning restarts that epoch's data order, so this run will not reproduce an uninterrupted "
+                          "one; its record says so (training.resumed)")
 
     def on_train_epoch_start(self, trainer, pl_module) -> None:
         if self._pending is None or trainer.current_epoch <= self._saved_epoch:
@@ -110,6 +124,13 @@ class RNGStateCallback(L.Callback):
         torch.set_rng_state(state["torch"])
         if state.get("cuda") is not None and torch.cuda.is_available():
             torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def saved_mid_epoch(checkpoint: dict[str, Any]) -> bool:
+    """Whether a Lightning checkpoint was written inside an epoch (a validation every n steps): Lightning
+    restarts that epoch's data order on resume, so the resumed run cannot reproduce an uninterrupted one."""
+    progress = checkpoint.get("loops", {}).get("fit_loop", {}).get("epoch_loop.batch_progress", {})
+    return bool(progress.get("current", {}).get("completed", 0)) and not progress.get("is_last_batch", True)
 
 
 def fault_injection_from_env() -> L.Callback | None:

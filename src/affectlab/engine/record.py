@@ -30,12 +30,15 @@ def unreadable_skipped(run_dir: Path) -> dict[str, dict[str, Any]]:
 
 def training_amount(cfg: DictConfig, run: RunDirectory, test_batches: int | None) -> dict[str, Any]:
     """Epochs and steps of every stage, the ``limit_*`` settings, and which of them truncated the run's
-    training or evaluation (``truncated``: empty for a full run; the board ranks only full runs)."""
-    stages, timing = {}, {}
+    training or evaluation (``truncated``: empty for a full run; the board ranks only full runs);
+    ``resumed``: stage → step it was resumed from and whether inside an epoch (not reproducible)."""
+    stages, timing, resumed = {}, {}, {}
     for done in sorted(run.path.glob("stages/*/done.json")):
         info = json.loads(done.read_text())
         stages[done.parent.name] = info.get("trained")
         timing[done.parent.name] = info.get("timing")
+        if info.get("resumed"):
+            resumed[done.parent.name] = info["resumed"]
     t = cfg.trainer
     limits = {"limit_train_batches": t.limit_train_batches, "limit_val_batches": t.limit_val_batches,
               "limit_test_batches": t.limit_test_batches}
@@ -46,7 +49,7 @@ def training_amount(cfg: DictConfig, run: RunDirectory, test_batches: int | None
     if cfg.data.get("limit_items"):
         truncated.append(f"data.limit_items={cfg.data.limit_items}")
     return {"stages": stages, **limits, "limit_items": cfg.data.get("limit_items"), "test_batches": test_batches,
-            "truncated": truncated, "timing": {"stages": timing, "overall": overall(timing)}}
+            "truncated": truncated, "resumed": resumed, "timing": {"stages": timing, "overall": overall(timing)}}
 
 
 def _cut_batches(value: Any, batches: list[int | None]) -> bool:

@@ -153,6 +153,7 @@ def fit_stage(stage: Stage, cfg: DictConfig, run: RunDirectory, progress: RunPro
     timer = next(c for c in trainer.callbacks if isinstance(c, StepTimer))
     timer.wall_s = time.perf_counter() - started
     probe_s = sum(c.seconds for c in stage.callbacks if isinstance(c, OnlineProbe))
+    resumed = next(c for c in trainer.callbacks if isinstance(c, RNGStateCallback)).resumed
     best = checkpoint.best_model_path if stage.monitor and checkpoint.best_model_path else str(last)
     if trainer.world_size > 1:
         trainer.strategy.barrier()
@@ -160,6 +161,7 @@ def fit_stage(stage: Stage, cfg: DictConfig, run: RunDirectory, progress: RunPro
     if trainer.is_global_zero:
         atomic_write_json(done, {"checkpoint": best, "monitor": stage.monitor,
                                  "best_score": _float(checkpoint.best_model_score), "trained": _trained(trainer),
+                                 "resumed": resumed,
                                  "timing": timer.summary({"online_probe_s": probe_s} if probe_s else None)})
     stage.url = wandb_url(loggers)  # type: ignore[attr-defined]
     if stage.evaluate:  # the test pass logs its metrics and figures into the same wandb run

@@ -186,7 +186,8 @@ def _train_one(run: PlannedRun, ev: Evidence, train: Callable[[DictConfig], dict
                 "wall_time_s": record.get("wall_time_s")}
     return {"seed": run.seed, "value": float(metrics[metric]), "run_dir": record.get("run_dir"),
             "config_hash": record.get("config_hash"), "wall_time_s": record.get("wall_time_s"),
-            "stage": record.get("stage"), "breakdown": _breakdown(metrics, ev)}
+            "stage": record.get("stage"), "breakdown": _breakdown(metrics, ev),
+            "resumed": record.get("training", {}).get("resumed") or {}}
 
 
 def _breakdown(metrics: dict[str, Any], ev: Evidence) -> dict[str, float]:

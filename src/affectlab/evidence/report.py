@@ -15,8 +15,13 @@ def _num(value: Optional[float], digits: int = 3) -> str:
 def _per_seed(entry: dict[str, Any]) -> str:
     if entry["kind"] == "trivial":
         return "same for every seed" if entry["runs"] and entry["runs"][0]["value"] is not None else "–"
-    return ", ".join(f"s{r['seed']} {_num(r['value'])}" if r.get("value") is not None else f"s{r['seed']} failed"
-                     for r in entry["runs"]) or "–"
+    return ", ".join(f"s{r['seed']} {_num(r['value'])}{'†' if _resumed_mid_epoch(r) else ''}"
+                     if r.get("value") is not None else f"s{r['seed']} failed" for r in entry["runs"]) or "–"
+
+
+def _resumed_mid_epoch(run: dict[str, Any]) -> list[str]:
+    """Stages of a run that resumed from a checkpoint written inside an epoch (not reproducible)."""
+    return [stage for stage, info in (run.get("resumed") or {}).items() if info.get("mid_epoch")]
 
 
 def _wall(entry: dict[str, Any]) -> str:
@@ -63,6 +68,11 @@ def markdown(result: dict[str, Any]) -> str:
                 f"{_num(c.get('mean'))} ± {_num(c.get('sd'))}" if c.get("mean") is not None else "–" for c in cells) + " |")
     lines += ["", "Verdicts (the default must beat each control by more than twice the control's seed sd):", ""]
     lines += [f"- {verdict_line(v)}" for v in result["verdicts"]]
+    resumed = [(e["name"], r) for e in result["arms"] for r in e["runs"] if _resumed_mid_epoch(r)]
+    if resumed:
+        lines += ["", "† Resumed inside an epoch after an interruption: Lightning restarted that epoch's data order, "
+                  "so the value differs from an uninterrupted run of the same seed:", ""]
+        lines += [f"- {name} seed {r['seed']}: stage {', '.join(_resumed_mid_epoch(r))}" for name, r in resumed]
     failed = [(e["name"], r) for e in result["arms"] for r in e["runs"] if r.get("error")]
     if failed:
         lines += ["", "Failed runs:", ""] + [f"- {name} seed {r['seed']}: {r['error']}" for name, r in failed]
