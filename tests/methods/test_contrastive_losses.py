@@ -87,40 +87,13 @@ def _predictive_case():
     return preds, emb
 
 
-def test_predictive_loss_batch_negatives_hand_computed():
-    preds, emb = _predictive_case()
-    t = 0.5
-    # anchor 0: targets (e1, -e1); clip0 pred e1: sims (1,-1); clip1 pred -e1: sims (-1, 1)
-    a0 = (-2 + math.log(math.exp(2) + math.exp(-2)))
-    # anchor 1: targets (e2, (0.6,0.8)); clip0 pred (0.6,0.8): sims (0.8, 1.0) pos 0;
-    #           clip1 pred e2: sims (1.0, 0.8) pos 1
-    a1 = ((-1.6 + math.log(math.exp(1.6) + math.exp(2.0))) + (-1.6 + math.log(math.exp(2.0) + math.exp(1.6)))) / 2
-    loss = predictive_contrastive_loss(preds, emb, torch.tensor([0, 1]), temperature=t, negatives="batch")
-    assert loss.item() == pytest.approx((a0 + a1) / 2, rel=1e-6)
-
-
 def test_predictive_loss_batch_time_negatives_matches_loop_reference():
     preds, emb = _predictive_case()
     # queries/keys ordered (clip, anchor): every other clip and time step is a negative
     q = [preds[0, 0, 0].tolist(), preds[0, 1, 0].tolist(), preds[1, 0, 0].tolist(), preds[1, 1, 0].tolist()]
     k = [emb[0, 1].tolist(), emb[0, 2].tolist(), emb[1, 1].tolist(), emb[1, 2].tolist()]
-    loss = predictive_contrastive_loss(preds, emb, torch.tensor([0, 1]), temperature=0.5, negatives="batch_time")
+    loss = predictive_contrastive_loss(preds, emb, torch.tensor([0, 1]), temperature=0.5)
     assert loss.item() == pytest.approx(_loop_info_nce(q, k, 0.5), rel=1e-6)
-
-
-def test_predictive_loss_time_negatives_are_the_same_clips_other_steps():
-    preds, emb = _predictive_case()
-    # clip b's queries against its own two futures only (loop reference)
-    ref = [_loop_info_nce([preds[b, 0, 0].tolist(), preds[b, 1, 0].tolist()], [emb[b, 1].tolist(), emb[b, 2].tolist()],
-                          0.5) for b in range(2)]
-    loss = predictive_contrastive_loss(preds, emb, torch.tensor([0, 1]), temperature=0.5, negatives="time")
-    assert loss.item() == pytest.approx(sum(ref) / 2, rel=1e-6)
-    # top-1 within each clip: every prediction is nearest its own future (1.0); swapping clip 0's two
-    # predictions makes both of them pick the other step (0.5 overall)
-    assert predictive_accuracy(preds, emb, torch.tensor([0, 1]), negatives="time")["top1"].item() == 1.0
-    swapped = preds.clone()
-    swapped[0] = preds[0].flip(0)
-    assert predictive_accuracy(swapped, emb, torch.tensor([0, 1]), negatives="time")["top1"].item() == 0.5
 
 
 def test_predictive_loss_multi_step_uses_step_offsets():
@@ -250,9 +223,6 @@ def test_predictive_accuracy_separates_clip_identity_from_time():
     # swapped clips: never the right clip
     acc = predictive_accuracy(perfect.flip(0), emb, anchors)
     assert acc["top1"].item() == 0.0 and acc["same_clip"].item() == 0.0
-    # "batch" negatives compare clips at the same step only
-    assert predictive_accuracy(clip_only, emb, anchors, "batch")["top1"].item() == 1.0
-    assert "same_clip" not in predictive_accuracy(clip_only, emb, anchors, "batch")
 
 
 def test_nt_xent_accuracy_hand_made():

@@ -6,15 +6,13 @@ The paper's exact formulation could not be consulted, so two readings are provid
 * :func:`predictive_contrastive_loss` (default): CPC/DPC-style; the temporal state h_t (summary of
   frames 1..t) predicts the embeddings z_{t+1..t+k} of the next k frames, scored with InfoNCE
   (van den Oord et al. 2018, Eq. 4) against in-batch negatives.
-* :func:`nt_xent` (alternative): clip-instance discrimination, NT-Xent of SimCLR (Chen et al. 2020,
-  Eq. 1) between two augmented, temporally jittered views of one clip.
+* :func:`nt_xent`: NT-Xent of SimCLR (Chen et al. 2020, Eq. 1) between two augmented views of every
+  frame (the CPU preset's per-frame objective).
 """
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-
-NEGATIVES = ("batch_time", "batch", "time")
 
 
 def info_nce(queries: torch.Tensor, keys: torch.Tensor, temperature: float = 0.1, normalize: bool = True) -> torch.Tensor:
@@ -46,22 +44,14 @@ def predictive_contrastive_loss(
     embeddings: torch.Tensor,
     anchors: torch.Tensor,
     temperature: float = 0.1,
-    negatives: str = "batch_time",
     normalize: bool = True,
 ) -> torch.Tensor:
     """Predictive InfoNCE, averaged over the k prediction steps.
 
     ``predictions`` (B,A,k,D): ``predictions[b, a, j]`` predicts ``embeddings[b, anchors[a] + j + 1]``
-    (``embeddings`` is (B,T,D)). Negatives for step j:
-
-    * ``batch_time``: the true future embeddings of every other (clip, anchor) pair in the batch
-      (DPC-style: other clips and other time steps);
-    * ``batch``: only the other clips' embeddings at the same time step;
-    * ``time``: only the same clip's future embeddings at the other anchors (identity, background and
-      lighting are shared by every candidate, so only what changes over time can tell them apart).
+    (``embeddings`` is (B,T,D)). The negatives for step j are the true future embeddings of every other
+    (clip, anchor) pair in the batch (DPC-style: other clips and other time steps).
     """
-    if negatives not in NEGATIVES:
-        raise ValueError(f"unknown negatives {negatives!r}; expected one of {NEGATIVES}")
     b, a, k, d = predictions.shape
     if embeddings.shape[0] != b or embeddings.shape[-1] != d or len(anchors) != a:
         raise ValueError(f"shape mismatch: predictions {tuple(predictions.shape)}, embeddings "
@@ -70,13 +60,7 @@ def predictive_contrastive_loss(
     for j in range(k):
         target = embeddings[:, anchors + j + 1]  # (B,A,D)
         pred = predictions[:, :, j]
-        if negatives == "batch_time":
-            losses.append(info_nce(pred.reshape(b * a, d), target.reshape(b * a, d), temperature, normalize))
-        elif negatives == "time":
-            losses.append(torch.stack([info_nce(pred[i], target[i], temperature, normalize) for i in range(b)]).mean())
-        else:
-            losses.append(torch.stack([info_nce(pred[:, i], target[:, i], temperature, normalize)
-                                       for i in range(a)]).mean())
+        losses.append(info_nce(pred.reshape(b * a, d), target.reshape(b * a, d), temperature, normalize))
     return torch.stack(losses).mean()
 
 
@@ -96,12 +80,12 @@ def nt_xent(z1: torch.Tensor, z2: torch.Tensor, temperature: float = 0.1) -> tor
 
 @torch.no_grad()
 def predictive_accuracy(
-    predictions: torch.Tensor, embeddings: torch.Tensor, anchors: torch.Tensor, negatives: str = "batch_time",
+    predictions: torch.Tensor, embeddings: torch.Tensor, anchors: torch.Tensor,
 ) -> dict[str, torch.Tensor]:
     """Diagnostics of :func:`predictive_contrastive_loss` (same arguments), averaged over the k steps.
 
     ``top1``: fraction of predictions whose most similar candidate is the true future embedding
-    (chance 1/(B·A) for ``batch_time``, 1/B for ``batch``, 1/A for ``time``). ``same_clip`` (``batch_time`` only): fraction
+    (chance 1/(B·A)). ``same_clip``: fraction
     whose most similar candidate comes from the right clip, whatever its time step. ``same_clip`` near 1
     with ``top1`` near 1/A means the model tells clips apart (e.g. by identity) but not the time steps
     inside a clip, i.e. the representation has not picked up what changes over time.
@@ -111,21 +95,11 @@ def predictive_accuracy(
     for j in range(k):
         pred = F.normalize(predictions[:, :, j], dim=-1)
         target = F.normalize(embeddings[:, anchors + j + 1], dim=-1)
-        if negatives == "batch_time":
-            best = (pred.reshape(b * a, d) @ target.reshape(b * a, d).t()).argmax(1)
-            idx = torch.arange(b * a, device=best.device)
-            top1.append((best == idx).float().mean())
-            same.append((best // a == idx // a).float().mean())
-        elif negatives == "time":
-            best = torch.einsum("bid,bjd->bij", pred, target).argmax(-1)  # (B, A): per clip, over anchors
-            top1.append((best == torch.arange(a, device=best.device)[None]).float().mean())
-        else:
-            best = torch.einsum("iad,jad->aij", pred, target).argmax(-1)  # (A, B): per step, over clips
-            top1.append((best == torch.arange(b, device=best.device)[None]).float().mean())
-    out = {"top1": torch.stack(top1).mean()}
-    if same:
-        out["same_clip"] = torch.stack(same).mean()
-    return out
+        best = (pred.reshape(b * a, d) @ target.reshape(b * a, d).t()).argmax(1)
+        idx = torch.arange(b * a, device=best.device)
+        top1.append((best == idx).float().mean())
+        same.append((best // a == idx // a).float().mean())
+    return {"top1": torch.stack(top1).mean(), "same_clip": torch.stack(same).mean()}
 
 
 @torch.no_grad()

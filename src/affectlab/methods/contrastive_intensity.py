@@ -15,13 +15,14 @@ ResNet-18 trunk and input size (``model.*``), global vs g×g-grid pooling of the
 (``model.grid``), the causal GRU (``model.hidden_dim``, ``num_layers``), normalisation of the frame
 embeddings before it (``model.feature_norm``), which unlabelled video stage 1 sees (``pretrain.source``:
 a separate ``videos`` folder or the stage-2 training subjects' own frames), predictive InfoNCE vs
-clip-instance NT-Xent vs per-frame NT-Xent (``pretrain.objective``) with temperature, horizon, clip
-length and negatives, the augmentations, frozen vs fine-tuned extractor
+per-frame NT-Xent (``pretrain.objective``) with temperature, horizon and clip length, the augmentations, frozen vs fine-tuned extractor
 (``regress.freeze_extractor``), the linear regressor's output range and MSE, label budget scope and seed,
 optimiser and schedule.
 
-Longer than the ~350-line guide on purpose: two stages with a LightningModule each, and three stage-1
-objectives kept as options because the paper's formulation is unknown and each was measured (doc).
+Longer than the ~350-line guide on purpose: two stages with a LightningModule each, and two stage-1
+objectives: the paper preset's predictive reading and the CPU preset's per-frame one (doc). Removed
+(last in commit 52d3ada): clip-instance NT-Xent and same-clip (``time``) negatives, measured weaker
+(numbers in the doc), and same-step (``batch``) negatives, which no preset used.
 """
 from __future__ import annotations
 
@@ -87,9 +88,9 @@ class PretrainConfig:
     root: Optional[str] = None
     #: clips drawn from every track per epoch (``items_per_track`` of the datamodule), for few long tracks
     clips_per_track: int = 1
-    #: predictive (CPC/DPC-style InfoNCE) | instance (two views of one clip, NT-Xent) | frame (two
-    #: views of every frame, NT-Xent over all frames of the batch, so the other frames of the same clip
-    #: are negatives; trains the per-frame extractor only)
+    #: predictive (CPC/DPC-style InfoNCE, other clips and time steps of the batch as negatives) | frame
+    #: (two views of every frame, NT-Xent over all frames of the batch, so the other frames of the same
+    #: clip are negatives; trains the per-frame extractor only)
     objective: str = "predictive"
     #: frames per clip fed to the model
     clip_length: int = 12
@@ -100,12 +101,9 @@ class PretrainConfig:
     horizon: int = 3
     #: predictive: frames seen before the first prediction
     min_context: int = 4
-    #: predictive: batch_time (other clips and time steps) | batch (other clips, same step) | time (the
-    #: same clip's other time steps only)
-    negatives: str = "batch_time"
     temperature: float = 0.1
     projection_dim: int = 128
-    #: instance views: random resized crop scale range, flip, brightness/contrast jitter
+    #: views: random resized crop scale range, flip, brightness/contrast jitter
     crop_scale_min: float = 0.8
     flip: bool = True
     color_jitter: float = 0.2
@@ -167,7 +165,7 @@ def build_model(cfg: Any) -> SpatioTemporalModel:
                                num_layers=m.num_layers, dropout=m.dropout, feature_norm=m.feature_norm, grid=m.grid)
 
 
-OBJECTIVES = ("predictive", "instance", "frame")
+OBJECTIVES = ("predictive", "frame")
 
 
 class ContrastivePretrainModule(L.LightningModule):
@@ -184,19 +182,17 @@ class ContrastivePretrainModule(L.LightningModule):
         if p.objective == "predictive":
             anchor_steps(p.clip_length, p.horizon, p.min_context)  # fail early on an impossible clip
             self.head: torch.nn.Module = FuturePredictor(self.model.state_dim, self.model.embed_dim, p.horizon)
-        elif p.objective == "frame":
+        else:
             self.head = ProjectionHead(self.model.embed_dim, p.projection_dim)
             # only the frame encoder is trained here; parameters without gradients would make DDP
             # wait for them forever (stage 2 builds its own optimiser and re-enables them)
             for module in (self.model.feature_norm, self.model.temporal):
                 module.requires_grad_(False)
-        else:
-            self.head = ProjectionHead(self.model.state_dim, p.projection_dim)
         self.artifact_dir: Path | None = None
 
     def loss(self, video: torch.Tensor, train: bool) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """The stage-1 loss and its diagnostics (``acc``: top-1 retrieval of the positive; predictive
-        ``batch_time`` also ``acc_same_clip``, see :func:`predictive_accuracy`)."""
+        also ``acc_same_clip``, see :func:`predictive_accuracy`)."""
         p = self.cfg.method.pretrain
         if p.objective == "predictive":
             clip = temporal_view(video, p.clip_length) if train else video[:, : p.clip_length]
@@ -205,18 +201,13 @@ class ContrastivePretrainModule(L.LightningModule):
             z, h = self.model(clip)
             anchors = anchor_steps(clip.shape[1], p.horizon, p.min_context).to(clip.device)
             pred = self.head(h[:, anchors])
-            acc = predictive_accuracy(pred, z, anchors, p.negatives)
-            stats = {"acc": acc["top1"]} | ({"acc_same_clip": acc["same_clip"]} if "same_clip" in acc else {})
-            return predictive_contrastive_loss(pred, z, anchors, p.temperature, p.negatives), stats
-        if p.objective == "frame":
-            clip = video[:, : p.clip_length]
-            frames = clip.flatten(0, 1)[:, None]  # every frame its own view parameters
-            views = [augment_clips(frames, p.crop_scale_min, p.flip, p.color_jitter).view_as(clip) for _ in range(2)]
-            z1, z2 = (self.head(self.model.encoder(v).flatten(0, 1)) for v in views)
-            return nt_xent(z1, z2, p.temperature), {"acc": nt_xent_accuracy(z1, z2)}
-        views = [augment_clips(temporal_view(video, p.clip_length), p.crop_scale_min, p.flip, p.color_jitter)
-                 for _ in range(2)]
-        z1, z2 = (self.head(self.model(v)[1][:, -1]) for v in views)
+            acc = predictive_accuracy(pred, z, anchors)
+            stats = {"acc": acc["top1"], "acc_same_clip": acc["same_clip"]}
+            return predictive_contrastive_loss(pred, z, anchors, p.temperature), stats
+        clip = video[:, : p.clip_length]
+        frames = clip.flatten(0, 1)[:, None]  # every frame its own view parameters
+        views = [augment_clips(frames, p.crop_scale_min, p.flip, p.color_jitter).view_as(clip) for _ in range(2)]
+        z1, z2 = (self.head(self.model.encoder(v).flatten(0, 1)) for v in views)
         return nt_xent(z1, z2, p.temperature), {"acc": nt_xent_accuracy(z1, z2)}
 
     def probe_features(self, batch: dict[str, Any]) -> torch.Tensor:

@@ -156,7 +156,7 @@ class FuturePredictor(nn.Module):
 
 
 class ProjectionHead(nn.Module):
-    """SimCLR-style 2-layer MLP projection for the clip-instance discrimination variant [X]."""
+    """SimCLR-style 2-layer MLP projection of the per-frame NT-Xent objective [X]."""
 
     def __init__(self, in_dim: int, out_dim: int = 128, hidden_dim: int | None = None) -> None:
         super().__init__()
