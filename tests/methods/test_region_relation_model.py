@@ -53,7 +53,7 @@ def test_encoder_shapes_and_region_blocks():
     torch.manual_seed(0)
     images = torch.randn(2, 3, 64, 64)
     lm = template_landmarks(64, 2)
-    for block in ("swin", "masked", "none"):
+    for block in ("swin", "none"):
         enc = RegionRelationEncoder(AUS, 64, region_block=block, small_embed_dim=16, small_heads=[2, 2])
         feats = enc(images, lm)
         assert feats.shape == (2, 4, 32) and torch.isfinite(feats).all()
@@ -121,7 +121,7 @@ SPEC = {"region_weight": 1.0, "ot_weight": 1.0, "mim_weight": 0.0, "ot_features"
 
 
 @pytest.mark.parametrize("variant", [{}, SPEC, {**SPEC, "head_bn": "per_au", "projector_output_bn": True, "ot_siamese": True},
-                                     {**SPEC, "ot_prior": "labels", "region_block": "masked", "landmarks_source": "sample"}])
+                                     {**SPEC, "ot_prior": "labels", "landmarks_source": "sample"}])
 def test_two_step_pretrain_fit_with_the_small_swin(tmp_path, variant):
     from affectlab.methods.region_relation import RegionRelationPretrain
 

@@ -46,7 +46,7 @@ class RegionRelationConfig(MethodConfig):
     small_window: int = 4
     drop_path_rate: float = 0.1
     # --- region learning ---
-    #: attention inside each AU region: swin | masked | none
+    #: attention inside each AU region: swin | none (pooling only: the ablation without region learning)
     region_block: str = "swin"
     region_heads: int = 4
     #: MLP width of the region Swin block (timm default 4; 1 keeps CPU runs fast)
@@ -134,7 +134,7 @@ class RegionRelationConfig(MethodConfig):
 
 
 CHOICES = {
-    "region_block": ("swin", "masked", "none"),
+    "region_block": ("swin", "none"),
     "landmarks_source": ("sample", "template"),
     "ot_prior": ("plans", "labels", "none"),
     "head_bn": ("shared", "per_au"),

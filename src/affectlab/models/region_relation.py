@@ -102,8 +102,8 @@ class AURegionPooling(nn.Module):
     """Region learning (abstract: "Swin Transformer … long-distance dependencies within each AU region").
 
     ``block='swin'``: one timm ``SwinTransformerBlock`` (shared by all AUs) runs on the map weighted by
-    each AU's attention map, so attention acts on that AU's region only; ``'masked'``: global multi-head
-    self-attention whose keys are restricted to the AU region (``M_i > 0``); ``'none'``: pooling only.
+    each AU's attention map, so attention acts on that AU's region only; ``'none'``: pooling only (the
+    ablation without region learning).
     The region features are the map-weighted averages of the result.
     """
 
@@ -115,11 +115,8 @@ class AURegionPooling(nn.Module):
             window = min(window_size, *resolution)
             self.block = SwinTransformerBlock(dim=channels, input_resolution=resolution, num_heads=num_heads,
                                               window_size=window, always_partition=True, mlp_ratio=mlp_ratio)
-        elif block == "masked":
-            self.norm = nn.LayerNorm(channels)
-            self.attn = nn.MultiheadAttention(channels, num_heads, batch_first=True)
         elif block != "none":
-            raise ValueError(f"region block must be swin | masked | none, got {block!r}")
+            raise ValueError(f"region block must be swin | none, got {block!r}")
 
     def forward(self, features: torch.Tensor, maps: torch.Tensor) -> torch.Tensor:
         """features (B, C, h, w), maps (B, K, h, w) → AU features (B, K, C)."""
@@ -131,14 +128,7 @@ class AURegionPooling(nn.Module):
             return pooled / weights.sum(-1, keepdim=True).clamp_min(1e-6)
         tokens = features.flatten(2).transpose(1, 2)  # (B, hw, C)
         region = tokens[:, None] * weights[..., None]  # (B, K, hw, C)
-        if self.block_kind == "swin":
-            out = self.block(region.reshape(b * k, h, w, c)).reshape(b, k, h * w, c)
-        else:
-            x = region.reshape(b * k, h * w, c)
-            outside = (weights <= 0).reshape(b * k, h * w)
-            outside = outside & ~outside.all(-1, keepdim=True)  # an AU off the image keeps all keys
-            y = self.norm(x)
-            out = (x + self.attn(y, y, y, key_padding_mask=outside, need_weights=False)[0]).reshape(b, k, h * w, c)
+        out = self.block(region.reshape(b * k, h, w, c)).reshape(b, k, h * w, c)
         pooled = (out * weights[..., None]).sum(2)
         return pooled / weights.sum(-1)[..., None].clamp_min(1e-6)
 
