@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from affectlab.leaderboard.render import build_tables, load_references, render
+from affectlab.leaderboard.render import render
+from affectlab.leaderboard.tables import build_tables, load_references
 from affectlab.leaderboard.stale import staleness
 from tests.foundation.helpers import wait_for_offline_wandb_keys
 from tests.leaderboard.conftest import make_record
@@ -198,7 +199,7 @@ def test_icc_chart_axis_labels_sit_at_their_values(tmp_path):
     every label at the height its value maps to (the bars' own scale)."""
     import re
 
-    from affectlab.leaderboard.render import _bar_chart_svg, nice_ticks
+    from affectlab.leaderboard.html_page import _bar_chart_svg, nice_ticks
 
     assert nice_ticks(-0.3, 1.0) == [-0.5, 0.0, 0.5, 1.0]
     assert nice_ticks(0.0, 1.0) == [0.0, 0.25, 0.5, 0.75, 1.0]
