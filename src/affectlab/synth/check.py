@@ -13,6 +13,9 @@ oracle     a linear readout of the generator's ground-truth AU state (17 continu
 
 A world that discriminates puts ``cnn`` well above the better unlearned readout and keeps the
 unlearned readouts close to ``trivial`` (targets and measurements: docs/synthetic.md).
+
+Above ~350 lines: data, the five readouts, the verdict and the report are one protocol, kept in one
+module so it reads top to bottom.
 """
 from __future__ import annotations
 

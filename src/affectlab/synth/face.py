@@ -3,6 +3,9 @@
 Coordinates are in IOD units (distance between the eye centres), origin between the eyes, +x image
 right, +y down, +z toward the camera. The AU deformation is applied in this frame, then the rigid
 head pose (§5.4), so AU motion and head motion are separable by construction.
+
+Above ~350 lines: the 68-point geometry, the per-AU deformation tables and identity sampling share
+the landmark indices defined here; split apart, each would import the others' tables.
 """
 from __future__ import annotations
 

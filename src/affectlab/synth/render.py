@@ -10,6 +10,9 @@ identity-fixed albedo map that moves with the head.
 
 Drawing is batched: every primitive is recorded in face coordinates, all points are projected in one
 call, then drawn in order with anti-aliased, 4-bit sub-pixel OpenCV primitives at the output size.
+
+Above ~350 lines: the display list, the canvas, shading and ``render_face`` stay together so the order
+in which a frame is drawn (and so what occludes what) reads in one place.
 """
 from __future__ import annotations
 

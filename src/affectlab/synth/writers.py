@@ -1,4 +1,8 @@
-"""Writers of the official on-disk layouts (datasets.md §1.7, §2.8, §3.8, §4.7) from the shared state."""
+"""Writers of the official on-disk layouts (datasets.md §1.7, §2.8, §3.8, §4.7) from the shared state.
+
+Above ~350 lines: one job per release (BP4D, DISFA, DFEW, FERV39k, videos; 40–60 lines each) next to
+the capture settings, lighting and landmark tracking they share.
+"""
 from __future__ import annotations
 
 import io
