@@ -15,9 +15,9 @@ ResNet-18 trunk and input size (``model.*``), global vs g×g-grid pooling of the
 (``model.grid``), the causal GRU (``model.hidden_dim``, ``num_layers``), normalisation of the frame
 embeddings before it (``model.feature_norm``), which unlabelled video stage 1 sees (``pretrain.source``:
 a separate ``videos`` folder or the stage-2 training subjects' own frames), predictive InfoNCE vs
-per-frame NT-Xent (``pretrain.objective``) with temperature, horizon and clip length, the augmentations, frozen vs fine-tuned extractor
-(``regress.freeze_extractor``), the linear regressor's output range and MSE, label budget scope and seed,
-optimiser and schedule.
+per-frame NT-Xent (``pretrain.objective``) with temperature, horizon and clip length, the augmentations,
+frozen vs fine-tuned extractor (``regress.freeze_extractor``), the linear regressor's output range and
+MSE, label budget scope and seed, optimiser and schedule.
 
 Longer than the ~350-line guide on purpose: two stages with a LightningModule each, and two stage-1
 objectives: the paper preset's predictive reading and the CPU preset's per-frame one (doc). Removed
