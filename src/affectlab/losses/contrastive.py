@@ -86,9 +86,9 @@ def predictive_accuracy(
 
     ``top1``: fraction of predictions whose most similar candidate is the true future embedding
     (chance 1/(B·A)). ``same_clip``: fraction whose most similar candidate comes from the right clip,
-    whatever its time step. ``same_clip`` near 1
-    with ``top1`` near 1/A means the model tells clips apart (e.g. by identity) but not the time steps
-    inside a clip, i.e. the representation has not picked up what changes over time.
+    whatever its time step. ``same_clip`` near 1 with ``top1`` near 1/A means the model tells clips apart
+    (e.g. by identity) but not the time steps inside a clip, i.e. the representation has not picked up
+    what changes over time.
     """
     b, a, k, d = predictions.shape
     top1, same = [], []
