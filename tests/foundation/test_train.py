@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
 
 import pytest
@@ -90,7 +91,28 @@ def test_resume_auto_after_an_interrupted_fit_reaches_the_uninterrupted_metrics(
     # the record says where the stage picked up: at an epoch boundary, so it reproduces
     (info,) = resumed["training"]["resumed"].values()
     assert info["mid_epoch"] is False and info["global_step"] > 0
-    assert straight["training"]["resumed"] == {}
+    assert straight["training"]["resumed"] == {} and straight["training"]["attempts"] == []
+    # the resuming process's code and thread count are recorded beside the start's
+    (attempt,) = resumed["training"]["attempts"]
+    assert attempt["torch_threads"] == torch.get_num_threads()
+    assert attempt["git_commit"] == json.loads((run_dirs[0] / "run.json").read_text())["git_commit"]
+
+
+def test_resuming_with_other_code_warns_and_is_recorded(tmp_path, monkeypatch):
+    from affectlab.engine import rundir
+
+    info = {"git_commit": "a" * 40, "git_dirty": False}
+    monkeypatch.setattr(rundir, "git_state", lambda: {"git_commit": "a" * 40, "git_dirty": False})
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        same = rundir.resume_attempt(info, tmp_path)
+    assert same["git_commit"] == "a" * 40 and same["torch_threads"] >= 1
+    monkeypatch.setattr(rundir, "git_state", lambda: {"git_commit": "b" * 40, "git_dirty": False})
+    with pytest.warns(UserWarning, match="started at a{40}"):
+        assert rundir.resume_attempt(info, tmp_path)["git_commit"] == "b" * 40
+    monkeypatch.setattr(rundir, "git_state", lambda: {"git_commit": "a" * 40, "git_dirty": True})
+    with pytest.warns(UserWarning, match="uncommitted changes"):
+        rundir.resume_attempt(info, tmp_path)
 
 
 @pytest.mark.slow

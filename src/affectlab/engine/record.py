@@ -31,7 +31,8 @@ def unreadable_skipped(run_dir: Path) -> dict[str, dict[str, Any]]:
 def training_amount(cfg: DictConfig, run: RunDirectory, test_batches: int | None) -> dict[str, Any]:
     """Epochs and steps of every stage, the ``limit_*`` settings, and which of them truncated the run's
     training or evaluation (``truncated``: empty for a full run; the board ranks only full runs);
-    ``resumed``: stage → step it was resumed from and whether inside an epoch (not reproducible)."""
+    ``resumed``: stage → step it was resumed from and whether inside an epoch (not reproducible);
+    ``attempts``: the git state and thread count of every resumed process (``run.json``)."""
     stages, timing, resumed = {}, {}, {}
     for done in sorted(run.path.glob("stages/*/done.json")):
         info = json.loads(done.read_text())
@@ -49,7 +50,8 @@ def training_amount(cfg: DictConfig, run: RunDirectory, test_batches: int | None
     if cfg.data.get("limit_items"):
         truncated.append(f"data.limit_items={cfg.data.limit_items}")
     return {"stages": stages, **limits, "limit_items": cfg.data.get("limit_items"), "test_batches": test_batches,
-            "truncated": truncated, "resumed": resumed, "timing": {"stages": timing, "overall": overall(timing)}}
+            "truncated": truncated, "resumed": resumed, "attempts": run.read_info().get("attempts", []),
+            "timing": {"stages": timing, "overall": overall(timing)}}
 
 
 def _cut_batches(value: Any, batches: list[int | None]) -> bool:

@@ -5,6 +5,7 @@ import json
 import os
 import time
 import uuid
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -78,6 +79,20 @@ def find_resumable(cfg: DictConfig, digest: str) -> Path | None:
     return max(candidates)[1] if candidates else None
 
 
+def resume_attempt(info: dict[str, Any], run_path: Path) -> dict[str, Any]:
+    """What this process resumes ``run_path`` with: its git state and intra-op thread count (both can
+    change a CPU result). Warns when the code differs from the run's start: the record keeps the start
+    commit (so later changes of the method make it stale) and lists every attempt."""
+    attempt = {"time": time.time(), **git_state(), "torch_threads": environment_summary()["torch_threads"]}
+    started = info.get("git_commit")
+    if attempt["git_commit"] != started or attempt["git_dirty"]:
+        state = f"{attempt['git_commit']}{' with uncommitted changes' if attempt['git_dirty'] else ''}"
+        warnings.warn(f"resuming {run_path} at commit {state}, but the run started at {started}: its results "
+                      "mix two versions of the code; the record keeps the start commit and lists every attempt "
+                      "(training.attempts)", stacklevel=2)
+    return attempt
+
+
 def prepare_run_dir(cfg: DictConfig, is_rank_zero: bool) -> RunDirectory:
     """Create (rank 0) or locate the run directory, honouring ``cfg.resume``."""
     digest = config_hash(cfg)
@@ -105,7 +120,9 @@ def prepare_run_dir(cfg: DictConfig, is_rank_zero: bool) -> RunDirectory:
         if info.get("status") == "finished" and (resume_path / "results.json").is_file():
             run.finished = True
         elif is_rank_zero:
-            run.update_info(status="running", resumes=info.get("resumes", 0) + 1)
+            attempt = resume_attempt(info, resume_path)
+            run.update_info(status="running", resumes=info.get("resumes", 0) + 1,
+                            attempts=[*info.get("attempts", []), attempt])
         return run
 
     name = cfg.run_name or _shared_run_name() or f"{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}"
