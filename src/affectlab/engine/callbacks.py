@@ -139,14 +139,15 @@ def fault_injection_from_env() -> L.Callback | None:
 
 
 class KillAfterEpochs(L.Callback):
-    """Kills the process after N finished epochs (``AFFECTLAB_FAULT_AFTER_EPOCHS``), once the
-    epoch's checkpoint is on disk: how the tests prove that ``resume=auto`` survives a crash."""
+    """Kills the process at the start of epoch N (``AFFECTLAB_FAULT_AFTER_EPOCHS``): how the tests prove
+    that ``resume=auto`` survives a crash. For an epoch-based stage the checkpoint of epoch N−1's
+    validation is then on disk; a stage validating every n steps may have saved last at an earlier step."""
 
     def __init__(self, epochs: int) -> None:
         self.epochs = epochs
 
     def on_train_epoch_start(self, trainer, pl_module) -> None:
-        # the previous epoch's checkpoint was written at its validation end, so the kill loses nothing saved
+        # epoch-based: the previous epoch's checkpoint was written at its validation end
         if trainer.current_epoch >= self.epochs:
             print(f"[affectlab] fault injection: killing the run after epoch {trainer.current_epoch}", flush=True)
             os._exit(17)
