@@ -1,4 +1,4 @@
-"""The AU relation-matrix artefact: CSV layout (read back by benchmarks/region_relation_evidence.py) and PNG."""
+"""The AU relation-matrix artefact: CSV layout (read back to compare with the true co-occurrence) and PNG."""
 from __future__ import annotations
 
 import torch

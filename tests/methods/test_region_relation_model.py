@@ -185,6 +185,7 @@ def test_train_command_pretrains_then_probes_and_records(tmp_path):
     record = train(cfg)
     assert record["method"] == "region_relation"
     assert set(record["metrics"]) >= {"f1_au01", "f1_au04", "f1_mean"}
+    assert not any(k.startswith("relation_") for k in record["metrics"])  # no generator ground truth here
     run_dir = tmp_path / "region_relation" / "toyau"
     (run,) = list(run_dir.iterdir())
     assert (run / "artifacts" / "au_relation.csv").is_file()
@@ -193,18 +194,30 @@ def test_train_command_pretrains_then_probes_and_records(tmp_path):
 
 
 def test_bp4d_release_with_landmarks_runs_both_stages(tmp_path):
-    """The BP4D datamodule's 49-point landmarks feed the AU maps; 12 AUs are probed and recorded."""
+    """The BP4D datamodule's 49-point landmarks feed the AU maps; 12 AUs are probed and recorded. Beside a
+    generator's ground truth (a synthetic release), the learned relation's agreement with the true AU
+    co-occurrence is recorded too, equal to that of the exported matrix."""
     import sys
     from pathlib import Path
+
+    import numpy as np
+    import pandas as pd
 
     sys.path.insert(0, str(Path(__file__).parents[1] / "data"))
     import releases
 
     from affectlab.config import compose
     from affectlab.engine.runner import train
+    from affectlab.evaluation.relation_agreement import groundtruth_cooccurrence, relation_agreement
 
     root = tmp_path / "BP4D"
     releases.write_bp4d(root, subjects=["F001", "F002", "F003", "F005", "F004", "F006"], tasks=("T1",), n_frames=6)
+    aus = ["au01", "au02", "au04", "au06", "au07", "au10", "au12", "au14", "au15", "au17", "au23", "au24"]
+    (tmp_path / "groundtruth").mkdir()
+    rng = np.random.default_rng(0)
+    pd.DataFrame(rng.random((200, 12)) * (rng.random((200, 12)) < 0.4) * 3, columns=aus).to_csv(
+        tmp_path / "groundtruth" / "bp4d.csv.gz", index=False)
+    (tmp_path / ".complete-bp4d").write_text("3\n")  # what makes the release synthetic
     cfg = compose(["METHOD=region_relation", "DATA=bp4d", f"data.root={root}", "data.batch_size=4",
                    "data.num_workers=0", "data.image_size=32", "method.small_embed_dim=16", "method.small_heads=[2,2]",
                    "method.pretrain_epochs=1", "method.probe_epochs=1", "trainer.limit_train_batches=2",
@@ -216,6 +229,11 @@ def test_bp4d_release_with_landmarks_runs_both_stages(tmp_path):
     header = (run / "artifacts" / "au_relation.csv").read_text().splitlines()[0]
     assert header.split(",")[1:] == ["AU01", "AU02", "AU04", "AU06", "AU07", "AU10", "AU12", "AU14", "AU15",
                                      "AU17", "AU23", "AU24"]
+    learned = pd.read_csv(run / "artifacts" / "au_relation.csv", index_col=0).to_numpy(dtype=np.float64)
+    names = [a.upper() for a in aus]
+    expected = relation_agreement(learned, groundtruth_cooccurrence(root, "bp4d", names), names)
+    for key, value in expected.items():
+        assert record["metrics"][key] == pytest.approx(value, abs=1e-5), key
 
 
 def test_pairs_batches_use_the_two_frames_as_views():

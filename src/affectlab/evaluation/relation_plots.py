@@ -1,7 +1,8 @@
 """Artefacts of a learned K×K AU relation matrix: a CSV with an AU header row and column, and a heatmap.
 
-Written by the region/relation method after pretraining (``artifacts/au_relation.{csv,png}``) and read
-back by ``benchmarks/region_relation_evidence.py``.
+Written by the region/relation method after pretraining (``artifacts/au_relation.{csv,png}``); on a
+synthetic release the probe's test pass compares the same matrix with the true AU co-occurrence
+(``evaluation.relation_agreement``).
 """
 from __future__ import annotations
 
