@@ -145,6 +145,35 @@ def test_stale_when_method_code_changes_after_the_commit(tmp_path):
     assert tables[0].rows[0].stale
 
 
+def test_stale_when_a_module_the_method_imports_changes(tmp_path):
+    """A loss the method imports (directly or through its model) is its code; the shared engine is not."""
+    from affectlab.leaderboard.stale import method_paths
+
+    repo = tmp_path / "repo"
+    pkg = repo / "src/affectlab"
+    for folder in ("methods", "models", "losses", "engine"):
+        (pkg / folder).mkdir(parents=True)
+    (pkg / "methods/zeta.py").write_text("from affectlab.models.net import Net\nfrom affectlab.engine.loop import run\n")
+    (pkg / "models/net.py").write_text("def f():\n    from affectlab.losses.helper import loss\n")
+    (pkg / "losses/helper.py").write_text("loss = 1\n")
+    (pkg / "engine/loop.py").write_text("run = 1\n")
+    _git(repo, "init", "-q")
+    _git(repo, "config", "user.email", "t@t")
+    _git(repo, "config", "user.name", "t")
+    _git(repo, "add", ".")
+    _git(repo, "commit", "-qm", "one")
+    first = _git(repo, "rev-parse", "HEAD")
+    assert {"src/affectlab/models/net.py", "src/affectlab/losses/helper.py"} <= set(method_paths("zeta", repo))
+    assert "src/affectlab/engine/loop.py" not in method_paths("zeta", repo)
+    (pkg / "engine/loop.py").write_text("run = 2\n")
+    _git(repo, "commit", "-qam", "engine")
+    assert staleness("zeta", first, repo) == (False, "up to date")
+    (pkg / "losses/helper.py").write_text("loss = 2\n")
+    _git(repo, "commit", "-qam", "loss")
+    stale, reason = staleness("zeta", first, repo)
+    assert stale is True and "1 commit(s)" in reason
+
+
 def _leaderboard_command(argv: list[str]) -> int:
     import argparse
 

@@ -1,15 +1,48 @@
 """Is a record stale? True when the method's code changed after the record's git commit.
 
-The files that define a method are its registered module, its YAML presets and any model or
-loss module named after it. A record whose commit is not in this repository cannot be
-judged (``None``), and a record made from a dirty tree says so in its reason.
+The files that define a method are its registered module, its YAML presets, any model or loss
+module named after it, and the model, loss, evaluation and metric modules its module imports
+(followed through those packages: e.g. a loss module the method's model imports). The shared
+engine and data modules are not followed: they serve every method. A record whose commit is not in
+this repository cannot be judged (``None``), and a record made from a dirty tree says so in its reason.
 """
 from __future__ import annotations
 
+import ast
 import inspect
 import sys
 import subprocess
 from pathlib import Path
+
+#: packages whose modules count as the method's code when its module imports them
+FOLLOWED = ("models", "losses", "evaluation", "metrics")
+
+
+def imported_modules(path: Path, repo_root: Path) -> set[str]:
+    """Repository-relative paths of the ``affectlab.{models,losses,evaluation,metrics}`` modules that
+    ``path`` imports (anywhere in it, function bodies included), followed through those packages."""
+    package = repo_root / "src" / "affectlab"
+    seen: set[str] = set()
+    todo = [path]
+    while todo:
+        try:
+            tree = ast.parse(todo.pop().read_text())
+        except (OSError, SyntaxError):
+            continue
+        for node in ast.walk(tree):
+            names = [node.module or ""] if isinstance(node, ast.ImportFrom) and node.level == 0 else \
+                [a.name for a in node.names] if isinstance(node, ast.Import) else []
+            for name in names:
+                parts = name.split(".")
+                if len(parts) < 2 or parts[0] != "affectlab" or parts[1] not in FOLLOWED:
+                    continue
+                for candidate in (package.joinpath(*parts[1:]).with_suffix(".py"),
+                                  package.joinpath(*parts[1:], "__init__.py")):
+                    rel = str(candidate.relative_to(repo_root))
+                    if candidate.is_file() and rel not in seen:
+                        seen.add(rel)
+                        todo.append(candidate)
+    return seen
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 
@@ -30,6 +63,8 @@ def method_paths(method: str, repo_root: Path = REPO_ROOT) -> list[str]:
     for folder in ("src/affectlab/models", "src/affectlab/losses"):
         for path in (repo_root / folder).glob(f"{method}*"):
             paths.add(str(path.relative_to(repo_root)))
+    for module in [p for p in paths if p.endswith(".py")]:
+        paths |= imported_modules(repo_root / module, repo_root)
     return sorted(paths)
 
 
