@@ -428,7 +428,7 @@ class RegionRelation(MethodSpec):
                         max_steps=m.pretrain_max_steps, val_every_n_steps=m.pretrain_val_every_n_steps,
                         callbacks=probes)
         probe = RegionRelationProbe(cfg, pre.encoder, au_names, dm.train_pos_rate())
-        if m.pretrain and getattr(dm, "is_synthetic", lambda: False)():
+        if m.pretrain and int(pre.prior.plan_updates) > 0 and getattr(dm, "is_synthetic", lambda: False)():
             truth = groundtruth_cooccurrence(dm.root, cfg.data.name, pre.au_names)
             if truth is not None:
                 learned = pre.relation_matrix().double().numpy()
