@@ -155,7 +155,8 @@ def test_stale_when_a_module_the_method_imports_changes(tmp_path):
         (pkg / folder).mkdir(parents=True)
     (pkg / "methods/zeta.py").write_text("from affectlab.models.net import Net\nfrom affectlab.engine.loop import run\n")
     (pkg / "models/net.py").write_text("def f():\n    from affectlab.losses.helper import loss\n")
-    (pkg / "losses/helper.py").write_text("loss = 1\n")
+    (pkg / "losses/helper.py").write_text("from .base import scale\nloss = 1\n")
+    (pkg / "losses/base.py").write_text("scale = 1\n")
     (pkg / "engine/loop.py").write_text("run = 1\n")
     _git(repo, "init", "-q")
     _git(repo, "config", "user.email", "t@t")
@@ -163,7 +164,8 @@ def test_stale_when_a_module_the_method_imports_changes(tmp_path):
     _git(repo, "add", ".")
     _git(repo, "commit", "-qm", "one")
     first = _git(repo, "rev-parse", "HEAD")
-    assert {"src/affectlab/models/net.py", "src/affectlab/losses/helper.py"} <= set(method_paths("zeta", repo))
+    assert {"src/affectlab/models/net.py", "src/affectlab/losses/helper.py",
+            "src/affectlab/losses/base.py"} <= set(method_paths("zeta", repo))  # relative import followed
     assert "src/affectlab/engine/loop.py" not in method_paths("zeta", repo)
     (pkg / "engine/loop.py").write_text("run = 2\n")
     _git(repo, "commit", "-qam", "engine")

@@ -18,31 +18,44 @@ from pathlib import Path
 FOLLOWED = ("models", "losses", "evaluation", "metrics")
 
 
+def _imported_names(tree: ast.AST, module_parts: list[str]) -> list[str]:
+    """Dotted names a module imports; relative imports resolved against ``module_parts`` (its own name)."""
+    names = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names += [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = module_parts[: len(module_parts) - node.level] if node.level else []
+            module = [*base, *(node.module.split(".") if node.module else [])]
+            # ``from package import module`` names a module too
+            names += [".".join(module)] + [".".join([*module, a.name]) for a in node.names]
+    return names
+
+
 def imported_modules(path: Path, repo_root: Path) -> set[str]:
     """Repository-relative paths of the ``affectlab.{models,losses,evaluation,metrics}`` modules that
     ``path`` imports (anywhere in it, function bodies included), followed through those packages."""
-    package = repo_root / "src" / "affectlab"
+    src = repo_root / "src"
     seen: set[str] = set()
     todo = [path]
     while todo:
+        current = todo.pop()
         try:
-            tree = ast.parse(todo.pop().read_text())
+            tree = ast.parse(current.read_text())
         except (OSError, SyntaxError):
             continue
-        for node in ast.walk(tree):
-            names = [node.module or ""] if isinstance(node, ast.ImportFrom) and node.level == 0 else \
-                [a.name for a in node.names] if isinstance(node, ast.Import) else []
-            for name in names:
-                parts = name.split(".")
-                if len(parts) < 2 or parts[0] != "affectlab" or parts[1] not in FOLLOWED:
-                    continue
-                for candidate in (package.joinpath(*parts[1:]).with_suffix(".py"),
-                                  package.joinpath(*parts[1:], "__init__.py")):
-                    rel = str(candidate.relative_to(repo_root))
-                    if candidate.is_file() and rel not in seen:
-                        seen.add(rel)
-                        todo.append(candidate)
+        own = list(current.relative_to(src).with_suffix("").parts) if current.is_relative_to(src) else []
+        for name in _imported_names(tree, own):
+            parts = name.split(".")
+            if len(parts) < 2 or parts[0] != "affectlab" or parts[1] not in FOLLOWED:
+                continue
+            for candidate in (src.joinpath(*parts).with_suffix(".py"), src.joinpath(*parts, "__init__.py")):
+                rel = str(candidate.relative_to(repo_root))
+                if candidate.is_file() and rel not in seen:
+                    seen.add(rel)
+                    todo.append(candidate)
     return seen
+
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 
