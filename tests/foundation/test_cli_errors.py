@@ -118,6 +118,17 @@ def test_leaderboard_usage_mistakes(capsys, tmp_path):
     fails(capsys, ["leaderboard", "export", *url], "export FILE.jsonl")
 
 
+@pytest.mark.parametrize("action", [["render"], ["export", "out.jsonl"]])
+def test_leaderboard_read_of_a_missing_board_creates_nothing(capsys, tmp_path, monkeypatch, action):
+    missing = tmp_path / "typo" / "board.sqlite"
+    out = tmp_path / "out"
+    fails(capsys, ["leaderboard", *action, "--url", f"sqlite:///{missing}", "--out", str(out)],
+          f"{missing}: no leaderboard database there")
+    monkeypatch.setenv("AFFECTLAB_LEADERBOARD_URL", f"sqlite:///{missing}")
+    fails(capsys, ["leaderboard", *action, "--out", str(out)], "no leaderboard database there")
+    assert not (tmp_path / "typo").exists() and not out.exists()
+
+
 def test_cv_mistakes(capsys, tmp_path):
     cv = ["cv", "METHOD=baseline", "DATA=toyau", f"run_root={tmp_path}"]
     fails(capsys, [*cv, "--aggregate-only"], "folds [1, 2, 3]", "have not finished")

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 
 from affectlab.schema import ConfigError
 
@@ -27,25 +28,28 @@ def run(args: argparse.Namespace) -> int:
 
     words = list(args.words)
     action = words.pop(0) if words and words[0] in ("render", "export", "import") else "render"
-    store = open_store(args.url)
-    try:
-        if action == "export":
-            if len(words) != 1:
-                raise ConfigError("usage: affectlab leaderboard export FILE.jsonl")
-            print(f"exported {store.export_jsonl(words[0])} records to {words[0]}")
-            return 0
-        if action == "import":
-            if not words:
-                raise ConfigError("usage: affectlab leaderboard import FILE.jsonl|RUN_DIR/results.json ...")
-            for word in words:
-                print(f"imported {store.import_jsonl(word)} new records from {word}")
-            return 0
-        dataset = None
+    if action == "export" and len(words) != 1:
+        raise ConfigError("usage: affectlab leaderboard export FILE.jsonl")
+    if action == "import" and not words:
+        raise ConfigError("usage: affectlab leaderboard import FILE.jsonl|RUN_DIR/results.json ...")
+    dataset = None
+    if action == "render":
         for word in words:
             key, _, value = word.partition("=")
             if key != "DATA" or not value:
                 raise ConfigError(f"unknown argument {word!r}; expected DATA=<dataset>")
             dataset = value
+    if action != "import":
+        _require_existing_board(args.url)
+    store = open_store(args.url)
+    try:
+        if action == "export":
+            print(f"exported {store.export_jsonl(words[0])} records to {words[0]}")
+            return 0
+        if action == "import":
+            for word in words:
+                print(f"imported {store.import_jsonl(word)} new records from {word}")
+            return 0
         from affectlab.leaderboard.render import log_wandb_tables, render
 
         out = render(store.records(), args.out, dataset=dataset, all_runs=args.all, png=not args.no_png,
@@ -61,3 +65,15 @@ def run(args: argparse.Namespace) -> int:
         return 0
     finally:
         store.close()
+
+
+def _require_existing_board(url: str | None) -> None:
+    """render and export only read: a board named explicitly (``--url`` or AFFECTLAB_LEADERBOARD_URL) whose
+    SQLite file does not exist is a mistyped path, not an empty board to create and render."""
+    from affectlab.leaderboard.store import sqlite_file
+
+    url = url or os.environ.get("AFFECTLAB_LEADERBOARD_URL")
+    db_file = sqlite_file(url) if url else None
+    if db_file is not None and not db_file.is_file():
+        raise ConfigError(f"{db_file}: no leaderboard database there (render and export read an existing board; "
+                          "`affectlab leaderboard import` or a training run creates one)")

@@ -91,11 +91,19 @@ def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="microseconds")
 
 
+def sqlite_file(url: str) -> Path | None:
+    """The database file of a file-based SQLite URL; None for other databases and in-memory SQLite."""
+    if not url.startswith("sqlite"):
+        return None
+    db_path = url.split("///", 1)[-1]
+    return Path(db_path) if db_path and db_path != ":memory:" and db_path != url else None
+
+
 def _make_engine(url: str) -> Engine:
     if url.startswith("sqlite"):
-        db_path = url.split("///", 1)[-1]
-        if db_path and db_path != ":memory:":
-            Path(db_path).parent.mkdir(parents=True, exist_ok=True)
+        db_file = sqlite_file(url)
+        if db_file is not None:
+            db_file.parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(url, connect_args={"timeout": 120})
 
         @event.listens_for(engine, "connect")
