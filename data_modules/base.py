@@ -124,6 +124,31 @@ class DataConfig:
     labelled_windows_only: bool = False
 
 
+#: (key, lowest, highest) of the DataConfig numbers every datamodule shares; None = unbounded or "null allowed"
+_DATA_BOUNDS = (("batch_size", 1, None), ("eval_batch_size", 1, None), ("num_workers", 0, None),
+                ("image_size", 8, None), ("limit_items", 1, None), ("val_fraction", 0.0, 0.99),
+                ("max_bad_fraction", 0.0, 1.0), ("clip_segments", 1, None), ("clip_frames_per_segment", 1, None),
+                ("items_per_track", 1, None), ("pair_gap_min", 0, None), ("pair_frame_stride", 1, None),
+                ("sequence_length", 1, None), ("label_fraction", 1e-6, 1.0))
+
+
+def check_data_bounds(cfg: Any) -> None:
+    """Refuse shared ``cfg.data`` numbers outside their range before any work starts (a batch size of 0
+    would otherwise end in a DataLoader traceback), naming the key and the range."""
+    from affectlab.schema import ConfigError
+
+    for key, low, high in _DATA_BOUNDS:
+        value = cfg.get(key)
+        if value is None:
+            continue
+        if value < low or (high is not None and value > high):
+            expected = f"a value in [{low}, {high}]" if high is not None else f"a value >= {low}"
+            raise ConfigError(f"bad value for 'data.{key}': {value!r}; expected {expected}")
+    if cfg.pair_gap_max < cfg.pair_gap_min:
+        raise ConfigError(f"bad value for 'data.pair_gap_max': {cfg.pair_gap_max}; expected >= "
+                          f"data.pair_gap_min ({cfg.pair_gap_min})")
+
+
 def check_fold(name: str, fold: int, n: int) -> None:
     """Refuse a fold outside the protocol's ``1…n`` (a config mistake, so a ``ConfigError``)."""
     from affectlab.schema import ConfigError

@@ -206,6 +206,7 @@ def compose(overrides: Iterable[str] = (), **selectors: Optional[str]) -> DictCo
     """
     from affectlab.methods import METHODS
     from data_modules import DATAMODULES
+    from data_modules.base import check_data_bounds
 
     cli_selectors, dotlist = split_overrides(overrides)
     chosen = {k: v for k, v in cli_selectors.items()}
@@ -265,6 +266,9 @@ def compose(overrides: Iterable[str] = (), **selectors: Optional[str]) -> DictCo
     cfg.experiment = _experiment_label(exp_path) if exp_path else None
     _check_missing(cfg)
     check_trainer(cfg.trainer)
+    if not 0 <= cfg.seed < 2**32:
+        raise ConfigError(f"bad value for 'seed': {cfg.seed}; expected an integer in [0, 2**32 - 1] (numpy's seed range)")
+    check_data_bounds(cfg.data)
     return cfg
 
 

@@ -41,7 +41,7 @@ def test_invalid_method_dataset_pair_lists_the_valid_datasets(capsys, tmp_path, 
     assert not runs.exists()  # refused before a run directory was made
 
 
-# --- item 7: config values Lightning would only reject mid-run -------------------------------------
+# --- item 7: config values Lightning, numpy or the DataLoader would only reject mid-run -------------------------------------
 @pytest.mark.parametrize("override, expected", [
     ("trainer.precision=17", "'trainer.precision': '17'"),
     ("trainer.limit_train_batches=-3", "'trainer.limit_train_batches': -3"),
@@ -49,6 +49,10 @@ def test_invalid_method_dataset_pair_lists_the_valid_datasets(capsys, tmp_path, 
     ("trainer.accelerator=gpux", "'trainer.accelerator': 'gpux'"),
     ("trainer.lr_scaling=cubic", "'trainer.lr_scaling': 'cubic'"),
     ("trainer.accumulate_grad_batches=0", "'trainer.accumulate_grad_batches': 0"),
+    ("seed=-1", "'seed': -1"),
+    ("data.batch_size=0", "'data.batch_size': 0"),
+    ("data.num_workers=-1", "'data.num_workers': -1"),
+    ("data.val_fraction=1.2", "'data.val_fraction': 1.2"),
 ])
 def test_trainer_values_are_checked_when_the_config_is_composed(capsys, tmp_path, override, expected):
     fails(capsys, ["train", "METHOD=baseline", "DATA=toyau", override, f"run_root={tmp_path}", *QUIET], expected)
