@@ -100,6 +100,23 @@ def check_trainer(t: DictConfig) -> None:
             raise bad(key, f"an integer >= {low}")
 
 
+def check_optimiser_numbers(section: Any, prefix: str = "method") -> None:
+    """Refuse learning rates <= 0 and negative weight decays or momenta anywhere in ``cfg.method`` (keys
+    named ``lr``/``*_lr``, ``weight_decay``/``*_weight_decay``, ``momentum``), which torch's optimisers would
+    only reject after the data are loaded and the run directory is made."""
+    for key, value in section.items():
+        path = f"{prefix}.{key}"
+        if isinstance(value, DictConfig):
+            check_optimiser_numbers(value, path)
+            continue
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            continue
+        if (key == "lr" or key.endswith("_lr")) and not value > 0:
+            raise ConfigError(f"bad value for '{path}': {value!r}; expected a learning rate > 0")
+        if (key in ("weight_decay", "momentum") or key.endswith("_weight_decay")) and value < 0:
+            raise ConfigError(f"bad value for '{path}': {value!r}; expected a value >= 0")
+
+
 @dataclass
 class WandbConfig:
     enabled: bool = True
@@ -269,6 +286,7 @@ def compose(overrides: Iterable[str] = (), **selectors: Optional[str]) -> DictCo
     if not 0 <= cfg.seed < 2**32:
         raise ConfigError(f"bad value for 'seed': {cfg.seed}; expected an integer in [0, 2**32 - 1] (numpy's seed range)")
     check_data_bounds(cfg.data)
+    check_optimiser_numbers(cfg.method)
     return cfg
 
 

@@ -53,6 +53,8 @@ def test_invalid_method_dataset_pair_lists_the_valid_datasets(capsys, tmp_path, 
     ("data.batch_size=0", "'data.batch_size': 0"),
     ("data.num_workers=-1", "'data.num_workers': -1"),
     ("data.val_fraction=1.2", "'data.val_fraction': 1.2"),
+    ("method.lr=-1", "'method.lr': -1"),
+    ("method.weight_decay=-0.1", "'method.weight_decay': -0.1"),
 ])
 def test_trainer_values_are_checked_when_the_config_is_composed(capsys, tmp_path, override, expected):
     fails(capsys, ["train", "METHOD=baseline", "DATA=toyau", override, f"run_root={tmp_path}", *QUIET], expected)
