@@ -272,16 +272,15 @@ def test_data_source_of_a_copied_synthetic_release_is_identified(tmp_path):
     assert data_source(cfg, SimpleNamespace()) == ("synthetic-v2-tiny-seed0", None)
 
 
-def test_a_stage_ending_between_validations_saves_its_last_step(tmp_path):
-    """max_steps off the validation grid (7 steps, validation every 3): last.ckpt, which the next
-    stage and resume=auto read, must hold step 7's weights, not those of the validation at step 6."""
+def _fit_tiny_step_validated_stage(tmp_path: Path, max_steps: int, val_every_n_steps: int):
+    """A 2-parameter module on 8 items in batches of 2 (4 steps per epoch), validated every n steps
+    across epochs, through the runner's ``build_trainer`` (its checkpoint callbacks and IO)."""
     import lightning as L
     from omegaconf import OmegaConf
     from torch import nn
     from torch.utils.data import DataLoader, TensorDataset
 
     from affectlab.config import TrainerConfig
-    from affectlab.engine.checkpoints import LAST
     from affectlab.engine.runner import build_trainer
     from affectlab.methods import Stage
 
@@ -308,12 +307,132 @@ def test_a_stage_ending_between_validations_saves_its_last_step(tmp_path):
 
     cfg = OmegaConf.create({"trainer": OmegaConf.structured(TrainerConfig), "deterministic": False})
     cfg.trainer.enable_progress_bar = False
-    stage = Stage("pretrain", Tiny(), Data(), max_epochs=-1, max_steps=7, val_every_n_steps=3)
+    stage = Stage("pretrain", Tiny(), Data(), max_epochs=-1, max_steps=max_steps, val_every_n_steps=val_every_n_steps)
     trainer, _ = build_trainer(cfg, stage, tmp_path, [])
     trainer.fit(stage.module, datamodule=stage.datamodule)
+    return trainer, stage.module
+
+
+def test_a_stage_ending_between_validations_saves_its_last_step(tmp_path):
+    """max_steps off the validation grid (7 steps, validation every 3): last.ckpt, which the next
+    stage and resume=auto read, must hold step 7's weights, not those of the validation at step 6."""
+    from affectlab.engine.checkpoints import LAST
+
+    trainer, module = _fit_tiny_step_validated_stage(tmp_path, max_steps=7, val_every_n_steps=3)
     saved = torch.load(tmp_path / LAST, map_location="cpu", weights_only=False)
     assert trainer.global_step == 7 and saved["global_step"] == 7
-    assert torch.equal(saved["state_dict"]["layer.weight"], stage.module.layer.weight.detach())
+    assert torch.equal(saved["state_dict"]["layer.weight"], module.layer.weight.detach())
+
+
+def test_a_step_validated_stage_also_saves_last_at_every_epoch_end(tmp_path, monkeypatch):
+    """A stage validated every n steps wrote last.ckpt only at its validations, which fall inside
+    epochs, so every resume of it was a mid-epoch one that cannot reproduce the uninterrupted run.
+    It now also writes it at each epoch end (4 steps per epoch here), from which a resume is exact."""
+    from affectlab.engine.callbacks import AtomicCheckpointIO, saved_mid_epoch
+    from affectlab.engine.checkpoints import LAST
+
+    writes, after_epoch_end = [], []
+    original = AtomicCheckpointIO.save_checkpoint
+
+    def spy(self, checkpoint, path, storage_options=None):
+        if Path(path).name == LAST:
+            epochs = checkpoint["loops"]["fit_loop"]["epoch_progress"]["current"]
+            writes.append((checkpoint["global_step"], saved_mid_epoch(checkpoint)))
+            after_epoch_end.append(epochs["processed"] == epochs["started"])
+        return original(self, checkpoint, path, storage_options)
+
+    monkeypatch.setattr(AtomicCheckpointIO, "save_checkpoint", spy)
+    _fit_tiny_step_validated_stage(tmp_path, max_steps=10, val_every_n_steps=3)
+    steps = [step for step, _ in writes]
+    assert {3, 6, 9} <= set(steps) and {4, 8} <= set(steps) and steps[-1] == 10
+    assert len(steps) == len(set(steps))                                  # never twice for one step
+    assert dict(writes)[4] is False and dict(writes)[8] is False          # epoch ends: exact resume points
+    assert dict(writes)[3] is True and dict(writes)[9] is True            # validations inside an epoch
+    # a validation on an epoch's last batch is followed by the epoch-end write, which is the one kept
+    writes.clear()
+    after_epoch_end.clear()
+    _fit_tiny_step_validated_stage(tmp_path / "grid", max_steps=8, val_every_n_steps=4)
+    last_write = {step: ended for (step, _), ended in zip(writes, after_epoch_end)}   # the last write of each step
+    assert last_write == {4: True, 8: True}
+
+
+class _Jittered(torch.utils.data.Dataset):
+    """8 items whose training jitter is drawn from torch's RNG (in the DataLoader worker, as the
+    datasets' ``_rng`` does)."""
+
+    def __len__(self) -> int:
+        return 8
+
+    def __getitem__(self, index: int):
+        return torch.full((2,), float(index)) + torch.rand(2)
+
+
+def _fit_jittered_step_stage(tmp_path: Path, resume: bool = False, stop_at_epoch: int | None = None) -> torch.Tensor:
+    """12 steps (4 per epoch), validation every 5, dropout in the model, jitter in 2 training workers
+    and a persistent validation worker: every source of randomness a resume has to replay."""
+    import lightning as L
+    from omegaconf import OmegaConf
+    from torch import nn
+    from torch.utils.data import DataLoader
+
+    from affectlab.config import TrainerConfig
+    from affectlab.engine.checkpoints import LAST
+    from affectlab.engine.runner import build_trainer
+    from affectlab.methods import Stage
+    from data_modules.seeded_sampler import seeded_train_loader
+
+    class Stop(Exception):
+        pass
+
+    class Noisy(L.LightningModule):
+        def __init__(self) -> None:
+            super().__init__()
+            self.layer, self.drop = nn.Linear(2, 1), nn.Dropout(0.5)
+
+        def training_step(self, batch, batch_idx):
+            return self.layer(self.drop(batch)).pow(2).mean()
+
+        def validation_step(self, batch, batch_idx):
+            self.log("val/loss", self.layer(batch).pow(2).mean())
+
+        def on_train_epoch_start(self) -> None:
+            if stop_at_epoch is not None and self.current_epoch == stop_at_epoch:
+                raise Stop
+
+        def configure_optimizers(self):
+            return torch.optim.SGD(self.parameters(), lr=0.1)
+
+    class Data(L.LightningDataModule):
+        def train_dataloader(self):
+            return seeded_train_loader(_Jittered(), 2, 0, num_workers=2)
+
+        def val_dataloader(self):
+            return DataLoader(_Jittered(), batch_size=4, num_workers=1, persistent_workers=True)
+
+    L.seed_everything(0, verbose=False)
+    cfg = OmegaConf.create({"trainer": OmegaConf.structured(TrainerConfig), "deterministic": False})
+    cfg.trainer.enable_progress_bar = False
+    stage = Stage("pretrain", Noisy(), Data(), max_epochs=-1, max_steps=12, val_every_n_steps=5)
+    trainer, _ = build_trainer(cfg, stage, tmp_path, [])
+    try:
+        trainer.fit(stage.module, datamodule=stage.datamodule, ckpt_path=str(tmp_path / LAST) if resume else None)
+    except Stop:
+        pass
+    return stage.module.layer.weight.detach().clone()
+
+
+def test_a_step_based_stage_resumed_from_an_epoch_end_reproduces_the_uninterrupted_fit(tmp_path):
+    """Lightning 2.6 resumes a max_steps fit from an epoch-end checkpoint into the finished epoch (one
+    extra batch, every later epoch number shifted), skips the sanity check that made the validation
+    workers, and makes the first epoch's DataLoader iterator before the RNG restore; each broke the
+    replay (engine.callbacks). Killed at the start of epoch 2 (last.ckpt at step 8) and resumed, the
+    fit must end with the uninterrupted fit's weights, bit for bit."""
+    straight = _fit_jittered_step_stage(tmp_path / "a")
+    _fit_jittered_step_stage(tmp_path / "b", stop_at_epoch=2)
+    saved = torch.load(tmp_path / "b" / "last.ckpt", map_location="cpu", weights_only=False)
+    assert saved["global_step"] == 8
+    resumed = _fit_jittered_step_stage(tmp_path / "b", resume=True)
+    assert torch.equal(resumed, straight)
 
 
 def test_saved_mid_epoch_reads_lightning_loop_progress():

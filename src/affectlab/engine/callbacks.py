@@ -54,7 +54,9 @@ class LastEveryEpochCheckpoint(ModelCheckpoint):
     save point. Lightning 2.6 writes it only beside a new best, so a resumed run restarted from the last
     improving epoch and a stage without ``monitor`` had no ``last.ckpt`` at all; and a step-based stage
     whose ``max_steps`` is not a multiple of its validation interval handed the next stage the weights of
-    its last validation, not of its last step. (Uses ModelCheckpoint's own helpers, private in Lightning 2.6.)"""
+    its last validation, not of its last step. A stage validated every n steps also writes it at each
+    epoch end: its validations fall inside epochs, and only a checkpoint from an epoch boundary resumes
+    exactly (``RNGStateCallback``). (Uses ModelCheckpoint's own helpers, private in Lightning 2.6.)"""
 
     def _save_last_now(self, trainer: L.Trainer) -> None:
         if self.save_last and not self._should_skip_saving_checkpoint(trainer):
@@ -62,7 +64,12 @@ class LastEveryEpochCheckpoint(ModelCheckpoint):
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         super().on_train_epoch_end(trainer, pl_module)
-        if self._should_save_on_train_epoch_end(trainer):
+        if trainer.check_val_every_n_epoch is None:
+            # validated by steps: also here, even right after a validation at this very step, whose
+            # checkpoint holds the loop state inside the epoch; only this one resumes exactly
+            if self.save_last and not trainer.fast_dev_run and not trainer.sanity_checking:
+                self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))
+        elif self._should_save_on_train_epoch_end(trainer):
             self._save_last_now(trainer)
 
     def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
@@ -107,6 +114,8 @@ class RNGStateCallback(L.Callback):
         }
 
     def on_load_checkpoint(self, trainer, pl_module, checkpoint: dict[str, Any]) -> None:
+        if trainer.max_steps != -1:
+            close_epoch_of_step_based_checkpoint(checkpoint)
         self._pending = checkpoint.get("affectlab_rng")
         self._saved_epoch = int(checkpoint.get("epoch", -1))
         self.resumed = {"global_step": int(checkpoint.get("global_step", 0)), "mid_epoch": saved_mid_epoch(checkpoint)}
@@ -119,11 +128,56 @@ class RNGStateCallback(L.Callback):
         if self._pending is None or trainer.current_epoch <= self._saved_epoch:
             return
         state, self._pending = self._pending, None
+        if not self.resumed["mid_epoch"] and trainer.fit_loop.max_steps != -1:
+            _start_persistent_validation_workers(trainer)
         random.setstate(state["python"])
         np.random.set_state(_numpy_state_from_plain(state["numpy"]))
         torch.set_rng_state(state["torch"])
         if state.get("cuda") is not None and torch.cuda.is_available():
             torch.cuda.set_rng_state_all(state["cuda"])
+        fetcher = getattr(trainer.fit_loop, "_data_fetcher", None)
+        if not self.resumed["mid_epoch"] and fetcher is not None:
+            # A resumed fit's first epoch would iterate the DataLoader iterator that Lightning made in
+            # FitLoop.setup_data, before this restore and before the sampler's set_epoch (so with stale worker
+            # seeds and an early base-seed draw); an uninterrupted run makes it after the epoch-start hooks.
+            # Make it again here, from the restored RNG, as that run does.
+            iter(fetcher)
+
+
+def _start_persistent_validation_workers(trainer: L.Trainer) -> None:
+    """Make the validation DataLoaders' persistent iterators now, before the RNG restore, as the
+    sanity check of an uninterrupted run made them before training: Lightning skips that check when a
+    step-based fit resumes, and the first validation would otherwise draw their base seed from the
+    restored stream."""
+    val_loop = trainer.fit_loop.epoch_loop.val_loop
+    if trainer.val_dataloaders is None:
+        val_loop.setup_data()
+    for loader in val_loop._combined_loader.flattened if val_loop._combined_loader is not None else []:
+        if getattr(loader, "persistent_workers", False) and getattr(loader, "_iterator", 1) is None:
+            iter(loader)
+
+
+def close_epoch_of_step_based_checkpoint(checkpoint: dict[str, Any]) -> None:
+    """Mark the epoch of a checkpoint written at its end (``on_train_epoch_end``) as completed, in place.
+
+    Lightning 2.6 counts that epoch completed only after the epoch-end hooks. On a resume by epochs it
+    fixes the count itself (``FitLoop.on_run_start``), but not when a stage trains by ``max_steps``:
+    there the resume re-enters the finished epoch, draws one more batch from a new iterator and
+    shifts every later epoch number, sampler order and RNG restore. Callbacks load before the loops,
+    so the loop state is corrected here, before Lightning reads it: the epoch completed, the next one
+    at its first batch."""
+    loop = checkpoint.get("loops", {}).get("fit_loop", {})
+    epochs = loop.get("epoch_progress", {})
+    batches = loop.get("epoch_loop.batch_progress", {})
+    if not (epochs and batches.get("is_last_batch")):
+        return
+    p = epochs.get("current", {})
+    if not (p and p["ready"] == p["started"] == p["processed"] == p["completed"] + 1):
+        return
+    for scope in ("total", "current"):
+        epochs[scope]["completed"] = epochs[scope]["processed"]
+    batches["current"] = {key: 0 for key in batches["current"]}   # the next epoch starts at its first batch
+    batches["is_last_batch"] = False
 
 
 def saved_mid_epoch(checkpoint: dict[str, Any]) -> bool:
