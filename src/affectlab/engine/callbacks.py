@@ -65,10 +65,10 @@ class LastEveryEpochCheckpoint(ModelCheckpoint):
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         super().on_train_epoch_end(trainer, pl_module)
         if trainer.check_val_every_n_epoch is None:
-            # validated by steps: also here, even right after a validation at this very step, whose
-            # checkpoint holds the loop state inside the epoch; only this one resumes exactly
-            if self.save_last and not trainer.fast_dev_run and not trainer.sanity_checking:
-                self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))
+            # validated by steps: also here, replacing a validation's save at this very step (it holds the
+            # loop state inside the epoch; only this one resumes exactly), so the same-step rule is lifted
+            self._last_global_step_saved = -1
+            self._save_last_now(trainer)
         elif self._should_save_on_train_epoch_end(trainer):
             self._save_last_now(trainer)
 
@@ -128,7 +128,7 @@ class RNGStateCallback(L.Callback):
         if self._pending is None or trainer.current_epoch <= self._saved_epoch:
             return
         state, self._pending = self._pending, None
-        if not self.resumed["mid_epoch"] and trainer.fit_loop.max_steps != -1:
+        if not self.resumed["mid_epoch"] and trainer.max_steps != -1:
             _start_persistent_validation_workers(trainer)
         random.setstate(state["python"])
         np.random.set_state(_numpy_state_from_plain(state["numpy"]))
