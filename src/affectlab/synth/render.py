@@ -233,10 +233,18 @@ def _dome(head: tuple, depth: float, w: int, h: int) -> np.ndarray:
     t = np.radians(ang)
     xs = np.arange(w, dtype=np.float32) - np.float32(c[0])
     ys = np.arange(h, dtype=np.float32)[:, None] - np.float32(c[1])
-    u = (xs * np.float32(np.cos(t)) + ys * np.float32(np.sin(t))) / np.float32(ax[0])
-    v = (-xs * np.float32(np.sin(t)) + ys * np.float32(np.cos(t))) / np.float32(ax[1])
-    r2 = np.minimum(u * u + v * v, 1.0)
-    return np.sqrt(1.0 - r2) * np.float32(depth)
+    u = xs * np.float32(np.cos(t)) + ys * np.float32(np.sin(t))
+    u /= np.float32(ax[0])
+    v = -xs * np.float32(np.sin(t)) + ys * np.float32(np.cos(t))
+    v /= np.float32(ax[1])
+    u *= u
+    v *= v
+    u += v   # r²
+    np.minimum(u, np.float32(1.0), out=u)
+    np.subtract(np.float32(1.0), u, out=u)
+    np.sqrt(u, out=u)
+    u *= np.float32(depth)
+    return u
 
 
 def shading(height_px: np.ndarray, light: Lighting) -> np.ndarray:
@@ -249,10 +257,12 @@ def shading(height_px: np.ndarray, light: Lighting) -> np.ndarray:
     norm += 1.0
     np.sqrt(norm, out=norm)
     ndotl = cv2.addWeighted(gx, -lx, gy, -ly, lz)
-    np.maximum(ndotl / norm, 0.0, out=ndotl)
+    np.divide(ndotl, norm, out=ndotl)
+    np.maximum(ndotl, 0.0, out=ndotl)
     key = np.asarray(light.colour, np.float32) * np.float32(1.0 - light.ambient)
     amb = np.asarray(light.ambient_colour, np.float32) * np.float32(light.ambient)
-    return ndotl[..., None] * key + amb
+    # one (h, w) plane per channel: broadcasting (h, w, 1) against (3,) runs numpy's inner loop over 3 values
+    return cv2.merge([ndotl * key[c] + amb[c] for c in range(3)])
 
 
 def _texture_warp(ident: Identity, cam: Camera, w: int, h: int) -> np.ndarray | None:
@@ -393,22 +403,27 @@ def render_face(ident: Identity, u: np.ndarray, pose: Pose, size: tuple[int, int
     fine, broad = np.zeros((h, w), np.float32), np.zeros((h, w), np.float32)
     cv.relief.draw(fine, aa=False)
     cv.hills.draw(broad, aa=False)
-    relief = (cv2.GaussianBlur(fine, (0, 0), max(0.6, 0.025 * cam.s))
-              + cv2.GaussianBlur(broad, (0, 0), max(1.0, 0.09 * cam.s)))
-    height = _dome(head, 0.9 * cam.s, w, h) + relief * np.float32(cam.s)
-    albedo = img.astype(np.float32)
+    # in-place float32 arithmetic throughout (same operations and order, fewer full-frame temporaries)
+    height = cv2.GaussianBlur(fine, (0, 0), max(0.6, 0.025 * cam.s))
+    height += cv2.GaussianBlur(broad, (0, 0), max(1.0, 0.09 * cam.s))
+    height *= np.float32(cam.s)
+    height += _dome(head, 0.9 * cam.s, w, h)
+    f = img.astype(np.float32)
     tex = _texture_warp(ident, cam, w, h)
     if tex is not None:
-        albedo *= tex[..., None]
-    f = albedo * shading(height, lighting)
+        f *= cv2.merge((tex, tex, tex))
+    f *= shading(height, lighting)
     if blur > 0.3:
         f = cv2.GaussianBlur(f, (0, 0), blur)
     if downup > 1:
         small = cv2.resize(f, (max(8, w // downup), max(8, h // downup)), interpolation=cv2.INTER_AREA)
         f = cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR)
     if rng is not None and noise > 0:
-        f += rng.standard_normal((h, w, 1), dtype=np.float32) * np.float32(noise)
-    out = np.clip(f + 0.5, 0, 255).astype(np.uint8)
+        grain = rng.standard_normal((h, w), dtype=np.float32)   # one draw per pixel, shared by B, G, R
+        grain *= np.float32(noise)
+        f += cv2.merge((grain, grain, grain))
+    f += np.float32(0.5)
+    out = np.clip(f, 0, 255, out=f).astype(np.uint8)
     lm = cam.project(pts[:68])
     return out, lm
 
