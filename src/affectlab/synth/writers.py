@@ -12,7 +12,6 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-import pandas as pd
 import scipy.io
 
 from .face import AUS, L49, L66, Pose, rotation, sample_identity
@@ -100,23 +99,37 @@ def _savemat(path: Path, data: dict):
     path.write_bytes(bytes(raw))
 
 
+#: columns of the ground-truth table (docs/CONTRACTS.md "Synthetic ground truth")
+GT_COLUMNS = (("dataset", "subject", "sequence", "frame", "path") + tuple(f"au{a:02d}" for a in AUS)
+              + ("yaw", "pitch", "roll", "scale", "tx", "ty", "identity", "expression", "band", "occlusion")
+              + tuple(f"lm_x{j}" for j in range(68)) + tuple(f"lm_y{j}" for j in range(68)))
+
+
+def _csv_field(value: str) -> str:
+    if any(c in value for c in ',"\r\n'):
+        raise ValueError(f"ground-truth text {value!r} would need CSV quoting")
+    return value
+
+
 def _gt_rows(dataset, subject, sequence, frames, paths, U, poses, identity, expression="", band="", lms=None,
-             occlusion=None):
-    """Ground-truth table rows (docs/CONTRACTS.md "Synthetic ground truth") as a list of DataFrames.
+             occlusion=None) -> list[str]:
+    """Ground-truth table rows in ``GT_COLUMNS`` order, as CSV text (one string, no header).
+
+    Formatted as pandas' ``to_csv`` formats the same table (numbers by their shortest repr, the
+    values pre-rounded), without building a DataFrame: a fifth of a short clip's job went to pandas.
     ``occlusion``: per-frame reach of an occluder over the lower face (0 = none)."""
     n = len(frames)
-    cols = {"dataset": [dataset] * n, "subject": [subject] * n, "sequence": [sequence] * n,
-            "frame": np.asarray(frames, dtype=np.int64), "path": list(paths)}
     U = np.round(np.asarray(U, dtype=np.float64), 4)
-    cols.update({f"au{a:02d}": U[:, k] for k, a in enumerate(AUS)})
     P = np.round(np.asarray(poses, dtype=np.float64), 4)
-    cols.update({c: P[:, j] for j, c in enumerate(("yaw", "pitch", "roll", "scale", "tx", "ty"))})
-    cols.update(identity=[identity] * n, expression=[expression] * n, band=[band] * n,
-                occlusion=np.zeros(n) if occlusion is None else np.asarray(occlusion, dtype=np.float64))
+    occ = np.zeros(n) if occlusion is None else np.asarray(occlusion, dtype=np.float64)
     lm = np.round(np.asarray(lms, dtype=np.float64), 3)
-    cols.update({f"lm_x{j}": lm[:, j, 0] for j in range(68)})
-    cols.update({f"lm_y{j}": lm[:, j, 1] for j in range(68)})
-    return [pd.DataFrame(cols)]
+    motion = np.concatenate([U, P], axis=1).astype(str).tolist()
+    points = np.concatenate([occ[:, None], lm[:, :, 0], lm[:, :, 1]], axis=1).astype(str).tolist()
+    head = ",".join(_csv_field(v) for v in (dataset, subject, sequence))
+    tail = ",".join(_csv_field(v) for v in (identity, expression, band))
+    frames = np.asarray(frames, dtype=np.int64).tolist()
+    return ["".join(f"{head},{f},{_csv_field(path)},{','.join(m)},{tail},{','.join(q)}\n"
+                    for f, path, m, q in zip(frames, paths, motion, points))]
 
 
 def _occluders(occ_rng: np.random.Generator, n: int) -> tuple[list[Occluder | None], np.ndarray]:
@@ -183,7 +196,7 @@ def tracked_landmarks(rng: np.random.Generator, lms: list[np.ndarray], poses: np
 
 
 # ------------------------------------------------------------------------------------------ BP4D
-def bp4d_job(root: Path, prof: Profile, seed: int, subject: str) -> list[dict]:
+def bp4d_job(root: Path, prof: Profile, seed: int, subject: str) -> list[str]:
     rel = Path("BP4D")
     ident = sample_identity(rng_for(seed, "bp4d-id", subject))
     rows = []
@@ -248,7 +261,7 @@ def bp4d_job(root: Path, prof: Profile, seed: int, subject: str) -> list[dict]:
 
 
 # ----------------------------------------------------------------------------------------- DISFA
-def disfa_job(root: Path, prof: Profile, seed: int, subject: str) -> list[dict]:
+def disfa_job(root: Path, prof: Profile, seed: int, subject: str) -> list[str]:
     rel = root / "DISFA"
     rng = rng_for(seed, "disfa", subject)
     ident = sample_identity(rng_for(seed, "disfa-id", subject))
@@ -299,7 +312,7 @@ def _clip_plan(prof: Profile, seed: int, dataset: str):
     return rng, labels, lengths
 
 
-def dfew_job(root: Path, prof: Profile, seed: int, clip_id: int, label: int, length: int) -> list[dict]:
+def dfew_job(root: Path, prof: Profile, seed: int, clip_id: int, label: int, length: int) -> list[str]:
     rng = rng_for(seed, "dfew", clip_id)
     ident = sample_identity(rng_for(seed, "dfew-id", clip_id), wild=True)
     cls = CLASSES[label]
@@ -427,7 +440,7 @@ def write_ferv_splits(root: Path, jobs, seed: int):
 
 
 # ---------------------------------------------------------------------------------------- videos
-def video_job(root: Path, prof: Profile, seed: int, ident_no: int) -> list[dict]:
+def video_job(root: Path, prof: Profile, seed: int, ident_no: int) -> list[str]:
     """One identity of the talking-face corpus: ``video_tracks`` tracks of ``video_frames`` frames at
     25 fps (VoxCeleb layout ``idNNNNN/<video id>/00001/NNNNN.jpg``), see labels.talking_state."""
     ident = sample_identity(rng_for(seed, "videos-id", ident_no), wild=True)
