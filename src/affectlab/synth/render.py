@@ -75,6 +75,13 @@ class _DisplayList:
         ax = (max(1, int(ax_iod[0] * self.cam.s * 16)), max(1, int(ax_iod[1] * self.cam.s * 16)))
         self.ops.append(("ellipse", *self._add(c3), value, (ax, angle)))
 
+    def ellipses(self, centres3, ax_iod, value) -> None:
+        """One filled ellipse of the same axes and value at each of the centres (freckles, stipple)."""
+        a, _ = self._add(centres3)
+        op = ("ellipse", 0, 0, value, ((max(1, int(ax_iod[0] * self.cam.s * 16)),
+                                        max(1, int(ax_iod[1] * self.cam.s * 16))), 0.0))
+        self.ops.extend((op[0], a + i, a + i + 1, *op[3:]) for i in range(len(centres3)))
+
     def rim(self, c3, radius_iod: float, thick_iod: float, value) -> None:
         """A spectacle rim: an ellipse outline (width 1, height 0.75) around c3."""
         r = int(radius_iod * self.cam.s * 16)
@@ -95,18 +102,19 @@ class _DisplayList:
         if not self.ops:
             return
         px = (self.cam.project(np.concatenate(self.points)) * (1 << _SHIFT) + 0.5).astype(np.int32)
+        centre = px.tolist()   # Python ints: indexing the array per ellipse cost more than drawing it
         lt = _AA if aa else cv2.LINE_8
         for kind, a, b, value, extra in self.ops:
-            if kind == "poly":
-                cv2.fillPoly(img, [px[a:b]], value, lt, _SHIFT)
+            if kind == "ellipse":
+                (ax, angle) = extra
+                cv2.ellipse(img, centre[a], ax, angle, 0, 360, value, -1, lt, _SHIFT)
             elif kind == "line":
                 cv2.polylines(img, [px[a:b]], False, value, extra, lt, _SHIFT)
-            elif kind == "ellipse":
-                (ax, angle) = extra
-                cv2.ellipse(img, (int(px[a, 0]), int(px[a, 1])), ax, angle, 0, 360, value, -1, lt, _SHIFT)
+            elif kind == "poly":
+                cv2.fillPoly(img, [px[a:b]], value, lt, _SHIFT)
             elif kind == "rim":
                 axes, th = extra
-                cv2.ellipse(img, (int(px[a, 0]), int(px[a, 1])), axes, 0, 0, 360, value, th, lt, _SHIFT)
+                cv2.ellipse(img, centre[a], axes, 0, 0, 360, value, th, lt, _SHIFT)
             else:
                 c, axes, angle = extra
                 cv2.ellipse(img, (int(c[0] * 16), int(c[1] * 16)), (int(axes[0] * 16), int(axes[1] * 16)), angle,
@@ -337,16 +345,16 @@ def render_face(ident: Identity, u: np.ndarray, pose: Pose, size: tuple[int, int
         if tw[15] > 0:
             cv.ellipse(pts[48 if side == "L" else 54] + [0.05 * sx, 0.2, 0], (0.07, 0.1),
                        _mix(skin, cv.dark, 0.25 * tw[15]))
-    for f in ident.freckles:
-        cv.ellipse(f, (0.012, 0.012), _mix(skin, cv.dark, 0.4))
+    if len(ident.freckles):
+        cv.colour.ellipses(ident.freckles, (0.012, 0.012), _mix(skin, cv.dark, 0.4))
 
     # Wrinkle, fold and furrow cues (AU) and the static lines of age at the same places (cues.py).
     cv.cues(CUES, pts, twa, age, ident.frowner)
     chin = pts[idx("chin")]
-    if tw[17] > 0:
-        for s in ident.stipple:
-            cv.ellipse(chin + s, (0.016, 0.016), _mix(skin, cv.dark, 0.45 * tw[17]))
-            cv.relief.ellipse(chin + s, (0.02, 0.02), -0.015 * tw[17])
+    if tw[17] > 0 and len(ident.stipple):
+        dots = chin + ident.stipple
+        cv.colour.ellipses(dots, (0.016, 0.016), _mix(skin, cv.dark, 0.45 * tw[17]))
+        cv.relief.ellipses(dots, (0.02, 0.02), -0.015 * tw[17])
 
     if ident.hair_style > 0:   # hair cap over the forehead lines (fringe style 2 reaches lower on the forehead)
         top = -1.05 if ident.hair_style == 1 else -0.8
