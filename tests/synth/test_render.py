@@ -1,10 +1,11 @@
 """Per-AU visibility and region locality (synthetic.md §5.7, §5.12.1) on a frontal 112-px face."""
+import cv2
 import numpy as np
 import pytest
 
 from affectlab.synth.face import AU_INDEX, AUS, N_AU, Pose, sample_identity
 from affectlab.synth.labels import apply_rules
-from affectlab.synth.render import FRONTAL, Lighting, render_face
+from affectlab.synth.render import FRONTAL, Lighting, render_face, shading
 from affectlab.synth.writers import rng_for
 
 #: frontal white, a warm key light from the upper right, a cool key light low from the left
@@ -124,3 +125,18 @@ def test_occluder_covers_the_lower_face_only(kind):
     (ex0, ey0), (ex1, ey1) = np.floor(eyes.min(0) - 3).astype(int), np.ceil(eyes.max(0) + 3).astype(int)
     assert (diff[y0:y1, x0:x1] > 20).mean() > 0.04                    # a visible part of the lower face
     assert diff[ey0:ey1, ex0:ex1].max() == 0                          # eyes untouched
+
+
+def test_shading_is_the_same_wherever_numpy_places_its_arrays():
+    """OpenCV's magnitude rounds some lanes by where its output starts; kept arrays of other sizes put the
+    next frame-sized array at other 16-byte offsets (2 distinct shadings before the output was aligned),
+    which made the same seed write other bytes in another process."""
+    height = np.zeros((128, 128), np.float32)
+    cv2.circle(height, (64, 64), 30, 80.0, -1, cv2.LINE_AA)
+    height = cv2.GaussianBlur(height, (0, 0), 1.5)
+    light = Lighting((0.5, -0.3, 1.0), (1.0, 0.95, 1.05), 0.35)
+    results, keep = set(), []
+    for k in range(48):
+        keep.append(np.empty(16384 + 4 * (k % 16) + 1, np.float32))
+        results.add(shading(height.copy(), light).tobytes())
+    assert len(results) == 1

@@ -255,12 +255,24 @@ def _dome(head: tuple, depth: float, w: int, h: int) -> np.ndarray:
     return u
 
 
+def _aligned_empty(shape: tuple[int, ...]) -> np.ndarray:
+    """An empty float32 array starting on a 64-byte boundary. OpenCV 4.11's ``magnitude`` rounds some
+    lanes differently by where its output starts (measured: 8 distinct results over the 16 float
+    offsets of a 64-byte line), so on numpy's 16-byte-aligned arrays the same frame rendered to other
+    bytes in another process; on a fixed alignment it is reproducible."""
+    n = int(np.prod(shape))
+    buf = np.empty(n + 16, np.float32)
+    start = (-buf.ctypes.data % 64) // 4
+    return buf[start:start + n].reshape(shape)
+
+
 def shading(height_px: np.ndarray, light: Lighting) -> np.ndarray:
     """Per-pixel BGR light gain of a height field (px) under ``light`` (Lambertian + ambient)."""
     gx = cv2.Sobel(height_px, cv2.CV_32F, 1, 0, ksize=3, scale=0.125)
     gy = cv2.Sobel(height_px, cv2.CV_32F, 0, 1, ksize=3, scale=0.125)
     lx, ly, lz = (float(v) for v in np.asarray(light.direction) / np.linalg.norm(light.direction))
-    norm = cv2.magnitude(gx, gy)
+    norm = _aligned_empty(gx.shape)
+    cv2.magnitude(gx, gy, norm)
     cv2.multiply(norm, norm, dst=norm)
     norm += 1.0
     np.sqrt(norm, out=norm)
