@@ -1,11 +1,14 @@
 """Synthetic generator speed: render frames/s per image size, and frames/s per dataset end to end.
 
     PYTHONPATH=src:. python benchmarks/synth_speed.py [--generate quick] [--datasets bp4d,...] [--workers 2]
+    PYTHONPATH=src:. python benchmarks/synth_speed.py --sample 4 [--rounds 3]   # CPU s per job, in process
 
 The render table is CPU time on one core (OpenCV single-threaded). ``--generate`` writes each dataset
 of a profile into a temporary folder, one after the other, and prints wall time, frames written and
 frames/s per dataset; the machine's load average is printed with it (a shared machine inflates wall
-times).
+times). ``--sample N`` runs the first N jobs of every dataset of the quick profile in this process
+(one core, no pool), ``--rounds`` times, and prints the CPU seconds per job: the figure to compare
+two checkouts side by side (run it alternately with ``PYTHONPATH`` pointing at each checkout's ``src``).
 """
 from __future__ import annotations
 
@@ -13,12 +16,13 @@ import argparse
 import os
 import tempfile
 import time
+from pathlib import Path
 
 import cv2
 import numpy as np
 import pandas as pd
 
-from affectlab.synth import DATASETS, generate
+from affectlab.synth import DATASETS, _jobs, _run, generate
 from affectlab.synth.face import Pose, sample_identity
 from affectlab.synth.labels import bp4d_state, bp4d_subject_weights
 from affectlab.synth.render import Lighting, render_face
@@ -46,13 +50,38 @@ def frame_counts(p) -> dict[str, int]:
             "videos": p.video_ids * p.video_tracks * p.video_frames}
 
 
+def job_cpu(n: int, rounds: int) -> None:
+    """CPU seconds per job of the first ``n`` jobs of each quick dataset, best of ``rounds``."""
+    prof = PROFILES["quick"]
+    with tempfile.TemporaryDirectory() as d:   # warm-up: lazy imports and OpenCV's colour tables
+        fn, a = _jobs("dfew", prof, 0)[0][0]
+        _run((fn, Path(d), prof, 0, a))
+    print(f"| dataset (first {n} jobs, best of {rounds}) | CPU s per job |\n|---|---|")
+    for name in DATASETS:
+        jobs = _jobs(name, prof, 0)[0][:n]
+        best = float("inf")
+        for _ in range(rounds):
+            with tempfile.TemporaryDirectory() as d:
+                t = time.process_time()
+                for fn, a in jobs:
+                    _run((fn, Path(d), prof, 0, a))
+                best = min(best, time.process_time() - t)
+        print(f"| {name} | {best / len(jobs):.3f} |")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--generate", default=None, help="profile to generate end to end (tiny|quick)")
     ap.add_argument("--datasets", default=None, help=f"comma-separated subset of {','.join(DATASETS)}")
     ap.add_argument("--workers", type=int, default=None)
+    ap.add_argument("--sample", type=int, default=0, help="CPU s per job over the first N jobs of each dataset")
+    ap.add_argument("--rounds", type=int, default=3)
     a = ap.parse_args()
     cv2.setNumThreads(1)
+    if a.sample:
+        print(f"load average at start: {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores\n")
+        job_cpu(a.sample, a.rounds)
+        return
     print(f"load average at start: {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores\n")
     print("| image size | frames/s (1 core, CPU time) | ms/frame |\n|---|---|---|")
     for size in ((112, 112), (128, 128), (144, 192), (192, 144)):

@@ -281,8 +281,13 @@ def shading(height_px: np.ndarray, light: Lighting) -> np.ndarray:
     np.maximum(ndotl, 0.0, out=ndotl)
     key = np.asarray(light.colour, np.float32) * np.float32(1.0 - light.ambient)
     amb = np.asarray(light.ambient_colour, np.float32) * np.float32(light.ambient)
-    # one (h, w) plane per channel: broadcasting (h, w, 1) against (3,) runs numpy's inner loop over 3 values
-    return cv2.merge([ndotl * key[c] + amb[c] for c in range(3)])
+    # rows of w·3 values times the BGR gains tiled along them: broadcasting (h, w, 1) against (3,) ran numpy's
+    # inner loop over 3 values at a time (12× slower, same products)
+    h, w = ndotl.shape
+    gain = cv2.cvtColor(ndotl, cv2.COLOR_GRAY2BGR).reshape(h, w * 3)
+    gain *= np.tile(key, w)
+    gain += np.tile(amb, w)
+    return gain.reshape(h, w, 3)
 
 
 def _texture_warp(ident: Identity, cam: Camera, w: int, h: int) -> np.ndarray | None:
@@ -431,7 +436,7 @@ def render_face(ident: Identity, u: np.ndarray, pose: Pose, size: tuple[int, int
     f = img.astype(np.float32)
     tex = _texture_warp(ident, cam, w, h)
     if tex is not None:
-        f *= cv2.merge((tex, tex, tex))
+        f *= cv2.cvtColor(tex, cv2.COLOR_GRAY2BGR)
     f *= shading(height, lighting)
     if blur > 0.3:
         f = cv2.GaussianBlur(f, (0, 0), blur)
@@ -441,7 +446,7 @@ def render_face(ident: Identity, u: np.ndarray, pose: Pose, size: tuple[int, int
     if rng is not None and noise > 0:
         grain = rng.standard_normal((h, w), dtype=np.float32)   # one draw per pixel, shared by B, G, R
         grain *= np.float32(noise)
-        f += cv2.merge((grain, grain, grain))
+        f += cv2.cvtColor(grain, cv2.COLOR_GRAY2BGR)
     f += np.float32(0.5)
     out = np.clip(f, 0, 255, out=f).astype(np.uint8)
     lm = cam.project(pts[:68])
