@@ -13,6 +13,20 @@ Measured 2026-12-02, 2 shared cores (load average 3.1 before, 5.5 after), 6 step
 tcae 5950 → 4075 ms (1.46×), ial 1026 → 844 ms (1.22×), region_relation 1734 → 1416 ms (1.22×),
 contrastive_intensity 5033 → 4903 ms (1.03×), baseline 3350 → 3333 ms (1.01×); outputs and losses equal
 within 5e-6 relative. Hence ``channels_last_cpu = True`` for tcae, ial and region_relation only.
+
+Re-measured 2026-12-04 on 2 otherwise idle cores (load 1.1–1.5), by thread count (``OMP_NUM_THREADS``):
+
+| method | 2 threads: contiguous → channels_last ms | 1 thread |
+|---|---|---|
+| tcae | 942 → 758 (1.24×) | 1561 → 1160 (1.35×) |
+| ial | 205 → 255 (0.80×); 190 → 209 (0.91×) | 260 → 198 (1.31×) |
+| region_relation | 205 → 201 (1.02×); 267 → 271 (0.98×) | 404 → 358 (1.13×) |
+
+The 2-core measurement of 2026-12-02 was taken under load, where each process gets about one core.
+With two threads the contiguous kernels use the second core and channels_last barely does (IAL:
+190 ms contiguous with 2 threads vs 260 with 1; channels_last 209 vs 198), so IAL uses channels_last
+only single-threaded (``channels_last_cpu_max_threads = 1``); region_relation is neutral with two
+threads and keeps it.
 """
 from __future__ import annotations
 
