@@ -24,9 +24,11 @@ Re-measured 2026-12-04 on 2 otherwise idle cores (load 1.1–1.5), by thread cou
 
 The 2-core measurement of 2026-12-02 was taken under load, where each process gets about one core.
 With two threads the contiguous kernels use the second core and channels_last barely does (IAL:
-190 ms contiguous with 2 threads vs 260 with 1; channels_last 209 vs 198), so IAL uses channels_last
-only single-threaded (``channels_last_cpu_max_threads = 1``); region_relation is neutral with two
-threads and keeps it.
+190 ms contiguous with 2 threads vs 260 with 1; channels_last 209 vs 198). In the product that does not
+carry over: `make train METHOD=ial` (two threads) spends a core's share on its data workers, and its
+first 160 steps took 65 and 75 s of training steps in channels_last vs 76 and 68 s contiguous
+(alternating runs, `trainer.max_steps=160`; a thread-count rule tried at 87092c4 and reverted). So
+``channels_last_cpu`` stays as it was for all three.
 """
 from __future__ import annotations
 

@@ -107,17 +107,12 @@ def build_trainer(cfg: DictConfig, stage: Stage, stage_dir: Path, loggers: list,
     return L.Trainer(**kwargs), checkpoint
 
 
-def use_channels_last(cfg: DictConfig, threads: int | None = None) -> bool:
+def use_channels_last(cfg: DictConfig) -> bool:
     """``trainer.channels_last``: true/false as given; auto → on CPU when the method's networks measured
-    faster in channels_last at this many intra-op threads (``MethodSpec.channels_last_cpu`` and
-    ``channels_last_cpu_max_threads``; default: torch's current count), off on other accelerators."""
+    faster in channels_last (``MethodSpec.channels_last_cpu``), off on other accelerators."""
     value = cfg.trainer.channels_last
     if value == "auto":
-        spec = METHODS.get(cfg.method.name)
-        limit = spec.channels_last_cpu_max_threads
-        threads = torch.get_num_threads() if threads is None else threads
-        return (cfg.trainer.accelerator == "cpu" and bool(spec.channels_last_cpu)
-                and (limit is None or threads <= limit))
+        return cfg.trainer.accelerator == "cpu" and bool(METHODS.get(cfg.method.name).channels_last_cpu)
     return bool(value)
 
 

@@ -81,9 +81,6 @@ class MethodSpec:
     #: its networks train faster in channels_last memory format on CPU (``trainer.channels_last=auto``;
     #: measured by ``benchmarks/channels_last_cpu.py``)
     channels_last_cpu: ClassVar[bool] = False
-    #: ... but only up to this many intra-op threads (None: at any count). oneDNN's channels_last
-    #: kernels of small convolutions hardly use a second thread, while the contiguous ones do
-    channels_last_cpu_max_threads: ClassVar[int | None] = None
     #: the default and the controls ``make evidence`` compares (affectlab.evidence.arms); None = none
     evidence: ClassVar[Evidence | None] = None
     registry_name: ClassVar[str]
