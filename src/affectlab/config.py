@@ -56,6 +56,9 @@ class TrainerConfig:
     #: whose networks measured faster that way, ``MethodSpec.channels_last_cpu``; off on GPU, where the
     #: gpu presets set true)
     channels_last: Any = "auto"
+    #: torch's intra-op CPU threads for the run: auto (torch's default: the cores, or OMP_NUM_THREADS) | n.
+    #: A CPU run whose data workers share the cores can be faster with fewer (IAL's default: 1)
+    threads: Any = "auto"
     #: torch.set_float32_matmul_precision for float32 matmuls: high (TF32 on Ampere+, fast) | highest
     #: (true float32, as the official code of the paper presets ran) | medium
     matmul_precision: str = "high"
@@ -85,6 +88,8 @@ def check_trainer(t: DictConfig) -> None:
         raise bad("lr_scaling", "one of " + ", ".join(LR_SCALING))
     if t.channels_last not in (True, False, "auto"):
         raise bad("channels_last", "true, false or auto")
+    if t.threads != "auto" and not (isinstance(t.threads, int) and not isinstance(t.threads, bool) and t.threads >= 1):
+        raise bad("threads", "auto or a whole number >= 1")
     if t.progress_bar not in PROGRESS_BARS:
         raise bad("progress_bar", "one of " + ", ".join(PROGRESS_BARS))
     for key in ("limit_train_batches", "limit_val_batches", "limit_test_batches"):

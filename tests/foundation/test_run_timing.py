@@ -1,7 +1,11 @@
 """Time accounting (share of wall time inside training steps) and the single run-wide progress bar."""
 from __future__ import annotations
 
+import json
 import time
+from pathlib import Path
+
+import pytest
 
 import lightning as L
 import torch
@@ -129,6 +133,32 @@ def test_channels_last_auto_follows_the_methods_cpu_measurement():
     assert use_channels_last(compose(["METHOD=baseline", "trainer.channels_last=true"]))
     with pytest.raises(ConfigError, match="channels_last"):
         compose(["METHOD=baseline", "trainer.channels_last=sometimes"])
+
+
+def test_trainer_threads_set_the_runs_intra_op_threads(tmp_path):
+    import torch
+
+    from affectlab.config import ConfigError, compose
+    from affectlab.engine.runner import train
+
+    assert compose(["METHOD=ial"]).trainer.threads == 1
+    assert compose(["METHOD=ial", "EXP=ial_paper"]).trainer.threads == "auto"
+    assert compose(["METHOD=tcae"]).trainer.threads == "auto"
+    for bad in ("0", "two", "true"):
+        with pytest.raises(ConfigError, match="trainer.threads"):
+            compose(["METHOD=baseline", f"trainer.threads={bad}"])
+    before = torch.get_num_threads()
+    try:
+        cfg = compose(["METHOD=baseline", "DATA=toyau", "trainer.threads=1", "trainer.max_epochs=1",
+                       "trainer.limit_train_batches=1", "trainer.limit_val_batches=1", "trainer.limit_test_batches=1",
+                       "data.num_workers=0", "logger.wandb.enabled=false", "leaderboard.enabled=false",
+                       f"run_root={tmp_path}"])
+        record = train(cfg)
+        assert torch.get_num_threads() == 1
+        run = json.loads((Path(record["run_dir"]) / "run.json").read_text())
+        assert run["environment"]["torch_threads"] == 1
+    finally:
+        torch.set_num_threads(before)
 
 
 def test_cpu_defaults_pretrain_by_steps_and_paper_presets_keep_their_epochs():

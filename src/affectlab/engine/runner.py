@@ -248,6 +248,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     silence_benign_noise()
     L.seed_everything(int(cfg.seed), workers=True, verbose=False)
     set_matmul_precision(cfg.trainer.matmul_precision)
+    if cfg.trainer.threads != "auto":   # before the run directory records the thread count
+        torch.set_num_threads(int(cfg.trainer.threads))
     rank_zero = _is_rank_zero()
     run = prepare_run_dir(cfg, rank_zero)
     if run.finished:  # resume never re-tests or re-records a finished run
