@@ -77,10 +77,9 @@ class _DisplayList:
 
     def ellipses(self, centres3, ax_iod, value) -> None:
         """One filled ellipse of the same axes and value at each of the centres (freckles, stipple)."""
-        a, _ = self._add(centres3)
-        op = ("ellipse", 0, 0, value, ((max(1, int(ax_iod[0] * self.cam.s * 16)),
-                                        max(1, int(ax_iod[1] * self.cam.s * 16))), 0.0))
-        self.ops.extend((op[0], a + i, a + i + 1, *op[3:]) for i in range(len(centres3)))
+        a, b = self._add(centres3)
+        ax = (max(1, int(ax_iod[0] * self.cam.s * 16)), max(1, int(ax_iod[1] * self.cam.s * 16)))
+        self.ops.extend(("ellipse", i, i + 1, value, (ax, 0.0)) for i in range(a, b))
 
     def rim(self, c3, radius_iod: float, thick_iod: float, value) -> None:
         """A spectacle rim: an ellipse outline (width 1, height 0.75) around c3."""
