@@ -78,11 +78,10 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=3)
     a = ap.parse_args()
     cv2.setNumThreads(1)
+    print(f"load average at start: {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores\n")
     if a.sample:
-        print(f"load average at start: {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores\n")
         job_cpu(a.sample, a.rounds)
         return
-    print(f"load average at start: {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores\n")
     print("| image size | frames/s (1 core, CPU time) | ms/frame |\n|---|---|---|")
     for size in ((112, 112), (128, 128), (144, 192), (192, 144)):
         r = render_rate(size)

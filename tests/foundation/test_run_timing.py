@@ -136,8 +136,6 @@ def test_channels_last_auto_follows_the_methods_cpu_measurement():
 
 
 def test_trainer_threads_set_the_runs_intra_op_threads(tmp_path):
-    import torch
-
     from affectlab.config import ConfigError, compose
     from affectlab.engine.runner import train
 

@@ -71,14 +71,16 @@ class _DisplayList:
     def line(self, pts3, value, thick_iod: float = 0.02) -> None:
         self.ops.append(("line", *self._add(pts3), value, max(1, int(round(thick_iod * self.cam.s)))))
 
+    def _axes(self, ax_iod) -> tuple[int, int]:
+        return max(1, int(ax_iod[0] * self.cam.s * 16)), max(1, int(ax_iod[1] * self.cam.s * 16))
+
     def ellipse(self, c3, ax_iod, value, angle: float = 0.0) -> None:
-        ax = (max(1, int(ax_iod[0] * self.cam.s * 16)), max(1, int(ax_iod[1] * self.cam.s * 16)))
-        self.ops.append(("ellipse", *self._add(c3), value, (ax, angle)))
+        self.ops.append(("ellipse", *self._add(c3), value, (self._axes(ax_iod), angle)))
 
     def ellipses(self, centres3, ax_iod, value) -> None:
         """One filled ellipse of the same axes and value at each of the centres (freckles, stipple)."""
         a, b = self._add(centres3)
-        ax = (max(1, int(ax_iod[0] * self.cam.s * 16)), max(1, int(ax_iod[1] * self.cam.s * 16)))
+        ax = self._axes(ax_iod)
         self.ops.extend(("ellipse", i, i + 1, value, (ax, 0.0)) for i in range(a, b))
 
     def rim(self, c3, radius_iod: float, thick_iod: float, value) -> None:
@@ -240,18 +242,10 @@ def _dome(head: tuple, depth: float, w: int, h: int) -> np.ndarray:
     t = np.radians(ang)
     xs = np.arange(w, dtype=np.float32) - np.float32(c[0])
     ys = np.arange(h, dtype=np.float32)[:, None] - np.float32(c[1])
-    u = xs * np.float32(np.cos(t)) + ys * np.float32(np.sin(t))
-    u /= np.float32(ax[0])
-    v = -xs * np.float32(np.sin(t)) + ys * np.float32(np.cos(t))
-    v /= np.float32(ax[1])
-    u *= u
-    v *= v
-    u += v   # r²
-    np.minimum(u, np.float32(1.0), out=u)
-    np.subtract(np.float32(1.0), u, out=u)
-    np.sqrt(u, out=u)
-    u *= np.float32(depth)
-    return u
+    u = (xs * np.float32(np.cos(t)) + ys * np.float32(np.sin(t))) / np.float32(ax[0])
+    v = (-xs * np.float32(np.sin(t)) + ys * np.float32(np.cos(t))) / np.float32(ax[1])
+    r2 = np.minimum(u * u + v * v, 1.0)
+    return np.sqrt(1.0 - r2) * np.float32(depth)
 
 
 def _aligned_empty(shape: tuple[int, ...]) -> np.ndarray:
