@@ -9,6 +9,15 @@ frames/s per dataset; the machine's load average is printed with it (a shared ma
 times). ``--sample N`` runs the first N jobs of every dataset of the quick profile in this process
 (one core, no pool), ``--rounds`` times, and prints the CPU seconds per job: the figure to compare
 two checkouts side by side (run it alternately with ``PYTHONPATH`` pointing at each checkout's ``src``).
+
+File creation is not a constant. On ext4 without a journal (this project's 2-core VM) the kernel skips
+inodes freed in the last 60–360 s when it allocates one, so creating a file right after a large deletion
+(``rm -rf`` of a previous copy, a test suite's temporary folders) cost ~1 ms of kernel CPU against ~0.07 ms
+otherwise (2026-12-04, ``perf``: ``recently_deleted`` in ``find_inode_bit``). A quick copy holds
+132,223 files, so that state alone moves a generation by ~2 CPU minutes. Hence: ``--sample`` writes
+to a RAM folder (/dev/shm where present), so it measures the generator, not the file system;
+``--generate`` deletes nothing until every dataset is timed and prints the creation cost it measured
+first; time ``affectlab synth`` at least 6 minutes after the last large deletion.
 """
 from __future__ import annotations
 
@@ -27,6 +36,9 @@ from affectlab.synth.face import Pose, sample_identity
 from affectlab.synth.labels import bp4d_state, bp4d_subject_weights
 from affectlab.synth.render import Lighting, render_face
 from affectlab.synth.writers import FACE_SCALE, PROFILES, rng_for
+
+#: a RAM-backed folder for --sample (None: the system's temporary folder)
+RAM = "/dev/shm" if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK) else None
 
 
 def render_rate(size: tuple[int, int], n: int = 200) -> float:
@@ -50,10 +62,20 @@ def frame_counts(p) -> dict[str, int]:
             "videos": p.video_ids * p.video_tracks * p.video_frames}
 
 
+def file_creation_ms(folder: Path, n: int = 500) -> float:
+    """Kernel + Python CPU ms to create and write one small file in ``folder`` (kept: deleting them
+    would slow the creations that follow)."""
+    folder.mkdir(parents=True)
+    t = time.process_time()
+    for i in range(n):
+        (folder / f"{i:05d}.jpg").write_bytes(b"x" * 5000)
+    return (time.process_time() - t) / n * 1e3
+
+
 def job_cpu(n: int, rounds: int) -> None:
     """CPU seconds per job of the first ``n`` jobs of each quick dataset, best of ``rounds``."""
     prof = PROFILES["quick"]
-    with tempfile.TemporaryDirectory() as d:   # warm-up: lazy imports and OpenCV's colour tables
+    with tempfile.TemporaryDirectory(dir=RAM) as d:   # warm-up: lazy imports and OpenCV's colour tables
         fn, a = _jobs("dfew", prof, 0)[0][0]
         _run((fn, Path(d), prof, 0, a))
     print(f"| dataset (first {n} jobs, best of {rounds}) | CPU s per job |\n|---|---|")
@@ -61,7 +83,7 @@ def job_cpu(n: int, rounds: int) -> None:
         jobs = _jobs(name, prof, 0)[0][:n]
         best = float("inf")
         for _ in range(rounds):
-            with tempfile.TemporaryDirectory() as d:
+            with tempfile.TemporaryDirectory(dir=RAM) as d:
                 t = time.process_time()
                 for fn, a in jobs:
                     _run((fn, Path(d), prof, 0, a))
@@ -74,6 +96,7 @@ def main() -> None:
     ap.add_argument("--generate", default=None, help="profile to generate end to end (tiny|quick)")
     ap.add_argument("--datasets", default=None, help=f"comma-separated subset of {','.join(DATASETS)}")
     ap.add_argument("--workers", type=int, default=None)
+    ap.add_argument("--out", default=None, help="--generate writes under this folder (default: the system's temp folder)")
     ap.add_argument("--sample", type=int, default=0, help="CPU s per job over the first N jobs of each dataset")
     ap.add_argument("--rounds", type=int, default=3)
     a = ap.parse_args()
@@ -95,14 +118,16 @@ def main() -> None:
         print(f"\n| dataset ({a.generate}, workers={a.workers or 'default'}) | wall s | rows written | rows/s | load |"
               "\n|---|---|---|---|---|")
         total = 0.0
-        for name in names:
-            with tempfile.TemporaryDirectory() as d:
+        with tempfile.TemporaryDirectory(dir=a.out) as top:   # deleted only after every dataset is timed
+            print(f"\nfile creation in {top}: {file_creation_ms(Path(top, 'probe')):.3f} ms/file")
+            for name in names:
+                d = Path(top, name)
                 t = time.perf_counter()
                 generate(d, [name], a.generate, 0, progress=False, workers=a.workers)
                 dt = time.perf_counter() - t
-                rows = len(pd.read_csv(f"{d}/groundtruth/{name}.csv.gz", usecols=["frame"]))
-            total += dt
-            print(f"| {name} | {dt:.1f} | {rows} | {rows / dt:.0f} | {os.getloadavg()[0]:.1f} |")
+                rows = len(pd.read_csv(d / "groundtruth" / f"{name}.csv.gz", usecols=["frame"]))
+                total += dt
+                print(f"| {name} | {dt:.1f} | {rows} | {rows / dt:.0f} | {os.getloadavg()[0]:.1f} |")
         print(f"| all | {total:.1f} | | | |")
 
 

@@ -45,6 +45,10 @@ class DataConfig:
     split_seed: int = 0
     #: select the checkpoint on the test fold (some papers' practice); recorded in results
     select_on_test: bool = False
+    #: expression task, training only: each epoch draws as many clips as the split holds, with
+    #: replacement, each with probability ∝ 1 / (size of its class), so every class is seen equally often
+    #: (for UAR; evaluation splits are untouched). False: every clip once per epoch in random order
+    balance_classes: bool = False
     #: cap on items per split, for smoke tests (None = all)
     limit_items: Optional[int] = None
 

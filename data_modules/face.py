@@ -25,7 +25,7 @@ from data_modules.datasets import ClipDataset, FrameDataset, PairDataset, Sequen
 from data_modules.frames import DataFormatError, UnreadableItem, missing_root_error
 from data_modules.pil_transforms import PILClipTransform
 from data_modules.sampling import CLIP_SAMPLING_RULES, PAIR_FRAME_RULES, PAIR_UNITS, SHORT_CLIP_RULES
-from data_modules.seeded_sampler import seeded_train_loader
+from data_modules.seeded_sampler import class_balanced_weights, seeded_train_loader
 from data_modules.transforms import FaceTransform
 
 SPLITS = ("train", "val", "test")
@@ -106,6 +106,9 @@ class FaceDataModule(L.LightningDataModule):
         self.cfg = cfg
         if cfg.task not in self.tasks:
             raise ConfigError(f"{cfg.name}: task {cfg.task!r} not supported; choose one of {', '.join(self.tasks)}")
+        if cfg.balance_classes and cfg.task != "expression":
+            raise ConfigError(f"data.balance_classes balances expression classes; task {cfg.task!r} has none "
+                              f"(set data.balance_classes=false)")
         if cfg.short_clip not in SHORT_CLIP_RULES:
             raise ConfigError(f"short_clip must be one of {SHORT_CLIP_RULES}, got {cfg.short_clip!r}")
         if cfg.clip_sampling not in CLIP_SAMPLING_RULES:
@@ -386,7 +389,8 @@ class FaceDataModule(L.LightningDataModule):
             # epoch-seeded order and worker seeds (exact resume); drops the ragged last batch (a batch
             # of 1 breaks BatchNorm, DDP ranks need equal batch counts). Workers are restarted every
             # epoch so that each epoch's worker seeds apply.
-            return seeded_train_loader(ds, bs, c.split_seed, num_workers=c.num_workers, pin_memory=pin)
+            weights = class_balanced_weights(ds.items["label"]) if c.balance_classes else None
+            return seeded_train_loader(ds, bs, c.split_seed, weights, num_workers=c.num_workers, pin_memory=pin)
         return DataLoader(ds, batch_size=bs, shuffle=False, sampler=sampler, num_workers=c.num_workers,
                           drop_last=False, pin_memory=pin, persistent_workers=c.num_workers > 0)
 

@@ -137,6 +137,7 @@ def test_channels_last_auto_follows_the_methods_cpu_measurement():
 
 def test_trainer_threads_set_the_runs_intra_op_threads(tmp_path):
     from affectlab.config import ConfigError, compose
+    from affectlab.engine.evaluate import evaluate_run
     from affectlab.engine.runner import train
 
     assert compose(["METHOD=ial"]).trainer.threads == 1
@@ -155,6 +156,9 @@ def test_trainer_threads_set_the_runs_intra_op_threads(tmp_path):
         assert torch.get_num_threads() == 1
         run = json.loads((Path(record["run_dir"]) / "run.json").read_text())
         assert run["environment"]["torch_threads"] == 1
+        torch.set_num_threads(2)   # re-evaluation (`affectlab test`) runs with the run's threads too
+        evaluate_run(record["run_dir"])
+        assert torch.get_num_threads() == 1
     finally:
         torch.set_num_threads(before)
 

@@ -12,7 +12,7 @@ from affectlab.config import ConfigError, compose, merge_into, split_overrides
 from affectlab.engine.io import atomic_write_json
 from affectlab.engine.rundir import RunDirectory
 from affectlab.engine.record import build_record
-from affectlab.engine.runner import _load_weights, fit_stage, test_stage
+from affectlab.engine.runner import _load_weights, configure_torch, fit_stage, test_stage
 from affectlab.methods import METHODS, RunContext
 
 
@@ -36,6 +36,7 @@ def load_run_config(run_dir: Path, overrides: Sequence[str] = ()):
 def evaluate_run(run_dir: str | Path, checkpoint: str | None = None, overrides: Sequence[str] = ()) -> dict[str, Any]:
     run_path = Path(run_dir)
     cfg = load_run_config(run_path, overrides)
+    configure_torch(cfg)   # the run's threads and matmul precision, as in training
     start = time.time()
     run = RunDirectory(run_path, RunDirectory(run_path, "", True).read_info().get("config_hash", ""), resumed=True)
     spec = METHODS.get(cfg.method.name)()

@@ -242,14 +242,20 @@ def set_matmul_precision(value: str) -> None:
     torch.set_float32_matmul_precision(value)
 
 
+def configure_torch(cfg: DictConfig) -> None:
+    """The process-wide torch settings of a run, for training and re-evaluation alike: float32 matmul
+    precision and intra-op threads (``trainer.threads``; auto keeps torch's default)."""
+    set_matmul_precision(cfg.trainer.matmul_precision)
+    if cfg.trainer.threads != "auto":
+        torch.set_num_threads(int(cfg.trainer.threads))
+
+
 def train(cfg: DictConfig) -> dict[str, Any]:
     """Run every stage of ``cfg.method`` and return the results record (empty on ranks ≠ 0)."""
     start = time.time()
     silence_benign_noise()
     L.seed_everything(int(cfg.seed), workers=True, verbose=False)
-    set_matmul_precision(cfg.trainer.matmul_precision)
-    if cfg.trainer.threads != "auto":   # before the run directory records the thread count
-        torch.set_num_threads(int(cfg.trainer.threads))
+    configure_torch(cfg)   # before the run directory records the thread count
     rank_zero = _is_rank_zero()
     run = prepare_run_dir(cfg, rank_zero)
     if run.finished:  # resume never re-tests or re-records a finished run
