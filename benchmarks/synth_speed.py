@@ -12,7 +12,7 @@ two checkouts side by side (run it alternately with ``PYTHONPATH`` pointing at e
 
 File creation is not a constant. On ext4 without a journal (this project's 2-core VM) the kernel skips
 inodes freed in the last 60–360 s when it allocates one, so creating a file right after a large deletion
-(``rm -rf`` of a previous copy, a test suite's temporary folders) cost ~1 ms of kernel CPU against ~0.07 ms
+(``rm -rf`` of a previous copy, a test suite's temporary folders) cost 0.9 ms of kernel CPU against 0.05 ms
 otherwise (2026-12-04, ``perf``: ``recently_deleted`` in ``find_inode_bit``). A quick copy holds
 132,223 files, so that state alone moves a generation by ~2 CPU minutes. Hence: ``--sample`` writes
 to a RAM folder (/dev/shm where present), so it measures the generator, not the file system;
@@ -115,11 +115,11 @@ def main() -> None:
         print(f"| {name} | " + " | ".join(str(v) for v in counts.values()) + f" | {sum(counts.values())} |")
     if a.generate:
         names = a.datasets.split(",") if a.datasets else list(DATASETS)
-        print(f"\n| dataset ({a.generate}, workers={a.workers or 'default'}) | wall s | rows written | rows/s | load |"
-              "\n|---|---|---|---|---|")
         total = 0.0
         with tempfile.TemporaryDirectory(dir=a.out) as top:   # deleted only after every dataset is timed
             print(f"\nfile creation in {top}: {file_creation_ms(Path(top, 'probe')):.3f} ms/file")
+            print(f"\n| dataset ({a.generate}, workers={a.workers or 'default'}) | wall s | rows written | rows/s | load |"
+                  "\n|---|---|---|---|---|")
             for name in names:
                 d = Path(top, name)
                 t = time.perf_counter()

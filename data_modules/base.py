@@ -161,6 +161,15 @@ def check_fold(name: str, fold: int, n: int) -> None:
         raise ConfigError(f"bad value for 'data.fold': {name} has folds 1…{n}, got {fold}")
 
 
+def check_balance_classes(cfg: Any) -> None:
+    """``balance_classes`` needs expression classes to balance."""
+    from affectlab.schema import ConfigError
+
+    if cfg.balance_classes and cfg.task != "expression":
+        raise ConfigError(f"data.balance_classes balances expression classes; {cfg.name} task {cfg.task!r} has "
+                          f"none (set data.balance_classes=false)")
+
+
 def build_config(cls: type, keys: dict[str, Any]):
     """Validate ``keys`` against ``cls.Config`` (unknown keys fail listing the valid ones)."""
     from affectlab.schema import validated

@@ -20,7 +20,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, Subset
 
 from affectlab.schema import ConfigError
-from data_modules.base import check_fold
+from data_modules.base import check_balance_classes, check_fold
 from data_modules.datasets import ClipDataset, FrameDataset, PairDataset, SequenceDataset
 from data_modules.frames import DataFormatError, UnreadableItem, missing_root_error
 from data_modules.pil_transforms import PILClipTransform
@@ -106,9 +106,7 @@ class FaceDataModule(L.LightningDataModule):
         self.cfg = cfg
         if cfg.task not in self.tasks:
             raise ConfigError(f"{cfg.name}: task {cfg.task!r} not supported; choose one of {', '.join(self.tasks)}")
-        if cfg.balance_classes and cfg.task != "expression":
-            raise ConfigError(f"data.balance_classes balances expression classes; task {cfg.task!r} has none "
-                              f"(set data.balance_classes=false)")
+        check_balance_classes(cfg)
         if cfg.short_clip not in SHORT_CLIP_RULES:
             raise ConfigError(f"short_clip must be one of {SHORT_CLIP_RULES}, got {cfg.short_clip!r}")
         if cfg.clip_sampling not in CLIP_SAMPLING_RULES:

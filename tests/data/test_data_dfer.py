@@ -253,3 +253,45 @@ def test_dfew_repeated_row_names_both_places(tmp_path):
     clip = int(lines[1].split(",")[0])
     with pytest.raises(DataFormatError, match=rf"clip {clip:05d} at \S*set_1\.csv:2 and \S*set_1\.csv:{len(lines) + 1}"):
         make("dfew", tmp_path / "DFEW", fold=1).manifest("train")
+
+
+def test_class_balanced_weights_by_hand():
+    from data_modules.seeded_sampler import class_balanced_weights
+
+    # classes 0, 0, 0, 2, 5, 5: counts 3, 1, 2 -> weights 1/3, 1/3, 1/3, 1, 1/2, 1/2
+    assert np.allclose(class_balanced_weights([0, 0, 0, 2, 5, 5]), [1 / 3, 1 / 3, 1 / 3, 1, 1 / 2, 1 / 2])
+
+
+def test_weighted_epoch_sampler_draws_classes_equally_and_replays_each_epoch():
+    from data_modules.seeded_sampler import EpochSeededSampler, class_balanced_weights
+
+    labels = np.array([0] * 900 + [1] * 90 + [2] * 10)
+    sampler = EpochSeededSampler(labels, seed=3, weights=class_balanced_weights(labels))
+    draws = []
+    for epoch in (0, 1, 0):
+        sampler.set_epoch(epoch)
+        draws.append(list(sampler))
+    assert draws[0] == draws[2] and draws[0] != draws[1]   # a function of (seed, epoch)
+    counts = np.bincount(labels[np.concatenate(draws[:2])], minlength=3)
+    assert len(draws[0]) == len(labels)
+    # 2000 draws, p = 1/3 each: sd ≈ 21, so ±100 is ~5 sd; unweighted the rarest class would get ~20
+    assert np.all(np.abs(counts - 2000 / 3) < 100), counts
+    with pytest.raises(ValueError, match="non-negative"):
+        EpochSeededSampler(labels, 0, weights=np.zeros(len(labels)))
+    with pytest.raises(ValueError, match="1000"):
+        EpochSeededSampler(labels, 0, weights=np.ones(5))
+
+
+def test_dfew_balance_classes_reaches_the_training_loader_only(mini):
+    from affectlab.schema import ConfigError
+
+    root, _ = mini
+    dm = make("dfew", root / "DFEW", fold=1, image_size=32, balance_classes=True)
+    sampler = dm.train_dataloader().sampler
+    labels = dm.dataset("train").items["label"].to_numpy()
+    counts = np.bincount(labels, minlength=7)
+    assert np.allclose(sampler.weights.numpy(), 1.0 / counts[labels])
+    assert make("dfew", root / "DFEW", fold=1, image_size=32).train_dataloader().sampler.weights is None
+    assert dm.val_dataloader().sampler.__class__.__name__ == "SequentialSampler"
+    with pytest.raises(ConfigError, match="balance_classes"):
+        make("bp4d", root / "BP4D", balance_classes=True)
