@@ -109,6 +109,11 @@ class ToyAUDataModule(L.LightningDataModule):
         return {"dataset": "toyau", "root": "(in memory)", "task": self.cfg.task, "fold": self.cfg.fold,
                 "splits": splits, "skipped": []}
 
+    def is_synthetic(self) -> bool:
+        """False: procedural, but not a release of the face generator, so no ground-truth table beside it
+        (what callers of ``is_synthetic`` read)."""
+        return False
+
     def train_pos_rate(self) -> torch.Tensor:
         """Positive rate of each AU on the training split."""
         return torch.tensor(self.manifest("train")[self.au_names].mean().to_numpy(), dtype=torch.float32)

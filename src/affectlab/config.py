@@ -103,6 +103,9 @@ def check_trainer(t: DictConfig) -> None:
                      ("lr_base_batch_size", 1)):
         if t[key] < low:
             raise bad(key, f"an integer >= {low}")
+    for key in ("max_epochs", "max_steps"):
+        if t[key] == 0:   # Lightning would train nothing and the run would test an untrained model
+            raise bad(key, "-1 (no limit) or an integer >= 1")
 
 
 def check_optimiser_numbers(section: Any, prefix: str = "method") -> None:

@@ -49,6 +49,8 @@ def test_invalid_method_dataset_pair_lists_the_valid_datasets(capsys, tmp_path, 
     ("trainer.accelerator=gpux", "'trainer.accelerator': 'gpux'"),
     ("trainer.lr_scaling=cubic", "'trainer.lr_scaling': 'cubic'"),
     ("trainer.accumulate_grad_batches=0", "'trainer.accumulate_grad_batches': 0"),
+    ("trainer.max_epochs=0", "'trainer.max_epochs': 0"),
+    ("trainer.max_steps=0", "'trainer.max_steps': 0"),
     ("seed=-1", "'seed': -1"),
     ("data.batch_size=0", "'data.batch_size': 0"),
     ("data.num_workers=-1", "'data.num_workers': -1"),
@@ -58,6 +60,15 @@ def test_invalid_method_dataset_pair_lists_the_valid_datasets(capsys, tmp_path, 
 ])
 def test_trainer_values_are_checked_when_the_config_is_composed(capsys, tmp_path, override, expected):
     fails(capsys, ["train", "METHOD=baseline", "DATA=toyau", override, f"run_root={tmp_path}", *QUIET], expected)
+
+
+@pytest.mark.parametrize("overrides, expected", [
+    (["METHOD=tcae", "method.pretrain_epochs=0", "method.probe_epochs=0"], "stage 'probe' would train nothing"),
+    (["METHOD=baseline", "trainer.max_epochs=-1"], "stage 'supervised' has no end"),
+    (["METHOD=region_relation"], "no centre for AU03"),   # toyau's blob AUs have no place on a face
+])
+def test_a_stage_that_cannot_run_is_refused_before_training(capsys, tmp_path, overrides, expected):
+    fails(capsys, ["train", *overrides, "DATA=toyau", f"run_root={tmp_path}", *QUIET], expected)
 
 
 def test_fold_outside_the_protocol(capsys, tmp_path):

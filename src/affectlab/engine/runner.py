@@ -48,6 +48,19 @@ def _strategy(cfg: DictConfig) -> Any:
     return cfg.trainer.strategy
 
 
+def stage_length(stage: Stage, t: DictConfig) -> dict[str, int]:
+    """The stage's ``max_epochs`` and ``max_steps`` (its own where set, else the trainer's), refusing a
+    stage that would train nothing (0) or never end (both -1: Lightning would run forever)."""
+    epochs = int(stage.max_epochs if stage.max_epochs is not None else t.max_epochs)
+    steps = int(stage.max_steps if stage.max_steps is not None else t.max_steps)
+    if epochs == 0 or steps == 0:
+        raise ConfigError(f"stage {stage.name!r} would train nothing: max_epochs={epochs}, max_steps={steps} "
+                          f"(the method's *_epochs/*_steps keys or trainer.max_epochs/max_steps)")
+    if epochs < 0 and steps < 0:
+        raise ConfigError(f"stage {stage.name!r} has no end: max_epochs and max_steps are both -1; set one of them")
+    return {"max_epochs": epochs, "max_steps": steps}
+
+
 def build_trainer(cfg: DictConfig, stage: Stage, stage_dir: Path, loggers: list,
                   progress: RunProgress | None = None) -> tuple[L.Trainer, LastEveryEpochCheckpoint]:
     """The stage's Trainer from ``cfg.trainer`` and the stage's own settings; ``progress`` is the run's
@@ -85,8 +98,7 @@ def build_trainer(cfg: DictConfig, stage: Stage, stage_dir: Path, loggers: list,
         strategy=_strategy(cfg),
         precision=t.precision,
         sync_batchnorm=sync_bn,
-        max_epochs=stage.max_epochs if stage.max_epochs is not None else t.max_epochs,
-        max_steps=stage.max_steps if stage.max_steps is not None else t.max_steps,
+        **stage_length(stage, t),
         accumulate_grad_batches=t.accumulate_grad_batches,
         gradient_clip_val=t.gradient_clip_val,
         limit_train_batches=t.limit_train_batches,

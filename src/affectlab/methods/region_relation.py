@@ -28,7 +28,7 @@ from affectlab.evidence.arms import Arm, Evidence
 from affectlab.losses.optimal_transport import RelationPrior, ot_relation_loss
 from affectlab.losses.region_relation import masked_mean, region_consistency_loss, siamese_ot_loss
 from affectlab.methods.base import METHODS, MethodConfig, MethodSpec, RunContext, Stage, probe_split_keys
-from affectlab.models.au_attention import template_landmarks
+from affectlab.models.au_attention import AU_CENTRE_RULES, template_landmarks
 from affectlab.models.region_relation import RegionRelationEncoder, TokenMLP, TwoViewAugment
 from affectlab.schema import ConfigError
 
@@ -410,6 +410,12 @@ class RegionRelation(MethodSpec):
         dm = create_datamodule(cfg.data)
         au_names = list(dm.au_names)
         region_aus = [str(a).upper() for a in m.region_aus] if m.region_aus else au_names
+        unknown = [a for a in region_aus if a not in AU_CENTRE_RULES]
+        if unknown:   # e.g. DATA=toyau: blob "AUs" with no place on a face
+            raise ConfigError(f"region_relation places each AU's region by its landmark centre and has no centre for "
+                              f"{', '.join(unknown)} ({cfg.data.name}'s AUs: {', '.join(au_names)}); known: "
+                              f"{', '.join(AU_CENTRE_RULES)}. Use DATA=bp4d or DATA=disfa, or list AUs with a "
+                              f"centre in method.region_aus")
         pre = RegionRelationPretrain(cfg, region_aus)
         if m.pretrain:
             keys: dict[str, Any] = {"task": m.pretrain_task}
@@ -428,7 +434,7 @@ class RegionRelation(MethodSpec):
                         max_steps=m.pretrain_max_steps, val_every_n_steps=m.pretrain_val_every_n_steps,
                         callbacks=probes)
         probe = RegionRelationProbe(cfg, pre.encoder, au_names, dm.train_pos_rate())
-        if m.pretrain and int(pre.prior.plan_updates) > 0 and getattr(dm, "is_synthetic", lambda: False)():
+        if m.pretrain and int(pre.prior.plan_updates) > 0 and dm.is_synthetic():
             truth = groundtruth_cooccurrence(dm.root, cfg.data.name, pre.au_names)
             if truth is not None:
                 learned = pre.relation_matrix().double().numpy()
