@@ -45,10 +45,6 @@ class DataConfig:
     split_seed: int = 0
     #: select the checkpoint on the test fold (some papers' practice); recorded in results
     select_on_test: bool = False
-    #: expression task, training only: each epoch draws as many clips as the split holds, with
-    #: replacement, each with probability ∝ 1 / (size of its class), so every class is seen equally often
-    #: (for UAR; evaluation splits are untouched). False: every clip once per epoch in random order
-    balance_classes: bool = False
     #: cap on items per split, for smoke tests (None = all)
     limit_items: Optional[int] = None
 
@@ -159,15 +155,6 @@ def check_fold(name: str, fold: int, n: int) -> None:
 
     if not 1 <= fold <= n:
         raise ConfigError(f"bad value for 'data.fold': {name} has folds 1…{n}, got {fold}")
-
-
-def check_balance_classes(cfg: Any) -> None:
-    """``balance_classes`` needs expression classes to balance."""
-    from affectlab.schema import ConfigError
-
-    if cfg.balance_classes and cfg.task != "expression":
-        raise ConfigError(f"data.balance_classes balances expression classes; {cfg.name} task {cfg.task!r} has "
-                          f"none (set data.balance_classes=false)")
 
 
 def build_config(cls: type, keys: dict[str, Any]):

@@ -20,12 +20,12 @@ import torch
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, Subset
 
 from affectlab.schema import ConfigError
-from data_modules.base import check_balance_classes, check_fold
+from data_modules.base import check_fold
 from data_modules.datasets import ClipDataset, FrameDataset, PairDataset, SequenceDataset
 from data_modules.frames import DataFormatError, UnreadableItem, missing_root_error
 from data_modules.pil_transforms import PILClipTransform
 from data_modules.sampling import CLIP_SAMPLING_RULES, PAIR_FRAME_RULES, PAIR_UNITS, SHORT_CLIP_RULES
-from data_modules.seeded_sampler import class_balanced_weights, seeded_train_loader
+from data_modules.seeded_sampler import seeded_train_loader
 from data_modules.transforms import FaceTransform
 
 SPLITS = ("train", "val", "test")
@@ -106,7 +106,6 @@ class FaceDataModule(L.LightningDataModule):
         self.cfg = cfg
         if cfg.task not in self.tasks:
             raise ConfigError(f"{cfg.name}: task {cfg.task!r} not supported; choose one of {', '.join(self.tasks)}")
-        check_balance_classes(cfg)
         if cfg.short_clip not in SHORT_CLIP_RULES:
             raise ConfigError(f"short_clip must be one of {SHORT_CLIP_RULES}, got {cfg.short_clip!r}")
         if cfg.clip_sampling not in CLIP_SAMPLING_RULES:
@@ -387,8 +386,7 @@ class FaceDataModule(L.LightningDataModule):
             # epoch-seeded order and worker seeds (exact resume); drops the ragged last batch (a batch
             # of 1 breaks BatchNorm, DDP ranks need equal batch counts). Workers are restarted every
             # epoch so that each epoch's worker seeds apply.
-            weights = class_balanced_weights(ds.items["label"]) if c.balance_classes else None
-            return seeded_train_loader(ds, bs, c.split_seed, weights, num_workers=c.num_workers, pin_memory=pin)
+            return seeded_train_loader(ds, bs, c.split_seed, num_workers=c.num_workers, pin_memory=pin)
         return DataLoader(ds, batch_size=bs, shuffle=False, sampler=sampler, num_workers=c.num_workers,
                           drop_last=False, pin_memory=pin, persistent_workers=c.num_workers > 0)
 

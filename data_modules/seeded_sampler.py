@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import functools
 import random
-from typing import Any, Iterator, Optional, Sequence, Sized
+from typing import Any, Iterator, Sized
 
 import numpy as np
 import torch
@@ -21,15 +21,10 @@ _EPOCH_STRIDE = 1_000_003
 
 
 class EpochSeededSampler(Sampler[int]):
-    """Random permutation of ``range(len(data))`` determined by ``seed`` and the current epoch; with
-    ``weights``, ``len(data)`` indices drawn with replacement in proportion to them instead."""
+    """Random permutation of ``range(len(data))`` determined by ``seed`` and the current epoch."""
 
-    def __init__(self, data: Sized, seed: int, weights: Optional[Sequence[float]] = None) -> None:
+    def __init__(self, data: Sized, seed: int) -> None:
         self.data, self.seed, self.epoch = data, int(seed), 0
-        self.weights = None if weights is None else torch.as_tensor(weights, dtype=torch.float64)
-        if self.weights is not None and (len(self.weights) != len(data) or not (self.weights >= 0).all()
-                                         or self.weights.sum() <= 0):
-            raise ValueError(f"sampling weights must be {len(data)} non-negative numbers, not all 0")
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = int(epoch)
@@ -39,8 +34,6 @@ class EpochSeededSampler(Sampler[int]):
 
     def __iter__(self) -> Iterator[int]:
         generator = torch.Generator().manual_seed(self.epoch_seed())
-        if self.weights is not None:
-            return iter(torch.multinomial(self.weights, len(self.data), True, generator=generator).tolist())
         return iter(torch.randperm(len(self.data), generator=generator).tolist())
 
     def __len__(self) -> int:
@@ -54,18 +47,9 @@ def _seed_worker(sampler: EpochSeededSampler, worker_id: int) -> None:
     torch.manual_seed(seed)
 
 
-def class_balanced_weights(labels: Sequence[int]) -> np.ndarray:
-    """Per-item sampling weight 1 / (number of items of its class): every class drawn equally often."""
-    labels = np.asarray(labels)
-    _, inverse, counts = np.unique(labels, return_inverse=True, return_counts=True)
-    return 1.0 / counts[inverse]
-
-
-def seeded_train_loader(dataset: Dataset, batch_size: int, seed: int, weights: Optional[Sequence[float]] = None,
-                        **kwargs: Any) -> DataLoader:
+def seeded_train_loader(dataset: Dataset, batch_size: int, seed: int, **kwargs: Any) -> DataLoader:
     """Shuffled training DataLoader that drops the last partial batch (BatchNorm needs more than
-    one item, and DDP ranks must see equal batch counts) and resumes bit-exactly; ``weights`` draw
-    items with replacement in proportion to them (``EpochSeededSampler``)."""
-    sampler = EpochSeededSampler(dataset, seed, weights)
+    one item, and DDP ranks must see equal batch counts) and resumes bit-exactly."""
+    sampler = EpochSeededSampler(dataset, seed)
     return DataLoader(dataset, batch_size=batch_size, sampler=sampler, drop_last=True,
                       worker_init_fn=functools.partial(_seed_worker, sampler), **kwargs)

@@ -14,7 +14,7 @@ import pandas as pd
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from data_modules.base import DATAMODULES, DataConfig, check_balance_classes, check_fold
+from data_modules.base import DATAMODULES, DataConfig, check_fold
 from data_modules.seeded_sampler import seeded_train_loader
 
 
@@ -58,7 +58,6 @@ class ToyAUDataModule(L.LightningDataModule):
     def __init__(self, cfg) -> None:
         super().__init__()
         check_fold("toyau", cfg.fold, 3)
-        check_balance_classes(cfg)
         self.cfg = cfg
         self.au_names = [f"AU{i + 1:02d}" for i in range(cfg.num_aus)]
         self._build()
