@@ -184,6 +184,8 @@ def test_registered_method_and_paper_experiment():
     m = cfg.method  # CPU default: our optimisation (docs/methods/ial.md), the paper's network and loss
     assert (m.optimizer, m.scheduler, m.attention, m.use_ial, m.ial_weight) == ("adamw", "cosine", "gca", True, 0.1)
     assert m.warmup_epochs > 0 and cfg.trainer.gradient_clip_val == 1.0 and cfg.data.select_on_test is False
+    assert m.select == "last" and compose(["EXP=ial_paper"]).method.select == "best"
+    assert compose(["EXP=ial_ferv39k_paper"]).method.select == "best"
     paper = compose(["EXP=ial_paper", "data.fold=3"])
     m, d = paper.method, paper.data
     assert (m.name, m.preset, m.attention, m.use_ial) == ("ial", "paper", "gca", True)
@@ -197,6 +199,16 @@ def test_registered_method_and_paper_experiment():
     assert (ferv.data.name, ferv.data.clip_segments, ferv.data.clip_frames_per_segment) == ("ferv39k", 8, 2)
     assert (ferv.method.optimizer, ferv.method.scheduler, ferv.trainer.gradient_clip_val) == ("sgd", "step", None)
     assert build_network(ferv, 7).cfg.num_frames == 16
+
+
+def test_select_chooses_the_tested_weights():
+    from affectlab.methods.ial import selection_monitor
+    from affectlab.schema import ConfigError
+
+    assert selection_monitor(_cfg(select="best").method) == "val/uar"
+    assert selection_monitor(_cfg(select="last").method) is None   # the runner then tests last.ckpt
+    with pytest.raises(ConfigError, match="method.select"):
+        selection_monitor(_cfg(select="val").method)
 
 
 @pytest.mark.parametrize("exp", ["ial_paper", "ial_ferv39k_paper"])
