@@ -4,6 +4,7 @@ import json
 
 import cv2
 import numpy as np
+import pytest
 
 from affectlab.config import compose
 from affectlab.engine.runner import train
@@ -29,21 +30,22 @@ def _write_dfew(root, n_clips=28, seed=0):
     return labels
 
 
-def test_train_two_steps_through_runner(tmp_path):
+@pytest.mark.parametrize("select, selected_on, monitor", [("last", "last_epoch", None), ("best", "val", "val/uar")])
+def test_train_two_steps_through_runner(tmp_path, select, selected_on, monitor):
     labels = _write_dfew(tmp_path / "DFEW")
     cfg = compose([
-        "METHOD=ial", f"data.root={tmp_path / 'DFEW'}", f"run_root={tmp_path / 'runs'}", "data.image_size=32",
+        "METHOD=ial", f"method.select={select}", f"data.root={tmp_path / 'DFEW'}", f"run_root={tmp_path / 'runs'}", "data.image_size=32",
         "data.clip_segments=4", "data.batch_size=4", "data.num_workers=0", "trainer.max_steps=2",
         "trainer.max_epochs=1", "logger.wandb.enabled=false", "leaderboard.enabled=false",
         "trainer.enable_progress_bar=false", "data.train_transforms=[{name: RandomResizedCrop, size: [32, 32], scale: [0.85, 1.0]}]",
     ])
     record = train(cfg)
-    assert record["method"] == "ial" and record["dataset"] == "dfew" and record["selected_on"] == "val"
+    assert record["method"] == "ial" and record["dataset"] == "dfew" and record["selected_on"] == selected_on
     assert {"uar", "war", "recall_happy", "recall_fear"} <= set(record["metrics"])
     assert not any(k.startswith(("uar_", "war_")) for k in record["metrics"])  # a real release has no bands
     run = tmp_path / "runs" / "ial" / "dfew"
     run_dir = next(run.iterdir())
-    assert json.loads((run_dir / "stages" / "supervised" / "done.json").read_text())["monitor"] == "val/uar"
+    assert json.loads((run_dir / "stages" / "supervised" / "done.json").read_text())["monitor"] == monitor
     csv = (run_dir / "artifacts" / "confusion_matrix_fold1.csv").read_text().strip().splitlines()
     counts = np.array([[int(v) for v in line.split(",")[1:]] for line in csv[1:]])
     n_test = len(range(0, len(labels), 5))
