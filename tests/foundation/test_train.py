@@ -142,6 +142,20 @@ def test_affectlab_test_re_evaluates_the_selected_checkpoint(finished_run, capsy
     assert main(["test", str(run_dir)]) == 0
     out = json.loads(Path(capsys.readouterr().out.strip().splitlines()[-1]).read_text())
     assert out["metrics"] == pytest.approx(record["metrics"], abs=1e-6)
+    assert out["selected_on"] == record["selected_on"] == "val"
+
+
+def test_a_monitored_stage_without_validation_says_it_used_its_last_weights(tmp_path):
+    from affectlab.engine.evaluate import evaluate_run
+
+    cfg = compose([*TINY, "trainer.max_epochs=1", "trainer.limit_val_batches=0", f"run_root={tmp_path}"])
+    with pytest.warns(UserWarning, match="selects its weights on val/f1_mean, but no validation produced it"):
+        record = train(cfg)
+    run_dir = Path(record["run_dir"])
+    done = json.loads((run_dir / "stages/supervised/done.json").read_text())
+    assert done["monitor"] == "val/f1_mean" and done["checkpoint"].endswith("last.ckpt")
+    assert record["selected_on"] == done["selected_on"] == "last_epoch"
+    assert evaluate_run(run_dir)["selected_on"] == "last_epoch"   # `affectlab test` says the same
 
 
 @pytest.mark.parametrize(

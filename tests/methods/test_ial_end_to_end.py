@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from affectlab.config import compose
+from affectlab.engine.evaluate import evaluate_run
 from affectlab.engine.runner import train
 
 
@@ -35,7 +36,7 @@ def test_train_two_steps_through_runner(tmp_path, select, selected_on, monitor):
     labels = _write_dfew(tmp_path / "DFEW")
     cfg = compose([
         "METHOD=ial", f"method.select={select}", f"data.root={tmp_path / 'DFEW'}", f"run_root={tmp_path / 'runs'}", "data.image_size=32",
-        "data.clip_segments=4", "data.batch_size=4", "data.num_workers=0", "trainer.max_steps=2",
+        "data.clip_segments=4", "data.batch_size=4", "data.num_workers=0", "trainer.limit_train_batches=2",
         "trainer.max_epochs=1", "logger.wandb.enabled=false", "leaderboard.enabled=false",
         "trainer.enable_progress_bar=false", "data.train_transforms=[{name: RandomResizedCrop, size: [32, 32], scale: [0.85, 1.0]}]",
     ])
@@ -54,6 +55,7 @@ def test_train_two_steps_through_runner(tmp_path, select, selected_on, monitor):
     war = np.trace(counts) / counts.sum()
     assert abs(record["metrics"]["war"] - war) < 1e-6
     assert (run_dir / "artifacts" / "confusion_matrix_fold1.png").stat().st_size > 1000
+    assert evaluate_run(run_dir)["selected_on"] == selected_on   # re-evaluation records the same selection
 
 
 def test_a_synthetic_release_adds_uar_and_war_per_intensity_band(tmp_path):

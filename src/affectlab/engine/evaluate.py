@@ -12,7 +12,7 @@ from affectlab.config import ConfigError, compose, merge_into, split_overrides
 from affectlab.engine.io import atomic_write_json
 from affectlab.engine.rundir import RunDirectory
 from affectlab.engine.record import build_record
-from affectlab.engine.runner import _load_weights, configure_torch, fit_stage, test_stage
+from affectlab.engine.runner import _load_weights, configure_torch, fit_stage, selected_on, test_stage
 from affectlab.methods import METHODS, RunContext
 
 
@@ -52,7 +52,8 @@ def evaluate_run(run_dir: str | Path, checkpoint: str | None = None, overrides: 
     if checkpoint:
         _load_weights(evaluated.module, checkpoint)
     metrics = test_stage(evaluated, cfg, run)
-    record = build_record(cfg, run, evaluated, metrics, "checkpoint" if checkpoint else "val", time.time() - start)
+    selection = "checkpoint" if checkpoint else selected_on(cfg, evaluated, run)
+    record = build_record(cfg, run, evaluated, metrics, selection, time.time() - start)
     record["checkpoint"] = checkpoint
     out = run_path / f"eval-{time.strftime('%Y%m%d-%H%M%S')}.json"
     atomic_write_json(out, record)

@@ -167,11 +167,16 @@ def fit_stage(stage: Stage, cfg: DictConfig, run: RunDirectory, progress: RunPro
     probe_s = sum(c.seconds for c in stage.callbacks if isinstance(c, OnlineProbe))
     resumed = next(c for c in trainer.callbacks if isinstance(c, RNGStateCallback)).resumed
     best = checkpoint.best_model_path if stage.monitor and checkpoint.best_model_path else str(last)
+    selected_on = "val" if stage.monitor and checkpoint.best_model_path else "last_epoch"
+    if stage.monitor and not checkpoint.best_model_path:
+        warnings.warn(f"stage {stage.name!r} selects its weights on {stage.monitor}, but no validation produced it "
+                      f"(empty validation split, e.g. data.val_fraction=0, or trainer.limit_val_batches=0): its last "
+                      f"weights are used, recorded as selected_on=last_epoch")
     if trainer.world_size > 1:
         trainer.strategy.barrier()
     _load_weights(stage.module, best)
     if trainer.is_global_zero:
-        atomic_write_json(done, {"checkpoint": best, "monitor": stage.monitor,
+        atomic_write_json(done, {"checkpoint": best, "monitor": stage.monitor, "selected_on": selected_on,
                                  "best_score": _float(checkpoint.best_model_score), "trained": _trained(trainer),
                                  "resumed": resumed,
                                  "timing": timer.summary({"online_probe_s": probe_s} if probe_s else None)})
@@ -295,11 +300,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         if evaluated is None:
             raise RuntimeError(f"method {cfg.method.name!r} yielded no stage with evaluate=True")
         metrics = test_stage(evaluated, cfg, run)
-        if cfg.data.select_on_test:
-            selected_on = "test"
-        else:
-            selected_on = "val" if evaluated.monitor else "last_epoch"
-        record = build_record(cfg, run, evaluated, metrics, selected_on, time.time() - start)
+        record = build_record(cfg, run, evaluated, metrics, selected_on(cfg, evaluated, run), time.time() - start)
         atomic_write_json(run.path / "results.json", record)
         run.update_info(status="finished", finished=time.time())
         _record_on_leaderboard(record, cfg)
@@ -315,6 +316,16 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         progress.close()
         if launched_here:
             os.environ.pop(RUN_DIR_ENV, None)
+
+
+def selected_on(cfg: DictConfig, stage: Stage, run: RunDirectory) -> str:
+    """How the evaluated stage's weights were chosen, for the record: ``test`` (``data.select_on_test``),
+    ``val`` (best monitored validation) or ``last_epoch`` (no monitor, or a monitor that no validation
+    produced); a stage finished before its done.json said so falls back to whether it had a monitor."""
+    if cfg.data.select_on_test:
+        return "test"
+    done = json.loads((run.stage_dir(stage.name) / "done.json").read_text())
+    return done.get("selected_on") or ("val" if stage.monitor else "last_epoch")
 
 
 def _record_on_leaderboard(record: dict[str, Any], cfg: DictConfig) -> None:
