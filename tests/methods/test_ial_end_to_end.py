@@ -31,11 +31,14 @@ def _write_dfew(root, n_clips=28, seed=0):
     return labels
 
 
-@pytest.mark.parametrize("select, selected_on, monitor", [("last", "last_epoch", None), ("best", "val", "val/uar")])
-def test_train_two_steps_through_runner(tmp_path, select, selected_on, monitor):
+@pytest.mark.parametrize("select, on_test, selected_on, monitor", [
+    ("last", False, "last_epoch", None), ("best", False, "val", "val/uar"),
+    ("best", True, "test", "val/uar"), ("last", True, "last_epoch", None),   # select_on_test: val split = test split
+])
+def test_train_two_steps_through_runner(tmp_path, select, on_test, selected_on, monitor):
     labels = _write_dfew(tmp_path / "DFEW")
     cfg = compose([
-        "METHOD=ial", f"method.select={select}", f"data.root={tmp_path / 'DFEW'}", f"run_root={tmp_path / 'runs'}", "data.image_size=32",
+        "METHOD=ial", f"method.select={select}", f"data.select_on_test={on_test}", f"data.root={tmp_path / 'DFEW'}", f"run_root={tmp_path / 'runs'}", "data.image_size=32",
         "data.clip_segments=4", "data.batch_size=4", "data.num_workers=0", "trainer.limit_train_batches=2",
         "trainer.max_epochs=1", "logger.wandb.enabled=false", "leaderboard.enabled=false",
         "trainer.enable_progress_bar=false", "data.train_transforms=[{name: RandomResizedCrop, size: [32, 32], scale: [0.85, 1.0]}]",

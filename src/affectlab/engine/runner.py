@@ -319,13 +319,13 @@ def train(cfg: DictConfig) -> dict[str, Any]:
 
 
 def selected_on(cfg: DictConfig, stage: Stage, run: RunDirectory) -> str:
-    """How the evaluated stage's weights were chosen, for the record: ``test`` (``data.select_on_test``),
-    ``val`` (best monitored validation) or ``last_epoch`` (no monitor, or a monitor that no validation
-    produced); a stage finished before its done.json said so falls back to whether it had a monitor."""
-    if cfg.data.select_on_test:
-        return "test"
+    """How the evaluated stage's weights were chosen, for the record: ``val`` (best monitored validation),
+    ``test`` (the same with ``data.select_on_test``: the validation split is the test split) or
+    ``last_epoch`` (no monitor, or a monitor that no validation produced); a stage finished before its
+    done.json said so falls back to whether it had a monitor."""
     done = json.loads((run.stage_dir(stage.name) / "done.json").read_text())
-    return done.get("selected_on") or ("val" if stage.monitor else "last_epoch")
+    selection = done.get("selected_on") or ("val" if stage.monitor else "last_epoch")
+    return "test" if selection == "val" and cfg.data.select_on_test else selection
 
 
 def _record_on_leaderboard(record: dict[str, Any], cfg: DictConfig) -> None:
