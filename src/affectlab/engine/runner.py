@@ -167,16 +167,17 @@ def fit_stage(stage: Stage, cfg: DictConfig, run: RunDirectory, progress: RunPro
     probe_s = sum(c.seconds for c in stage.callbacks if isinstance(c, OnlineProbe))
     resumed = next(c for c in trainer.callbacks if isinstance(c, RNGStateCallback)).resumed
     best = checkpoint.best_model_path if stage.monitor and checkpoint.best_model_path else str(last)
-    selected_on = "val" if stage.monitor and checkpoint.best_model_path else "last_epoch"
+    selection = "val" if stage.monitor and checkpoint.best_model_path else "last_epoch"
     if stage.monitor and not checkpoint.best_model_path:
         warnings.warn(f"stage {stage.name!r} selects its weights on {stage.monitor}, but no validation produced it "
-                      f"(empty validation split, e.g. data.val_fraction=0, or trainer.limit_val_batches=0): its last "
-                      f"weights are used, recorded as selected_on=last_epoch")
+                      f"(an empty validation split, e.g. data.val_fraction=0; trainer.limit_val_batches=0; or training "
+                      f"ended before the first validation): its last weights are used, recorded as "
+                      f"selected_on=last_epoch")
     if trainer.world_size > 1:
         trainer.strategy.barrier()
     _load_weights(stage.module, best)
     if trainer.is_global_zero:
-        atomic_write_json(done, {"checkpoint": best, "monitor": stage.monitor, "selected_on": selected_on,
+        atomic_write_json(done, {"checkpoint": best, "monitor": stage.monitor, "selected_on": selection,
                                  "best_score": _float(checkpoint.best_model_score), "trained": _trained(trainer),
                                  "resumed": resumed,
                                  "timing": timer.summary({"online_probe_s": probe_s} if probe_s else None)})
