@@ -84,6 +84,9 @@ def build_trainer(cfg: DictConfig, stage: Stage, stage_dir: Path, loggers: list,
         callbacks.append(LearningRateMonitor(logging_interval="epoch"))
     if stage.monitor and t.early_stopping_patience:
         callbacks.append(EarlyStopping(monitor=stage.monitor, mode=stage.mode, patience=t.early_stopping_patience))
+    elif t.early_stopping_patience:
+        warnings.warn(f"trainer.early_stopping_patience is ignored for stage {stage.name!r}: it monitors no metric "
+                      f"(e.g. method.select=last, or a self-supervised stage), so it trains its full length")
     if t.enable_progress_bar:
         run_bar = t.progress_bar == "run" and progress is not None
         callbacks.append(RunProgressBar(progress, stage.name) if run_bar else ProgressBar())
