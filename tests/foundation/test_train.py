@@ -145,6 +145,28 @@ def test_affectlab_test_re_evaluates_the_selected_checkpoint(finished_run, capsy
     assert out["selected_on"] == record["selected_on"] == "val"
 
 
+def test_affectlab_test_evaluates_a_given_checkpoint_and_refuses_one_that_does_not_fit(finished_run, tmp_path, capsys):
+    from affectlab.cli import main
+
+    run_dir, _ = finished_run
+    last = run_dir / "stages/supervised/last.ckpt"
+    assert main(["test", str(run_dir), "--checkpoint", str(last)]) == 0
+    out = json.loads(Path(capsys.readouterr().out.strip().splitlines()[-1]).read_text())
+    assert out["selected_on"] == "checkpoint" and out["checkpoint"] == str(last)
+    saved = torch.load(last, weights_only=False)
+    other_shape = {**saved, "state_dict": {k: (v[:1] if v.dim() else v) for k, v in saved["state_dict"].items()}}
+    cases = {"garbage.ckpt": b"not a checkpoint", "foreign.ckpt": {"state_dict": {"layer.weight": torch.zeros(2)}},
+             "plain.ckpt": {"weights": 1}, "shapes.ckpt": other_shape}
+    expected = {"garbage.ckpt": "not a checkpoint torch can read", "foreign.ckpt": "do not fit this run's",
+                "plain.ckpt": "holds no 'state_dict'", "shapes.ckpt": "do not fit this run's"}
+    for name, content in cases.items():
+        path = tmp_path / name
+        path.write_bytes(content) if isinstance(content, bytes) else torch.save(content, path)
+        assert main(["test", str(run_dir), "--checkpoint", str(path)]) == 2, name
+        err = capsys.readouterr().err
+        assert expected[name] in err and str(path) in err and "Traceback" not in err, err
+
+
 def test_a_monitored_stage_without_validation_says_it_used_its_last_weights(tmp_path):
     from affectlab.engine.evaluate import evaluate_run
 

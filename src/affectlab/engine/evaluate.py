@@ -6,13 +6,15 @@ import time
 from pathlib import Path
 from typing import Any, Sequence
 
+import lightning as L
+import torch
 from omegaconf import OmegaConf
 
 from affectlab.config import ConfigError, compose, merge_into, split_overrides
 from affectlab.engine.io import atomic_write_json
 from affectlab.engine.rundir import RunDirectory
 from affectlab.engine.record import build_record
-from affectlab.engine.runner import _load_weights, configure_torch, fit_stage, selected_on, test_stage
+from affectlab.engine.runner import configure_torch, fit_stage, selected_on, test_stage
 from affectlab.methods import METHODS, RunContext
 
 
@@ -33,6 +35,33 @@ def load_run_config(run_dir: Path, overrides: Sequence[str] = ()):
     return cfg
 
 
+def load_given_checkpoint(module: L.LightningModule, path: str | Path, run_dir: Path) -> None:
+    """Load the weights of a checkpoint the user named (``affectlab test --checkpoint``), refusing a file
+    torch cannot read or whose weights do not fit the run's evaluated stage with a ConfigError."""
+    file = Path(path)
+    if not file.is_file():
+        raise ConfigError(f"checkpoint not found: {file}")
+    hint = f"expected a checkpoint of this run's evaluated stage, e.g. {run_dir / 'stages' / '<stage>' / 'last.ckpt'}"
+    try:
+        saved = torch.load(file, map_location="cpu", weights_only=False)
+    except Exception as err:  # noqa: BLE001 - any unreadable file is the same mistake for the user
+        raise ConfigError(f"{file}: not a checkpoint torch can read ({type(err).__name__}: {err}); {hint}") from None
+    weights = saved.get("state_dict") if isinstance(saved, dict) else None
+    if not isinstance(weights, dict):
+        raise ConfigError(f"{file}: holds no 'state_dict' (not a Lightning checkpoint); {hint}")
+    expected = set(module.state_dict())
+    missing, unexpected = sorted(expected - set(weights)), sorted(set(weights) - expected)
+    if missing or unexpected:
+        raise ConfigError(f"{file}: its weights do not fit this run's {type(module).__name__}: {len(missing)} of the "
+                          f"module's keys missing from it (e.g. {missing[:3]}), {len(unexpected)} keys it does not have "
+                          f"(e.g. {unexpected[:3]}); {hint}")
+    try:
+        module.load_state_dict(weights)
+    except RuntimeError as err:  # same keys, other shapes (another width or number of classes)
+        raise ConfigError(f"{file}: its weights do not fit this run's {type(module).__name__} "
+                          f"({str(err).splitlines()[-1].strip()}); {hint}") from None
+
+
 def evaluate_run(run_dir: str | Path, checkpoint: str | None = None, overrides: Sequence[str] = ()) -> dict[str, Any]:
     run_path = Path(run_dir)
     cfg = load_run_config(run_path, overrides)
@@ -50,7 +79,7 @@ def evaluate_run(run_dir: str | Path, checkpoint: str | None = None, overrides: 
     if evaluated is None:
         raise ConfigError(f"method {cfg.method.name!r} has no evaluated stage")
     if checkpoint:
-        _load_weights(evaluated.module, checkpoint)
+        load_given_checkpoint(evaluated.module, checkpoint, run_path)
     metrics = test_stage(evaluated, cfg, run)
     selection = "checkpoint" if checkpoint else selected_on(cfg, evaluated, run)
     record = build_record(cfg, run, evaluated, metrics, selection, time.time() - start)
