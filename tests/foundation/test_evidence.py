@@ -222,3 +222,27 @@ def test_table_marks_runs_resumed_inside_an_epoch():
     md = markdown(result)
     assert "s0 0.500, s1 0.400†, s2 0.450 |" in md  # only the mid-epoch resume is marked
     assert "- default seed 1: stage pretrain" in md and "seed 2:" not in md
+
+
+def test_table_header_names_every_commit_and_data_source_its_runs_came_from():
+    from affectlab.evidence.report import markdown
+
+    def result(commits):
+        runs = [{"seed": s, "value": 0.5, "wall_time_s": 1.0, "git_commit": c, "data_source": "synthetic-q"}
+                for s, c in enumerate(commits)]
+        return {"method": "m", "dataset": "bp4d", "fold": 1, "metric": "f1_mean", "command": "c", "overrides": [],
+                "seeds": [0, 1, 2], "seed_keys": ["seed"], "data_source": "synthetic-q", "git_commit": commits[0],
+                "finished": "t", "breakdown": [], "verdicts": [],
+                "arms": [{"name": "default", "kind": "trained", "help": "h", "overrides": [], "mean": 0.5, "sd": 0.0,
+                          "runs": runs},
+                         {"name": "all_positive", "kind": "trivial", "help": "h", "overrides": [], "mean": 0.4,
+                          "sd": 0.0, "runs": [{"seed": None, "value": 0.4}]}]}
+
+    same = markdown(result(["a" * 40] * 3))
+    assert "data: synthetic-q; commit: aaaaaaaaaa;" in same
+    mixed = markdown(result(["a" * 40, "b" * 40, "a" * 40]))
+    assert "commit: aaaaaaaaaa (2 runs), bbbbbbbbbb (1 run);" in mixed   # not just the first run's commit
+    legacy = result(["a" * 40] * 3)
+    for run in legacy["arms"][0]["runs"]:
+        del run["git_commit"]
+    assert "commit: aaaaaaaaaa;" in markdown(legacy)   # evidence.json written before runs kept their own

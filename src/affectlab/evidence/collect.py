@@ -177,14 +177,15 @@ def _train_one(run: PlannedRun, ev: Evidence, train: Callable[[DictConfig], dict
         traceback.print_exc()
         return {"seed": run.seed, "value": None, "error": f"{type(err).__name__}: {err}",
                 "wall_time_s": round(time.time() - start, 2), "run_dir": None}
-    for key in ("data_source", "git_commit", "git_dirty"):
-        result[key] = result[key] or record.get(key)
+    provenance = {key: record.get(key) for key in ("data_source", "git_commit", "git_dirty")}
+    for key, value in provenance.items():
+        result[key] = result[key] or value
     metrics = record.get("metrics", {})
     if metric not in metrics:
-        return {"seed": run.seed, "value": None, "run_dir": record.get("run_dir"),
+        return {"seed": run.seed, "value": None, "run_dir": record.get("run_dir"), **provenance,
                 "error": f"the run recorded no test metric {metric!r} (it has: {', '.join(sorted(metrics))})",
                 "wall_time_s": record.get("wall_time_s")}
-    return {"seed": run.seed, "value": float(metrics[metric]), "run_dir": record.get("run_dir"),
+    return {"seed": run.seed, "value": float(metrics[metric]), "run_dir": record.get("run_dir"), **provenance,
             "config_hash": record.get("config_hash"), "wall_time_s": record.get("wall_time_s"),
             "stage": record.get("stage"), "breakdown": _breakdown(metrics, ev),
             "resumed": record.get("training", {}).get("resumed") or {}}

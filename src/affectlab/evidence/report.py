@@ -37,6 +37,19 @@ def verdict_line(v: dict[str, Any]) -> str:
             f"beats: {beats}{why}")
 
 
+def _per_run(result: dict[str, Any], key: str, width: Optional[int] = None) -> str:
+    """``key`` of the trained runs (``data_source``, ``git_commit``): one value, or every value with its
+    number of runs when the runs differ (e.g. an evidence folder filled at two commits). Results written
+    before each run kept its own fall back to the result's (first run's) value."""
+    values = [r[key][:width] for e in result["arms"] if e["kind"] != "trivial" for r in e["runs"] if r.get(key)]
+    if not values:
+        return (result.get(key) or "–")[:width]
+    counts = {v: values.count(v) for v in dict.fromkeys(values)}
+    if len(counts) == 1:
+        return values[0]
+    return ", ".join(f"{v} ({n} run{'s' if n > 1 else ''})" for v, n in counts.items())
+
+
 def markdown(result: dict[str, Any]) -> str:
     """The evidence table and one verdict line per control."""
     metric = result["metric"]
@@ -45,7 +58,7 @@ def markdown(result: dict[str, Any]) -> str:
         "",
         f"Command: `{result['command'] or 'affectlab evidence ' + ' '.join(result['overrides'])}`  ",
         f"Seeds: {', '.join(str(s) for s in result['seeds'])} (config keys {', '.join(result['seed_keys'])}); "
-        f"data: {result['data_source'] or '–'}; commit: {(result['git_commit'] or '–')[:10]}"
+        f"data: {_per_run(result, 'data_source')}; commit: {_per_run(result, 'git_commit', 10)}"
         f"{' (dirty)' if result.get('git_dirty') else ''}; finished: {result['finished'] or 'not yet'}  ",
         "Trained arms ran through the runner of `make train` (one run directory per arm × seed); sd is the "
         "sample standard deviation over seeds; trivial arms are not trained (scored on the test labels).",
