@@ -10,17 +10,22 @@ LAST = "last.ckpt"
 PREVIOUS = "last-previous.ckpt"
 
 
-def unreadable_reason(path: Path) -> str | None:
-    """None when ``path`` loads as a checkpoint, else why not (the loader's own message)."""
+class UnreadableCheckpoint(ValueError):
+    """A file that does not load as a Lightning checkpoint; the message says why."""
+
+
+def read_checkpoint(path: Path) -> dict:
+    """The Lightning checkpoint at ``path`` (on the CPU); :class:`UnreadableCheckpoint` when it is none."""
     import torch
 
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as err:  # noqa: BLE001 - any failure to load means "cannot resume from it"
-        return f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}".strip()
+    except Exception as err:  # noqa: BLE001 - any failure to load is the same verdict for the caller
+        detail = str(err).splitlines()[0] if str(err) else ""
+        raise UnreadableCheckpoint(f"not a checkpoint torch can read ({type(err).__name__}: {detail})") from None
     if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint:
-        return "not a Lightning checkpoint (no state_dict)"
-    return None
+        raise UnreadableCheckpoint("holds no 'state_dict' (not a Lightning checkpoint)")
+    return checkpoint
 
 
 def resume_checkpoint(stage_dir: Path, rank_zero: bool = True) -> Path | None:
@@ -34,12 +39,14 @@ def resume_checkpoint(stage_dir: Path, rank_zero: bool = True) -> Path | None:
         path = stage_dir / name
         if not path.exists():
             continue
-        reason = unreadable_reason(path)
-        if reason is None:
+        try:
+            read_checkpoint(path)
+        except UnreadableCheckpoint as reason:
+            skipped.append(f"checkpoint {path} cannot be read ({reason}), kept as {path.name}.unreadable")
+        else:
             if skipped:
                 warnings.warn(f"{'; '.join(skipped)}; resuming from the previous checkpoint {path}")
             return path
-        skipped.append(f"checkpoint {path} cannot be read ({reason}), kept as {path.name}.unreadable")
         if rank_zero:
             try:
                 path.replace(path.with_name(path.name + ".unreadable"))

@@ -7,10 +7,10 @@ from pathlib import Path
 from typing import Any, Sequence
 
 import lightning as L
-import torch
 from omegaconf import OmegaConf
 
 from affectlab.config import ConfigError, compose, merge_into, split_overrides
+from affectlab.engine.checkpoints import UnreadableCheckpoint, read_checkpoint
 from affectlab.engine.io import atomic_write_json
 from affectlab.engine.rundir import RunDirectory
 from affectlab.engine.record import build_record
@@ -37,18 +37,15 @@ def load_run_config(run_dir: Path, overrides: Sequence[str] = ()):
 
 def load_given_checkpoint(module: L.LightningModule, path: str | Path, run_dir: Path) -> None:
     """Load the weights of a checkpoint the user named (``affectlab test --checkpoint``), refusing a file
-    torch cannot read or whose weights do not fit the run's evaluated stage with a ConfigError."""
+    that is no Lightning checkpoint or whose weights do not fit the run's evaluated stage with a ConfigError."""
     file = Path(path)
     if not file.is_file():
         raise ConfigError(f"checkpoint not found: {file}")
     hint = f"expected a checkpoint of this run's evaluated stage, e.g. {run_dir / 'stages' / '<stage>' / 'last.ckpt'}"
     try:
-        saved = torch.load(file, map_location="cpu", weights_only=False)
-    except Exception as err:  # noqa: BLE001 - any unreadable file is the same mistake for the user
-        raise ConfigError(f"{file}: not a checkpoint torch can read ({type(err).__name__}: {err}); {hint}") from None
-    weights = saved.get("state_dict") if isinstance(saved, dict) else None
-    if not isinstance(weights, dict):
-        raise ConfigError(f"{file}: holds no 'state_dict' (not a Lightning checkpoint); {hint}")
+        weights = read_checkpoint(file)["state_dict"]
+    except UnreadableCheckpoint as reason:
+        raise ConfigError(f"{file}: {reason}; {hint}") from None
     expected = set(module.state_dict())
     missing, unexpected = sorted(expected - set(weights)), sorted(set(weights) - expected)
     if missing or unexpected:

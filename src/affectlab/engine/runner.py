@@ -169,9 +169,9 @@ def fit_stage(stage: Stage, cfg: DictConfig, run: RunDirectory, progress: RunPro
     timer.wall_s = time.perf_counter() - started
     probe_s = sum(c.seconds for c in stage.callbacks if isinstance(c, OnlineProbe))
     resumed = next(c for c in trainer.callbacks if isinstance(c, RNGStateCallback)).resumed
-    best = checkpoint.best_model_path if stage.monitor and checkpoint.best_model_path else str(last)
-    selection = "val" if stage.monitor and checkpoint.best_model_path else "last_epoch"
-    if stage.monitor and not checkpoint.best_model_path:
+    validated = bool(stage.monitor and checkpoint.best_model_path)
+    best = checkpoint.best_model_path if validated else str(last)
+    if stage.monitor and not validated:
         warnings.warn(f"stage {stage.name!r} selects its weights on {stage.monitor}, but no validation produced it "
                       f"(an empty validation split, e.g. data.val_fraction=0; trainer.limit_val_batches=0; or training "
                       f"ended before the first validation): its last weights are used, recorded as "
@@ -180,7 +180,8 @@ def fit_stage(stage: Stage, cfg: DictConfig, run: RunDirectory, progress: RunPro
         trainer.strategy.barrier()
     _load_weights(stage.module, best)
     if trainer.is_global_zero:
-        atomic_write_json(done, {"checkpoint": best, "monitor": stage.monitor, "selected_on": selection,
+        atomic_write_json(done, {"checkpoint": best, "monitor": stage.monitor,
+                                 "selected_on": "val" if validated else "last_epoch",
                                  "best_score": _float(checkpoint.best_model_score), "trained": _trained(trainer),
                                  "resumed": resumed,
                                  "timing": timer.summary({"online_probe_s": probe_s} if probe_s else None)})
