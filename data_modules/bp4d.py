@@ -169,7 +169,7 @@ class BP4DDataModule(FaceDataModule):
         if self.split_protocol == "3fold":
             check_fold("bp4d", cfg.fold, 3)
         if cfg.landmark_indexing not in FIT_INDEXINGS:
-            raise ValueError(f"bp4d: landmark_indexing must be one of {FIT_INDEXINGS}, got {cfg.landmark_indexing!r}")
+            raise ConfigError(f"data.landmark_indexing must be one of {FIT_INDEXINGS}, got {cfg.landmark_indexing!r}")
         #: recorded in results.json
         self.protocol = f"bp4d/{self.split_protocol}"
 

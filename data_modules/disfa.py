@@ -63,7 +63,7 @@ def landmark_index_base(folder: Path, numbers: list[int], n_frames: int, setting
     """
     if setting is not None:
         if setting not in (0, 1):
-            raise ValueError(f"disfa: landmark_index_base must be 0, 1 or null (auto), got {setting!r}")
+            raise ValueError(f"landmark_index_base must be 0, 1 or None (auto), got {setting!r}")
         return int(setting)
     if not numbers or min(numbers) == 0:
         return 0
@@ -124,6 +124,9 @@ class DISFADataModule(FaceDataModule):
         if cfg.camera not in VIDEO_DIRS:
             raise ConfigError(f"disfa: camera must be left or right, got {cfg.camera!r}")
         check_fold("disfa", cfg.fold, 3)
+        if cfg.landmark_index_base not in (None, 0, 1):
+            raise ConfigError(f"disfa: data.landmark_index_base must be 0, 1 or null (auto), "
+                              f"got {cfg.landmark_index_base!r}")
         self.intensity = cfg.task in ("au_intensity", "sequences")
         self.aus = [int(a) for a in (cfg.intensity_aus if self.intensity else cfg.aus)]
         unknown = sorted(set(self.aus) - set(DISFA_INTENSITY_AUS))

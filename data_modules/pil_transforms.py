@@ -84,7 +84,7 @@ class PILClipTransform:
 
     def __init__(self, size: int, normalize: str, train: bool, *, hflip: bool = False, steps: Any = None) -> None:
         if normalize != "none" and normalize not in NORMALIZATIONS:
-            raise ValueError(f"normalize must be one of {sorted(NORMALIZATIONS)} or none, got {normalize!r}")
+            raise ConfigError(f"data.normalize must be one of {sorted(NORMALIZATIONS)} or none, got {normalize!r}")
         if steps and not train:
             raise ConfigError("data.filters=pil: eval_transforms must be empty (test clips are only resized)")
         self.size, self.train, self.hflip = size, train, hflip and train

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from affectlab.schema import ConfigError
 from data_modules.base import DATAMODULES, DataConfig
 from data_modules.face import FaceDataModule, held_out_groups, skipped_frame
 from data_modules.frames import IMAGE_SUFFIXES, VIDEO_SUFFIXES, DataFormatError, extract_frames, list_frames
@@ -87,7 +88,7 @@ class VideosDataModule(FaceDataModule):
     def _protocol(self, df: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
         """Hold out ``test_fraction`` of all identities (seeded by split_seed) as the test split."""
         if not 0.0 <= self.cfg.test_fraction < 1.0 or not 0.0 <= self.cfg.val_fraction < 1.0:
-            raise ValueError(f"videos: val_fraction and test_fraction must lie in [0, 1), got "
+            raise ConfigError(f"videos: val_fraction and test_fraction must lie in [0, 1), got "
                              f"{self.cfg.val_fraction} and {self.cfg.test_fraction}")
         test = held_out_groups(df, self.cfg.test_fraction, df["group"].nunique(), self.cfg.split_seed + 1)
         return df[~df["group"].isin(test)], df[df["group"].isin(test)]

@@ -71,6 +71,32 @@ def test_a_stage_that_cannot_run_is_refused_before_training(capsys, tmp_path, ov
     fails(capsys, ["train", *overrides, "DATA=toyau", f"run_root={tmp_path}", *QUIET], expected)
 
 
+# values that only a network or datamodule constructor checks: named on one line, before any training
+@pytest.mark.parametrize("overrides, expected", [
+    (["METHOD=contrastive_intensity", "DATA=disfa", "method.model.grid=-1"], "method.model: grid must be 0"),
+    (["METHOD=contrastive_intensity", "DATA=disfa", "method.model.feature_norm=layer"],
+     "method.model: unknown feature_norm 'layer'"),
+    (["METHOD=contrastive_intensity", "DATA=disfa", "method.regress.output=relu"],
+     "method.regress.output must be one of ('sigmoid', 'linear'), got 'relu'"),
+    (["METHOD=contrastive_intensity", "DATA=disfa", "method.pretrain.objective=predictive",
+      "method.pretrain.min_context=12"], "method.pretrain: a clip of 12 frames cannot hold 12 context frame(s)"),
+    (["METHOD=region_relation", "DATA=bp4d", "method.feature_stage=9"], "method: feature stage must be in 1..2"),
+    (["METHOD=region_relation", "DATA=bp4d", "method.backbone=resnet18"], "method: backbone must be a timm Swin"),
+    (["METHOD=tcae", "DATA=bp4d", "method.pretrain_test_fraction=1.5"],
+     "method.pretrain_test_fraction must lie in [0, 1), got 1.5"),
+    (["METHOD=baseline", "DATA=bp4d", "data.landmark_indexing=matlab"], "data.landmark_indexing must be one of"),
+    (["METHOD=baseline", "DATA=disfa", "data.landmark_index_base=7"], "data.landmark_index_base must be 0, 1 or null"),
+    (["METHOD=ial", "DATA=dfew", "data.filters=pil", "data.normalize=unit"], "data.normalize must be one of"),
+])
+def test_values_checked_by_a_constructor_fail_before_training(capsys, tmp_path, synth_root, overrides, expected):
+    release = {"bp4d": "BP4D", "disfa": "DISFA", "dfew": "DFEW"}[overrides[1].split("=")[1]]
+    extra = f"method.pretrain_root={synth_root / 'videos'}" if overrides[0] == "METHOD=tcae" else "data.num_workers=0"
+    runs = tmp_path / "runs"
+    fails(capsys, ["train", *overrides, f"data.root={synth_root / release}", extra, f"run_root={runs}", *QUIET],
+          expected)
+    assert not list(runs.rglob("*.ckpt"))   # refused before anything trained
+
+
 def test_fold_outside_the_protocol(capsys, tmp_path):
     fails(capsys, ["train", "METHOD=baseline", "DATA=toyau", "data.fold=7", f"run_root={tmp_path}", *QUIET],
           "'data.fold'", "toyau has folds 1…3, got 7")

@@ -159,10 +159,14 @@ def _plain(mapping: Any) -> dict[str, Any]:
 
 
 def build_model(cfg: Any) -> SpatioTemporalModel:
+    """The spatio-temporal model of ``cfg.model``; a value the model refuses is the user's ConfigError."""
     m = cfg.model
     kwargs = _plain(m.backbone_kwargs)
-    return SpatioTemporalModel(m.backbone, kwargs, checkpoint_path=m.checkpoint_path, hidden_dim=m.hidden_dim,
-                               num_layers=m.num_layers, dropout=m.dropout, feature_norm=m.feature_norm, grid=m.grid)
+    try:
+        return SpatioTemporalModel(m.backbone, kwargs, checkpoint_path=m.checkpoint_path, hidden_dim=m.hidden_dim,
+                                   num_layers=m.num_layers, dropout=m.dropout, feature_norm=m.feature_norm, grid=m.grid)
+    except ValueError as err:
+        raise ConfigError(f"method.model: {err}") from None
 
 
 OBJECTIVES = ("predictive", "frame")
@@ -180,7 +184,10 @@ class ContrastivePretrainModule(L.LightningModule):
             raise ConfigError(f"unknown method.pretrain.objective {p.objective!r}; expected one of {OBJECTIVES}")
         self.model = build_model(cfg.method)
         if p.objective == "predictive":
-            anchor_steps(p.clip_length, p.horizon, p.min_context)  # fail early on an impossible clip
+            try:  # fail early on an impossible clip
+                anchor_steps(p.clip_length, p.horizon, p.min_context)
+            except ValueError as err:
+                raise ConfigError(f"method.pretrain: {err}") from None
             self.head: torch.nn.Module = FuturePredictor(self.model.state_dim, self.model.embed_dim, p.horizon)
         else:
             self.head = ProjectionHead(self.model.embed_dim, p.projection_dim)
@@ -371,6 +378,8 @@ class ContrastiveIntensity(MethodSpec):
         model = None
         if m.pretrain.enabled and m.pretrain.select not in ("best", "last"):
             raise ConfigError(f"unknown method.pretrain.select {m.pretrain.select!r}; expected 'best' or 'last'")
+        if m.regress.output not in IntensityHead.OUTPUTS:  # stage 2's head is built after stage 1 has trained
+            raise ConfigError(f"method.regress.output must be one of {IntensityHead.OUTPUTS}, got {m.regress.output!r}")
         dm, budget = regress_datamodule(cfg)  # the online probe's labelled data, then stage 2's
         if m.pretrain.enabled:
             pre = ContrastivePretrainModule(cfg)

@@ -158,14 +158,18 @@ def check_choices(m: DictConfig) -> None:
 
 
 def build_encoder(cfg: DictConfig, au_names: list[str]) -> RegionRelationEncoder:
+    """The encoder of ``cfg.method``; a value the network refuses is the user's ConfigError."""
     m = cfg.method
-    return RegionRelationEncoder(
-        au_names, cfg.data.image_size, backbone=m.backbone, checkpoint=m.checkpoint, feature_stage=m.feature_stage,
-        region_block=m.region_block, region_heads=m.region_heads, region_mlp_ratio=m.region_mlp_ratio,
-        attention_xi=m.attention_xi,
-        small_embed_dim=m.small_embed_dim, small_depths=list(m.small_depths), small_heads=list(m.small_heads),
-        small_window=m.small_window, drop_path_rate=m.drop_path_rate,
-    )
+    try:
+        return RegionRelationEncoder(
+            au_names, cfg.data.image_size, backbone=m.backbone, checkpoint=m.checkpoint,
+            feature_stage=m.feature_stage, region_block=m.region_block, region_heads=m.region_heads,
+            region_mlp_ratio=m.region_mlp_ratio, attention_xi=m.attention_xi,
+            small_embed_dim=m.small_embed_dim, small_depths=list(m.small_depths), small_heads=list(m.small_heads),
+            small_window=m.small_window, drop_path_rate=m.drop_path_rate,
+        )
+    except ValueError as err:
+        raise ConfigError(f"method: {err}") from None
 
 
 def batch_landmarks(batch: dict, source: str, image_size: int) -> torch.Tensor:

@@ -451,6 +451,9 @@ def pretrain_datamodule(cfg: DictConfig) -> L.LightningDataModule:
                 f"{m.pretrain_data} release used for pretraining (or method.pretrain_data={cfg.data.name})"
             )
         root = cfg.data.root
+    for key in ("pretrain_val_fraction", "pretrain_test_fraction"):
+        if m[key] is not None and not 0.0 <= m[key] < 1.0:
+            raise ConfigError(f"method.{key} must lie in [0, 1), got {m[key]}")
     split = {} if m.pretrain_val_fraction is None else {"val_fraction": m.pretrain_val_fraction}
     if m.pretrain_test_fraction:
         split["test_fraction"] = m.pretrain_test_fraction

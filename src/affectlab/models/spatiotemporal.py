@@ -171,11 +171,13 @@ class IntensityHead(nn.Module):
     """Linear regressor from the temporal state h_t to K AU intensities (paper: "a regressor on top of
     the spatio-temporal model" [AB]; its shape and output range are [X])."""
 
+    OUTPUTS = ("sigmoid", "linear")
+
     def __init__(self, state_dim: int, num_aus: int, output: str = "sigmoid", max_intensity: float = 5.0) -> None:
         super().__init__()
         self.net = nn.Linear(state_dim, num_aus)
-        if output not in ("sigmoid", "linear"):
-            raise ValueError(f"unknown regressor output {output!r}; expected 'sigmoid' or 'linear'")
+        if output not in self.OUTPUTS:
+            raise ValueError(f"unknown regressor output {output!r}; expected one of {self.OUTPUTS}")
         self.output, self.max_intensity = output, max_intensity
 
     def forward(self, states: torch.Tensor) -> torch.Tensor:
