@@ -87,6 +87,8 @@ def test_a_stage_that_cannot_run_is_refused_before_training(capsys, tmp_path, ov
     (["METHOD=baseline", "DATA=bp4d", "data.landmark_indexing=matlab"], "data.landmark_indexing must be one of"),
     (["METHOD=baseline", "DATA=disfa", "data.landmark_index_base=7"], "data.landmark_index_base must be 0, 1 or null"),
     (["METHOD=ial", "DATA=dfew", "data.filters=pil", "data.normalize=unit"], "data.normalize must be one of"),
+    (["METHOD=ial", "DATA=dfew", "data.clip_segments=1", "data.clip_frames_per_segment=1"],
+     "ial: the dynamic branch needs frame differences: num_frames must be ≥ 2, got 1"),
 ])
 def test_values_checked_by_a_constructor_fail_before_training(capsys, tmp_path, synth_root, overrides, expected):
     release = {"bp4d": "BP4D", "disfa": "DISFA", "dfew": "DFEW"}[overrides[1].split("=")[1]]
