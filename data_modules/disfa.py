@@ -134,6 +134,9 @@ class DISFADataModule(FaceDataModule):
             raise ConfigError(f"disfa: AUs {unknown} are not coded; choose from {DISFA_INTENSITY_AUS}")
         self.au_names = [f"AU{a:02d}" for a in self.aus]
         self.occurrence_threshold = None if self.intensity else int(cfg.occurrence_threshold)
+        if self.occurrence_threshold is not None and not 1 <= self.occurrence_threshold <= 5:
+            raise ConfigError(f"disfa: data.occurrence_threshold must be an intensity in 1…5 (an AU is present at "
+                              f"intensity >= it), got {cfg.occurrence_threshold}")
 
     def au_columns(self) -> list[str]:
         return [f"int{a:02d}" for a in self.aus]

@@ -87,6 +87,12 @@ def test_a_stage_that_cannot_run_is_refused_before_training(capsys, tmp_path, ov
     (["METHOD=baseline", "DATA=bp4d", "data.landmark_indexing=matlab"], "data.landmark_indexing must be one of"),
     (["METHOD=baseline", "DATA=disfa", "data.landmark_index_base=7"], "data.landmark_index_base must be 0, 1 or null"),
     (["METHOD=ial", "DATA=dfew", "data.filters=pil", "data.normalize=unit"], "data.normalize must be one of"),
+    (["METHOD=contrastive_intensity", "DATA=disfa", "method.pretrain.clip_length=0"],
+     "method.pretrain.clip_length must be >= 1, got 0"),
+    (["METHOD=tcae", "DATA=bp4d", "method.pretrain_pair_gap_min=5", "method.pretrain_pair_gap_max=2"],
+     "method.pretrain_pair_gap_min / _max must satisfy 1 <= min <= max, got 5 / 2"),
+    (["METHOD=baseline", "DATA=disfa", "data.occurrence_threshold=9"],
+     "data.occurrence_threshold must be an intensity in 1…5"),
     (["METHOD=ial", "DATA=dfew", "data.clip_segments=1", "data.clip_frames_per_segment=1"],
      "ial: the dynamic branch needs frame differences: num_frames must be ≥ 2, got 1"),
 ])

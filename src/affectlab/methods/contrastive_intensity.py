@@ -182,6 +182,8 @@ class ContrastivePretrainModule(L.LightningModule):
         p = cfg.method.pretrain
         if p.objective not in OBJECTIVES:
             raise ConfigError(f"unknown method.pretrain.objective {p.objective!r}; expected one of {OBJECTIVES}")
+        if p.clip_length < 1:
+            raise ConfigError(f"method.pretrain.clip_length must be >= 1, got {p.clip_length}")
         self.model = build_model(cfg.method)
         if p.objective == "predictive":
             try:  # fail early on an impossible clip

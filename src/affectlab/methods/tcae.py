@@ -443,6 +443,9 @@ def pretrain_datamodule(cfg: DictConfig) -> L.LightningDataModule:
     m = cfg.method
     if m.pretrain_pairs_per_track < 1:  # the datamodule's own check would name its key, items_per_track
         raise ConfigError(f"method.pretrain_pairs_per_track must be >= 1, got {m.pretrain_pairs_per_track}")
+    if not 1 <= m.pretrain_pair_gap_min <= m.pretrain_pair_gap_max:  # else the loader workers die mid-epoch
+        raise ConfigError(f"method.pretrain_pair_gap_min / _max must satisfy 1 <= min <= max, "
+                          f"got {m.pretrain_pair_gap_min} / {m.pretrain_pair_gap_max}")
     root = m.pretrain_root
     if root is None and cfg.data.root is not None:
         if m.pretrain_data != cfg.data.name:
