@@ -6,7 +6,8 @@ imports their registries to compose a run's config.
 """
 from __future__ import annotations
 
-from typing import Any
+from contextlib import contextmanager
+from typing import Any, Iterator
 
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBaseException, ValidationError
@@ -14,6 +15,21 @@ from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBase
 
 class ConfigError(ValueError):
     """A config that cannot be composed: unknown key, wrong type, unknown name or file."""
+
+
+@contextmanager
+def config_errors(section: str, hint: str = "") -> Iterator[None]:
+    """Report a ``ValueError`` raised while building from ``section`` as the user's :class:`ConfigError`.
+
+    Networks and helpers check their own arguments with ``ValueError``; a value they refuse came from
+    the config, so it is the user's mistake and must end in one line naming the section, not a traceback.
+    """
+    try:
+        yield
+    except ConfigError:
+        raise
+    except ValueError as err:
+        raise ConfigError(f"{section}: {err}{hint}") from None
 
 
 def _valid_keys(node: Any) -> list[str]:

@@ -126,3 +126,20 @@ def _top_level_imports(path):
     tree = ast.parse(path.read_text())
     return [n.module or "" for n in tree.body if isinstance(n, ast.ImportFrom)] + \
         [a.name for n in tree.body if isinstance(n, ast.Import) for a in n.names]
+
+
+def test_config_errors_turns_a_builders_value_error_into_a_config_error_naming_the_section():
+    from affectlab.schema import config_errors
+
+    with pytest.raises(ConfigError, match=r"^method\.model: grid must be >= 0 \(see data\.x\)$"):
+        with config_errors("method.model", hint=" (see data.x)"):
+            raise ValueError("grid must be >= 0")
+    with pytest.raises(ConfigError, match="^already explained$"):  # not prefixed twice
+        with config_errors("method"):
+            raise ConfigError("already explained")
+    with pytest.raises(TypeError):  # not a config value: a bug, left as the traceback it is
+        with config_errors("method"):
+            raise TypeError("bug")
+    with config_errors("method"):
+        value = 3
+    assert value == 3

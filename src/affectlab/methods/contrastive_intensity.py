@@ -50,7 +50,7 @@ from affectlab.losses.sparse_regression import LabelBudget, masked_intensity_los
 from affectlab.methods.base import METHODS, MethodConfig, MethodSpec, RunContext, Stage
 from affectlab.metrics import AUIntensityMetrics
 from affectlab.models.spatiotemporal import FuturePredictor, IntensityHead, ProjectionHead, SpatioTemporalModel
-from affectlab.schema import ConfigError
+from affectlab.schema import ConfigError, config_errors
 from data_modules.clip_views import augment_clips, temporal_view
 
 
@@ -162,11 +162,9 @@ def build_model(cfg: Any) -> SpatioTemporalModel:
     """The spatio-temporal model of ``cfg.model``; a value the model refuses is the user's ConfigError."""
     m = cfg.model
     kwargs = _plain(m.backbone_kwargs)
-    try:
+    with config_errors("method.model"):
         return SpatioTemporalModel(m.backbone, kwargs, checkpoint_path=m.checkpoint_path, hidden_dim=m.hidden_dim,
                                    num_layers=m.num_layers, dropout=m.dropout, feature_norm=m.feature_norm, grid=m.grid)
-    except ValueError as err:
-        raise ConfigError(f"method.model: {err}") from None
 
 
 OBJECTIVES = ("predictive", "frame")
@@ -186,10 +184,8 @@ class ContrastivePretrainModule(L.LightningModule):
             raise ConfigError(f"method.pretrain.clip_length must be >= 1, got {p.clip_length}")
         self.model = build_model(cfg.method)
         if p.objective == "predictive":
-            try:  # fail early on an impossible clip
+            with config_errors("method.pretrain"):  # fail early on an impossible clip
                 anchor_steps(p.clip_length, p.horizon, p.min_context)
-            except ValueError as err:
-                raise ConfigError(f"method.pretrain: {err}") from None
             self.head: torch.nn.Module = FuturePredictor(self.model.state_dim, self.model.embed_dim, p.horizon)
         else:
             self.head = ProjectionHead(self.model.embed_dim, p.projection_dim)

@@ -34,7 +34,7 @@ from affectlab.losses.ial import ial_objective
 from affectlab.methods.base import METHODS, MethodConfig, MethodSpec, RunContext, Stage
 from affectlab.metrics import ExpressionMetrics
 from affectlab.models.ial import ATTENTIONS, PRESETS, GCAIALNet, IALNetConfig
-from affectlab.schema import ConfigError
+from affectlab.schema import ConfigError, config_errors
 
 
 @dataclass
@@ -90,11 +90,9 @@ def build_network(cfg: DictConfig, num_classes: int) -> GCAIALNet:
         raise ConfigError(f"method.attention must be one of {ATTENTIONS}, got {m.attention!r}")
     keys = {**PRESETS[m.preset], "num_classes": num_classes, "num_frames": clip_length(cfg.data),
             "image_size": int(cfg.data.image_size), "attention": m.attention, "reduction": int(m.reduction)}
-    try:
+    with config_errors("ial", hint=" (clip length = data.clip_segments × data.clip_frames_per_segment, "
+                       "image size = data.image_size, reduction = method.reduction)"):
         return GCAIALNet(IALNetConfig(**keys))
-    except ValueError as err:  # a clip length or size the network cannot take is the user's mistake
-        raise ConfigError(f"ial: {err} (clip length = data.clip_segments × data.clip_frames_per_segment, "
-                          f"image size = data.image_size, reduction = method.reduction)") from None
 
 
 def save_confusion_matrix(confusion: np.ndarray, class_names: list[str], path: Path, title: str = "") -> Path:

@@ -30,7 +30,7 @@ from affectlab.losses.region_relation import masked_mean, region_consistency_los
 from affectlab.methods.base import METHODS, MethodConfig, MethodSpec, RunContext, Stage, probe_split_keys
 from affectlab.models.au_attention import AU_CENTRE_RULES, template_landmarks
 from affectlab.models.region_relation import RegionRelationEncoder, TokenMLP, TwoViewAugment
-from affectlab.schema import ConfigError
+from affectlab.schema import ConfigError, config_errors
 
 
 @dataclass
@@ -160,7 +160,7 @@ def check_choices(m: DictConfig) -> None:
 def build_encoder(cfg: DictConfig, au_names: list[str]) -> RegionRelationEncoder:
     """The encoder of ``cfg.method``; a value the network refuses is the user's ConfigError."""
     m = cfg.method
-    try:
+    with config_errors("method"):
         return RegionRelationEncoder(
             au_names, cfg.data.image_size, backbone=m.backbone, checkpoint=m.checkpoint,
             feature_stage=m.feature_stage, region_block=m.region_block, region_heads=m.region_heads,
@@ -168,8 +168,6 @@ def build_encoder(cfg: DictConfig, au_names: list[str]) -> RegionRelationEncoder
             small_embed_dim=m.small_embed_dim, small_depths=list(m.small_depths), small_heads=list(m.small_heads),
             small_window=m.small_window, drop_path_rate=m.drop_path_rate,
         )
-    except ValueError as err:
-        raise ConfigError(f"method: {err}") from None
 
 
 def batch_landmarks(batch: dict, source: str, image_size: int) -> torch.Tensor:

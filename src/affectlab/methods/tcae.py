@@ -36,7 +36,7 @@ from affectlab.evidence.arms import Arm, Evidence
 from affectlab.losses.tcae import CurriculumWindow, TCAELossWeights, per_sample_terms, tcae_objective
 from affectlab.methods.base import METHODS, MethodConfig, MethodSpec, RunContext, Stage, probe_split_keys
 from affectlab.models.tcae import TCAE, TCAENetConfig, check_net_config, crop_jitter, load_pretrained
-from affectlab.schema import ConfigError
+from affectlab.schema import ConfigError, config_errors
 
 
 @dataclass
@@ -366,10 +366,8 @@ class TCAELinearProbe(AUOccurrenceModule):
 def net_config(cfg: DictConfig) -> TCAENetConfig:
     """The network shape of ``method.model``, checked, and required to match ``data.image_size``."""
     net = TCAENetConfig(**OmegaConf.to_container(cfg.method.model, resolve=True))
-    try:
+    with config_errors("method.model"):
         check_net_config(net)
-    except ValueError as err:
-        raise ConfigError(str(err)) from None
     if int(cfg.data.image_size) != net.image_size:
         raise ConfigError(
             f"tcae: data.image_size={cfg.data.image_size} but method.model.image_size={net.image_size}; "
