@@ -16,6 +16,18 @@ def test_end_of_run_table_prints_percent_like_the_board():
     assert "in percent" in lines[-1]
 
 
+def test_end_of_run_table_names_the_untrained_reference():
+    record = {"method": "tcae", "dataset": "bp4d", "task": "au_occurrence", "metrics": {"f1_mean": 0.362},
+              "reference": {"all_positive": {"f1_au01": 0.35, "f1_mean": 0.4841}}}
+    line = next(x for x in format_summary(record).splitlines() if "reference" in x)
+    assert "all_positive 48.4 (f1_mean)" in line and "make evidence METHOD=tcae" in line
+    record["method"] = "mine"  # a method without evidence arms gets no make-evidence hint
+    assert next(x for x in format_summary(record).splitlines() if "reference" in x).endswith("48.4 (f1_mean)")
+    # no reference (AU intensity: a constant scores ICC 0; records written before it existed): no line
+    for record["reference"] in ({}, None):
+        assert "reference" not in format_summary(record)
+
+
 def test_progress_bar_shows_no_logger_version(tmp_path):
     """Lightning appends ``v_num`` (the last 4 characters of the logger version, e.g. ``ised``)."""
     import torch

@@ -91,6 +91,10 @@ def test_tiny_baseline_evidence_runs_every_arm_through_the_runner(synth_root, tm
     (scored,) = positive["runs"]
     assert scored["run_dir"] is None and "not trained" in scored["note"]
     assert positive["sd"] == 0.0 and scored["value"] == pytest.approx(_all_positive_f1(result, synth_root))
+    # every run's record carries the same untrained reference, scored in its own test pass
+    for r in default["runs"]:
+        record = json.loads((Path(r["run_dir"]) / "results.json").read_text())
+        assert record["reference"]["all_positive"]["f1_mean"] == pytest.approx(scored["value"], abs=1e-6)
 
     (v,) = result["verdicts"]
     assert v["control"] == "all_positive" and v["threshold"] == 0.0

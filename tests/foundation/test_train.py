@@ -50,6 +50,10 @@ def test_baseline_learns_beyond_the_all_positive_predictor(finished_run):
     rate = torch.tensor(test.mean(0))
     all_positive_f1 = (2 * rate / (1 + rate)).mean().item()
     assert record["metrics"]["f1_mean"] > all_positive_f1 + 0.1
+    # the record carries the same reference, scored on the labels of the test pass's own batches
+    reference = record["reference"]["all_positive"]
+    assert reference["f1_mean"] == pytest.approx(all_positive_f1, abs=1e-6)
+    assert [reference[f"f1_{a.lower()}"] for a in dm.au_names] == pytest.approx((2 * rate / (1 + rate)).tolist())
 
 
 def test_cli_train_prints_table_and_run_dir_last(tmp_path, capsys):

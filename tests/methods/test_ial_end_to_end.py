@@ -57,6 +57,10 @@ def test_train_two_steps_through_runner(tmp_path, select, on_test, selected_on, 
     assert np.array_equal(counts.sum(1), np.bincount(labels[::5], minlength=7))  # rows are true classes
     war = np.trace(counts) / counts.sum()
     assert abs(record["metrics"]["war"] - war) < 1e-6
+    # the untrained reference: one constant class scores UAR 1 / (classes in the test fold), WAR its share
+    truth = np.bincount(labels[::5], minlength=7)
+    chance = record["reference"]["chance"]
+    assert chance["uar"] == pytest.approx(1 / np.count_nonzero(truth)) and chance["war"] == pytest.approx(truth.max() / n_test)
     assert (run_dir / "artifacts" / "confusion_matrix_fold1.png").stat().st_size > 1000
     assert evaluate_run(run_dir)["selected_on"] == selected_on   # re-evaluation records the same selection
 

@@ -127,5 +127,6 @@ def build_record(cfg: DictConfig, run: RunDirectory, stage: Stage, metrics: dict
                      **getattr(stage, "test_set", {})},
         "data_source_unverified": source_note,
         "training": training_amount(cfg, run, getattr(stage, "test_batches", None)),
+        "reference": getattr(stage, "reference", {}),
         "unreadable_skipped": unreadable_skipped(run.path),
     }

@@ -29,6 +29,7 @@ from affectlab.engine.record import UNREADABLE_DIR, build_record
 from affectlab.engine.rundir import RUN_DIR_ENV, RunDirectory, prepare_run_dir
 from affectlab.engine.summary import format_summary
 from affectlab.engine.timing import StepTimer
+from affectlab.engine.trivial_reference import TrivialReference
 from affectlab.methods import METHODS, RunContext, Stage
 from affectlab.schema import ConfigError
 from data_modules.frames import UnreadableItem
@@ -214,8 +215,10 @@ def test_stage(stage: Stage, cfg: DictConfig, run: RunDirectory) -> dict[str, fl
     accelerator = cfg.trainer.accelerator
     loggers = [CSVLogger(save_dir=str(run.path / "logs"), name="test", version="")] if cfg.logger.csv else []
     remote = getattr(stage, "wandb_loggers", [])
+    reference = TrivialReference(METHODS.get(cfg.method.name).task)
     trainer = L.Trainer(
         accelerator=accelerator,
+        callbacks=[reference],
         devices=1,
         num_nodes=1,
         precision=cfg.trainer.precision,
@@ -230,6 +233,7 @@ def test_stage(stage: Stage, cfg: DictConfig, run: RunDirectory) -> dict[str, fl
     try:
         trainer.test(stage.module, datamodule=stage.datamodule, verbose=False)
         stage.test_batches = int(sum(trainer.num_test_batches))  # type: ignore[attr-defined]
+        stage.reference = reference.scores(stage.datamodule)  # type: ignore[attr-defined]
     finally:
         finish_wandb(remote)
         stage.wandb_loggers = []  # type: ignore[attr-defined]

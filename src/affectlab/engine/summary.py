@@ -5,7 +5,7 @@ import re
 from typing import Any
 
 from affectlab.engine.timing import format_timing
-from affectlab.leaderboard.records import format_value, is_percent
+from affectlab.leaderboard.records import MAIN_METRIC, format_value, is_percent
 
 _PER_ITEM = re.compile(r"^(?P<metric>[a-z0-9]+)_(?P<item>(au\d+|(?!mean$)[a-z]+))$")
 
@@ -35,10 +35,27 @@ def format_summary(record: dict[str, Any]) -> str:
             lines.append(f"{item.upper():>10} {cells}")
     for name in sorted(aggregates):
         lines.append(f"{name:>10} {format_value(name, aggregates[name]):>8}")
+    lines += format_reference(record)
     if any(is_percent(name) for name in metrics):
         lines.append("F1/UAR/WAR/recall in percent (as in cv_results.md and the leaderboard).")
     lines += format_test_set(record.get("test_set") or {}, record.get("protocol"), record.get("fold"))
     return "\n".join(lines + run_notes(record))
+
+
+def format_reference(record: dict[str, Any]) -> list[str]:
+    """The untrained predictors' score on the same test items (``results.json``'s ``reference``), on the
+    task's main metric, and where a method is compared with its trained controls."""
+    main = MAIN_METRIC.get(record.get("task", ""))
+    scored = [(name, metrics[main]) for name, metrics in (record.get("reference") or {}).items() if main in metrics]
+    if not scored:
+        return []
+    from affectlab.methods import METHODS
+
+    what = ", ".join(f"{name} {format_value(main, value)}" for name, value in scored)
+    line = f"untrained reference on the same test items: {what} ({main})"
+    if record.get("method") in METHODS and METHODS.get(record["method"]).evidence is not None:
+        line += f"; trained controls over seeds: make evidence METHOD={record['method']}"
+    return [line]
 
 
 def format_test_set(test_set: dict[str, Any], protocol: Any = None, fold: Any = None) -> list[str]:
