@@ -124,7 +124,7 @@ def test_clip_augmentation_is_identical_over_frames_and_temporal_view_is_contigu
         temporal_view(ramp, 11)
 
 
-@pytest.mark.parametrize("objective", ["predictive", "frame"])
+@pytest.mark.parametrize("objective", ["predictive", "frame", "frame_predictive"])
 def test_pretrain_two_step_fit(objective):
     torch.manual_seed(0)
     module = ContrastivePretrainModule(make_cfg(pretrain={"objective": objective}))
@@ -143,6 +143,36 @@ def test_pretrain_two_step_fit(objective):
     module.loss(torch.randn(4, 8, 3, SIZE, SIZE), train=True)[0].backward()
     assert [n for n, p in module.named_parameters() if p.requires_grad and p.grad is None] == []
     assert 0.0 <= float(trainer.callback_metrics["train/acc"]) <= 1.0
+
+
+def test_frame_predictive_adds_a_temporal_term_that_stops_at_the_extractor():
+    from affectlab.losses.contrastive import nt_xent, predictive_contrastive_loss
+
+    torch.manual_seed(0)
+    cfg = make_cfg(pretrain={"objective": "frame_predictive", "temporal_weight": 0.5})
+    module = ContrastivePretrainModule(cfg)
+    video = torch.randn(4, 8, 3, SIZE, SIZE)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(3)
+        loss, stats = module.loss(video, train=True)
+    # the same views by hand: NT-Xent of the projections + 0.5 × predictive InfoNCE of the detached mean
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(3)
+        clip = video[:, :6]
+        frames = clip.flatten(0, 1)[:, None]
+        views = [augment_clips(frames, 0.8, True, 0.2).view_as(clip) for _ in range(2)]
+    e1, e2 = (module.model.encoder(v) for v in views)
+    z = (e1 + e2) / 2
+    h = module.model.temporal(module.model.feature_norm(z))
+    anchors = torch.arange(1, 4)  # min_context 2, horizon 2, 6 frames: t = 1, 2, 3
+    temporal = predictive_contrastive_loss(module.predictor(h[:, anchors]), z, anchors, 0.1)
+    expected = nt_xent(module.head(e1.flatten(0, 1)), module.head(e2.flatten(0, 1)), 0.1) + 0.5 * temporal
+    assert torch.allclose(loss, expected, atol=1e-5) and torch.allclose(stats["temporal"], temporal, atol=1e-5)
+    # the temporal term trains the temporal module and predictor, never the extractor
+    module.zero_grad(set_to_none=True)
+    module.temporal_loss(z.detach())[0].backward()
+    assert all(p.grad is None for p in module.model.encoder.parameters())
+    assert all(p.grad is not None for p in (*module.model.temporal.parameters(), *module.predictor.parameters()))
 
 
 def test_regressor_trains_the_temporal_part_after_frame_pretraining(tmp_path):
@@ -258,9 +288,10 @@ def test_method_config_presets_compose():
 
     cfg = compose(["METHOD=contrastive_intensity"])
     assert (cfg.data.name, cfg.data.task, cfg.data.label_fraction) == ("disfa", "sequences", 0.02)
-    # the synthetic CPU preset uses the per-frame objective (docs: predictive collapses to clip identity
-    # on the ~1 fps synthetic videos); the config default and the paper-sized preset stay predictive
-    assert cfg.method.pretrain.objective == "frame"
+    # the synthetic CPU preset trains the extractor with the per-frame objective (docs: end-to-end
+    # predictive collapses to clip identity) and the temporal module with the predictive one on its
+    # detached embeddings; the config default and the paper-sized preset stay predictive
+    assert cfg.method.pretrain.objective == "frame_predictive"
     assert ContrastiveIntensityConfig().pretrain.objective == "predictive"
     paper = compose(["EXP=contrastive_intensity_paper"])
     assert paper.method.model.backbone_kwargs is None and paper.data.image_size == 112

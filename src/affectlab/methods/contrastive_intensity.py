@@ -14,13 +14,14 @@ What is ours [X], each behind a config key (``docs/methods/contrastive_intensity
 ResNet-18 trunk and input size (``model.*``), global vs g×g-grid pooling of the frame embedding
 (``model.grid``), the causal GRU (``model.hidden_dim``, ``num_layers``), normalisation of the frame
 embeddings before it (``model.feature_norm``), which unlabelled video stage 1 sees (``pretrain.source``:
-a separate ``videos`` folder or the stage-2 training subjects' own frames), predictive InfoNCE vs
-per-frame NT-Xent (``pretrain.objective``) with temperature, horizon and clip length, the augmentations,
+a separate ``videos`` folder or the stage-2 training subjects' own frames), predictive InfoNCE,
+per-frame NT-Xent or both (``pretrain.objective``) with temperature, horizon and clip length, the augmentations,
 frozen vs fine-tuned extractor (``regress.freeze_extractor``), the linear regressor's output range and
 MSE, label budget scope and seed, optimiser and schedule.
 
-Longer than the ~350-line guide on purpose: two stages with a LightningModule each, and two stage-1
-objectives: the paper preset's predictive reading and the CPU preset's per-frame one (doc). Removed
+Longer than the ~350-line guide on purpose: two stages with a LightningModule each, and three stage-1
+objectives: the paper preset's predictive reading, the per-frame one, and the CPU preset's per-frame
+extractor objective with a predictive one for the temporal module (doc). Removed
 (last in commit 52d3ada): clip-instance NT-Xent and same-clip (``time``) negatives, measured weaker
 (numbers in the doc), and same-step (``batch``) negatives, which no preset used.
 """
@@ -90,8 +91,11 @@ class PretrainConfig:
     clips_per_track: int = 1
     #: predictive (CPC/DPC-style InfoNCE, other clips and time steps of the batch as negatives) | frame
     #: (two views of every frame, NT-Xent over all frames of the batch, so the other frames of the same
-    #: clip are negatives; trains the per-frame extractor only)
+    #: clip are negatives; trains the per-frame extractor only) | frame_predictive (frame's NT-Xent trains
+    #: the extractor; the predictive InfoNCE on its detached embeddings trains the temporal module)
     objective: str = "predictive"
+    #: frame_predictive: weight of the predictive term
+    temporal_weight: float = 1.0
     #: frames per clip fed to the model
     clip_length: int = 12
     #: the datamodule delivers clip_length + temporal_jitter consecutive frames; views are random
@@ -167,7 +171,7 @@ def build_model(cfg: Any) -> SpatioTemporalModel:
                                    num_layers=m.num_layers, dropout=m.dropout, feature_norm=m.feature_norm, grid=m.grid)
 
 
-OBJECTIVES = ("predictive", "frame")
+OBJECTIVES = ("predictive", "frame", "frame_predictive")
 
 
 class ContrastivePretrainModule(L.LightningModule):
@@ -183,12 +187,16 @@ class ContrastivePretrainModule(L.LightningModule):
         if p.clip_length < 1:
             raise ConfigError(f"method.pretrain.clip_length must be >= 1, got {p.clip_length}")
         self.model = build_model(cfg.method)
-        if p.objective == "predictive":
+        if p.objective != "frame":
             with config_errors("method.pretrain"):  # fail early on an impossible clip
                 anchor_steps(p.clip_length, p.horizon, p.min_context)
+        if p.objective == "predictive":
             self.head: torch.nn.Module = FuturePredictor(self.model.state_dim, self.model.embed_dim, p.horizon)
         else:
             self.head = ProjectionHead(self.model.embed_dim, p.projection_dim)
+        if p.objective == "frame_predictive":
+            self.predictor = FuturePredictor(self.model.state_dim, self.model.embed_dim, p.horizon)
+        elif p.objective == "frame":
             # only the frame encoder is trained here; parameters without gradients would make DDP
             # wait for them forever (stage 2 builds its own optimiser and re-enables them)
             for module in (self.model.feature_norm, self.model.temporal):
@@ -212,8 +220,27 @@ class ContrastivePretrainModule(L.LightningModule):
         clip = video[:, : p.clip_length]
         frames = clip.flatten(0, 1)[:, None]  # every frame its own view parameters
         views = [augment_clips(frames, p.crop_scale_min, p.flip, p.color_jitter).view_as(clip) for _ in range(2)]
-        z1, z2 = (self.head(self.model.encoder(v).flatten(0, 1)) for v in views)
-        return nt_xent(z1, z2, p.temperature), {"acc": nt_xent_accuracy(z1, z2)}
+        e1, e2 = (self.model.encoder(v) for v in views)
+        z1, z2 = self.head(e1.flatten(0, 1)), self.head(e2.flatten(0, 1))
+        loss, stats = nt_xent(z1, z2, p.temperature), {"acc": nt_xent_accuracy(z1, z2)}
+        if p.objective == "frame_predictive":
+            temporal, future = self.temporal_loss(((e1 + e2) / 2).detach())
+            loss = loss + p.temporal_weight * temporal
+            stats.update({"temporal": temporal.detach(), "future_acc": future["top1"],
+                          "future_acc_same_clip": future["same_clip"]})
+        return loss, stats
+
+    def temporal_loss(self, z: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """Predictive InfoNCE of the temporal module on fixed frame embeddings ``z`` (B,T,D): the states of
+        frames 1..t predict z_{t+1..t+k} against the batch's other clips and time steps. ``z`` comes
+        detached, so this term trains the feature normalisation, the GRU and the predictor only; the
+        identity shortcut that makes the end-to-end predictive objective learn clip identity (doc) cannot
+        reach the extractor."""
+        p = self.cfg.method.pretrain
+        h = self.model.temporal(self.model.feature_norm(z))
+        anchors = anchor_steps(z.shape[1], p.horizon, p.min_context).to(z.device)
+        pred = self.predictor(h[:, anchors])
+        return predictive_contrastive_loss(pred, z, anchors, p.temperature), predictive_accuracy(pred, z, anchors)
 
     def probe_features(self, batch: dict[str, Any]) -> torch.Tensor:
         """(B,T,D) features of labelled sequences for the online probe (detached): the frame embeddings
