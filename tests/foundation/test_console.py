@@ -20,9 +20,9 @@ def test_end_of_run_table_names_the_untrained_reference():
     record = {"method": "tcae", "dataset": "bp4d", "task": "au_occurrence", "metrics": {"f1_mean": 0.362},
               "reference": {"all_positive": {"f1_au01": 0.35, "f1_mean": 0.4841}}}
     line = next(x for x in format_summary(record).splitlines() if "reference" in x)
-    assert "all_positive 48.4 (f1_mean)" in line and "make evidence METHOD=tcae" in line
+    assert "all_positive 48.4 (f1_mean); this run is 12.2 below it" in line and "make evidence METHOD=tcae" in line
     record["method"] = "mine"  # a method without evidence arms gets no make-evidence hint
-    assert next(x for x in format_summary(record).splitlines() if "reference" in x).endswith("48.4 (f1_mean)")
+    assert next(x for x in format_summary(record).splitlines() if "reference" in x).endswith("12.2 below it")
     # no reference (AU intensity: a constant scores ICC 0; records written before it existed): no line
     for record["reference"] in ({}, None):
         assert "reference" not in format_summary(record)

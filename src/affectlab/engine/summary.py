@@ -53,6 +53,11 @@ def format_reference(record: dict[str, Any]) -> list[str]:
 
     what = ", ".join(f"{name} {format_value(main, value)}" for name, value in scored)
     line = f"untrained reference on the same test items: {what} ({main})"
+    mine = (record.get("metrics") or {}).get(main)
+    if mine is not None and len(scored) == 1:
+        gap = mine - scored[0][1]
+        line += (f"; this run is {format_value(main, abs(gap))} {'above' if gap > 0 else 'below'} it" if gap
+                 else "; this run scores the same")
     if record.get("method") in METHODS and METHODS.get(record["method"]).evidence is not None:
         line += f"; trained controls over seeds: make evidence METHOD={record['method']}"
     return [line]
