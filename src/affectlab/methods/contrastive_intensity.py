@@ -211,12 +211,8 @@ class ContrastivePretrainModule(L.LightningModule):
             clip = temporal_view(video, p.clip_length) if train else video[:, : p.clip_length]
             if train:
                 clip = augment_clips(clip, p.crop_scale_min, p.flip, p.color_jitter)
-            z, h = self.model(clip)
-            anchors = anchor_steps(clip.shape[1], p.horizon, p.min_context).to(clip.device)
-            pred = self.head(h[:, anchors])
-            acc = predictive_accuracy(pred, z, anchors)
-            stats = {"acc": acc["top1"], "acc_same_clip": acc["same_clip"]}
-            return predictive_contrastive_loss(pred, z, anchors, p.temperature), stats
+            loss, acc = self.future_prediction(self.head, *self.model(clip))
+            return loss, {"acc": acc["top1"], "acc_same_clip": acc["same_clip"]}
         clip = video[:, : p.clip_length]
         frames = clip.flatten(0, 1)[:, None]  # every frame its own view parameters
         views = [augment_clips(frames, p.crop_scale_min, p.flip, p.color_jitter).view_as(clip) for _ in range(2)]
@@ -236,10 +232,15 @@ class ContrastivePretrainModule(L.LightningModule):
         detached, so this term trains the feature normalisation, the GRU and the predictor only; the
         identity shortcut that makes the end-to-end predictive objective learn clip identity (doc) cannot
         reach the extractor."""
+        return self.future_prediction(self.predictor, z, self.model.temporal(self.model.feature_norm(z)))
+
+    def future_prediction(self, predictor: torch.nn.Module, z: torch.Tensor,
+                          h: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """Predictive InfoNCE of ``predictor`` mapping the states ``h`` (B,T,H) at every anchor step to the
+        next ``horizon`` frame embeddings of ``z`` (B,T,D), and its retrieval accuracies."""
         p = self.cfg.method.pretrain
-        h = self.model.temporal(self.model.feature_norm(z))
         anchors = anchor_steps(z.shape[1], p.horizon, p.min_context).to(z.device)
-        pred = self.predictor(h[:, anchors])
+        pred = predictor(h[:, anchors])
         return predictive_contrastive_loss(pred, z, anchors, p.temperature), predictive_accuracy(pred, z, anchors)
 
     def probe_features(self, batch: dict[str, Any]) -> torch.Tensor:
