@@ -71,8 +71,8 @@ class RegionRelationConfig(MethodConfig):
     region_weight: float = 1.0
     #: what L_region and the OT term compare: consistency (the spec: AU features of two augmented views,
     #: SimSiam form) | masked_prediction (ours: the region block, run on the feature map of the SimMIM-masked
-    #: view, predicts every AU's pooled feature of the unmasked view; OT between predictions and targets;
-    #: both stop at the backbone, so needs two_view_grad=region)
+    #: view, predicts every AU's pooled feature of the unmasked view, standardised over the batch; OT between
+    #: predictions and targets; two_view_grad=region stops both terms at the backbone)
     region_objective: str = "consistency"
     # --- masked image modelling (ours; 0 = off): SimMIM-style pixel reconstruction of masked patches ---
     mim_weight: float = 0.0
@@ -162,9 +162,8 @@ def check_choices(m: DictConfig) -> None:
     if m.ot_siamese and m.ot_features != "projection":
         raise ConfigError("method.ot_siamese needs ot_features=projection")
     if m.region_objective == "masked_prediction":
-        if m.two_view_grad != "region" or m.ot_siamese:
-            raise ConfigError("method.region_objective=masked_prediction trains the region block on detached "
-                              "backbone features: set method.two_view_grad=region and method.ot_siamese=false")
+        if m.ot_siamese:
+            raise ConfigError("method.ot_siamese needs method.region_objective=consistency")
         if m.pretrain_task == "pairs":
             raise ConfigError("method.region_objective=masked_prediction reads one frame per item; two frames of a "
                               "track (method.pretrain_task=pairs) need method.region_objective=consistency")
@@ -271,7 +270,8 @@ class RegionRelationPretrain(L.LightningModule):
     def masked_prediction_losses(self, batch: dict, update_prior: bool) -> dict[str, torch.Tensor]:
         """``region_objective=masked_prediction`` (ours): one augmented view x; the region block reads the
         backbone's map of x with SimMIM-masked cells and predicts, per AU, the map-pooled feature of the
-        unmasked x (stop-gradient target, no block): ``L_region = mean_i −cos(g(r_i(masked)), sg(t_i))``.
+        unmasked x (no block, stop-gradient, standardised per AU and channel over the batch):
+        ``L_region = mean_i −cos(g(r_i(masked)), sg(t_i))``.
         The OT term transports the K predictions onto the K targets under the improved cost; its mean plan
         is the learned relation. Both terms stop at the backbone, which SimMIM (on the same mask) trains.
         """
@@ -280,9 +280,11 @@ class RegionRelationPretrain(L.LightningModule):
         x, lm = self.augment(batch["image"] if "image" in batch else batch["source"], landmarks)
         masked, pixel_mask = self.encoder.masked_features(x, m.mim_mask_ratio, self.mask_token)
         maps = self.encoder.attention_maps(lm)
-        with torch.no_grad():
-            target = self.encoder.region.pool(self.encoder.features(x), maps)
-        prediction = self.region_predictor(self.encoder.region(masked.detach(), maps))
+        with torch.no_grad():   # standardised per AU and channel over the batch: what differs between images
+            pooled = self.encoder.region.pool(self.encoder.features(x), maps)
+            target = (pooled - pooled.mean(0)) / (pooled.std(0) + 1e-5)
+        region_input = masked.detach() if m.two_view_grad == "region" else masked
+        prediction = self.region_predictor(self.encoder.region(region_input, maps))
         region = negative_cosine(prediction, target)
         relation, plans = ot_relation_loss(prediction, target, relation=self.prior.relation(), beta=m.ot_beta,
                                            reg=m.ot_reg, num_iter=m.ot_iters)
