@@ -64,8 +64,7 @@ def test_two_view_terms_with_zero_weight_build_no_graph():
     batch = {"image": torch.randn(4, 3, 32, 32), "landmarks": template_landmarks(32, 4)}
     for region_weight, expect_grad in ((0.0, False), (1.0, True)):
         torch.manual_seed(0)
-        module = RegionRelationPretrain(_cfg(mim_weight=1.0, region_weight=region_weight, ot_weight=0.0,
-                                             region_objective="consistency"), NAMES)
+        module = RegionRelationPretrain(_cfg(mim_weight=1.0, region_weight=region_weight, ot_weight=0.0), NAMES)
         terms = module.losses(batch, update_prior=True)
         terms["loss"].backward()
         projector_grad = any(p.grad is not None for p in module.projector.parameters())
@@ -111,8 +110,7 @@ def test_two_view_grad_region_stops_the_two_view_terms_at_the_backbone():
     for mode, backbone_grad in (("full", True), ("region", False)):
         torch.manual_seed(0)
         module = RegionRelationPretrain(_cfg(mim_weight=0.0, region_weight=1.0, ot_weight=1.0, two_view_grad=mode,
-                                             ot_features="projection", ot_siamese=True,
-                                             region_objective="consistency"), NAMES)
+                                             ot_features="projection", ot_siamese=True), NAMES)
         terms = module.losses(batch, update_prior=True)
         terms["loss"].backward()
         grad = module.encoder.features.swin.patch_embed.proj.weight.grad
@@ -123,45 +121,6 @@ def test_two_view_grad_region_stops_the_two_view_terms_at_the_backbone():
     module.eval()
     images, lm = batch["image"], batch["landmarks"]
     assert torch.allclose(module.view_features(images, lm), module.encoder(images, lm))
-
-def test_masked_prediction_predicts_unmasked_pooled_features_and_stops_at_the_backbone():
-    import pytest
-    import torch.nn.functional as F
-
-    from affectlab.losses.optimal_transport import ot_relation_loss
-    from affectlab.methods.region_relation import RegionRelationPretrain
-    from affectlab.schema import ConfigError
-
-    batch = {"image": torch.randn(4, 3, 32, 32), "landmarks": template_landmarks(32, 4)}
-    torch.manual_seed(0)
-    module = RegionRelationPretrain(_cfg(mim_weight=0.0, region_weight=1.0, ot_weight=0.5, two_view_grad="region",
-                                         region_objective="masked_prediction", ot_prior="none"), NAMES)
-    module.augment.forward = lambda images, landmarks: (images, landmarks)   # one fixed view
-    torch.manual_seed(3)
-    terms = module.losses(batch, update_prior=True)
-    # by hand: the same mask draw; targets are map-weighted means of the unmasked feature map (no block)
-    images, lm = batch["image"], batch["landmarks"]
-    torch.manual_seed(3)
-    masked, _ = module.encoder.masked_features(images, 0.5, module.mask_token)
-    maps = module.encoder.attention_maps(lm)
-    feats = module.encoder.features(images)
-    pooled = torch.stack([(feats[:, None] * maps[:, :, None]).sum((-1, -2))[:, k] / maps[:, k].sum((-1, -2))[:, None]
-                          for k in range(len(NAMES))], 1)
-    target = (pooled - pooled.mean(0)) / (pooled.std(0) + 1e-5)
-    prediction = module.region_predictor(module.encoder.region(masked, maps))
-    cos = F.cosine_similarity(prediction, target, dim=-1)
-    assert torch.allclose(terms["region"], -cos.mean(), atol=1e-6)
-    relation, _ = ot_relation_loss(prediction, target)
-    assert torch.allclose(terms["relation"], relation, atol=1e-6)
-    assert torch.allclose(terms["loss"], -cos.mean() + 0.5 * relation, atol=1e-6)
-    assert int(module.prior.plan_updates) == 1
-    terms["loss"].backward()
-    assert module.encoder.features.swin.patch_embed.proj.weight.grad is None   # MIM is off: nothing reaches it
-    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in module.encoder.region.parameters())
-    assert module.region_predictor.fc1.weight.grad.abs().sum() > 0
-    with pytest.raises(ConfigError, match="pretrain_task=pairs"):
-        RegionRelationPretrain(_cfg(region_objective="masked_prediction", pretrain_task="pairs"), NAMES)
-
 
 def test_masked_mean_against_slices():
     images = torch.rand(2, 3, 8, 8, generator=torch.Generator().manual_seed(0))

@@ -26,7 +26,7 @@ from affectlab.evaluation.relation_agreement import groundtruth_cooccurrence, re
 from affectlab.evaluation.relation_plots import save_relation_matrix
 from affectlab.evidence.arms import Arm, Evidence
 from affectlab.losses.optimal_transport import RelationPrior, ot_relation_loss
-from affectlab.losses.region_relation import masked_mean, negative_cosine, region_consistency_loss, siamese_ot_loss
+from affectlab.losses.region_relation import masked_mean, region_consistency_loss, siamese_ot_loss
 from affectlab.methods.base import METHODS, MethodConfig, MethodSpec, RunContext, Stage, probe_split_keys
 from affectlab.models.au_attention import AU_CENTRE_RULES, template_landmarks
 from affectlab.models.region_relation import RegionRelationEncoder, TokenMLP, TwoViewAugment
@@ -67,13 +67,8 @@ class RegionRelationConfig(MethodConfig):
     #: BatchNorm statistics of the projector/predictor: shared (over batch and AUs) | per_au (over the
     #: batch for each AU token; a per-AU constant then has zero variance, so BN resists that collapse)
     head_bn: str = "shared"
-    #: weight of the region term L_region (1 = the spec's)
+    #: weight of the per-AU consistency term (1 = the spec's L_region)
     region_weight: float = 1.0
-    #: what L_region and the OT term compare: consistency (the spec: AU features of two augmented views,
-    #: SimSiam form) | masked_prediction (ours: the region block, run on the feature map of the SimMIM-masked
-    #: view, predicts every AU's pooled feature of the unmasked view, standardised over the batch; OT between
-    #: predictions and targets; two_view_grad=region stops both terms at the backbone)
-    region_objective: str = "consistency"
     # --- masked image modelling (ours; 0 = off): SimMIM-style pixel reconstruction of masked patches ---
     mim_weight: float = 0.0
     #: fraction of the feature-map cells whose patch tokens are masked
@@ -149,7 +144,6 @@ CHOICES = {
     "pretrain_task": ("au_occurrence", "pairs"),
     "pretrain_select": ("last", "val_loss"),
     "two_view_grad": ("full", "region"),
-    "region_objective": ("consistency", "masked_prediction"),
 }
 
 
@@ -161,12 +155,6 @@ def check_choices(m: DictConfig) -> None:
         raise ConfigError(f"method.mim_weight must be >= 0, got {m.mim_weight}")
     if m.ot_siamese and m.ot_features != "projection":
         raise ConfigError("method.ot_siamese needs ot_features=projection")
-    if m.region_objective == "masked_prediction":
-        if m.ot_siamese:
-            raise ConfigError("method.ot_siamese needs method.region_objective=consistency")
-        if m.pretrain_task == "pairs":
-            raise ConfigError("method.region_objective=masked_prediction reads one frame per item; two frames of a "
-                              "track (method.pretrain_task=pairs) need method.region_objective=consistency")
 
 
 def build_encoder(cfg: DictConfig, au_names: list[str]) -> RegionRelationEncoder:
@@ -218,23 +206,17 @@ class RegionRelationPretrain(L.LightningModule):
         self.predictor = TokenMLP(m.projection_dim, m.predictor_hidden, m.projection_dim, False, k, m.head_bn)
         self.augment = TwoViewAugment(m.aug_min_scale, m.aug_flip_p, m.aug_brightness, m.aug_contrast)
         self.prior = RelationPrior(len(self.au_names), m.ot_prior, m.ot_prior_momentum)
-        self.masked_prediction = m.region_objective == "masked_prediction"
-        if m.mim_weight or self.masked_prediction:
+        if m.mim_weight:
             self.mask_token = nn.Parameter(torch.zeros(self.encoder.embed_dim))
             nn.init.trunc_normal_(self.mask_token, std=0.02)
-        if m.mim_weight:
             r = self.encoder.features.reduction
             self.mim_decoder = nn.Sequential(nn.Conv2d(channels, 3 * r * r, 1), nn.PixelShuffle(r))
-        if self.masked_prediction:
-            self.region_predictor = TokenMLP(channels, m.projector_hidden, channels, False, k, m.head_bn)
         self.artifact_dir: Optional[Path] = None
 
     def relation_matrix(self) -> torch.Tensor:
         return self.prior.mean_plan.clone()
 
     def losses(self, batch: dict, update_prior: bool) -> dict[str, torch.Tensor]:
-        if self.masked_prediction:
-            return self.masked_prediction_losses(batch, update_prior)
         m = self.cfg.method
         landmarks = batch_landmarks(batch, m.landmarks_source, self.encoder.image_size)
         if "source" in batch:  # two frames of one track (pairs task), each augmented
@@ -260,49 +242,16 @@ class RegionRelationPretrain(L.LightningModule):
                 a, b = (z1, z2) if m.ot_features == "projection" else (f1, f2)
                 relation, plans = ot_relation_loss(a, b, **ot)
         if update_prior:
-            self.update_prior(batch, plans)
+            self.prior.update_plans(self._gathered(plans))
+            if m.ot_prior == "labels":
+                mask = batch.get("au_mask")
+                mask = None if mask is None else self._gathered(mask.float())
+                self.prior.update_labels(self._gathered(batch["au"].float()), mask)
         loss = m.region_weight * region + m.ot_weight * relation
         terms.update(region=region, relation=relation)
         if m.mim_weight:
             loss = loss + m.mim_weight * terms["mim"]
         return {"loss": loss, **terms}
-
-    def masked_prediction_losses(self, batch: dict, update_prior: bool) -> dict[str, torch.Tensor]:
-        """``region_objective=masked_prediction`` (ours): one augmented view x; the region block reads the
-        backbone's map of x with SimMIM-masked cells and predicts, per AU, the map-pooled feature of the
-        unmasked x (no block, stop-gradient, standardised per AU and channel over the batch):
-        ``L_region = mean_i −cos(g(r_i(masked)), sg(t_i))``.
-        The OT term transports the K predictions onto the K targets under the improved cost; its mean plan
-        is the learned relation. Both terms stop at the backbone, which SimMIM (on the same mask) trains.
-        """
-        m = self.cfg.method
-        landmarks = batch_landmarks(batch, m.landmarks_source, self.encoder.image_size)
-        x, lm = self.augment(batch["image"] if "image" in batch else batch["source"], landmarks)
-        masked, pixel_mask = self.encoder.masked_features(x, m.mim_mask_ratio, self.mask_token)
-        maps = self.encoder.attention_maps(lm)
-        with torch.no_grad():   # standardised per AU and channel over the batch: what differs between images
-            pooled = self.encoder.region.pool(self.encoder.features(x), maps)
-            target = (pooled - pooled.mean(0)) / (pooled.std(0) + 1e-5)
-        region_input = masked.detach() if m.two_view_grad == "region" else masked
-        prediction = self.region_predictor(self.encoder.region(region_input, maps))
-        region = negative_cosine(prediction, target)
-        relation, plans = ot_relation_loss(prediction, target, relation=self.prior.relation(), beta=m.ot_beta,
-                                           reg=m.ot_reg, num_iter=m.ot_iters)
-        if update_prior:
-            self.update_prior(batch, plans)
-        terms = {"region": region, "relation": relation}
-        loss = m.region_weight * region + m.ot_weight * relation
-        if m.mim_weight:
-            terms["mim"] = self.mim_loss(x, (masked, pixel_mask))
-            loss = loss + m.mim_weight * terms["mim"]
-        return {"loss": loss, **terms}
-
-    def update_prior(self, batch: dict, plans: torch.Tensor) -> None:
-        self.prior.update_plans(self._gathered(plans))
-        if self.cfg.method.ot_prior == "labels":
-            mask = batch.get("au_mask")
-            mask = None if mask is None else self._gathered(mask.float())
-            self.prior.update_labels(self._gathered(batch["au"].float()), mask)
 
     def view_features(self, images: torch.Tensor, landmarks: torch.Tensor) -> torch.Tensor:
         """AU features of one view for the two-view terms; ``two_view_grad=region`` detaches the backbone."""
@@ -311,13 +260,10 @@ class RegionRelationPretrain(L.LightningModule):
         feats = self.encoder.features(images).detach()
         return self.encoder.region(feats, self.encoder.attention_maps(landmarks))
 
-    def mim_loss(self, images: torch.Tensor,
-                 masked: Optional[tuple[torch.Tensor, torch.Tensor]] = None) -> torch.Tensor:
+    def mim_loss(self, images: torch.Tensor) -> torch.Tensor:
         """SimMIM (Xie et al., CVPR 2022, eq. 1): mask random feature-map cells (all patch tokens under a
-        cell), predict their pixels with a linear decoder from the feature map, L1 on the masked pixels.
-        ``masked``: the masked feature map and pixel mask when already computed."""
-        feats, pixel_mask = masked or self.encoder.masked_features(images, self.cfg.method.mim_mask_ratio,
-                                                                   self.mask_token)
+        cell), predict their pixels with a linear decoder from the feature map, L1 on the masked pixels."""
+        feats, pixel_mask = self.encoder.masked_features(images, self.cfg.method.mim_mask_ratio, self.mask_token)
         return masked_mean((self.mim_decoder(feats) - images).abs(), pixel_mask)
 
     def _gathered(self, tensor: torch.Tensor) -> torch.Tensor:

@@ -118,20 +118,14 @@ class AURegionPooling(nn.Module):
         elif block != "none":
             raise ValueError(f"region block must be swin | none, got {block!r}")
 
-    @staticmethod
-    def pool(features: torch.Tensor, maps: torch.Tensor) -> torch.Tensor:
-        """Map-weighted mean of features (B, C, h, w) under each AU map (B, K, h, w) → (B, K, C), no block."""
-        weights = maps.flatten(2)  # (B, K, hw)
-        pooled = torch.einsum("bkp,bcp->bkc", weights, features.flatten(2))
-        return pooled / weights.sum(-1, keepdim=True).clamp_min(1e-6)
-
     def forward(self, features: torch.Tensor, maps: torch.Tensor) -> torch.Tensor:
         """features (B, C, h, w), maps (B, K, h, w) → AU features (B, K, C)."""
         b, c, h, w = features.shape
         k = maps.shape[1]
         weights = maps.flatten(2)  # (B, K, hw)
         if self.block_kind == "none":
-            return self.pool(features, maps)
+            pooled = torch.einsum("bkp,bcp->bkc", weights, features.flatten(2))
+            return pooled / weights.sum(-1, keepdim=True).clamp_min(1e-6)
         tokens = features.flatten(2).transpose(1, 2)  # (B, hw, C)
         region = tokens[:, None] * weights[..., None]  # (B, K, hw, C)
         out = self.block(region.reshape(b * k, h, w, c)).reshape(b, k, h * w, c)
