@@ -186,6 +186,11 @@ class ContrastivePretrainModule(L.LightningModule):
             raise ConfigError(f"unknown method.pretrain.objective {p.objective!r}; expected one of {OBJECTIVES}")
         if p.clip_length < 1:
             raise ConfigError(f"method.pretrain.clip_length must be >= 1, got {p.clip_length}")
+        if p.temporal_weight < 0:
+            raise ConfigError(f"method.pretrain.temporal_weight must be >= 0, got {p.temporal_weight}")
+        if p.temporal_weight != 1.0 and p.objective != "frame_predictive":
+            raise ConfigError(f"method.pretrain.temporal_weight weights the predictive term of "
+                              f"objective=frame_predictive; objective={p.objective} has no such term")
         self.model = build_model(cfg.method)
         if p.objective != "frame":
             with config_errors("method.pretrain"):  # fail early on an impossible clip
