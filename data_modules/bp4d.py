@@ -57,6 +57,9 @@ def read_2d_features(path: Path, one_based: bool = True) -> list[Optional[np.nda
         import h5py
 
         with h5py.File(path, "r") as f:
+            if not isinstance(f.get("fit"), h5py.Group) or "pred" not in f["fit"]:
+                raise DataFormatError(f"{path}: MATLAB v7.3 file without the variable 'fit' (struct array with "
+                                      f"field 'pred'); it has {sorted(f.keys())}")
             refs = f["fit"]["pred"][()].reshape(-1)
             out = []
             for ref in refs:
@@ -224,7 +227,42 @@ class BP4DDataModule(FaceDataModule):
     def _read_int(self, path: Path) -> dict[int, int]:
         table = parse_int_rows(path, 2)
         check_codes(path, table[:, 1:], (0, 1, 2, 3, 4, 5, 9), first_line=1, what="AU intensity")
-        return dict(zip(table[:, 0].tolist(), table[:, 1].tolist()))
+        frames = table[:, 0].tolist()
+        if len(set(frames)) < len(frames):
+            seen: dict[int, int] = {}
+            for line, f in enumerate(frames, start=1):
+                if f in seen:
+                    raise DataFormatError(f"{path}:{line}: frame {f} is coded again (first on line {seen[f]}); "
+                                          f"expected one 'frame,code' row per frame")
+                seen[f] = line
+        return dict(zip(frames, table[:, 1].tolist()))
+
+    def _intensity_columns(self, int_dir: Path, seq: str, frame_nos: np.ndarray, found: set[int],
+                           skipped: list[dict]) -> dict[str, np.ndarray]:
+        """The sequence's intensity codes per AU at its AU_OCC frames; frames without a row are 9 and what
+        does not match (no file, rows missing, rows outside AU_OCC's frames) goes on the skipped record."""
+        subject, task = seq.split("/")
+        columns = {}
+        coded = set(int(f) for f in frame_nos)
+        for au in self.aus:
+            p = int_dir / f"AU{au:02d}" / f"{subject}_{task}_AU{au:02d}.csv"
+            if not p.is_file():
+                skipped.append({"item": seq, "reason": f"no AU{au:02d} intensity file (all 9)", "file": str(p)})
+                columns[f"int{au:02d}"] = np.full(len(frame_nos), 9)
+                continue
+            found.add(au)
+            table = self._read_int(p)
+            missing = len(coded - table.keys())
+            if missing:
+                skipped.append({"item": seq, "reason": f"{missing} AU_OCC frame(s) without an AU{au:02d} intensity "
+                                                       f"row (coded 9)", "file": str(p)})
+            extra = sorted(table.keys() - coded)
+            if extra:
+                skipped.append({"item": seq, "reason": f"{len(extra)} AU{au:02d} intensity row(s) for frames outside "
+                                                       f"AU_OCC's (frames {extra[0]}…{extra[-1]}) not used",
+                                "file": str(p)})
+            columns[f"int{au:02d}"] = np.array([table.get(int(f), 9) for f in frame_nos])
+        return columns
 
     def _parse(self) -> tuple[pd.DataFrame, pd.DataFrame]:
         img_dir, occ_dir, int_dir, feat_dir = self._dirs()
@@ -234,21 +272,13 @@ class BP4DDataModule(FaceDataModule):
         occ_files = sorted(occ_dir.glob("*_*.csv"))
         if not occ_files:
             raise DataFormatError(f"bp4d: no <Subject>_<Task>.csv files in {occ_dir}\nExpected layout:\n{LAYOUT}")
+        found: set[int] = set()   # AUs with at least one intensity file
         for occ_path in occ_files:
             subject, task = occ_path.stem.split("_", 1)
             seq = f"{subject}/{task}"
             frame_nos, codes = self._read_occ(occ_path)
             if self.intensity:
-                tables = {}
-                for au in self.aus:
-                    p = int_dir / f"AU{au:02d}" / f"{subject}_{task}_AU{au:02d}.csv"
-                    if p.is_file():
-                        tables[au] = self._read_int(p)
-                    else:
-                        skipped.append({"item": seq, "reason": f"no AU{au:02d} intensity file (all 9)", "file": str(p)})
-                        tables[au] = {}
-                label_cols = {f"int{au:02d}": np.array([tables[au].get(int(f), 9) for f in frame_nos])
-                              for au in self.aus}
+                label_cols = self._intensity_columns(int_dir, seq, frame_nos, found, skipped)
             else:
                 label_cols = {f"au{au:02d}": codes[:, au - 1] for au in self.aus}
             images = index_frames(img_dir / subject / task)
@@ -268,6 +298,11 @@ class BP4DDataModule(FaceDataModule):
                        "image_index": image_index, "occ_row": r, "group": subject}
                 row.update({k: int(v[r]) for k, v in label_cols.items()})
                 frames.append(row)
+        if self.intensity and set(self.aus) - found:   # a misread layout, not an unlabelled release
+            au = min(set(self.aus) - found)
+            raise DataFormatError(f"bp4d: no AU{au:02d} intensity file for any of the {len(occ_files)} sequences; "
+                                  f"expected {int_dir / f'AU{au:02d}'}/<Subject>_<Task>_AU{au:02d}.csv\n"
+                                  f"Expected layout:\n{LAYOUT}")
         df = pd.DataFrame(frames)
         if fits:
             indexing = resolve_fit_indexing(indexing)

@@ -217,6 +217,8 @@ class DISFADataModule(FaceDataModule):
             skipped += extra
         part_of = {s: p for p, subs in PARTS.items() for s in subs}
         df["part"] = df["subject"].map(part_of).fillna(0).astype(int)
+        for s in sorted(set(df.loc[df["part"] == 0, "subject"])):
+            skipped.append({"item": s, "reason": "subject in no published part (kept out of every fold)", "file": ""})
         return df, skipped_frame(skipped)
 
     def _protocol(self, df: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:

@@ -69,7 +69,13 @@ class FERV39kDataModule(FaceDataModule):
 
     def _dirs(self) -> tuple[Path, Path]:
         root = self.root
-        crops = require_dir(root / "2_ClipsforFaceCrop", "ferv39k", root, LAYOUT)
+        # archives extract with an extra level: 2_ClipsforFaceCrop/2_ClipsforFaceCrop or
+        # 2_ClipsforFaceCrop-002/2_ClipsforFaceCrop (datasets.md §4.1)
+        nested = sorted(root.glob("2_ClipsforFaceCrop-*/2_ClipsforFaceCrop"))
+        if not (root / "2_ClipsforFaceCrop").is_dir() and len(nested) == 1:
+            crops = nested[0]
+        else:
+            crops = require_dir(root / "2_ClipsforFaceCrop", "ferv39k", root, LAYOUT)
         if (crops / "2_ClipsforFaceCrop").is_dir():
             crops = crops / "2_ClipsforFaceCrop"
         setups = require_dir(root / "4_setups" / "All_scenes", "ferv39k", root, LAYOUT)

@@ -6,6 +6,7 @@ import shutil
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
@@ -259,3 +260,46 @@ def test_unreadable_test_item_fails_naming_the_file_or_is_excluded_and_listed(tm
     dm.log_unreadable_to(tmp_path / "log")
     assert dm.dataset("train")[0]["meta"]["index"] == 1
     assert (tmp_path / "log" / "train.txt").read_text().split() == [train_bad]
+
+
+def test_intensity_rows_that_do_not_match_au_occ_are_refused_or_recorded(tmp_path):
+    """A duplicated frame is a corrupt file; rows missing for AU_OCC frames (coded 9) and rows outside
+    AU_OCC's frames are listed in the skipped record; no file of an AU anywhere is a misread layout."""
+    root = tmp_path / "BP4D"
+    truth = releases.write_bp4d(root, subjects=["F001", "F002"], tasks=("T1",), n_frames=5)
+    au12 = root / "AUCoding" / "AU_INT" / "AU12" / "F001_T1_AU12.csv"
+    good = au12.read_text()
+    lines = good.splitlines()
+    frames, _ = truth["int"][("F001", "T1")]
+    au12.write_text("\n".join(lines[1:] + [f"{frames[-1] + 1},3", f"{frames[-1] + 2},4"]) + "\n")
+    dm = make("bp4d", root, task="au_intensity")
+    sk = dm.skipped()
+    reasons = sk.loc[sk["file"] == str(au12), "reason"].tolist()
+    assert "1 AU_OCC frame(s) without an AU12 intensity row (coded 9)" in reasons
+    assert f"2 AU12 intensity row(s) for frames outside AU_OCC's (frames {frames[-1] + 1}…{frames[-1] + 2}) not used" \
+        in reasons
+    rows = dm.manifest("train")
+    rows = pd.concat([rows, dm.manifest("val")])
+    first = rows[(rows["sequence"] == "F001/T1") & (rows["frame"] == int(frames[0]))]
+    assert first["int12"].tolist() == [9]
+
+    au12.write_text(good + lines[1] + "\n")
+    with pytest.raises(DataFormatError, match=rf"F001_T1_AU12\.csv:{len(lines) + 1}: frame {frames[1]} is coded again "
+                                              r"\(first on line 2\)"):
+        make("bp4d", root, task="au_intensity").manifest("train")
+
+    au12.write_text(good)
+    shutil.rmtree(root / "AUCoding" / "AU_INT" / "AU14")
+    with pytest.raises(DataFormatError, match=r"no AU14 intensity file for any of the 2 sequences; expected .*AU_INT/AU14/"
+                                              r"<Subject>_<Task>_AU14\.csv"):
+        make("bp4d", root, task="au_intensity").manifest("train")
+
+
+def test_v73_features_without_fit_name_the_file(tmp_path):
+    import h5py
+
+    path = tmp_path / "F001_T1.mat"
+    with h5py.File(path, "w") as f:
+        f.create_dataset("landmarks", data=np.zeros((2, 49)))
+    with pytest.raises(DataFormatError, match=r"F001_T1\.mat: MATLAB v7\.3 file without the variable 'fit'.*'landmarks'"):
+        read_2d_features(path)

@@ -111,6 +111,19 @@ def test_ferv39k_class_mapping_scene_and_split(mini):
     assert item["video"].shape[0] == 16 and item["meta"]["scene"] in ("Action", "Crime")
 
 
+def test_ferv39k_archive_folder_level_is_found(tmp_path):
+    """datasets.md §4.1: archives may extract as 2_ClipsforFaceCrop-002/2_ClipsforFaceCrop/…"""
+    root = tmp_path / "FERV39k"
+    truth = releases.write_ferv39k(root, scenes=("War",), per_class=2)
+    (root / "2_ClipsforFaceCrop-002").mkdir()
+    (root / "2_ClipsforFaceCrop").rename(root / "2_ClipsforFaceCrop-002" / "2_ClipsforFaceCrop")
+    dm = make("ferv39k", root)
+    assert len(dm.manifest("test")) == sum(1 for v in truth.values() if v[1] == "test")
+    (root / "2_ClipsforFaceCrop-003" / "2_ClipsforFaceCrop").mkdir(parents=True)   # two candidates: no guess
+    with pytest.raises(DataFormatError, match="2_ClipsforFaceCrop"):
+        make("ferv39k", root).manifest("test")
+
+
 def test_ferv39k_unknown_class_names_file_and_line(tmp_path):
     releases.write_ferv39k(tmp_path / "FERV39k", scenes=("War",), per_class=2)
     f = tmp_path / "FERV39k" / "4_setups" / "All_scenes" / "train_All.csv"

@@ -64,6 +64,14 @@ def test_disfa_frames_extracted_once_and_right_camera_spelling(tmp_path):
         make("disfa", tmp_path / "DISFA", camera="left").full_manifest()
 
 
+def test_disfa_subject_outside_the_published_parts_is_recorded(tmp_path):
+    releases.write_disfa(tmp_path / "DISFA", subjects=["SN001", "SN099"], n_frames=3)
+    dm = make("disfa", tmp_path / "DISFA")
+    assert "SN099" not in set(dm.manifest("train")["subject"]) | set(dm.manifest("test")["subject"])
+    assert dm.skipped().set_index("item").loc["SN099", "reason"] == \
+        "subject in no published part (kept out of every fold)"
+
+
 def test_disfa_out_of_range_intensity_names_file_and_line(tmp_path):
     releases.write_disfa(tmp_path / "DISFA", subjects=["SN001"], n_frames=4)
     p = tmp_path / "DISFA" / "ActionUnit_Labels" / "SN001" / "SN001_au12.txt"
