@@ -203,3 +203,23 @@ def test_disfa_conventions_that_do_not_fit_fail_naming_the_file(tmp_path):
         au_file.write_text("".join(f"{f},0\n" for f in range(1, 8)))
     with pytest.raises(DataFormatError, match="5 frames decoded, but .*labels 7"):
         make("disfa", root, landmark_index_base=1).full_manifest()
+
+
+def test_disfa_l0_landmark_names_and_a_missing_file(tmp_path):
+    """datasets.md §2.1: some subjects name their files l0NNNN_lm.mat, and SN031 lacks one of them; the
+    frame is kept, cropped by the subject's median landmarks, and the skipped record says so."""
+    root = tmp_path / "DISFA"
+    releases.write_disfa(root, subjects=["SN001"], n_frames=5)
+    eyes = releases.write_disfa_landmarks(root, "SN001", 5)
+    folder = root / "Landmark_Points" / "SN001" / "tmp_frame_lm"
+    for p in sorted(folder.iterdir()):
+        p.rename(p.with_name(f"l0{p.stem.split('_')[1]}_lm.mat"))
+    (folder / "l00002_lm.mat").unlink()
+    dm = make("disfa", root)
+    df = dm.full_manifest().sort_values("frame")
+    assert df["landmark_source"].tolist() == ["tracked", "tracked", "sequence_median", "tracked", "tracked"]
+    for (_, row), (left, _) in zip(df.iterrows(), eyes):
+        if row["landmark_source"] == "tracked":
+            np.testing.assert_allclose(row["landmarks"][36:42].mean(0), left, atol=1e-4)
+    assert dm.skipped().set_index("item").loc["SN001", "reason"] == \
+        "1 untracked frames cropped by the sequence's median landmarks"
