@@ -32,8 +32,9 @@ SPLITS = ("train", "val", "test")
 #: image filters: fast (cv2/albumentations on uint8, reduced JPEG decoding) | pil (the official IAL filters)
 FILTERS = ("fast", "pil")
 #: 2: landmark_source / landmark_indexing columns, no frame dropped for want of landmarks;
-#: 3: frame-order note in the skipped rows
-MANIFEST_VERSION = 3
+#: 3: frame-order note in the skipped rows; 4: BP4D intensity rows that do not match AU_OCC and DISFA subjects
+#: outside the parts in the skipped rows
+MANIFEST_VERSION = 4
 
 
 class EvalDistributedSampler(DistributedSampler):
