@@ -72,10 +72,14 @@ class FERV39kDataModule(FaceDataModule):
         # archives extract with an extra level: 2_ClipsforFaceCrop/2_ClipsforFaceCrop or
         # 2_ClipsforFaceCrop-002/2_ClipsforFaceCrop (datasets.md §4.1)
         nested = sorted(root.glob("2_ClipsforFaceCrop-*/2_ClipsforFaceCrop"))
-        if not (root / "2_ClipsforFaceCrop").is_dir() and len(nested) == 1:
+        if (root / "2_ClipsforFaceCrop").is_dir() or not nested:
+            crops = require_dir(root / "2_ClipsforFaceCrop", "ferv39k", root, LAYOUT)
+        elif len(nested) == 1:
             crops = nested[0]
         else:
-            crops = require_dir(root / "2_ClipsforFaceCrop", "ferv39k", root, LAYOUT)
+            raise DataFormatError(f"ferv39k: {len(nested)} extracted archive folders hold 2_ClipsforFaceCrop "
+                                  f"({', '.join(str(n.parent.name) for n in nested)}) under {root}; keep one, or "
+                                  f"move it to {root / '2_ClipsforFaceCrop'}")
         if (crops / "2_ClipsforFaceCrop").is_dir():
             crops = crops / "2_ClipsforFaceCrop"
         setups = require_dir(root / "4_setups" / "All_scenes", "ferv39k", root, LAYOUT)

@@ -120,7 +120,8 @@ def test_ferv39k_archive_folder_level_is_found(tmp_path):
     dm = make("ferv39k", root)
     assert len(dm.manifest("test")) == sum(1 for v in truth.values() if v[1] == "test")
     (root / "2_ClipsforFaceCrop-003" / "2_ClipsforFaceCrop").mkdir(parents=True)   # two candidates: no guess
-    with pytest.raises(DataFormatError, match="2_ClipsforFaceCrop"):
+    with pytest.raises(DataFormatError, match=r"2 extracted archive folders hold 2_ClipsforFaceCrop "
+                                              r"\(2_ClipsforFaceCrop-002, 2_ClipsforFaceCrop-003\)"):
         make("ferv39k", root).manifest("test")
 
 
