@@ -84,7 +84,7 @@ class ToyAUDataModule(L.LightningDataModule):
         fold_of_subject = np.arange(c.subjects) % 3 + 1
         test_subjects = {f"T{s:02d}" for s in np.flatnonzero(fold_of_subject == c.fold)}
         train_pool = sorted({s for s in self.subjects} - test_subjects)
-        n_val = max(1, round(len(train_pool) * c.val_fraction))
+        n_val = max(1, round(len(train_pool) * c.val_fraction)) if c.val_fraction > 0 else 0
         val_subjects = set(np.random.default_rng(c.split_seed).permutation(train_pool)[:n_val])
         split = np.array(["test" if s in test_subjects else "val" if s in val_subjects else "train"
                           for s in self.subjects])

@@ -171,10 +171,11 @@ def test_affectlab_test_evaluates_a_given_checkpoint_and_refuses_one_that_does_n
         assert expected[name] in err and str(path) in err and "Traceback" not in err, err
 
 
-def test_a_monitored_stage_without_validation_says_it_used_its_last_weights(tmp_path):
+@pytest.mark.parametrize("no_validation", ["trainer.limit_val_batches=0", "data.val_fraction=0"])
+def test_a_monitored_stage_without_validation_says_it_used_its_last_weights(tmp_path, no_validation):
     from affectlab.engine.evaluate import evaluate_run
 
-    cfg = compose([*TINY, "trainer.max_epochs=1", "trainer.limit_val_batches=0", f"run_root={tmp_path}"])
+    cfg = compose([*TINY, "trainer.max_epochs=1", no_validation, f"run_root={tmp_path}"])
     with pytest.warns(UserWarning, match="selects its weights on val/f1_mean, but no validation produced it"):
         record = train(cfg)
     run_dir = Path(record["run_dir"])
