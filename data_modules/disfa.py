@@ -19,7 +19,7 @@ import pandas as pd
 
 from affectlab.schema import ConfigError
 from data_modules.base import DATAMODULES, DataConfig
-from data_modules.face import FaceDataModule, check_fold, fallback_landmarks, skipped_frame
+from data_modules.face import FaceDataModule, assign_parts, check_fold, fallback_landmarks, skipped_frame
 from data_modules.frames import (DataFormatError, check_codes, extract_frames, first_existing, parse_int_rows,
                                  require_dir)
 from data_modules.transforms import EYES_66, reflect_66
@@ -215,10 +215,7 @@ class DISFADataModule(FaceDataModule):
         if "landmarks" in df:
             df, extra = fallback_landmarks(df)
             skipped += extra
-        part_of = {s: p for p, subs in PARTS.items() for s in subs}
-        df["part"] = df["subject"].map(part_of).fillna(0).astype(int)
-        for s in sorted(set(df.loc[df["part"] == 0, "subject"])):
-            skipped.append({"item": s, "reason": "subject in no published part (kept out of every fold)", "file": ""})
+        skipped += assign_parts(df, PARTS)
         return df, skipped_frame(skipped)
 
     def _protocol(self, df: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:

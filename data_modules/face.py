@@ -476,6 +476,15 @@ def held_out_groups(df: pd.DataFrame, fraction: float, total: int, seed: int) ->
     return set(np.random.default_rng(seed).choice(groups, size=n, replace=False).tolist()) if n else set()
 
 
+def assign_parts(df: pd.DataFrame, parts: dict[int, list[str]]) -> list[dict]:
+    """Set ``df["part"]`` from the release's published subject parts (0: in none) and return the
+    skipped-record rows of the subjects in no part, which every fold keeps out."""
+    part_of = {s: p for p, subs in parts.items() for s in subs}
+    df["part"] = df["subject"].map(part_of).fillna(0).astype(int)
+    return [{"item": s, "reason": "subject in no published part (kept out of every fold)", "file": ""}
+            for s in sorted(set(df.loc[df["part"] == 0, "subject"]))]
+
+
 def fallback_landmarks(df: pd.DataFrame) -> tuple[pd.DataFrame, list[dict]]:
     """Give every frame landmarks to crop by, and say where they came from (``landmark_source``).
 
