@@ -175,6 +175,21 @@ def test_frame_predictive_adds_a_temporal_term_that_stops_at_the_extractor():
     assert all(p.grad is not None for p in (*module.model.temporal.parameters(), *module.predictor.parameters()))
 
 
+def test_frame_predictive_pretrains_the_same_extractor_as_frame():
+    """The temporal term is detached from the extractor and its predictor is drawn from a forked
+    stream, so frame vs frame_predictive at one seed is an exact ablation of the pretrained GRU."""
+    trained = {}
+    for objective in ("frame", "frame_predictive"):
+        torch.manual_seed(0)
+        module = ContrastivePretrainModule(make_cfg(pretrain={"objective": objective}))
+        _fit(module, "clips", steps=3)
+        trained[objective] = _params(module)
+    frame, both = trained["frame"], trained["frame_predictive"]
+    shared = [k for k in frame if k.startswith(("model.encoder", "head"))]
+    assert shared and all(torch.equal(frame[k], both[k]) for k in shared)
+    assert any(not torch.equal(frame[k], both[k]) for k in frame if k.startswith("model.temporal"))
+
+
 def test_regressor_trains_the_temporal_part_after_frame_pretraining(tmp_path):
     torch.manual_seed(0)
     cfg = make_cfg(pretrain={"objective": "frame"}, regress={"freeze_extractor": True})

@@ -200,7 +200,10 @@ class ContrastivePretrainModule(L.LightningModule):
         else:
             self.head = ProjectionHead(self.model.embed_dim, p.projection_dim)
         if p.objective == "frame_predictive":
-            self.predictor = FuturePredictor(self.model.state_dim, self.model.embed_dim, p.horizon)
+            # initialised from a fork of the global stream, so every draw after it (and so the extractor
+            # stage 1 trains) is the one objective=frame makes: the two differ by the temporal term only
+            with torch.random.fork_rng(devices=[]):
+                self.predictor = FuturePredictor(self.model.state_dim, self.model.embed_dim, p.horizon)
         elif p.objective == "frame":
             # only the frame encoder is trained here; parameters without gradients would make DDP
             # wait for them forever (stage 2 builds its own optimiser and re-enables them)
