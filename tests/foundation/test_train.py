@@ -215,6 +215,20 @@ def test_cli_list_and_config_succeed(capsys):
     assert "fold: 2" in capsys.readouterr().out
 
 
+def test_reusing_a_run_finished_with_other_code_says_whose_numbers_they_are(monkeypatch):
+    from affectlab.engine import rundir
+
+    info = {"git_commit": "a" * 40, "git_dirty": False, "status": "finished"}
+    monkeypatch.setattr(rundir, "git_state", lambda: {"git_commit": "a" * 40, "git_dirty": False})
+    assert rundir.reuse_note(info) == ""
+    monkeypatch.setattr(rundir, "git_state", lambda: {"git_commit": "b" * 40, "git_dirty": False})
+    assert "trained at commit aaaaaaaaaa and the code is now at bbbbbbbbbb: its numbers" in rundir.reuse_note(info)
+    monkeypatch.setattr(rundir, "git_state", lambda: {"git_commit": "a" * 40, "git_dirty": True})
+    assert "now at aaaaaaaaaa with uncommitted changes" in rundir.reuse_note(info)
+    monkeypatch.setattr(rundir, "git_state", lambda: {"git_commit": None, "git_dirty": None})
+    assert rundir.reuse_note(info) == ""  # outside git nothing can be said
+
+
 def test_resume_auto_falls_back_from_a_corrupt_last_ckpt_and_never_re_records_a_finished_run(tmp_path):
     """Issue #18 item 4: a truncated last.ckpt failed every retry with a raw torch traceback, and
     resume=auto re-tested a finished run, adding a second leaderboard record for its run directory."""

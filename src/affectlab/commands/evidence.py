@@ -2,7 +2,8 @@
 default against its controls (random init, scratch, all-positive, chance, as the method declares them),
 each trained arm over N seeds through the runner of ``affectlab train``. Prints the verdict table and
 writes evidence.json, evidence.md and evidence.png to --out (default runs/evidence/<method>-<data>-<time>).
-Running again with the same --out reuses the finished runs."""
+Running again with the same --out reuses the finished runs of the same config, whatever code trained them:
+each reused run trained at another commit says so, and the table lists the commits of its runs."""
 from __future__ import annotations
 
 import argparse

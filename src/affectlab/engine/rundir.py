@@ -93,6 +93,17 @@ def resume_attempt(info: dict[str, Any], run_path: Path) -> dict[str, Any]:
     return attempt
 
 
+def reuse_note(info: dict[str, Any]) -> str:
+    """Why a finished run's results may not be this checkout's: empty when the code is the one it finished
+    with, otherwise both commits (a reused run is never re-trained, so it keeps its own code's numbers)."""
+    now, then = git_state(), info.get("git_commit")
+    if not then or not now["git_commit"] or (then == now["git_commit"] and not now["git_dirty"]):
+        return ""
+    state = f"{now['git_commit'][:10]}{' with uncommitted changes' if now['git_dirty'] else ''}"
+    return (f"; it was trained at commit {then[:10]} and the code is now at {state}: its numbers are that commit's "
+            "(a fresh run_root trains this code)")
+
+
 def prepare_run_dir(cfg: DictConfig, is_rank_zero: bool) -> RunDirectory:
     """Create (rank 0) or locate the run directory, honouring ``cfg.resume``."""
     digest = config_hash(cfg)

@@ -26,7 +26,7 @@ from affectlab.engine.online_probe import OnlineProbe
 from affectlab.engine.progress import RunProgress, RunProgressBar
 from affectlab.engine.quiet import silence_benign_noise
 from affectlab.engine.record import UNREADABLE_DIR, build_record
-from affectlab.engine.rundir import RUN_DIR_ENV, RunDirectory, prepare_run_dir
+from affectlab.engine.rundir import RUN_DIR_ENV, RunDirectory, prepare_run_dir, reuse_note
 from affectlab.engine.summary import format_summary
 from affectlab.engine.timing import StepTimer
 from affectlab.engine.trivial_reference import TrivialReference
@@ -287,7 +287,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     if run.finished:  # resume never re-tests or re-records a finished run
         if rank_zero:
             print(f"[affectlab] {run.path} already finished: returning its results.json unchanged (not re-tested, "
-                  f"not recorded again; `affectlab test {run.path}` re-evaluates it)", flush=True)
+                  f"not recorded again; `affectlab test {run.path}` re-evaluates it){reuse_note(run.read_info())}",
+                  flush=True)
             return json.loads((run.path / "results.json").read_text())
         return {}
     t = cfg.trainer

@@ -3,8 +3,9 @@
 
 Every trained arm × seed is one ordinary run (``affectlab.engine.runner.train``, in this process) in
 ``<out>/runs/<arm>/``, with ``resume=auto``: running the same command into the same ``--out`` again
-reuses the finished runs and continues the interrupted ones. Trivial arms are scored once on the test
-labels of the default's datamodule. ``evidence.json`` is rewritten after every run, so an interrupted
+reuses the finished runs (one trained at another commit says so, and the table lists every run's commit)
+and continues the interrupted ones. Trivial arms are scored once on the test labels of the default's
+datamodule. ``evidence.json`` is rewritten after every run, so an interrupted
 evidence keeps what it measured.
 """
 from __future__ import annotations
