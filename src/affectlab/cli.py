@@ -21,6 +21,7 @@ from affectlab.registry import UnknownNameError
 from affectlab.schema import ConfigError
 
 EXIT_USAGE = 2
+EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE, what a shell reports for `cat big | head`
 
 
 def _overrides(parser: argparse.ArgumentParser) -> None:
@@ -159,6 +160,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(build_parser(), argv)
     try:
         return int(args.func(args) or 0)
+    except BrokenPipeError:
+        # the reader of our output went away (`affectlab config … | head`): stop quietly, as cat does; stdout
+        # points at /dev/null so that the interpreter's final flush does not raise again
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_BROKEN_PIPE
     except Exception as err:  # noqa: BLE001 - re-raised below unless it is the user's mistake
         if not isinstance(err, _user_errors()):
             raise
