@@ -21,6 +21,7 @@ from affectlab.registry import UnknownNameError
 from affectlab.schema import ConfigError
 
 EXIT_USAGE = 2
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE, what a shell reports for `cat big | head`
 
 
@@ -139,7 +140,9 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     from affectlab.leaderboard.records import RecordError
     from data_modules.frames import DataFormatError, TooManyBadImages
 
-    return ConfigError, UnknownNameError, FileNotFoundError, DataFormatError, TooManyBadImages, RecordError
+    # a path that is a file where a folder is needed (or the reverse), exists already or may not be written
+    paths = (FileNotFoundError, FileExistsError, NotADirectoryError, IsADirectoryError, PermissionError)
+    return ConfigError, UnknownNameError, *paths, DataFormatError, TooManyBadImages, RecordError
 
 
 def parse_args(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> argparse.Namespace:
@@ -156,7 +159,12 @@ def parse_args(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> a
 
 def main(argv: Sequence[str] | None = None) -> int:
     silence_benign_noise()
-    logging.getLogger("affectlab").setLevel(os.environ.get("AFFECTLAB_LOG", "INFO"))
+    level = os.environ.get("AFFECTLAB_LOG", "INFO").upper()
+    if level not in LOG_LEVELS:
+        print(f"affectlab: error: AFFECTLAB_LOG={os.environ['AFFECTLAB_LOG']!r} is no log level; expected one of "
+              f"{', '.join(LOG_LEVELS)}", file=sys.stderr)
+        return EXIT_USAGE
+    logging.getLogger("affectlab").setLevel(level)
     args = parse_args(build_parser(), argv)
     try:
         return int(args.func(args) or 0)

@@ -13,7 +13,7 @@ import hashlib
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Optional
+from typing import Any, Iterable, Optional, Sequence
 
 import yaml
 from omegaconf import DictConfig, OmegaConf
@@ -223,6 +223,15 @@ def _experiment_path(exp: str) -> Path:
     )
 
 
+def parse_dotlist(dotlist: Sequence[str]) -> DictConfig:
+    """``key=value`` overrides as a config; a value YAML cannot read (``data.subjects=[1``) is a ConfigError."""
+    try:
+        return OmegaConf.from_dotlist(list(dotlist))
+    except (OmegaConfBaseException, yaml.YAMLError) as err:
+        detail = " ".join(str(err).split())
+        raise ConfigError(f"command line: cannot parse overrides {' '.join(dotlist)}: {detail}") from None
+
+
 def compose(overrides: Iterable[str] = (), **selectors: Optional[str]) -> DictConfig:
     """Compose and validate a run config from selectors and ``key=value`` overrides.
 
@@ -276,11 +285,7 @@ def compose(overrides: Iterable[str] = (), **selectors: Optional[str]) -> DictCo
     if exp:
         layers.append((str(exp_path), exp))
     if dotlist:
-        try:
-            cli = OmegaConf.from_dotlist(dotlist)
-        except OmegaConfBaseException as err:
-            raise ConfigError(f"command line: cannot parse overrides {dotlist}: {err}") from None
-        layers.append(("command line", cli))
+        layers.append(("command line", parse_dotlist(dotlist)))
 
     cfg = schema
     for source, layer in layers:

@@ -235,3 +235,61 @@ def test_a_reader_that_stops_early_ends_the_command_quietly():
     proc.stdout.close()  # the reader is gone before the first line is written
     err = proc.stderr.read().decode()
     assert proc.wait(timeout=120) == 141 and "Traceback" not in err and "Broken pipe" not in err, err
+
+
+# --- a CLI audit of 2026-12-05: mistakes that ended in a traceback -------------------------------------
+def test_unparsable_override_values_and_paths_that_are_files(capsys, tmp_path):
+    fails(capsys, ["config", "METHOD=baseline", "DATA=toyau", "data.subjects=[1"],
+          "command line: cannot parse overrides data.subjects=[1")
+    fails(capsys, ["data", "summary", "DATA=toyau", "subjects=[1"], "cannot parse 'subjects=[1'")
+    a_file = tmp_path / "a_file"
+    a_file.write_text("x")
+    fails(capsys, ["synth", "--out", str(a_file), "--profile", "tiny", "--datasets", "bp4d"], str(a_file))
+    fails(capsys, ["train", "METHOD=baseline", "DATA=toyau", f"run_root={a_file}", *QUIET], str(a_file))
+
+
+def test_log_level_names_are_checked_and_case_free(capsys, monkeypatch):
+    monkeypatch.setenv("AFFECTLAB_LOG", "debug")
+    assert main(["list"]) == 0
+    monkeypatch.setenv("AFFECTLAB_LOG", "nonsense")
+    assert main(["list"]) == 2
+    err = capsys.readouterr().err
+    assert "AFFECTLAB_LOG='nonsense' is no log level; expected one of DEBUG, INFO" in err and "Traceback" not in err
+
+
+def test_a_bad_leaderboard_url_fails_before_any_training(capsys, tmp_path):
+    fails(capsys, ["leaderboard", "render", "--url", "notaurl", "--out", str(tmp_path / "lb")],
+          "leaderboard URL 'notaurl' cannot be parsed")
+    not_a_db = tmp_path / "text.db"
+    not_a_db.write_text("not a database\n")
+    fails(capsys, ["leaderboard", "render", "--url", f"sqlite:///{not_a_db}", "--out", str(tmp_path / "lb")],
+          "cannot be opened: file is not a database")
+    runs = tmp_path / "runs"
+    fails(capsys, ["train", "METHOD=baseline", "DATA=toyau", "logger.wandb.enabled=false", "leaderboard.enabled=true",
+                   "leaderboard.url=notaurl", f"run_root={runs}"], "leaderboard URL 'notaurl'")
+    assert not runs.exists()
+    fails(capsys, ["sweep", SWEEP, "--local", "--leaderboard-url", "notaurl", "--root", str(tmp_path / "sw")],
+          "leaderboard URL 'notaurl'")
+
+
+def test_a_copied_run_is_tested_with_its_own_files_and_damaged_ones_are_named(capsys, tmp_path):
+    import shutil
+
+    assert main(["train", "METHOD=baseline", "DATA=toyau", "trainer.max_steps=1", f"run_root={tmp_path / 'runs'}",
+                 *QUIET]) == 0
+    (run,) = (tmp_path / "runs" / "baseline" / "toyau").iterdir()
+    copy = tmp_path / "copy"
+    shutil.copytree(run, copy)
+    (copy / "stages" / "supervised" / "last.ckpt").write_text("garbage")
+    capsys.readouterr()
+    # done.json holds the original's absolute path: the copy must use (and here reject) its own checkpoint
+    fails(capsys, ["test", str(copy)], f"{copy / 'stages' / 'supervised' / 'last.ckpt'}: not a checkpoint")
+    (copy / "run.json").write_text("{broken")
+    fails(capsys, ["test", str(copy)], f"{copy / 'run.json'}: not valid JSON")
+    (copy / "config.yaml").write_text("not: [yaml")
+    fails(capsys, ["test", str(copy)], f"{copy / 'config.yaml'}: not a run's config")
+    shutil.rmtree(copy)
+    shutil.copytree(run, copy)
+    shutil.rmtree(run)  # the original is gone: the copy still tests, from its own checkpoint
+    assert main(["test", str(copy)]) == 0
+    assert f"restored {copy / 'stages' / 'supervised' / 'last.ckpt'}" in capsys.readouterr().out

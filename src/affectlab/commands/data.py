@@ -39,7 +39,10 @@ def parse_overrides(items: list[str]) -> tuple[str, dict[str, Any]]:
         if key == "DATA_ROOT":
             key = "root"
         key = key[len("data."):] if key.startswith("data.") else key
-        keys[key] = yaml.safe_load(value) if value != "" else None
+        try:
+            keys[key] = yaml.safe_load(value) if value != "" else None
+        except yaml.YAMLError as err:
+            raise ValueError(f"cannot parse {item!r}: {' '.join(str(err).split())}") from None
     if exp is not None:  # the preset's data section (image size, alignment), then the explicit keys
         from affectlab.config import compose
 

@@ -14,6 +14,22 @@ class UnreadableCheckpoint(ValueError):
     """A file that does not load as a Lightning checkpoint; the message says why."""
 
 
+def stage_checkpoint(done: Path) -> Path:
+    """The checkpoint a finished stage selected, named by its ``done.json``, looked up beside that file: a run
+    folder that was moved or copied still uses its own checkpoints, never the ones at the path written then."""
+    from affectlab.engine.io import read_json
+    from affectlab.schema import ConfigError
+
+    written = read_json(done).get("checkpoint")
+    if not written:
+        raise ConfigError(f"{done}: names no checkpoint; expected the done.json of a stage affectlab finished")
+    here = done.parent / Path(written).name
+    if not here.is_file():
+        raise ConfigError(f"{done}: its checkpoint {Path(written).name} is missing from {done.parent} (written as "
+                          f"{written}); a stage's checkpoints stay beside its done.json")
+    return here
+
+
 def read_checkpoint(path: Path) -> dict:
     """The Lightning checkpoint at ``path`` (on the CPU); :class:`UnreadableCheckpoint` when it is none."""
     import torch

@@ -9,7 +9,7 @@ from typing import Any, Sequence
 import lightning as L
 from omegaconf import OmegaConf
 
-from affectlab.config import ConfigError, compose, merge_into, split_overrides
+from affectlab.config import ConfigError, compose, merge_into, parse_dotlist, split_overrides
 from affectlab.engine.checkpoints import UnreadableCheckpoint, read_checkpoint
 from affectlab.engine.io import atomic_write_json
 from affectlab.engine.rundir import RunDirectory
@@ -27,11 +27,17 @@ def load_run_config(run_dir: Path, overrides: Sequence[str] = ()):
                           f"(from {saved_file}); only dotted overrides such as data.num_workers=0 apply")
     if not saved_file.is_file():
         raise ConfigError(f"{saved_file} not found: expected a run directory written by `affectlab train`")
-    saved = OmegaConf.load(saved_file)
+    try:
+        saved = OmegaConf.load(saved_file)
+        saved.method.name, saved.data.name, saved.trainer.preset  # noqa: B018 - the keys a run's config has
+    except Exception as err:  # noqa: BLE001 - YAML and OmegaConf errors alike mean a damaged file
+        detail = str(err).splitlines()[0] if str(err) else type(err).__name__
+        raise ConfigError(f"{saved_file}: not a run's config ({detail}); expected the config.yaml "
+                          f"`affectlab train` wrote") from None
     base = compose([f"METHOD={saved.method.name}", f"DATA={saved.data.name}", f"TRAINER={saved.trainer.preset}"])
     cfg = merge_into(base, saved, str(saved_file))
     if dotlist:
-        cfg = merge_into(cfg, OmegaConf.from_dotlist(dotlist), "command line")
+        cfg = merge_into(cfg, parse_dotlist(dotlist), "command line")
     return cfg
 
 

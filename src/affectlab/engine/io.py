@@ -47,6 +47,20 @@ def atomic_save_figure(fig: Any, path: Path, dpi: int = 100) -> Path:
     return path
 
 
+def read_json(path: Path) -> dict[str, Any]:
+    """A JSON object written by affectlab (run.json, done.json, results.json); a ConfigError naming the file
+    when it is not one (a truncated copy, a hand edit)."""
+    from affectlab.schema import ConfigError
+
+    try:
+        data = json.loads(Path(path).read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise ConfigError(f"{path}: not valid JSON ({err}); expected a file written by affectlab") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: holds a {type(data).__name__}, expected a JSON object written by affectlab")
+    return data
+
+
 def atomic_write_json(path: Path, data: Any) -> None:
     atomic_write_text(path, json.dumps(data, indent=2, sort_keys=True, default=str) + "\n")
 

@@ -2,7 +2,6 @@
 trained and tested, on which data, how much of it, and where the time went."""
 from __future__ import annotations
 
-import json
 import platform
 import time
 from pathlib import Path
@@ -10,6 +9,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from affectlab.engine.io import read_json
 from affectlab.engine.rundir import RunDirectory
 from affectlab.engine.scaling import effective_batch_size, world_size
 from affectlab.engine.timing import overall
@@ -35,7 +35,7 @@ def training_amount(cfg: DictConfig, run: RunDirectory, test_batches: int | None
     ``attempts``: the git state and thread count of every resumed process (``run.json``)."""
     stages, timing, resumed = {}, {}, {}
     for done in sorted(run.path.glob("stages/*/done.json")):
-        info = json.loads(done.read_text())
+        info = read_json(done)
         stages[done.parent.name] = info.get("trained")
         timing[done.parent.name] = info.get("timing")
         if info.get("resumed"):

@@ -14,7 +14,7 @@ from omegaconf import DictConfig
 
 from affectlab.config import ConfigError, config_hash, slug, to_yaml
 from affectlab.engine.checkpoints import LAST, PREVIOUS
-from affectlab.engine.io import atomic_write_json, atomic_write_text, environment_summary, git_state
+from affectlab.engine.io import atomic_write_json, atomic_write_text, environment_summary, git_state, read_json
 
 RUN_DIR_ENV = "AFFECTLAB_RUN_DIR"  # hands rank 0's run directory to the ranks Lightning launches
 
@@ -41,7 +41,7 @@ class RunDirectory:
         return self.path / "run.json"
 
     def read_info(self) -> dict[str, Any]:
-        return json.loads(self.info_path.read_text()) if self.info_path.exists() else {}
+        return read_json(self.info_path) if self.info_path.exists() else {}
 
     def update_info(self, **fields: Any) -> None:
         info = self.read_info()
@@ -119,7 +119,7 @@ def prepare_run_dir(cfg: DictConfig, is_rank_zero: bool) -> RunDirectory:
         info_file = resume_path / "run.json"
         if not info_file.is_file():
             raise ConfigError(f"resume={cfg.resume}: {info_file} not found (expected a run directory)")
-        saved = json.loads(info_file.read_text()).get("config_hash")
+        saved = read_json(info_file).get("config_hash")
         if saved != digest:
             raise ConfigError(
                 f"resume={cfg.resume}: that run's config hash {saved} differs from this config's {digest}; "

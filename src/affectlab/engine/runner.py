@@ -2,7 +2,6 @@
 process, write ``results.json`` atomically and hand the record to the leaderboard."""
 from __future__ import annotations
 
-import json
 import logging
 import os
 import time
@@ -19,8 +18,8 @@ from omegaconf import DictConfig
 from affectlab.engine.callbacks import (
     AtomicCheckpointIO, LastEveryEpochCheckpoint, ProgressBar, RNGStateCallback, fault_injection_from_env,
 )
-from affectlab.engine.checkpoints import LAST, resume_checkpoint
-from affectlab.engine.io import atomic_write_json
+from affectlab.engine.checkpoints import LAST, UnreadableCheckpoint, read_checkpoint, resume_checkpoint, stage_checkpoint
+from affectlab.engine.io import atomic_write_json, read_json
 from affectlab.engine.loggers import build_loggers, finish_wandb, wandb_loggers, wandb_url
 from affectlab.engine.online_probe import OnlineProbe
 from affectlab.engine.progress import RunProgress, RunProgressBar
@@ -133,7 +132,11 @@ def use_channels_last(cfg: DictConfig) -> bool:
 
 
 def _load_weights(module: L.LightningModule, ckpt: str) -> None:
-    state = torch.load(ckpt, map_location="cpu", weights_only=False)["state_dict"]
+    try:
+        state = read_checkpoint(Path(ckpt))["state_dict"]
+    except UnreadableCheckpoint as err:
+        raise ConfigError(f"{ckpt}: {err}; the stage's selected checkpoint is damaged (re-train the stage: remove "
+                          f"its done.json and resume)") from None
     module.load_state_dict(state)
 
 
@@ -146,7 +149,7 @@ def fit_stage(stage: Stage, cfg: DictConfig, run: RunDirectory, progress: RunPro
     if hasattr(stage.datamodule, "log_unreadable_to"):
         stage.datamodule.log_unreadable_to(run.path / UNREADABLE_DIR)
     if done.exists():
-        ckpt = json.loads(done.read_text())["checkpoint"]
+        ckpt = str(stage_checkpoint(done))
         _load_weights(stage.module, ckpt)
         print(f"[affectlab] stage {stage.name!r} already finished; restored {ckpt}", flush=True)
         return ckpt
@@ -283,13 +286,18 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     L.seed_everything(int(cfg.seed), workers=True, verbose=False)
     configure_torch(cfg)   # before the run directory records the thread count
     rank_zero = _is_rank_zero()
+    if cfg.leaderboard.enabled and rank_zero:  # a board URL typo fails now, not after the training
+        from affectlab.leaderboard import board_url
+        from affectlab.leaderboard.store import check_url
+
+        check_url(board_url(cfg.leaderboard.url))
     run = prepare_run_dir(cfg, rank_zero)
     if run.finished:  # resume never re-tests or re-records a finished run
         if rank_zero:
             print(f"[affectlab] {run.path} already finished: returning its results.json unchanged (not re-tested, "
                   f"not recorded again; `affectlab test {run.path}` re-evaluates it){reuse_note(run.read_info())}",
                   flush=True)
-            return json.loads((run.path / "results.json").read_text())
+            return read_json(run.path / "results.json")
         return {}
     t = cfg.trainer
     progress = RunProgress(enabled=bool(t.enable_progress_bar) and t.progress_bar == "run" and rank_zero)
@@ -333,7 +341,7 @@ def selected_on(cfg: DictConfig, stage: Stage, run: RunDirectory) -> str:
     ``test`` (the same with ``data.select_on_test``: the validation split is the test split) or
     ``last_epoch`` (no monitor, or a monitor that no validation produced); a stage finished before its
     done.json said so falls back to whether it had a monitor."""
-    done = json.loads((run.stage_dir(stage.name) / "done.json").read_text())
+    done = read_json(run.stage_dir(stage.name) / "done.json")
     selection = done.get("selected_on") or ("val" if stage.monitor else "last_epoch")
     return "test" if selection == "val" and cfg.data.select_on_test else selection
 

@@ -38,9 +38,14 @@ def _section(cfg: Any, key: str, default: Any = None) -> Any:
     return getattr(cfg, key, default) if key in cfg else default
 
 
+def board_url(url: str | None = None) -> str:
+    """The board a command writes to: ``url``, else AFFECTLAB_LEADERBOARD_URL, else the default SQLite file."""
+    return url or os.environ.get("AFFECTLAB_LEADERBOARD_URL") or default_url()
+
+
 def open_store(url: str | None = None) -> Store:
     """The board at ``url``; None → the SQLite file ``results/leaderboard.sqlite``."""
-    return Store(url or os.environ.get("AFFECTLAB_LEADERBOARD_URL") or default_url())
+    return Store(board_url(url))
 
 
 def record_result(record: dict[str, Any], cfg: Any = None) -> bool:

@@ -21,8 +21,8 @@ from sqlalchemy import (
     Boolean, Column, Float, Index, Integer, MetaData, String, Table, Text, create_engine, event, insert, inspect,
     select, update,
 )
-from sqlalchemy.engine import Engine
-from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
+from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.exc import ArgumentError, DatabaseError, IntegrityError, OperationalError, ProgrammingError
 
 from affectlab.leaderboard.records import (
     SCHEMA_VERSION, RecordError, canonical_json, main_metric, record_id, run_key, source_kind, validate_record,
@@ -99,6 +99,15 @@ def sqlite_file(url: str) -> Path | None:
     return Path(db_path) if db_path and db_path != ":memory:" and db_path != url else None
 
 
+def check_url(url: str) -> None:
+    """A RecordError when ``url`` is no SQLAlchemy database URL (so a typo fails before a run trains)."""
+    try:
+        make_url(url)
+    except ArgumentError:
+        raise RecordError(f"leaderboard URL {url!r} cannot be parsed; expected e.g. "
+                          "sqlite:///results/leaderboard.sqlite or postgresql://user:password@host/db") from None
+
+
 def _make_engine(url: str) -> Engine:
     if url.startswith("sqlite"):
         db_file = sqlite_file(url)
@@ -123,8 +132,14 @@ class Store:
 
     def __init__(self, url: str | None = None) -> None:
         self.url = url or default_url()
+        check_url(self.url)
         self.engine = _make_engine(self.url)
-        self._create_schema()
+        try:
+            self._create_schema()
+        except (DatabaseError, OperationalError) as err:  # not a database file, server unreachable, no rights
+            self.engine.dispose()
+            detail = str(getattr(err, "orig", err)).splitlines()[0]
+            raise RecordError(f"leaderboard at {self.url} cannot be opened: {detail}") from None
 
     def _create_schema(self) -> None:
         # Several processes may open a fresh board at once: CREATE races are retried.

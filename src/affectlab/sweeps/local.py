@@ -205,6 +205,10 @@ class LocalSweep:
                  leaderboard_url: str | None = None, record: bool = True, echo: bool = False,
                  poll_s: float = 2.0, progress: Callable[[str], None] | None = None) -> None:
         validate_sweep(config)
+        if leaderboard_url:  # a typo fails before the first trial trains
+            from affectlab.leaderboard.store import check_url
+
+            check_url(leaderboard_url)
         self.config = config
         self.sweep_id = sweep_id or f"local-{secrets.token_hex(4)}"
         self.dir = Path(root) / self.sweep_id
