@@ -249,6 +249,10 @@ def compose(overrides: Iterable[str] = (), **selectors: Optional[str]) -> DictCo
     base = load_yaml(EXPERIMENTS_DIR / "base.yaml")
     exp_path = _experiment_path(chosen["EXP"]) if chosen.get("EXP") else None
     exp = load_yaml(exp_path) if exp_path else {}
+    for section, value in exp.items():
+        if section in ("method", "data", "trainer", "logger", "leaderboard") and not isinstance(value, dict):
+            raise ConfigError(f"{exp_path}: section {section!r} must be a mapping of keys (e.g. {section}: "
+                              f"{{name: …}}), got {value!r}; select with METHOD=/DATA=/TRAINER= on the command line")
 
     method_name = chosen.get("METHOD") or (exp.get("method") or {}).get("name") or base["method"]["name"]
     spec = METHODS.get(method_name)

@@ -293,3 +293,24 @@ def test_a_copied_run_is_tested_with_its_own_files_and_damaged_ones_are_named(ca
     shutil.rmtree(run)  # the original is gone: the copy still tests, from its own checkpoint
     assert main(["test", str(copy)]) == 0
     assert f"restored {copy / 'stages' / 'supervised' / 'last.ckpt'}" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("argv, expected", [
+    (["synth", "--out", "{tmp}/s", "--profile", "tiny", "--seed", "-5"], "--seed must be >= 0, got -5"),
+    (["synth", "--out", "{tmp}/s", "--profile", "tiny", "--datasets", ","], "--datasets ',' names no dataset"),
+    (["synth", "preview", "--out", "{tmp}/p.txt"], "expected a .png file"),
+    (["config", "EXP={tmp}/scalar.yaml"], "section 'method' must be a mapping of keys"),
+    (["train", "METHOD=tcae", "DATA=toyau", "method.curriculum_start=[0.1]", *QUIET, "run_root={tmp}/runs"],
+     "method.curriculum_start must be [lo, hi]"),
+])
+def test_more_audited_mistakes(capsys, tmp_path, argv, expected):
+    (tmp_path / "scalar.yaml").write_text("method: tcae\n")
+    fails(capsys, [a.replace("{tmp}", str(tmp_path)) for a in argv], expected)
+    assert not (tmp_path / "s").exists()
+
+
+def test_leaderboard_render_of_a_dataset_not_on_the_board(capsys, tmp_path):
+    url = ["--url", f"sqlite:///{tmp_path / 'b.sqlite'}"]
+    assert main(["leaderboard", "import", str(REPO / "results" / "synthetic_board.jsonl"), *url]) == 0
+    fails(capsys, ["leaderboard", "render", "DATA=bp4dd", *url, "--out", str(tmp_path / "lb")],
+          "DATA=bp4dd: no records for that dataset; on the board: bp4d, dfew, disfa")

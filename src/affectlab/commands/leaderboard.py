@@ -52,7 +52,11 @@ def run(args: argparse.Namespace) -> int:
             return 0
         from affectlab.leaderboard.render import log_wandb_tables, render
 
-        out = render(store.records(), args.out, dataset=dataset, all_runs=args.all, png=not args.no_png,
+        records = store.records()
+        on_board = sorted({str(r.get("dataset")) for r in records})
+        if dataset is not None and records and dataset not in on_board:
+            raise ConfigError(f"DATA={dataset}: no records for that dataset; on the board: {', '.join(on_board)}")
+        out = render(records, args.out, dataset=dataset, all_runs=args.all, png=not args.no_png,
                      include_truncated=args.include_truncated)
         print(f"{len(out['tables'])} tables → {out['markdown']}, {out['html']}")
         if not args.no_wandb:

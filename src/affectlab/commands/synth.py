@@ -29,17 +29,24 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from affectlab.schema import ConfigError
+
+    if args.seed < 0:
+        raise ConfigError(f"--seed must be >= 0, got {args.seed}")
     if args.action == "check":
         return _check(args)
     if args.out is None:
-        from affectlab.schema import ConfigError
         raise ConfigError(f"synth {args.action} needs --out ({'a PNG file' if args.action == 'preview' else 'a folder'})")
     if args.action == "preview":
         from affectlab.synth.preview import write_preview
+        if Path(args.out).suffix.lower() != ".png":
+            raise ConfigError(f"synth preview --out {args.out}: expected a .png file")
         print(f"wrote {write_preview(args.out, args.seed)}")
         return 0
     from affectlab.synth import generate
     names = [d.strip() for d in args.datasets.replace(" ", ",").split(",") if d.strip()]
+    if not names:  # generate() reads no names as all of them
+        raise ConfigError(f"--datasets {args.datasets!r} names no dataset")
     t0 = time.time()
     out = generate(Path(args.out), names, args.profile, args.seed, progress=True, workers=args.workers)
     print(f"wrote {', '.join(names)} ({args.profile}, seed {args.seed}) to {out} in {time.time() - t0:.1f} s")

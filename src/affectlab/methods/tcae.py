@@ -154,8 +154,11 @@ class TCAEPretrainModule(L.LightningModule):
         self.lr = float(cfg.lr if lr is None else lr)
         self.weights = TCAELossWeights(**dict(cfg.loss))
         start = list(cfg.curriculum_start)
-        self.curriculum = CurriculumWindow(start[0], start[1], cfg.curriculum_step, cfg.curriculum_stop_below,
-                                           cfg.curriculum_patience)
+        if len(start) != 2:  # CurriculumWindow checks the values
+            raise ConfigError(f"method.curriculum_start must be [lo, hi] (two fractions), got {start}")
+        with config_errors("method.curriculum_start"):
+            self.curriculum = CurriculumWindow(start[0], start[1], cfg.curriculum_step, cfg.curriculum_stop_below,
+                                               cfg.curriculum_patience)
         self.plateau: torch.optim.lr_scheduler.ReduceLROnPlateau | None = None
         self.artifact_dir: Path | None = None
         self._val_sum = 0.0
