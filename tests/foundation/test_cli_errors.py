@@ -314,3 +314,11 @@ def test_leaderboard_render_of_a_dataset_not_on_the_board(capsys, tmp_path):
     assert main(["leaderboard", "import", str(REPO / "results" / "synthetic_board.jsonl"), *url]) == 0
     fails(capsys, ["leaderboard", "render", "DATA=bp4dd", *url, "--out", str(tmp_path / "lb")],
           "DATA=bp4dd: no records for that dataset; on the board: bp4d, dfew, disfa")
+
+
+def test_a_sweep_with_a_misspelt_parameter_fails_before_its_first_trial(capsys, tmp_path):
+    bad = tmp_path / "sweep.yaml"
+    bad.write_text(Path(SWEEP).read_text().replace("method.weight_decay:", "method.weight_decayy:"))
+    fails(capsys, ["sweep", str(bad), "--local", "--count", "1", "DATA=toyau", "--root", str(tmp_path / "sw")],
+          "unknown config key 'method.weight_decayy'")
+    assert not (tmp_path / "sw").exists()

@@ -127,6 +127,27 @@ def validate_sweep(config: dict[str, Any], where: str = "sweep") -> None:
             raise ValueError(f"{where}: not a valid wandb sweep: {err.message}") from None
 
 
+def check_trial_config(config: dict[str, Any], where: str = "sweep") -> None:
+    """Compose the config of an ``affectlab train`` trial once, each parameter at one of its values, so a
+    misspelt parameter key or a bad fixed override fails before the first trial instead of in every one."""
+    from affectlab.config import compose
+    from affectlab.schema import ConfigError
+
+    command = [str(t) for t in config.get("command") or DEFAULT_COMMAND]
+    if "train" not in command or "${args_no_hyphens}" not in command:
+        return  # not an affectlab train command: nothing to compose
+    fixed = [t for t in command if "=" in t and "${" not in t]
+    values = []
+    for key, spec in (config.get("parameters") or {}).items():
+        spec = spec if isinstance(spec, dict) else {}
+        value = spec["values"][0] if spec.get("values") else spec.get("value", spec.get("min"))
+        values.append(f"{key}={'null' if value is None else value}")
+    try:
+        compose([*fixed, *values])
+    except ConfigError as err:
+        raise ConfigError(f"{where}: a trial's config does not compose ({err})") from None
+
+
 def with_overrides(config: dict[str, Any], overrides: Sequence[str], where: str = "sweep") -> dict[str, Any]:
     """A copy of ``config`` whose trial command also passes ``overrides`` (``KEY=VALUE``, as for
     ``affectlab train``); the command's own keys and the swept parameters cannot be overridden."""
@@ -205,6 +226,7 @@ class LocalSweep:
                  leaderboard_url: str | None = None, record: bool = True, echo: bool = False,
                  poll_s: float = 2.0, progress: Callable[[str], None] | None = None) -> None:
         validate_sweep(config)
+        check_trial_config(config)
         if leaderboard_url:  # a typo fails before the first trial trains
             from affectlab.leaderboard.store import check_url
 
