@@ -158,6 +158,12 @@ def test_synth_check_mistakes(capsys, tmp_path):
     ("not json", "bad.jsonl:1: not valid JSON"),
     ('{"method": "baseline"}', "bad.jsonl:1: missing required field"),
     ("[1, 2]", "bad.jsonl:1: expected a JSON object"),
+    ('{"method": ["m"], "dataset": "bp4d", "task": "au_occurrence", "metrics": {"f1_mean": 0.5}}',
+     "bad.jsonl:1: field 'method' must be a string"),
+    ('{"method": "m", "dataset": "bp4d", "task": "au_occurrence", "metrics": {"f1_mean": 0.5}, "seed": "abc"}',
+     "bad.jsonl:1: field 'seed' must be an integer or null, got 'abc'"),
+    ('{"method": "m", "dataset": "bp4d", "task": "au_occurrence", "metrics": {"f1_mean": 0.5}, "tags": 5}',
+     "bad.jsonl:1: field 'tags' must be a list of strings"),
 ])
 def test_leaderboard_import_of_a_malformed_record(capsys, tmp_path, line, expected):
     bad = tmp_path / "bad.jsonl"

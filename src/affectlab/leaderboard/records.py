@@ -44,6 +44,18 @@ def validate_record(record: dict[str, Any], where: str = "record") -> dict[str, 
     missing = [k for k in REQUIRED if record.get(k) in (None, "")]
     if missing:
         raise RecordError(f"{where}: missing required field(s) {', '.join(missing)}")
+    for key in ("method", "dataset", "task"):
+        if not isinstance(record[key], str):
+            raise RecordError(f"{where}: field {key!r} must be a string, got {record[key]!r}")
+    for key in ("seed", "fold"):
+        value = record.get(key)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
+            raise RecordError(f"{where}: field {key!r} must be an integer or null, got {value!r}")
+    tags = record.get("tags")
+    if tags is not None and not (isinstance(tags, list) and all(isinstance(t, str) for t in tags)):
+        raise RecordError(f"{where}: field 'tags' must be a list of strings, got {tags!r}")
+    if record.get("config") is not None and not isinstance(record["config"], dict):
+        raise RecordError(f"{where}: field 'config' must be a mapping, got {type(record['config']).__name__}")
     if record["task"] not in TASKS:
         raise RecordError(f"{where}: task {record['task']!r} is not one of {', '.join(TASKS)}")
     version = record.get("schema_version", SCHEMA_VERSION)
