@@ -36,7 +36,24 @@ def _valid_keys(node: Any) -> list[str]:
     return sorted(str(k) for k in node.keys()) if isinstance(node, DictConfig) else []
 
 
-def _explain(err: OmegaConfBaseException, schema: DictConfig, source: str) -> ConfigError:
+def _scalar_over_section(schema: Any, update: Any, prefix: str = "") -> str | None:
+    """The first key of ``update`` that gives a plain value where ``schema`` has a section of keys."""
+    if not isinstance(update, (dict, DictConfig)) or not isinstance(schema, DictConfig):
+        return None
+    for key, value in update.items():
+        if key not in schema:
+            continue
+        path = f"{prefix}{key}"
+        sub = schema._get_node(key)  # noqa: SLF001 - the node, so a None-valued section still counts as one
+        if isinstance(sub, DictConfig) and not isinstance(value, (dict, DictConfig)):
+            return path
+        found = _scalar_over_section(sub, value, f"{path}.")
+        if found:
+            return found
+    return None
+
+
+def _explain(err: OmegaConfBaseException, schema: DictConfig, source: str, update: Any = None) -> ConfigError:
     full_key = getattr(err, "full_key", None) or ""
     if isinstance(err, (ConfigKeyError, ConfigAttributeError)):
         parts = full_key.split(".") if full_key else []
@@ -50,7 +67,15 @@ def _explain(err: OmegaConfBaseException, schema: DictConfig, source: str) -> Co
             f"{', '.join(_valid_keys(parent))}"
         )
     if isinstance(err, ValidationError):
-        return ConfigError(f"{source}: bad value for {full_key!r}: {str(err.msg).splitlines()[0]}")
+        if not full_key:
+            section = _scalar_over_section(schema, update)
+            if section:
+                return ConfigError(f"{source}: {section!r} is a section of keys, not a value; set one of its keys "
+                                   f"({', '.join(f'{section}.{k}' for k in _valid_keys(OmegaConf.select(schema, section)))})")
+        message = str(err.msg).splitlines()[0]
+        if "is not a ListConfig" in message:
+            message = "expected a list, e.g. [a, b]"
+        return ConfigError(f"{source}: bad value for {full_key!r}: {message}")
     return ConfigError(f"{source}: {err}")
 
 
@@ -59,7 +84,7 @@ def merge_into(schema: DictConfig, update: Any, source: str) -> DictConfig:
     try:
         return OmegaConf.merge(schema, update)
     except OmegaConfBaseException as err:
-        raise _explain(err, schema, source) from None
+        raise _explain(err, schema, source, update) from None
 
 
 def validated(schema_cls: type, keys: dict[str, Any], where: str) -> DictConfig:

@@ -125,6 +125,8 @@ def test_fold_outside_the_protocol(capsys, tmp_path):
     (["config", "EXP=no_such_exp"], "experiment 'no_such_exp' not found"),
     (["config", "METHOD=baseline", "trainer.max_epochs=abc"], "'trainer.max_epochs'"),
     (["config", "METHOD=baseline", "method.lrr=0.1"], "unknown config key 'method.lrr'"),
+    (["config", "METHOD=baseline", "logger.wandb=3"], "'logger.wandb' is a section of keys, not a value"),
+    (["config", "METHOD=baseline", "logger.wandb.tags=foo"], "'logger.wandb.tags': expected a list, e.g. [a, b]"),
 ])
 def test_config_selector_and_key_mistakes(capsys, argv, expected):
     fails(capsys, argv, expected)
@@ -197,6 +199,7 @@ def test_cv_mistakes(capsys, tmp_path):
     fails(capsys, [*cv, "data.fold=2"], "use --fold K")
     fails(capsys, ["cv", "METHOD=baseline", "DATA=dfew", f"run_root={tmp_path}"], "Valid datasets for baseline")
     fails(capsys, [*cv, "trainer.precision=17"], "'trainer.precision'")
+    fails(capsys, [*cv, "--train-command", "'x"], "--train-command", "No closing quotation")
     assert not (tmp_path / "cv").exists()  # no fold was started
 
 

@@ -23,7 +23,12 @@ def run(args: argparse.Namespace) -> int:
     from affectlab.evaluation import CrossValidation
     from affectlab.evaluation.crossval import DEFAULT_TRAIN_COMMAND
 
-    command = shlex.split(args.train_command) if args.train_command else DEFAULT_TRAIN_COMMAND
+    from affectlab.schema import ConfigError
+
+    try:
+        command = shlex.split(args.train_command) if args.train_command else DEFAULT_TRAIN_COMMAND
+    except ValueError as err:  # an unbalanced quote
+        raise ConfigError(f"--train-command {args.train_command!r}: {err}") from None
     cv = CrossValidation(list(args.overrides), train_command=command)
     if not args.aggregate_only and not args.train_command:
         from affectlab.config import compose

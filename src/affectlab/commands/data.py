@@ -110,6 +110,8 @@ def run(args: argparse.Namespace) -> int:
     from data_modules.frames import DataFormatError
 
     try:
+        if args.max_skipped < 0:
+            raise ValueError(f"--max-skipped must be >= 0, got {args.max_skipped}")
         name, keys = parse_overrides(args.overrides)
         dm = create_datamodule(name, **keys)
         if args.action == "prepare":
