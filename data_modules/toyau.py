@@ -16,6 +16,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from data_modules.base import DATAMODULES, DataConfig, check_fold
 from data_modules.seeded_sampler import seeded_train_loader
+from affectlab.schema import ConfigError
 
 
 @dataclass
@@ -58,6 +59,9 @@ class ToyAUDataModule(L.LightningDataModule):
     def __init__(self, cfg) -> None:
         super().__init__()
         check_fold("toyau", cfg.fold, 3)
+        if cfg.get("root"):
+            raise ConfigError(f"data.root={cfg.root}: toyau is generated in memory and reads no files; "
+                              "a release needs its own DATA= (bp4d, disfa, dfew, ferv39k)")
         self.cfg = cfg
         self.au_names = [f"AU{i + 1:02d}" for i in range(cfg.num_aus)]
         self._build()

@@ -331,3 +331,8 @@ def test_a_sweep_with_a_misspelt_parameter_fails_before_its_first_trial(capsys, 
     fails(capsys, ["sweep", str(bad), "--local", "--count", "1", "DATA=toyau", "--root", str(tmp_path / "sw")],
           "unknown config key 'method.weight_decayy'")
     assert not (tmp_path / "sw").exists()
+
+
+def test_toyau_refuses_a_data_root_it_would_ignore(capsys, tmp_path):
+    fails(capsys, ["train", "METHOD=baseline", "DATA=toyau", f"data.root={tmp_path}", f"run_root={tmp_path / 'runs'}",
+                   *QUIET], "toyau is generated in memory and reads no files")
