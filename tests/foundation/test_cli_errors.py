@@ -336,3 +336,7 @@ def test_a_sweep_with_a_misspelt_parameter_fails_before_its_first_trial(capsys, 
 def test_toyau_refuses_a_data_root_it_would_ignore(capsys, tmp_path):
     fails(capsys, ["train", "METHOD=baseline", "DATA=toyau", f"data.root={tmp_path}", f"run_root={tmp_path / 'runs'}",
                    *QUIET], "toyau is generated in memory and reads no files")
+    # the run folder made before the datamodule refused says so
+    (info,) = (tmp_path / "runs" / "baseline" / "toyau").glob("*/run.json")
+    record = json.loads(info.read_text())
+    assert record["status"] == "failed" and record["error"].startswith("ConfigError: data.root=")

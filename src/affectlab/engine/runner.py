@@ -324,8 +324,9 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         _record_on_leaderboard(record, cfg)
         return record
     except BaseException as err:
-        if rank_zero and run.info_path.exists():
-            run.update_info(status="failed")
+        if rank_zero and run.info_path.exists():  # the folder says why it holds no results
+            reason = str(err).splitlines()[0] if str(err) else ""
+            run.update_info(status="failed", error=f"{type(err).__name__}: {reason}"[:500])
         if isinstance(err, UnreadableItem):
             hint = f"`affectlab test {run.path} data.unreadable_test_items=exclude` tests them without such items"
             raise UnreadableItem(f"{err}\nThe trained stages are kept: {hint}.", err.path) from None
