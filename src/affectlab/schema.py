@@ -70,8 +70,9 @@ def _explain(err: OmegaConfBaseException, schema: DictConfig, source: str, updat
         if not full_key:
             section = _scalar_over_section(schema, update)
             if section:
+                keys = ", ".join(f"{section}.{k}" for k in _valid_keys(OmegaConf.select(schema, section)))
                 return ConfigError(f"{source}: {section!r} is a section of keys, not a value; set one of its keys "
-                                   f"({', '.join(f'{section}.{k}' for k in _valid_keys(OmegaConf.select(schema, section)))})")
+                                   f"({keys})")
         message = str(err.msg).splitlines()[0]
         if "is not a ListConfig" in message:
             message = "expected a list, e.g. [a, b]"

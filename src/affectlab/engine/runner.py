@@ -18,7 +18,8 @@ from omegaconf import DictConfig
 from affectlab.engine.callbacks import (
     AtomicCheckpointIO, LastEveryEpochCheckpoint, ProgressBar, RNGStateCallback, fault_injection_from_env,
 )
-from affectlab.engine.checkpoints import LAST, UnreadableCheckpoint, read_checkpoint, resume_checkpoint, stage_checkpoint
+from affectlab.engine.checkpoints import (LAST, UnreadableCheckpoint, read_checkpoint, resume_checkpoint,
+                                          stage_checkpoint)
 from affectlab.engine.io import atomic_write_json, read_json
 from affectlab.engine.loggers import build_loggers, finish_wandb, wandb_loggers, wandb_url
 from affectlab.engine.online_probe import OnlineProbe
