@@ -38,3 +38,10 @@ def wait_for_offline_wandb_keys(log: Path, keys: list[bytes], timeout: float = 2
         if not missing or time.monotonic() > deadline:
             return missing
         time.sleep(0.2)
+
+
+def make_dry(*argv: str) -> subprocess.CompletedProcess:
+    """``make -n`` as a user types it: not inside the `make test` that may run this suite, whose MAKEFLAGS and
+    MAKELEVEL would pass its variables on and add "Entering directory" lines."""
+    env = {k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL", "MAKEOVERRIDES")}
+    return subprocess.run(["make", "-n", *argv], cwd=REPO, capture_output=True, text=True, env=env)

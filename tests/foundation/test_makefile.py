@@ -4,19 +4,19 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[2]
+from tests.foundation.helpers import REPO, make_dry
 
 
-def make_dry(*argv: str) -> subprocess.CompletedProcess:
-    return subprocess.run(["make", "-n", *argv], cwd=REPO, capture_output=True, text=True)
+def command_line(dry: subprocess.CompletedProcess) -> str:
+    (line,) = [line for line in dry.stdout.splitlines() if " -m affectlab " in line]
+    return line
 
 
 def test_config_overrides_without_args_reach_the_command():
     dry = make_dry("train", "METHOD=baseline", "method.lr=0.1", "seed=3", "ARGS=data.fold=2")
     assert dry.returncode == 0, dry.stderr
-    cmd = dry.stdout.strip().splitlines()[-1]
+    cmd = command_line(dry)
     assert "affectlab train METHOD=baseline" in cmd
     assert "'method.lr=0.1'" in cmd and "'seed=3'" in cmd and cmd.endswith("data.fold=2")
     # SEED (the synthetic seed of make synth) is the run's seed for the commands that train
@@ -26,7 +26,7 @@ def test_config_overrides_without_args_reach_the_command():
 
 def test_a_forwarded_override_with_spaces_arrives_as_one_value():
     dry = make_dry("config", "METHOD=baseline", "DATA=toyau", "method.lr=0.5", "run_name=two words")
-    cmd = dry.stdout.strip().splitlines()[-1]
+    cmd = command_line(dry)
     env = {**os.environ, "PYTHONPATH": f"{REPO / 'src'}:{REPO}"}
     out = subprocess.run(["bash", "-c", cmd.replace(".venv/bin/python", f"'{sys.executable}'", 1)], cwd=REPO,
                          capture_output=True, text=True, env=env)

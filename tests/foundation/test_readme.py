@@ -2,10 +2,11 @@
 from __future__ import annotations
 
 import re
-import subprocess
 from pathlib import Path
 
 import pytest
+
+from tests.foundation.helpers import make_dry
 
 REPO = Path(__file__).resolve().parents[2]
 README = (REPO / "README.md").read_text()
@@ -19,8 +20,7 @@ def test_every_make_target_in_the_readme_exists():
     targets = sorted({m for block in _shell_blocks() for m in re.findall(r"^make ([a-z-]+)", block, flags=re.M)})
     assert {"train", "test", "synth", "sweep", "cv", "leaderboard", "config"} <= set(targets)
     for target in targets:
-        dry = subprocess.run(["make", "-n", target, "METHOD=baseline", "FILE=x.yaml"], cwd=REPO,
-                             capture_output=True, text=True)
+        dry = make_dry(target, "METHOD=baseline", "FILE=x.yaml")
         assert dry.returncode == 0, f"make {target}: {dry.stderr}"
 
 
