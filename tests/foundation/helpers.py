@@ -40,8 +40,9 @@ def wait_for_offline_wandb_keys(log: Path, keys: list[bytes], timeout: float = 2
         time.sleep(0.2)
 
 
-def make_dry(*argv: str) -> subprocess.CompletedProcess:
-    """``make -n`` as a user types it: not inside the `make test` that may run this suite, whose MAKEFLAGS and
-    MAKELEVEL would pass its variables on and add "Entering directory" lines."""
+def make_dry(*argv: str, dry: bool = True) -> subprocess.CompletedProcess:
+    """``make -n`` (or ``make`` with ``dry=False``) as a user types it: not inside the `make test` that may run
+    this suite, whose MAKEFLAGS and MAKELEVEL would pass its variables on and add "Entering directory" lines."""
     env = {k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL", "MAKEOVERRIDES")}
-    return subprocess.run(["make", "-n", *argv], cwd=REPO, capture_output=True, text=True, env=env)
+    return subprocess.run(["make", *(["-n"] if dry else []), *argv], cwd=REPO, capture_output=True, text=True,
+                          env=env)

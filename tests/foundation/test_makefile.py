@@ -1,4 +1,5 @@
-"""The Makefile forwards config overrides written without ARGS= and refuses them where nothing reads them."""
+"""The Makefile forwards config overrides written without ARGS= (refusing them where nothing reads them) and
+exports upper-case NAME=value words to the commands' environment."""
 from __future__ import annotations
 
 import os
@@ -39,3 +40,11 @@ def test_targets_that_compose_no_config_refuse_overrides_instead_of_dropping_the
     assert dry.returncode != 0
     assert "make synth takes no config overrides (method.lr)" in dry.stderr
     assert make_dry("synth").returncode == 0
+
+
+def test_upper_case_names_reach_the_environment_of_every_command():
+    # make exports OMP_NUM_THREADS=1-style names instead of passing them as overrides (or dropping them)
+    assert "OMP_NUM_THREADS" not in command_line(make_dry("train", "METHOD=baseline", "OMP_NUM_THREADS=1"))
+    run = make_dry("config", "METHOD=baseline", "DATA=toyau", "AFFECTLAB_LOG=nonsense", dry=False)
+    assert run.returncode != 0 and "AFFECTLAB_LOG='nonsense' is no log level" in run.stderr, run.stderr
+    assert make_dry("synth", "OMP_NUM_THREADS=1").returncode == 0
