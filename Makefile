@@ -21,14 +21,12 @@ EVIDENCE_OUT ?=
 # `make train METHOD=tcae method.lr=0.1 seed=1 OMP_NUM_THREADS=1`: make takes every NAME=value as a variable
 # of its own. Of those that are not one of the above, names with a lower-case letter (config keys: seed,
 # method.lr) are forwarded to the commands that compose a config (train, evidence, config, cv) and refused
-# by the others; upper-case names are environment variables (OMP_NUM_THREADS, WANDB_MODE) and reach every
-# command's environment. None is dropped.
+# by the others; upper-case names are environment variables (OMP_NUM_THREADS, WANDB_MODE), which make
+# exports to every command's environment itself. None is dropped.
 OWN_VARS := METHOD DATA TRAINER EXP DATA_ROOT ARGS PROFILE SEED OUT FILE COUNT SEEDS EVIDENCE_OUT PY SHELL
 CLI_VARS := $(strip $(foreach v,$(filter-out $(OWN_VARS),$(.VARIABLES)),$(if $(filter command line,$(origin $(v))),$(v))))
 has_lower = $(strip $(foreach c,a b c d e f g h i j k l m n o p q r s t u v w x y z,$(findstring $(c),$(1))))
 CLI_OVERRIDES := $(strip $(foreach v,$(CLI_VARS),$(if $(call has_lower,$(v)),$(v))))
-CLI_ENV := $(filter-out $(CLI_OVERRIDES),$(CLI_VARS))
-$(if $(CLI_ENV),$(eval export $(CLI_ENV)))
 FORWARD = $(foreach v,$(CLI_OVERRIDES),'$(v)=$($(v))') $(if $(filter command line,$(origin SEED)),seed=$(SEED))
 NO_OVERRIDES = $(if $(CLI_OVERRIDES),$(error make $@ takes no config overrides ($(CLI_OVERRIDES)); \
                they apply to train, evidence, config and cv, or pass options with ARGS="..."))

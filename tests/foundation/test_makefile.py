@@ -43,7 +43,7 @@ def test_targets_that_compose_no_config_refuse_overrides_instead_of_dropping_the
 
 
 def test_upper_case_names_reach_the_environment_of_every_command():
-    # make exports OMP_NUM_THREADS=1-style names instead of passing them as overrides (or dropping them)
+    # OMP_NUM_THREADS=1-style names stay environment variables (make exports them), never overrides
     assert "OMP_NUM_THREADS" not in command_line(make_dry("train", "METHOD=baseline", "OMP_NUM_THREADS=1"))
     run = make_dry("config", "METHOD=baseline", "DATA=toyau", "AFFECTLAB_LOG=nonsense", dry=False)
     assert run.returncode != 0 and "AFFECTLAB_LOG='nonsense' is no log level" in run.stderr, run.stderr
