@@ -234,3 +234,15 @@ def test_matmul_precision_is_applied_and_checked():
             set_matmul_precision("fp32")
     finally:
         torch.set_float32_matmul_precision(before)
+
+
+@pytest.mark.parametrize("aux_weights", [[0.05, 0.0], [0.05, 0.5]])
+def test_every_trainable_parameter_gets_a_gradient_as_ddp_requires(aux_weights):
+    """DDP (find_unused_parameters=False) fails at step 2 on a trainable parameter without a gradient: the
+    layer-3 auxiliary head at weight 0 (the paper's) is frozen, at a weight > 0 it trains."""
+    torch.manual_seed(0)
+    module = IALModule(_cfg(aux_weights=aux_weights), CLASSES)
+    batch = next(iter(DataLoader(_Clips(7, 0), batch_size=7)))
+    module._objective(batch["video"], batch["label"])[0]["loss"].backward()
+    assert [n for n, p in module.named_parameters() if p.requires_grad and p.grad is None] == []
+    assert module.net.layer3.attention.aux[0].weight.requires_grad == (aux_weights[1] > 0)

@@ -128,3 +128,28 @@ def test_masked_mean_against_slices():
     mask[0, :, :4, :4] = 1
     assert torch.allclose(masked_mean(images, mask), images[0, :, :4, :4].mean())
     assert masked_mean(images, torch.zeros_like(mask)) == 0
+
+
+def test_mim_only_pretraining_leaves_no_trainable_parameter_without_a_gradient():
+    """The CPU default (MIM only): the two-view heads and the region block are frozen, as DDP
+    (find_unused_parameters=False) would otherwise wait for their gradients at step 2."""
+    from affectlab.methods.region_relation import RegionRelationPretrain
+
+    batch = {"image": torch.randn(4, 3, 32, 32), "landmarks": template_landmarks(32, 4)}
+    for region_weight in (0.0, 1.0):
+        torch.manual_seed(0)
+        module = RegionRelationPretrain(_cfg(mim_weight=1.0, region_weight=region_weight, ot_weight=0.0), NAMES)
+        module.losses(batch, update_prior=True)["loss"].backward()
+        assert [n for n, p in module.named_parameters() if p.requires_grad and p.grad is None] == []
+        assert all(p.requires_grad == bool(region_weight) for p in module.projector.parameters())
+
+
+def test_swin_stages_after_the_feature_stage_are_frozen():
+    from affectlab.models.region_relation import RegionRelationEncoder
+
+    enc = RegionRelationEncoder(NAMES, 32, small_embed_dim=16, small_heads=[2, 2], feature_stage=1)
+    swin = enc.features.swin
+    assert all(p.requires_grad for p in swin.layers[0].parameters())
+    assert not any(p.requires_grad for p in (*swin.layers[1].parameters(), *swin.norm.parameters()))
+    enc(torch.randn(2, 3, 32, 32), template_landmarks(32, 2)).sum().backward()
+    assert [n for n, p in enc.named_parameters() if p.requires_grad and p.grad is None] == []

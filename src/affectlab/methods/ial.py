@@ -133,6 +133,12 @@ class IALModule(L.LightningModule):
         self.cfg = cfg
         self.class_names = list(class_names)
         self.net = build_network(cfg, len(self.class_names))
+        # an auxiliary head that no loss term weights (aux₃ at weight 0) never gets a gradient: DDP refuses such
+        # parameters (find_unused_parameters=False), and the optimisers skip them either way
+        for layer, weight in zip((self.net.layer2, self.net.layer3), cfg.method.aux_weights):
+            head = getattr(layer.attention, "aux", None)
+            if head is not None and weight == 0:
+                head.requires_grad_(False)
         self.val_metrics = ExpressionMetrics(self.class_names)
         self.test_metrics = ExpressionMetrics(self.class_names)
         self.artifact_dir: Optional[Path] = None

@@ -206,6 +206,11 @@ class RegionRelationPretrain(L.LightningModule):
         self.predictor = TokenMLP(m.projection_dim, m.predictor_hidden, m.projection_dim, False, k, m.head_bn)
         self.augment = TwoViewAugment(m.aug_min_scale, m.aug_flip_p, m.aug_brightness, m.aug_contrast)
         self.prior = RelationPrior(len(self.au_names), m.ot_prior, m.ot_prior_momentum)
+        if not (m.region_weight or m.ot_weight):
+            # the two-view terms build no graph (losses()), so the heads and the region block never get a gradient:
+            # frozen, as DDP (find_unused_parameters=False) would wait for them; the optimiser skips them either way
+            for unused in (self.projector, self.predictor, self.encoder.region):
+                unused.requires_grad_(False)
         if m.mim_weight:
             self.mask_token = nn.Parameter(torch.zeros(self.encoder.embed_dim))
             nn.init.trunc_normal_(self.mask_token, std=0.02)

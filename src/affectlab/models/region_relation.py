@@ -81,6 +81,9 @@ class SwinFeatures(nn.Module):
         if not 1 <= self.stage <= num_stages:
             raise ValueError(f"feature stage must be in 1..{num_stages} or -1, got {stage}")
         self.swin = swin
+        if self.stage < num_stages:  # the later stages and the final norm never run: no gradient for DDP to wait on
+            for unused in (*swin.layers[self.stage:], swin.norm):
+                unused.requires_grad_(False)
         self.out_channels = swin.feature_info[self.stage - 1]["num_chs"]
         self.reduction = swin.feature_info[self.stage - 1]["reduction"]
 
