@@ -88,13 +88,19 @@ def test_overall_share_and_the_printed_line():
                     "(50 % of the run's 210 s); online probe 4.0 s")
 
 
-def test_one_progress_bar_spans_every_stage(tmp_path):
+def test_one_progress_bar_spans_every_stage(tmp_path, monkeypatch):
+    read = []  # the postfix reads the logged tensors (a GPU sync): at the first step, then as often as logging
+    original = RunProgressBar.get_metrics
+    monkeypatch.setattr(RunProgressBar, "get_metrics",
+                        lambda self, t, m: read.append(t.global_step) or original(self, t, m))
     cfg = _cfg(progress_bar=True)
+    cfg.trainer.log_every_n_steps = 4
     progress = RunProgress()
     first = Stage("pretrain", _Sleepy(), _Data(), max_epochs=-1, max_steps=6, val_every_n_steps=3)
     trainer, _ = _fit(cfg, first, tmp_path, progress)
     assert isinstance(trainer.progress_bar_callback, RunProgressBar)  # Lightning's epoch bar is replaced
     assert (progress.bar.n, progress.bar.total) == (6, 6)
+    assert len(read) == 2  # steps 1 and 4 of 6
     second = Stage("probe", _Sleepy(), _Data(), max_epochs=1)
     _fit(cfg, second, tmp_path, progress)
     assert (progress.bar.n, progress.bar.total) == (10, 10)

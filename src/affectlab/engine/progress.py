@@ -85,9 +85,13 @@ class RunProgressBar(_LightningProgressBar):
         if not self._active(trainer) or (batch_idx + 1) % trainer.accumulate_grad_batches:
             return
         self._seen += 1
-        metrics = self.get_metrics(trainer, pl_module)
-        metrics.pop("v_num", None)
-        self.progress.advance({k: v for k, v in list(metrics.items())[:4]})
+        postfix = None
+        # reading the logged values (tensors) makes the CPU wait for the GPU: only as often as they are logged
+        if self._seen == 1 or self._seen % max(1, trainer.log_every_n_steps) == 0:
+            metrics = self.get_metrics(trainer, pl_module)
+            metrics.pop("v_num", None)
+            postfix = {k: v for k, v in list(metrics.items())[:4]}
+        self.progress.advance(postfix)
 
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if self._active(trainer):
