@@ -233,13 +233,13 @@ def test_sweep_record_keeps_overrides_in_the_trial_command(tmp_path):
 
 
 def test_a_reader_that_stops_early_ends_the_command_quietly():
-    """`affectlab config … | head -1`: the closed pipe ends the command without a traceback."""
+    """`affectlab list | head -1` (or config): the closed pipe ends the command without a traceback."""
     import os
     import subprocess
     import sys
 
     env = {**os.environ, "PYTHONPATH": f"{REPO / 'src'}:{REPO}"}
-    proc = subprocess.Popen([sys.executable, "-m", "affectlab", "config", "METHOD=baseline", "DATA=toyau"], cwd=REPO,
+    proc = subprocess.Popen([sys.executable, "-m", "affectlab", "list"], cwd=REPO,
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     proc.stdout.close()  # the reader is gone before the first line is written
     err = proc.stderr.read().decode()
