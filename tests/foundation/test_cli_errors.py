@@ -340,3 +340,12 @@ def test_toyau_refuses_a_data_root_it_would_ignore(capsys, tmp_path):
     (info,) = (tmp_path / "runs" / "baseline" / "toyau").glob("*/run.json")
     record = json.loads(info.read_text())
     assert record["status"] == "failed" and record["error"].startswith("ConfigError: data.root=")
+
+
+def test_a_stage_whose_loader_gives_no_batch_says_so(capsys, tmp_path):
+    # it used to end in "last.ckpt: no such file", which explains nothing
+    assert main(["train", "METHOD=baseline", "DATA=toyau", "data.batch_size=100000", f"run_root={tmp_path}",
+                 *QUIET]) == 2
+    err = capsys.readouterr().err  # after Lightning's own "Trainer.fit stopped: No training batches." line
+    assert "Traceback" not in err and "last.ckpt" not in err
+    assert "affectlab train: error: stage 'supervised' ran no training step: its training loader gave no batch" in err

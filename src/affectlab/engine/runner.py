@@ -170,6 +170,11 @@ def fit_stage(stage: Stage, cfg: DictConfig, run: RunDirectory, progress: RunPro
         print(f"[affectlab] resuming stage {stage.name!r} from {ckpt_path}", flush=True)
     started = time.perf_counter()
     trainer.fit(stage.module, datamodule=stage.datamodule, ckpt_path=ckpt_path)
+    if trainer.global_step == 0:  # else the missing checkpoint would be the error, which explains nothing
+        raise ConfigError(f"stage {stage.name!r} ran no training step: its training loader gave no batch "
+                          f"(trainer.limit_train_batches=0; a data.batch_size above the training items, whose "
+                          f"incomplete last batch is dropped; under DDP, fewer items than devices x batch size); "
+                          f"nothing was trained or saved")
     timer = next(c for c in trainer.callbacks if isinstance(c, StepTimer))
     timer.wall_s = time.perf_counter() - started
     probe_s = sum(c.seconds for c in stage.callbacks if isinstance(c, OnlineProbe))
