@@ -14,9 +14,9 @@ import pandas as pd
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from affectlab.schema import ConfigError
 from data_modules.base import DATAMODULES, DataConfig, check_fold
 from data_modules.seeded_sampler import seeded_train_loader
-from affectlab.schema import ConfigError
 
 
 @dataclass

@@ -5,6 +5,8 @@ import argparse
 import shlex
 import sys
 
+from affectlab.schema import ConfigError
+
 NAME = "cv"
 HELP = "cross-validate a method over every fold of the dataset's protocol (or one fold with --fold)"
 
@@ -22,8 +24,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from affectlab.evaluation import CrossValidation
     from affectlab.evaluation.crossval import DEFAULT_TRAIN_COMMAND
-
-    from affectlab.schema import ConfigError
 
     try:
         command = shlex.split(args.train_command) if args.train_command else DEFAULT_TRAIN_COMMAND

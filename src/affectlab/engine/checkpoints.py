@@ -5,6 +5,9 @@ from __future__ import annotations
 import warnings
 from pathlib import Path
 
+from affectlab.engine.io import read_json
+from affectlab.schema import ConfigError
+
 LAST = "last.ckpt"
 #: the ``last.ckpt`` that the newest save replaced (``AtomicCheckpointIO`` keeps exactly one)
 PREVIOUS = "last-previous.ckpt"
@@ -17,9 +20,6 @@ class UnreadableCheckpoint(ValueError):
 def stage_checkpoint(done: Path) -> Path:
     """The checkpoint a finished stage selected, named by its ``done.json``, looked up beside that file: a run
     folder that was moved or copied still uses its own checkpoints, never the ones at the path written then."""
-    from affectlab.engine.io import read_json
-    from affectlab.schema import ConfigError
-
     written = read_json(done).get("checkpoint")
     if not written:
         raise ConfigError(f"{done}: names no checkpoint; expected the done.json of a stage affectlab finished")

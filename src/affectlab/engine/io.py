@@ -9,6 +9,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from affectlab.schema import ConfigError
+
 REPO_ROOT = Path(__file__).resolve().parents[3]
 
 
@@ -50,8 +52,6 @@ def atomic_save_figure(fig: Any, path: Path, dpi: int = 100) -> Path:
 def read_json(path: Path) -> dict[str, Any]:
     """A JSON object written by affectlab (run.json, done.json, results.json); a ConfigError naming the file
     when it is not one (a truncated copy, a hand edit)."""
-    from affectlab.schema import ConfigError
-
     try:
         data = json.loads(Path(path).read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
