@@ -59,8 +59,8 @@ class TrainerConfig:
     #: torch's intra-op CPU threads for the run: auto (torch's default: the cores, or OMP_NUM_THREADS) | n.
     #: A CPU run whose data workers share the cores can be faster with fewer (IAL's default: 1)
     threads: Any = "auto"
-    #: torch.set_float32_matmul_precision for float32 matmuls: high (TF32 on Ampere+, fast) | highest
-    #: (true float32, as the official code of the paper presets ran) | medium
+    #: float32 matmuls and cuDNN convolutions on GPUs with TF32: high (TF32, fast) | highest (IEEE float32
+    #: in both, as the official code of the paper presets ran) | medium (bf16 matmuls, TF32 convolutions)
     matmul_precision: str = "high"
     enable_progress_bar: bool = True
     #: run (one bar over every stage of the run, with its ETA) | epoch (Lightning's bar per epoch)

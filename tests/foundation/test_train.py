@@ -501,3 +501,24 @@ def test_saved_mid_epoch_reads_lightning_loop_progress():
     assert not saved_mid_epoch(ckpt(5, True))   # written at the epoch's last batch
     assert not saved_mid_epoch(ckpt(0, False))  # nothing of the epoch consumed yet
     assert not saved_mid_epoch({})              # a checkpoint without loop state
+
+
+@pytest.mark.parametrize("value, fp32", [("highest", "ieee"), ("high", "tf32"), ("medium", "tf32")])
+def test_matmul_precision_sets_matmuls_and_cudnn_convolutions(value, fp32):
+    """``highest`` (the paper presets) must also keep cuDNN convolutions out of TF32, which
+    ``torch.set_float32_matmul_precision`` alone leaves on; the flags are torch's own."""
+    from affectlab.config import ConfigError
+    from affectlab.engine.runner import set_matmul_precision
+
+    before = torch.get_float32_matmul_precision()
+    try:
+        set_matmul_precision(value)
+        assert torch.get_float32_matmul_precision() == value
+        assert torch.backends.cuda.matmul.fp32_precision == ("ieee" if value == "highest" else "tf32")
+        assert torch.backends.cudnn.conv.fp32_precision == fp32
+        assert torch.backends.cudnn.rnn.fp32_precision == fp32
+        with pytest.raises(ConfigError, match="matmul_precision must be one of"):
+            set_matmul_precision("fp32")
+    finally:
+        torch.set_float32_matmul_precision(before)
+        torch.backends.cudnn.fp32_precision = "tf32"

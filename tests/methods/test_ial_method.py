@@ -222,20 +222,6 @@ def test_paper_experiments_pin_float32_even_on_the_gpu_preset(exp):
     assert compose(["METHOD=ial", "TRAINER=gpu"]).trainer.matmul_precision == "high"  # the CPU default keeps its speed
 
 
-def test_matmul_precision_is_applied_and_checked():
-    from affectlab.config import ConfigError
-    from affectlab.engine.runner import set_matmul_precision
-
-    before = torch.get_float32_matmul_precision()
-    try:
-        set_matmul_precision("highest")
-        assert torch.get_float32_matmul_precision() == "highest"
-        with pytest.raises(ConfigError, match="matmul_precision must be one of"):
-            set_matmul_precision("fp32")
-    finally:
-        torch.set_float32_matmul_precision(before)
-
-
 @pytest.mark.parametrize("aux_weights", [[0.05, 0.0], [0.05, 0.5]])
 def test_every_trainable_parameter_gets_a_gradient_as_ddp_requires(aux_weights):
     """DDP (find_unused_parameters=False) fails at step 2 on a trainable parameter without a gradient: the
