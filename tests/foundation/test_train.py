@@ -30,6 +30,9 @@ def test_run_directory_holds_config_provenance_checkpoints_and_results(finished_
     info = json.loads((run_dir / "run.json").read_text())
     assert info["status"] == "finished" and info["seed"] == 0 and "torch" in info["environment"]
     assert info["environment"]["torch_threads"] == torch.get_num_threads()
+    # which machine: CPU results of one seed differ between machines
+    assert info["environment"]["cpu_capability"] == record["cpu_capability"] == torch.backends.cpu.get_cpu_capability()
+    assert info["environment"]["cpu"] == record["cpu"] and record["cpu"]
     assert "git_commit" in info and "git_dirty" in info
     assert results_of(run_dir) == json.loads(json.dumps(record))
     for key in ("method", "dataset", "task", "protocol", "fold", "selected_on", "metrics", "seed",

@@ -9,7 +9,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from affectlab.engine.io import read_json
+from affectlab.engine.io import cpu_capability, cpu_model, read_json
 from affectlab.engine.rundir import RunDirectory
 from affectlab.engine.scaling import effective_batch_size, world_size
 from affectlab.engine.timing import overall
@@ -115,6 +115,8 @@ def build_record(cfg: DictConfig, run: RunDirectory, stage: Stage, metrics: dict
         "wandb_run_id": (info.get("wandb_ids") or {}).get(stage.name),
         "wandb_url": getattr(stage, "url", None),
         "host": platform.node(),
+        "cpu": cpu_model(),
+        "cpu_capability": cpu_capability(),
         "timestamp": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "wall_time_s": round(wall_time, 2),
         "devices": world_size(cfg),
