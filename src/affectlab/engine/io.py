@@ -112,8 +112,8 @@ def environment_summary() -> dict[str, Any]:
         "host": platform.node(),
         "cpus": os.cpu_count(),
         "cpu": cpu_model(),
-        # CPU results depend on the machine too (measured: the same seed-0 TCAE run, same code and synthetic
-        # bytes, F1 0.362 on one machine and 0.410 on another); torch picks its kernels by this instruction set
+        # CPU results depend on the machine too (measured: the same seed-0 TCAE run and code, each on its machine's
+        # synthetic copy, F1 0.362 on one machine and 0.410 on another); torch picks its kernels by this level
         "cpu_capability": cpu_capability(),
         # CPU results depend on it: the intra-op thread count changes float summation order
         "torch_threads": torch.get_num_threads(),
