@@ -230,6 +230,13 @@ def test_reusing_a_run_finished_with_other_code_says_whose_numbers_they_are(monk
     assert "now at aaaaaaaaaa with uncommitted changes" in rundir.reuse_note(info)
     monkeypatch.setattr(rundir, "git_state", lambda: {"git_commit": None, "git_dirty": None})
     assert rundir.reuse_note(info) == ""  # outside git nothing can be said
+    # the same code on another machine: CPU results of one seed differ between machines
+    monkeypatch.setattr(rundir, "git_state", lambda: {"git_commit": "a" * 40, "git_dirty": False})
+    here = {"cpu": rundir.cpu_model(), "cpu_capability": rundir.cpu_capability()}
+    assert rundir.reuse_note({**info, "environment": here}) == ""
+    other = {"cpu": "Some Other CPU", "cpu_capability": "AVX2"}
+    assert rundir.reuse_note({**info, "environment": other}) == (
+        f"; it was trained on another CPU, Some Other CPU (AVX2), than this one, {here['cpu']} ({here['cpu_capability']})")
 
 
 def test_resume_auto_falls_back_from_a_corrupt_last_ckpt_and_never_re_records_a_finished_run(tmp_path):

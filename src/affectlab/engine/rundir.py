@@ -14,7 +14,8 @@ from omegaconf import DictConfig
 
 from affectlab.config import ConfigError, config_hash, slug, to_yaml
 from affectlab.engine.checkpoints import LAST, PREVIOUS
-from affectlab.engine.io import atomic_write_json, atomic_write_text, environment_summary, git_state, read_json
+from affectlab.engine.io import (atomic_write_json, atomic_write_text, cpu_capability, cpu_model, environment_summary,
+                                 git_state, read_json)
 
 RUN_DIR_ENV = "AFFECTLAB_RUN_DIR"  # hands rank 0's run directory to the ranks Lightning launches
 
@@ -94,14 +95,21 @@ def resume_attempt(info: dict[str, Any], run_path: Path) -> dict[str, Any]:
 
 
 def reuse_note(info: dict[str, Any]) -> str:
-    """Why a finished run's results may not be this checkout's: empty when the code is the one it finished
-    with, otherwise both commits (a reused run is never re-trained, so it keeps its own code's numbers)."""
+    """Why a finished run's results may not be this checkout's and machine's: empty when it finished with this
+    code on this kind of CPU, otherwise both commits and/or both CPUs (a reused run is never re-trained, so it
+    keeps its own numbers; CPU results of one seed differ between machines)."""
+    note = ""
     now, then = git_state(), info.get("git_commit")
-    if not then or not now["git_commit"] or (then == now["git_commit"] and not now["git_dirty"]):
-        return ""
-    state = f"{now['git_commit'][:10]}{' with uncommitted changes' if now['git_dirty'] else ''}"
-    return (f"; it was trained at commit {then[:10]} and the code is now at {state}: its numbers are that commit's "
-            "(a fresh run_root trains this code)")
+    if then and now["git_commit"] and (then != now["git_commit"] or now["git_dirty"]):
+        state = f"{now['git_commit'][:10]}{' with uncommitted changes' if now['git_dirty'] else ''}"
+        note += (f"; it was trained at commit {then[:10]} and the code is now at {state}: its numbers are that "
+                 "commit's (a fresh run_root trains this code)")
+    env = info.get("environment") or {}
+    if "cpu_capability" in env:   # recorded since 2026-12-05
+        cpu, here = f"{env.get('cpu')} ({env['cpu_capability']})", f"{cpu_model()} ({cpu_capability()})"
+        if cpu != here:
+            note += f"; it was trained on another CPU, {cpu}, than this one, {here}"
+    return note
 
 
 def prepare_run_dir(cfg: DictConfig, is_rank_zero: bool) -> RunDirectory:
