@@ -274,7 +274,7 @@ def set_matmul_precision(value: str) -> None:
     """Apply ``trainer.matmul_precision`` to float32 matmuls and cuDNN convolutions.
 
     ``highest`` computes both in IEEE float32 on GPUs with TF32 (the paper presets' "float32 as
-    officially"); ``high`` and ``medium`` allow TF32 in both. ``torch.set_float32_matmul_precision``
+    officially"); ``high`` allows TF32 in both, ``medium`` also bf16 in matmuls. ``torch.set_float32_matmul_precision``
     alone leaves cuDNN convolutions on TF32 (torch's default), so on an Ampere or newer GPU a
     ``highest`` run would still have computed every convolution in TF32.
     """
