@@ -23,14 +23,33 @@ def test_clip_bands_read_the_generator_ground_truth_beside_a_synthetic_release(t
     release.mkdir()
     assert clip_bands(release, "dfew") is None  # a real release has no generator table
     (tmp_path / "groundtruth").mkdir()
-    rows = [("Clip/clip_224x224/00001/00001_00001.jpg", "low"), ("Clip/clip_224x224/00001/00001_00002.jpg", "low"),
-            ("Clip/clip_224x224/00002/00002_00001.jpg", None)]
-    pd.DataFrame(rows, columns=["path", "band"]).to_csv(tmp_path / "groundtruth" / "dfew.csv.gz", index=False)
+    rows = [("00001", "Clip/clip_224x224/00001/00001_00001.jpg", "low"),
+            ("00001", "Clip/clip_224x224/00001/00001_00002.jpg", "low"),
+            ("00002", "Clip/clip_224x224/00002/00002_00001.jpg", None)]
+    columns = ["sequence", "path", "band"]
+    pd.DataFrame(rows, columns=columns).to_csv(tmp_path / "groundtruth" / "dfew.csv.gz", index=False)
     assert clip_bands(release, "dfew") == {"00001": "low", "00002": "none"}
-    rows.append(("Clip/clip_224x224/00002/00002_00002.jpg", "high"))
-    pd.DataFrame(rows, columns=["path", "band"]).to_csv(tmp_path / "groundtruth" / "dfew.csv.gz", index=False)
+    rows.append(("00002", "Clip/clip_224x224/00002/00002_00002.jpg", "high"))
+    pd.DataFrame(rows, columns=columns).to_csv(tmp_path / "groundtruth" / "dfew.csv.gz", index=False)
     with pytest.raises(ValueError, match="dfew.csv.gz: clips with more than one intensity band"):
         clip_bands(release, "dfew")
+
+
+@pytest.mark.parametrize("dataset, folder", [("dfew", "DFEW"), ("ferv39k", "FERV39k")])
+def test_every_synthetic_test_clip_has_its_own_band(synth_root, dataset, folder):
+    """The bands are keyed by the clip id the datamodule gives: FERV39k's clip folders (0000, 0001, …) repeat
+    across scenes and classes, so keying by folder name merged clips (a ValueError on every FERV39k copy)."""
+    from data_modules import create_datamodule
+
+    dm = create_datamodule(dataset, root=str(synth_root / folder), num_workers=0, batch_size=4)
+    clips = [str(c) for c in dm.manifest("test")["clip"]]
+    bands = clip_bands(dm.root, dataset)
+    assert set(clips) <= set(bands)
+    assert set(bands.values()) <= {"low", "medium", "high", "none"} and len(set(bands.values())) > 1
+    truth = pd.read_csv(synth_root / "groundtruth" / f"{dataset}.csv.gz", usecols=["sequence", "path", "band"])
+    for clip in clips[:5]:   # the band of the clip's own frames
+        rows = truth[truth["path"].str.contains(f"/{clip}/", regex=False)]
+        assert len(rows) and set(rows["band"].fillna("none")) == {bands[clip]}
 
 
 def test_ial_module_scores_its_test_clips_per_band_and_names_unknown_clips():

@@ -11,9 +11,11 @@ BANDS = ("low", "medium", "high")
 
 
 def clip_bands(release_root: Path, dataset: str) -> Optional[dict[str, str]]:
-    """Clip id (the frame folder's name) → band, from the generator's ``groundtruth/<dataset>.csv.gz``
-    beside a synthetic release; None for a release without that table (a real one). Neutral clips map
-    to ``"none"``. A clip with two bands is a corrupt table and raises, naming the file."""
+    """Clip id → band, from the generator's ``groundtruth/<dataset>.csv.gz`` beside a synthetic release;
+    None for a release without that table (a real one). The clip id is the table's ``sequence``, the id
+    the datamodules give a clip (DFEW ``00001``; FERV39k ``Scene/Class/0000``, whose folder names repeat
+    across scenes and classes). Neutral clips map to ``"none"``. A clip with two bands is a corrupt table
+    and raises, naming the file."""
     import pandas as pd
 
     from affectlab.synth import release_groundtruth_path
@@ -21,9 +23,8 @@ def clip_bands(release_root: Path, dataset: str) -> Optional[dict[str, str]]:
     table = release_groundtruth_path(release_root, dataset)
     if not table.is_file():
         return None
-    gt = pd.read_csv(table, usecols=["path", "band"], dtype={"path": str, "band": str})
-    gt["clip"] = gt["path"].map(lambda p: Path(p).parent.name)
-    bands = gt["band"].fillna("none").replace("", "none").groupby(gt["clip"]).agg(lambda s: sorted(set(s)))
+    gt = pd.read_csv(table, usecols=["sequence", "band"], dtype={"sequence": str, "band": str})
+    bands = gt["band"].fillna("none").replace("", "none").groupby(gt["sequence"]).agg(lambda s: sorted(set(s)))
     mixed = bands[bands.map(len) != 1]
     if len(mixed):
         raise ValueError(f"{table}: clips with more than one intensity band: {mixed.head().to_dict()}")
