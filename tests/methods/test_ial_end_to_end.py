@@ -74,7 +74,8 @@ def test_a_synthetic_release_adds_uar_and_war_per_intensity_band(tmp_path):
     (tmp_path / ".complete-test").write_text("")
     (tmp_path / "groundtruth").mkdir()
     bands = ["none" if y == 2 else ("low", "medium", "high")[i % 3] for i, y in enumerate(labels)]  # 2 = Neutral
-    pd.DataFrame({"path": [f"Clip/clip_224x224/{i + 1:05d}/{i + 1:05d}_00001.jpg" for i in range(len(labels))],
+    pd.DataFrame({"sequence": [f"{i + 1:05d}" for i in range(len(labels))],
+                  "path": [f"Clip/clip_224x224/{i + 1:05d}/{i + 1:05d}_00001.jpg" for i in range(len(labels))],
                   "band": [None if b == "none" else b for b in bands]}).to_csv(
         tmp_path / "groundtruth" / "dfew.csv.gz", index=False)
     cfg = compose([
