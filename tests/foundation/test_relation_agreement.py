@@ -44,6 +44,17 @@ def test_agreement_matches_a_loop_reference_and_controls_behave():
     assert relation_agreement(truth.T.copy(), truth, AUS, shuffles=10)["relation_geometric"] == out["relation_geometric"]
 
 
+def test_a_constant_relation_has_no_agreement_and_no_significance():
+    """A plan that stayed uniform (1/K everywhere) or is diagonal only ranks nothing: Spearman and its
+    p-value are undefined (NaN), not 'p = 1 / (1 + shuffles)', the smallest value possible."""
+    rng = np.random.default_rng(0)
+    truth = rng.random((6, 6))
+    truth = truth + truth.T
+    for learned in (np.full((6, 6), 1 / 6), np.eye(6)):
+        out = relation_agreement(learned, truth, AUS, shuffles=50)
+        assert np.isnan(out["relation_spearman"]) and np.isnan(out["relation_p_value"])
+
+
 def test_geometric_relation_is_symmetric_with_zero_diagonal():
     geo = geometric_relation(AUS)
     assert geo.shape == (6, 6) and np.allclose(geo, geo.T) and np.allclose(np.diag(geo), 0.0)

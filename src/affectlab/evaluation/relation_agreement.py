@@ -69,7 +69,9 @@ def relation_agreement(learned: np.ndarray, truth: np.ndarray, au_names: list[st
         perm = rng.permutation(len(learned))
         shuffled[i] = spearmanr(off_diagonal(learned[np.ix_(perm, perm)]), target).statistic
     geometric = float(spearmanr(off_diagonal(geometric_relation(au_names)), target).statistic)
+    # a constant off-diagonal (e.g. a plan that stayed at its uniform start) has no ranking: rho is NaN, and
+    # counting shuffles >= NaN (none) would report the smallest p-value possible
+    p_value = float((1 + np.sum(shuffled >= rho)) / (1 + shuffles)) if np.isfinite(rho) else float("nan")
     return {"relation_spearman": rho, "relation_shuffled_mean": float(shuffled.mean()),
             "relation_shuffled_q95": float(np.quantile(shuffled, 0.95)),
-            "relation_p_value": float((1 + np.sum(shuffled >= rho)) / (1 + shuffles)),
-            "relation_geometric": geometric}
+            "relation_p_value": p_value, "relation_geometric": geometric}
