@@ -105,11 +105,17 @@ def test_tiny_baseline_evidence_runs_every_arm_through_the_runner(synth_root, tm
     assert f"default − all_positive = {v['difference']:.3f}; 2×control sd = 0.000; beats: " in md
     assert "s0 " in md and "s1 " in md
 
-    # the same command into the same folder reuses the finished runs instead of training again
+    # the same command into the same folder reuses the finished runs instead of training again; a run
+    # trained on a copy of an earlier generator version is reused too, and the run's line says so
+    older = Path(default["runs"][1]["run_dir"]) / "results.json"
+    older.write_text(json.dumps({**json.loads(older.read_text()), "data_source": "synthetic-v3-tiny-seed0"}))
     assert main(argv) == 0
     again = json.loads((out / "evidence.json").read_text())
     assert [r["run_dir"] for r in again["arms"][0]["runs"]] == [r["run_dir"] for r in default["runs"]]
-    assert "already finished" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert printed.count("already finished") == 2
+    assert printed.count(f"it was trained on the synthetic copy synthetic-v3-tiny-seed0, and this config reads "
+                         f"{result['data_source']}: its numbers are that copy's") == 1
 
 
 def _all_positive_f1(result: dict, synth_root: Path) -> float:

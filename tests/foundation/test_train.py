@@ -237,6 +237,12 @@ def test_reusing_a_run_finished_with_other_code_says_whose_numbers_they_are(monk
     other = {"cpu": "Some Other CPU", "cpu_capability": "AVX2"}
     assert rundir.reuse_note({**info, "environment": other}) == (
         f"; it was trained on another CPU, Some Other CPU (AVX2), than this one, {here['cpu']} ({here['cpu_capability']})")
+    # another synthetic copy (generator version, profile or seed); other kinds of data source are not compared
+    assert rundir.reuse_note(info, "synthetic-v3-quick-seed0", "synthetic-v3-quick-seed0") == ""
+    assert rundir.reuse_note(info, "synthetic-v3-quick-seed0", "synthetic-v3.1-quick-seed0") == (
+        "; it was trained on the synthetic copy synthetic-v3-quick-seed0, and this config reads "
+        "synthetic-v3.1-quick-seed0: its numbers are that copy's (a fresh run_root trains on this one)")
+    assert rundir.reuse_note(info, "synthetic-toyau", "synthetic-v3.1-tiny-seed0") == ""
 
 
 def test_resume_auto_falls_back_from_a_corrupt_last_ckpt_and_never_re_records_a_finished_run(tmp_path):

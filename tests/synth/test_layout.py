@@ -165,3 +165,30 @@ def test_same_seed_gives_byte_identical_files(synth_root, tmp_path):
     other = tmp_path / "seed1"
     generate(other, ["videos"], profile="tiny", seed=1)
     assert _tree_hash(other, ["videos"]) != _tree_hash(synth_root, ["videos"])
+
+
+#: OpenBLAS, OpenCV, NumPy and libjpeg-turbo each pick kernels by the CPU; these hold them to SSE-era ones
+_OLDER_CPU_ENV = {
+    "OPENBLAS_CORETYPE": "Sandybridge",
+    "OPENCV_CPU_DISABLE": "AVX512-SKX,AVX2,FP16,AVX",
+    "JSIMD_FORCESSE2": "1",
+}
+_NUMPY_DISPATCH = ("AVX512F", "AVX512CD", "AVX512_SKX", "AVX512_CLX", "AVX512_CNL", "AVX512_ICL", "AVX512_SPR",
+                   "AVX2", "FMA3", "F16C", "AVX")
+
+
+def test_copies_are_byte_identical_on_older_instruction_sets(synth_root, tmp_path):
+    """The generator writes the same bytes whatever kernels the CPU gets (synth/portable.py): before v3.1,
+    OpenBLAS's and OpenCV's CPU dispatch changed every landmark file and some pixels between machines."""
+    import os
+    import subprocess
+    import sys
+
+    from numpy.core._multiarray_umath import __cpu_features__
+
+    env = dict(os.environ, **_OLDER_CPU_ENV)
+    env["NPY_DISABLE_CPU_FEATURES"] = " ".join(f for f in _NUMPY_DISPATCH if __cpu_features__.get(f))
+    code = "import sys; from affectlab.synth import generate; generate(sys.argv[1], ['bp4d', 'dfew'], 'tiny', 0)"
+    subprocess.run([sys.executable, "-c", code, str(tmp_path)], env=env, check=True, capture_output=True)
+    rels = ["BP4D", "DFEW", "groundtruth/bp4d.csv.gz", "groundtruth/dfew.csv.gz"]
+    assert _tree_hash(tmp_path, rels) == _tree_hash(synth_root, rels)

@@ -94,11 +94,17 @@ def resume_attempt(info: dict[str, Any], run_path: Path) -> dict[str, Any]:
     return attempt
 
 
-def reuse_note(info: dict[str, Any]) -> str:
+def reuse_note(info: dict[str, Any], trained_on: str | None = None, data_now: str | None = None) -> str:
     """Why a finished run's results may not be this checkout's and machine's: empty when it finished with this
-    code on this kind of CPU, otherwise both commits and/or both CPUs (a reused run is never re-trained, so it
-    keeps its own numbers; CPU results of one seed differ between machines)."""
+    code on this kind of CPU and data, otherwise both commits, both CPUs and/or both data sources (a reused run
+    is never re-trained, so it keeps its own numbers; CPU results of one seed differ between machines).
+    ``trained_on`` is the run's recorded ``data_source``, ``data_now`` the one this config reads; only copies of
+    the synthetic generator (``synthetic-v<version>-…``) are compared."""
     note = ""
+    generated = [s for s in (trained_on, data_now) if s and s.startswith("synthetic-v")]
+    if len(generated) == 2 and trained_on != data_now:
+        note += (f"; it was trained on the synthetic copy {trained_on}, and this config reads {data_now}: its "
+                 "numbers are that copy's (a fresh run_root trains on this one)")
     now, then = git_state(), info.get("git_commit")
     if then and now["git_commit"] and (then != now["git_commit"] or now["git_dirty"]):
         state = f"{now['git_commit'][:10]}{' with uncommitted changes' if now['git_dirty'] else ''}"

@@ -25,7 +25,7 @@ from affectlab.engine.loggers import build_loggers, finish_wandb, wandb_loggers,
 from affectlab.engine.online_probe import OnlineProbe
 from affectlab.engine.progress import RunProgress, RunProgressBar
 from affectlab.engine.quiet import silence_benign_noise
-from affectlab.engine.record import UNREADABLE_DIR, build_record
+from affectlab.engine.record import UNREADABLE_DIR, build_record, data_source
 from affectlab.engine.rundir import RUN_DIR_ENV, RunDirectory, prepare_run_dir, reuse_note
 from affectlab.engine.summary import format_summary
 from affectlab.engine.timing import StepTimer
@@ -308,10 +308,11 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     run = prepare_run_dir(cfg, rank_zero)
     if run.finished:  # resume never re-tests or re-records a finished run
         if rank_zero:
+            results = read_json(run.path / "results.json")
+            note = reuse_note(run.read_info(), results.get("data_source"), data_source(cfg, None)[0])
             print(f"[affectlab] {run.path} already finished: returning its results.json unchanged (not re-tested, "
-                  f"not recorded again; `affectlab test {run.path}` re-evaluates it){reuse_note(run.read_info())}",
-                  flush=True)
-            return read_json(run.path / "results.json")
+                  f"not recorded again; `affectlab test {run.path}` re-evaluates it){note}", flush=True)
+            return results
         return {}
     t = cfg.trainer
     progress = RunProgress(enabled=bool(t.enable_progress_bar) and t.progress_bar == "run" and rank_zero)

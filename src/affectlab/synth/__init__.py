@@ -9,13 +9,14 @@ import shutil
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 from . import writers as W
+from .portable import baseline_opencv, configure_worker
 from affectlab.schema import ConfigError
 
-GENERATOR_VERSION = "3"  # 3: shaded relief, lighting, texture, large faces, talking-face corpus (synthetic.md)
+GENERATOR_VERSION = "3.1"  # 3: shaded relief, lighting, texture, large faces, talking-face corpus; 3.1: the same bytes
+# on every x86-64 CPU (portable.py; synthetic.md)
 DATASETS = ("bp4d", "disfa", "dfew", "ferv39k", "videos")
 RELEASE_DIR = {"bp4d": "BP4D", "disfa": "DISFA", "dfew": "DFEW", "ferv39k": "FERV39k", "videos": "videos"}
 #: written inside every release folder the generator makes ("<version>\n<profile>-seed<k>\n"), so a copy
@@ -102,18 +103,14 @@ def generate(out: Path | str, datasets: list[str] | None = None, profile: str = 
         if progress_of:
             progress_of.update(n, part[1])
 
-    if workers > 1:   # one OpenCV thread per worker: the workers already fill the cores
-        with ProcessPoolExecutor(workers, initializer=cv2.setNumThreads, initargs=(1,)) as ex:
+    if workers > 1:
+        with ProcessPoolExecutor(workers, initializer=configure_worker) as ex:
             for (n, _), rows in zip(tasks, ex.map(_run, [t for _, t in tasks], chunksize=4)):
                 collect(n, rows)
     else:
-        threads = cv2.getNumThreads()
-        cv2.setNumThreads(1)   # small images: OpenCV's thread pool costs more than it saves
-        try:
+        with baseline_opencv():   # small images: OpenCV's thread pool costs more than it saves
             for n, t in tasks:
                 collect(n, _run(t))
-        finally:
-            cv2.setNumThreads(threads)
     if progress_of:
         progress_of.close()
     for n in names:

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .face import AUS, LOWER_OUT, N_POINTS, UPPER_OUT, idx
+from .portable import dot
 
 #: virtual anchors appended after the control points: the origin, the top of the higher brow head
 #: (x = 0, z = 0.1) and the top of the upper lip (x = 0, z = 0.2)
@@ -101,7 +102,7 @@ class CueTable:
         return ext[self.anchor] + self.offset
 
     def opacity(self, texture_weights: np.ndarray, age: float, frowner: float) -> np.ndarray:
-        return self.weights @ np.concatenate([texture_weights, [age, age * frowner]])
+        return dot(self.weights, np.concatenate([texture_weights, [age, age * frowner]]))
 
 
 CUES = CueTable(_all_cues())

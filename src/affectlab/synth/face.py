@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
+from .portable import dot, symmetric_eig_2x2
+
 AUS: tuple[int, ...] = (1, 2, 4, 5, 6, 7, 9, 10, 12, 14, 15, 17, 20, 23, 24, 25, 26)
 AU_INDEX = {au: k for k, au in enumerate(AUS)}
 N_AU = len(AUS)
@@ -202,7 +204,7 @@ _UPPER_INNER_IDX = np.array([61, 62, 63])
 def deform(base: np.ndarray, u: np.ndarray, gain: np.ndarray, blink: float = 0.0) -> np.ndarray:
     """AU-deformed 3D control points (§5.3): additive displacements, lip gap, thinning, clamps."""
     w = geom_weight(np.clip(u, 0.0, 5.0)) * gain
-    pts = base + np.tensordot(w, D5, axes=1)
+    pts = base + dot(w, D5)
     # AU25 lip gap: 0.02*u below 1, then 0.02 + 0.025 (u - 1).
     u25 = float(u[AU_INDEX[25]])
     gap = 0.02 * u25 if u25 < 1 else 0.02 + 0.025 * (u25 - 1)
@@ -378,7 +380,7 @@ def rotation(yaw: float, pitch: float, roll: float) -> np.ndarray:
     ry = np.array([[np.cos(y), 0, np.sin(y)], [0, 1, 0], [-np.sin(y), 0, np.cos(y)]])
     rx = np.array([[1, 0, 0], [0, np.cos(p), -np.sin(p)], [0, np.sin(p), np.cos(p)]])
     rz = np.array([[np.cos(r), -np.sin(r), 0], [np.sin(r), np.cos(r), 0], [0, 0, 1]])
-    return rz @ rx @ ry
+    return dot(dot(rz, rx), ry)
 
 
 class Camera:
@@ -390,19 +392,18 @@ class Camera:
         self.cx = (w / 2 + pose.tx) * ss
         self.cy = (h / 2 + pose.ty) * ss
         self._Rt = self.R.T.copy()
-        self._off = PIVOT - PIVOT @ self._Rt - np.array([0.0, ANCHOR_Y, 0.0])
+        self._off = PIVOT - dot(PIVOT, self._Rt) - np.array([0.0, ANCHOR_Y, 0.0])
         self._sf = self.s * FOCAL
         self._c = np.array([self.cx, self.cy])
 
     def project(self, pts: np.ndarray) -> np.ndarray:
         # q = R (p - pivot) + pivot, with the vertical anchor folded into the offset.
-        q = pts @ self._Rt + self._off
+        q = dot(pts, self._Rt) + self._off
         k = self._sf / (FOCAL - q[:, 2])
         return q[:, :2] * k[:, None] + self._c
 
     def head_ellipse(self, centre=HEAD_CENTRE, axes=HEAD_AXES):
         c = self.project(centre[None])[0]
-        m = self.R @ np.diag(np.square(axes)) @ self.R.T
-        vals, vecs = np.linalg.eigh(m[:2, :2])
-        ang = np.degrees(np.arctan2(vecs[1, 1], vecs[0, 1]))
+        m = dot(dot(self.R, np.diag(np.square(axes))), self.R.T)
+        vals, ang = symmetric_eig_2x2(m[:2, :2])
         return c, np.sqrt(vals[::-1]) * self.s, ang

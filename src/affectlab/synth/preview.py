@@ -9,6 +9,7 @@ import numpy as np
 
 from .face import AU_INDEX, AUS, N_AU, Pose, sample_identity
 from .labels import CLASSES, RECIPES, apply_rules
+from .portable import baseline_opencv
 from .render import Lighting, render_face
 from .writers import FACE_SCALE, rng_for
 
@@ -61,6 +62,8 @@ def contact_sheet(seed: int = 0) -> np.ndarray:
 def write_preview(path: Path | str, seed: int = 0) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    if not cv2.imwrite(str(path), contact_sheet(seed), [cv2.IMWRITE_PNG_COMPRESSION, 9]):
+    with baseline_opencv():
+        sheet = contact_sheet(seed)
+    if not cv2.imwrite(str(path), sheet, [cv2.IMWRITE_PNG_COMPRESSION, 9]):
         raise RuntimeError(f"could not write {path}")
     return path

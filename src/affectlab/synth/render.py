@@ -263,7 +263,8 @@ def shading(height_px: np.ndarray, light: Lighting) -> np.ndarray:
     """Per-pixel BGR light gain of a height field (px) under ``light`` (Lambertian + ambient)."""
     gx = cv2.Sobel(height_px, cv2.CV_32F, 1, 0, ksize=3, scale=0.125)
     gy = cv2.Sobel(height_px, cv2.CV_32F, 0, 1, ksize=3, scale=0.125)
-    lx, ly, lz = (float(v) for v in np.asarray(light.direction) / np.linalg.norm(light.direction))
+    direction = np.asarray(light.direction, dtype=np.float64)
+    lx, ly, lz = (float(v) for v in direction / np.sqrt(np.sum(direction * direction)))
     norm = _aligned_empty(gx.shape)
     cv2.magnitude(gx, gy, norm)
     cv2.multiply(norm, norm, dst=norm)
