@@ -256,3 +256,26 @@ def test_table_header_names_every_commit_and_data_source_its_runs_came_from():
     for run in legacy["arms"][0]["runs"]:
         del run["git_commit"]
     assert "commit: aaaaaaaaaa;" in markdown(legacy)   # evidence.json written before runs kept their own
+
+
+def test_trivial_arm_leaves_out_the_unreadable_test_items_the_trained_arms_leave_out(tmp_path, capsys):
+    """With data.unreadable_test_items=exclude, every arm was trained and tested without the undecodable
+    frame, then scoring all-positive on a fresh datamodule stopped at that frame, telling the user to set
+    the option they had set."""
+    from tests.data.releases import write_bp4d
+
+    write_bp4d(tmp_path / "BP4D", subjects=["F001", "F003", "F004"], tasks=("T1", "T2"))
+    bad = sorted((tmp_path / "BP4D" / "Sequences(2D+3D)" / "F004" / "T2").glob("*.jpg"))[3]
+    bad.write_bytes(b"\xff\xd8 random bytes")
+    out = tmp_path / "ev"
+    argv = ["evidence", "METHOD=baseline", "DATA=bp4d", f"data.root={tmp_path / 'BP4D'}", "data.align=false",
+            "data.val_fraction=0", "data.unreadable_test_items=exclude", *QUIET, *TINY, "--seeds", "1", "--out", str(out)]
+    with pytest.warns(UserWarning, match="1 test item"):
+        assert main(argv) == 0
+    capsys.readouterr()
+    default, positive = json.loads((out / "evidence.json").read_text())["arms"]
+    record = json.loads((Path(default["runs"][0]["run_dir"]) / "results.json").read_text())
+    assert record["test_set"]["unreadable_excluded"]["items"] == [str(bad)]
+    (scored,) = positive["runs"]
+    assert scored["value"] == pytest.approx(record["reference"]["all_positive"]["f1_mean"], abs=1e-6)
+    assert "1 test item(s) with an undecodable image excluded" in scored["note"]

@@ -238,7 +238,7 @@ def test_stage(stage: Stage, cfg: DictConfig, run: RunDirectory) -> dict[str, fl
         enable_model_summary=False,
     )
     stage.module.artifact_dir = run.artifact_dir
-    stage.test_set = _exclude_unreadable(cfg, stage.datamodule)  # type: ignore[attr-defined]
+    stage.test_set = exclude_unreadable(cfg, stage.datamodule)  # type: ignore[attr-defined]
     try:
         trainer.test(stage.module, datamodule=stage.datamodule, verbose=False)
         stage.test_batches = int(sum(trainer.num_test_batches))  # type: ignore[attr-defined]
@@ -249,7 +249,7 @@ def test_stage(stage: Stage, cfg: DictConfig, run: RunDirectory) -> dict[str, fl
     return {k[len("test/"):]: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("test/")}
 
 
-def _exclude_unreadable(cfg: DictConfig, datamodule: Any) -> dict[str, Any]:
+def exclude_unreadable(cfg: DictConfig, datamodule: Any) -> dict[str, Any]:
     """``data.unreadable_test_items=exclude``: leave out the test items whose images cannot be decoded,
     and say which (the ``test_set`` part of the record). Otherwise the test pass fails on the first one."""
     if cfg.data.get("unreadable_test_items") != "exclude" or not hasattr(datamodule, "exclude_unreadable_test_items"):

@@ -199,8 +199,16 @@ def _breakdown(metrics: dict[str, Any], ev: Evidence) -> dict[str, float]:
 def _score_trivial(arm: Arm, cfg: DictConfig, ev: Evidence) -> dict[str, Any]:
     from data_modules import create_datamodule
 
+    from affectlab.engine.runner import exclude_unreadable
+
     start = time.time()
-    metrics = TRIVIAL.get(arm.trivial).score(create_datamodule(cfg.data), cfg.trainer.limit_test_batches)
+    datamodule = create_datamodule(cfg.data)
+    datamodule.prepare_data()
+    test_set = exclude_unreadable(cfg, datamodule)  # the items the trained arms' test pass leaves out
+    metrics = TRIVIAL.get(arm.trivial).score(datamodule, cfg.trainer.limit_test_batches)
+    note = "not trained: scored on the test labels"
+    if test_set:
+        note += (f"; {test_set['unreadable_excluded']['count']} test item(s) with an undecodable image excluded "
+                 "(data.unreadable_test_items=exclude), as in the trained arms' test pass")
     return {"seed": None, "value": float(metrics[ev.metric]), "run_dir": None, "metrics": metrics,
-            "breakdown": _breakdown(metrics, ev),
-            "wall_time_s": round(time.time() - start, 2), "note": "not trained: scored on the test labels"}
+            "breakdown": _breakdown(metrics, ev), "wall_time_s": round(time.time() - start, 2), "note": note}
