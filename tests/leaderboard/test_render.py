@@ -76,6 +76,10 @@ def test_tables_separate_sources_and_rank(tmp_path):
     assert [(r.method, r.evaluation) for r in synth.rows] == [
         ("gamma", "cv 3 folds"), ("alpha", "fold 2"), ("beta", "fold 1")]
     assert all(r.method != "real_only" for r in synth.rows)
+    # a CV aggregate whose main metric was NaN on a fold says over how many folds it averaged
+    partial = make_record("gamma", f1=0.30, kind="cv", fold=None, folds=[1, 2, 3], metrics_n={"f1_mean": 2})
+    (row,) = build_tables([partial], [])[0].rows
+    assert row.evaluation == "cv 3 folds, f1_mean over 2"
     assert [r.method for r in synth.references] == ["tcae"] and synth.references[0].reported
     assert synth.references[0].metrics["f1_mean"] == 0.45  # 45.0 % as printed in the paper
     everything = build_tables(_records(), [], all_runs=True)[2]

@@ -129,7 +129,12 @@ def load_references(path: str | Path = REFERENCE_FILE) -> list[dict[str, Any]]:
 def _evaluation(record: dict[str, Any]) -> tuple[str, int]:
     if record.get("kind") == "cv":
         folds = record.get("folds") or []
-        return f"cv {len(folds)} fold{'s' if len(folds) != 1 else ''}", len(folds)
+        label = f"cv {len(folds)} fold{'s' if len(folds) != 1 else ''}"
+        metric = MAIN_METRIC.get(record.get("task"), "")
+        counted = (record.get("metrics_n") or {}).get(metric)  # folds whose value was not NaN, when fewer
+        if counted is not None:
+            label += f", {metric} over {counted}"
+        return label, len(folds)
     fold = record.get("fold")
     return (f"fold {fold}" if fold is not None else "single run"), 1
 
