@@ -47,6 +47,15 @@ def test_every_method_declares_arms_that_compose_to_valid_configs(method, tmp_pa
             assert TRIVIAL.get(arm.trivial).task == spec.task
 
 
+def test_evidence_refuses_a_lower_is_better_metric():
+    from affectlab.evidence.arms import Arm, Evidence
+
+    arms = (Arm("default"), Arm("all_positive", trivial="all_positive"))
+    assert Evidence(metric="f1_mean", arms=arms).metric == "f1_mean"
+    with pytest.raises(ValueError, match="'mae_mean' is lower-is-better"):
+        Evidence(metric="mae_mean", arms=arms)
+
+
 def test_summary_and_verdict_arithmetic():
     s = summarise([0.5, 0.7, None], trivial=False)
     assert s["n"] == 2 and s["mean"] == pytest.approx(0.6) and s["sd"] == pytest.approx(statistics.stdev([0.5, 0.7]))

@@ -19,6 +19,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Optional
 
+from affectlab.leaderboard.records import higher_is_better
+
 
 @dataclass(frozen=True)
 class Arm:
@@ -65,6 +67,9 @@ class Evidence:
             raise ValueError(f"evidence arm names repeat: {names}")
         if not self.arms[0].trained:
             raise ValueError("the first evidence arm is the default and must be trained")
+        if not higher_is_better(self.metric):
+            raise ValueError(f"evidence metric {self.metric!r} is lower-is-better, but the verdict asks whether "
+                             "default − control exceeds twice the control's sd: declare a higher-is-better metric")
 
     @property
     def default(self) -> Arm:
