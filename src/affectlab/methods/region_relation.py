@@ -69,9 +69,6 @@ class RegionRelationConfig(MethodConfig):
     head_bn: str = "shared"
     #: weight of the per-AU consistency term (1 = the spec's L_region)
     region_weight: float = 1.0
-    #: two_view (the per-AU consistency between two views) | masked_reconstruction (the region block's tokens
-    #: of the SimMIM-masked view reconstruct the masked pixels of their AU regions; backbone detached)
-    region_objective: str = "two_view"
     # --- masked image modelling (ours; 0 = off): SimMIM-style pixel reconstruction of masked patches ---
     mim_weight: float = 0.0
     #: fraction of the feature-map cells whose patch tokens are masked
@@ -147,7 +144,6 @@ CHOICES = {
     "pretrain_task": ("au_occurrence", "pairs"),
     "pretrain_select": ("last", "val_loss"),
     "two_view_grad": ("full", "region"),
-    "region_objective": ("two_view", "masked_reconstruction"),
 }
 
 
@@ -210,20 +206,16 @@ class RegionRelationPretrain(L.LightningModule):
         self.predictor = TokenMLP(m.projection_dim, m.predictor_hidden, m.projection_dim, False, k, m.head_bn)
         self.augment = TwoViewAugment(m.aug_min_scale, m.aug_flip_p, m.aug_brightness, m.aug_contrast)
         self.prior = RelationPrior(len(self.au_names), m.ot_prior, m.ot_prior_momentum)
-        if not (m.ot_weight or (m.region_weight and m.region_objective == "two_view")):
-            # the two-view terms build no graph (losses()), so the heads never get a gradient: frozen, as DDP
-            # (find_unused_parameters=False) would wait for them; the optimiser skips them either way
-            for unused in (self.projector, self.predictor):
-                unused.requires_grad_(False)
         if not (m.region_weight or m.ot_weight):
-            self.encoder.region.requires_grad_(False)
+            # the two-view terms build no graph (losses()), so the heads and the region block never get a gradient:
+            # frozen, as DDP (find_unused_parameters=False) would wait for them; the optimiser skips them either way
+            for unused in (self.projector, self.predictor, self.encoder.region):
+                unused.requires_grad_(False)
         if m.mim_weight:
             self.mask_token = nn.Parameter(torch.zeros(self.encoder.embed_dim))
             nn.init.trunc_normal_(self.mask_token, std=0.02)
             r = self.encoder.features.reduction
             self.mim_decoder = nn.Sequential(nn.Conv2d(channels, 3 * r * r, 1), nn.PixelShuffle(r))
-            if m.region_objective == "masked_reconstruction":
-                self.region_decoder = nn.Sequential(nn.Conv2d(channels, 3 * r * r, 1), nn.PixelShuffle(r))
         self.artifact_dir: Optional[Path] = None
 
     def relation_matrix(self) -> torch.Tensor:
@@ -241,10 +233,8 @@ class RegionRelationPretrain(L.LightningModule):
         # the OT plans are still computed so that the relation matrix is always learned/exported
         two_view_grad = torch.is_grad_enabled() and bool(m.region_weight or m.ot_weight)
         terms: dict[str, torch.Tensor] = {}
-        masked_region = m.region_objective == "masked_reconstruction"
         if m.mim_weight:
-            terms["mim"], terms["region_rec"] = self.mim_loss(x1, l1 if masked_region else None)
-        two_view_grad = two_view_grad and bool(m.ot_weight or (m.region_weight and not masked_region))
+            terms["mim"] = self.mim_loss(x1)
         with torch.set_grad_enabled(two_view_grad):
             f1, f2 = self.view_features(x1, l1), self.view_features(x2, l2)
             z1, z2 = self.projector(f1), self.projector(f2)
@@ -262,10 +252,6 @@ class RegionRelationPretrain(L.LightningModule):
                 mask = batch.get("au_mask")
                 mask = None if mask is None else self._gathered(mask.float())
                 self.prior.update_labels(self._gathered(batch["au"].float()), mask)
-        if masked_region:
-            region = terms.pop("region_rec")
-        else:
-            terms.pop("region_rec", None)
         loss = m.region_weight * region + m.ot_weight * relation
         terms.update(region=region, relation=relation)
         if m.mim_weight:
@@ -279,25 +265,11 @@ class RegionRelationPretrain(L.LightningModule):
         feats = self.encoder.features(images).detach()
         return self.encoder.region(feats, self.encoder.attention_maps(landmarks))
 
-    def mim_loss(self, images: torch.Tensor, landmarks: Optional[torch.Tensor] = None):
+    def mim_loss(self, images: torch.Tensor) -> torch.Tensor:
         """SimMIM (Xie et al., CVPR 2022, eq. 1): mask random feature-map cells (all patch tokens under a
-        cell), predict their pixels with a linear decoder from the feature map, L1 on the masked pixels.
-        With ``landmarks``, also the region reconstruction: the region block's tokens of every AU (on the
-        detached masked feature map) are averaged under the AU maps and decode the masked pixels they cover."""
+        cell), predict their pixels with a linear decoder from the feature map, L1 on the masked pixels."""
         feats, pixel_mask = self.encoder.masked_features(images, self.cfg.method.mim_mask_ratio, self.mask_token)
-        mim = masked_mean((self.mim_decoder(feats) - images).abs(), pixel_mask)
-        if landmarks is None:
-            return mim, None
-        maps = self.encoder.attention_maps(landmarks)  # (B, K, h, w)
-        dense = self.encoder.region.dense(feats.detach(), maps)  # (B, K, hw, C)
-        weights = maps.flatten(2)[..., None]
-        cover = weights.sum(1)  # (B, hw, 1)
-        tokens = (dense * weights).sum(1) / cover.clamp_min(1e-6)
-        b, c, h, w = feats.shape
-        pred = self.region_decoder(tokens.transpose(1, 2).reshape(b, c, h, w))
-        r = self.encoder.features.reduction
-        covered = (cover.reshape(b, 1, h, w) > 0).to(images).repeat_interleave(r, 2).repeat_interleave(r, 3)
-        return mim, masked_mean((pred - images).abs(), pixel_mask * covered)
+        return masked_mean((self.mim_decoder(feats) - images).abs(), pixel_mask)
 
     def _gathered(self, tensor: torch.Tensor) -> torch.Tensor:
         """Concatenate over DDP ranks so every rank keeps the same relation prior."""

@@ -121,21 +121,18 @@ class AURegionPooling(nn.Module):
         elif block != "none":
             raise ValueError(f"region block must be swin | none, got {block!r}")
 
-    def dense(self, features: torch.Tensor, maps: torch.Tensor) -> torch.Tensor:
-        """The region block's tokens for every AU: features (B, C, h, w), maps (B, K, h, w) → (B, K, hw, C)."""
-        b, c, h, w = features.shape
-        k = maps.shape[1]
-        tokens = features.flatten(2).transpose(1, 2)  # (B, hw, C)
-        region = tokens[:, None] * maps.flatten(2)[..., None]  # (B, K, hw, C)
-        return self.block(region.reshape(b * k, h, w, c)).reshape(b, k, h * w, c)
-
     def forward(self, features: torch.Tensor, maps: torch.Tensor) -> torch.Tensor:
         """features (B, C, h, w), maps (B, K, h, w) → AU features (B, K, C)."""
+        b, c, h, w = features.shape
+        k = maps.shape[1]
         weights = maps.flatten(2)  # (B, K, hw)
         if self.block_kind == "none":
             pooled = torch.einsum("bkp,bcp->bkc", weights, features.flatten(2))
             return pooled / weights.sum(-1, keepdim=True).clamp_min(1e-6)
-        pooled = (self.dense(features, maps) * weights[..., None]).sum(2)
+        tokens = features.flatten(2).transpose(1, 2)  # (B, hw, C)
+        region = tokens[:, None] * weights[..., None]  # (B, K, hw, C)
+        out = self.block(region.reshape(b * k, h, w, c)).reshape(b, k, h * w, c)
+        pooled = (out * weights[..., None]).sum(2)
         return pooled / weights.sum(-1)[..., None].clamp_min(1e-6)
 
 
