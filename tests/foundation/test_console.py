@@ -102,3 +102,50 @@ def test_known_benign_noise_is_silenced_and_nothing_else(capsys):
     finally:
         logger.removeHandler(handler)
     assert handler_out == ["Restoring states from the checkpoint path at last.ckpt"]
+
+
+def _fit_one_step(module, tmp_path) -> list[str]:
+    import warnings
+
+    import lightning as L
+    import torch
+    from torch.utils.data import DataLoader, TensorDataset
+
+    from affectlab.engine.quiet import frozen_eval_modules_expected
+
+    trainer = L.Trainer(max_steps=1, accelerator="cpu", logger=False, enable_checkpointing=False,
+                        enable_progress_bar=False, enable_model_summary=False, default_root_dir=tmp_path)
+    loader = DataLoader(TensorDataset(torch.randn(4, 3)), batch_size=2)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with frozen_eval_modules_expected(module):
+            trainer.fit(module, train_dataloaders=loader)
+    return [str(w.message) for w in caught if "eval mode" in str(w.message)]
+
+
+def test_eval_mode_warning_only_for_trainable_modules_in_eval_mode(tmp_path):
+    import lightning as L
+    import torch
+    import torch.nn as nn
+
+    class Probe(L.LightningModule):
+        def __init__(self, freeze: bool) -> None:
+            super().__init__()
+            self.encoder = nn.Sequential(nn.Linear(3, 3), nn.BatchNorm1d(3))
+            self.encoder.requires_grad_(not freeze)
+            self.head = nn.Linear(3, 1)
+
+        def train(self, mode: bool = True):
+            super().train(mode)
+            self.encoder.eval()  # both variants keep the encoder in eval mode
+            return self
+
+        def training_step(self, batch, batch_idx):
+            return self.head(self.encoder(batch[0])).pow(2).mean()
+
+        def configure_optimizers(self):
+            return torch.optim.SGD([p for p in self.parameters() if p.requires_grad], lr=0.1)
+
+    assert _fit_one_step(Probe(freeze=True), tmp_path) == []  # a frozen encoder in eval mode is intended
+    warned = _fit_one_step(Probe(freeze=False), tmp_path)  # a trainable one in eval mode is a bug
+    assert len(warned) == 1 and warned[0].startswith("Found 3 module(s) in eval mode")

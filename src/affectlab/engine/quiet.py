@@ -6,6 +6,10 @@ from __future__ import annotations
 
 import logging
 import warnings
+from contextlib import contextmanager
+from typing import Iterator
+
+import torch.nn as nn
 
 #: warning message patterns (regex, matched at the start) that say nothing about the user's run
 BENIGN_WARNINGS = (
@@ -18,6 +22,8 @@ BENIGN_WARNINGS = (
 )
 #: Lightning info lines printed at every Trainer construction
 BENIGN_INFO_PREFIXES = ("GPU available:", "TPU available:", "HPU available:", "💡 Tip:", "`Trainer(limit_")
+#: Lightning's warning when a submodule is in eval mode as fitting starts
+EVAL_MODE_WARNING = r"Found \d+ module\(s\) in eval mode at the start of training"
 _LIGHTNING_LOGGERS = ("lightning.pytorch.utilities.rank_zero", "lightning.fabric.utilities.rank_zero")
 
 
@@ -34,3 +40,17 @@ def silence_benign_noise() -> None:
         logger = logging.getLogger(name)
         if not any(isinstance(f, _DropBenignInfo) for f in logger.filters):
             logger.addFilter(_DropBenignInfo())
+
+
+@contextmanager
+def frozen_eval_modules_expected(module: nn.Module) -> Iterator[None]:
+    """Fit ``module`` without Lightning's eval-mode warning when it is expected: a frozen encoder kept in
+    eval mode on purpose (its BatchNorm statistics stay pretraining's) holds no trainable parameter. Puts
+    the module in training mode first (its own ``train`` decides what stays in eval); a submodule in eval
+    mode that holds a trainable parameter still warns."""
+    module.train()
+    frozen_only = all(not any(p.requires_grad for p in m.parameters()) for m in module.modules() if not m.training)
+    with warnings.catch_warnings():
+        if frozen_only:
+            warnings.filterwarnings("ignore", message=EVAL_MODE_WARNING)
+        yield

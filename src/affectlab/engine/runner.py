@@ -24,7 +24,7 @@ from affectlab.engine.io import atomic_write_json, read_json
 from affectlab.engine.loggers import build_loggers, finish_wandb, wandb_loggers, wandb_url
 from affectlab.engine.online_probe import OnlineProbe
 from affectlab.engine.progress import RunProgress, RunProgressBar
-from affectlab.engine.quiet import silence_benign_noise
+from affectlab.engine.quiet import frozen_eval_modules_expected, silence_benign_noise
 from affectlab.engine.record import UNREADABLE_DIR, build_record, data_source
 from affectlab.engine.rundir import RUN_DIR_ENV, RunDirectory, prepare_run_dir, reuse_note
 from affectlab.engine.summary import format_summary
@@ -169,7 +169,8 @@ def fit_stage(stage: Stage, cfg: DictConfig, run: RunDirectory, progress: RunPro
     if ckpt_path:
         print(f"[affectlab] resuming stage {stage.name!r} from {ckpt_path}", flush=True)
     started = time.perf_counter()
-    trainer.fit(stage.module, datamodule=stage.datamodule, ckpt_path=ckpt_path)
+    with frozen_eval_modules_expected(stage.module):
+        trainer.fit(stage.module, datamodule=stage.datamodule, ckpt_path=ckpt_path)
     if trainer.global_step == 0:  # else the missing checkpoint would be the error, which explains nothing
         raise ConfigError(f"stage {stage.name!r} ran no training step: its training loader gave no batch "
                           f"(trainer.limit_train_batches=0; a data.batch_size above the training items, whose "
