@@ -16,7 +16,6 @@ from typing import Any, Optional
 import lightning as L
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 from omegaconf import DictConfig
 
 from affectlab.engine.au_head import AUOccurrenceModule, positive_weights
@@ -29,7 +28,7 @@ from affectlab.evidence.arms import Arm, Evidence
 from affectlab.losses.optimal_transport import RelationPrior, ot_relation_loss
 from affectlab.losses.region_relation import masked_mean, region_consistency_loss, siamese_ot_loss
 from affectlab.methods.base import METHODS, MethodConfig, MethodSpec, RunContext, Stage, probe_split_keys
-from affectlab.models.au_attention import AU_CENTRE_RULES, au_attention_maps, template_landmarks
+from affectlab.models.au_attention import AU_CENTRE_RULES, template_landmarks
 from affectlab.models.region_relation import RegionRelationEncoder, TokenMLP, TwoViewAugment
 from affectlab.schema import ConfigError, config_errors
 
@@ -68,15 +67,8 @@ class RegionRelationConfig(MethodConfig):
     #: BatchNorm statistics of the projector/predictor: shared (over batch and AUs) | per_au (over the
     #: batch for each AU token; a per-AU constant then has zero variance, so BN resists that collapse)
     head_bn: str = "shared"
-    #: weight of the region term (1 = the spec's L_region)
+    #: weight of the per-AU consistency term (1 = the spec's L_region)
     region_weight: float = 1.0
-    #: what the region term asks: consistency (per-AU SimSiam between the two views) | change (ours; pairs
-    #: task: the change of each AU's region feature between two frames of one track predicts, by a per-AU
-    #: linear decoder, the pixel change inside that AU's map on a change_grid × change_grid grid)
-    region_objective: str = "consistency"
-    change_grid: int = 16
-    #: pairs task: items drawn per track and epoch
-    pretrain_items_per_track: int = 1
     # --- masked image modelling (ours; 0 = off): SimMIM-style pixel reconstruction of masked patches ---
     mim_weight: float = 0.0
     #: fraction of the feature-map cells whose patch tokens are masked
@@ -152,7 +144,6 @@ CHOICES = {
     "pretrain_task": ("au_occurrence", "pairs"),
     "pretrain_select": ("last", "val_loss"),
     "two_view_grad": ("full", "region"),
-    "region_objective": ("consistency", "change"),
 }
 
 
@@ -164,8 +155,6 @@ def check_choices(m: DictConfig) -> None:
         raise ConfigError(f"method.mim_weight must be >= 0, got {m.mim_weight}")
     if m.ot_siamese and m.ot_features != "projection":
         raise ConfigError("method.ot_siamese needs ot_features=projection")
-    if m.region_objective == "change" and m.pretrain and m.pretrain_task != "pairs":
-        raise ConfigError("method.region_objective=change needs two frames of one track: method.pretrain_task=pairs")
 
 
 def build_encoder(cfg: DictConfig, au_names: list[str]) -> RegionRelationEncoder:
@@ -222,12 +211,6 @@ class RegionRelationPretrain(L.LightningModule):
             # frozen, as DDP (find_unused_parameters=False) would wait for them; the optimiser skips them either way
             for unused in (self.projector, self.predictor, self.encoder.region):
                 unused.requires_grad_(False)
-        elif m.region_objective == "change":
-            self.projector.requires_grad_(False)
-            self.predictor.requires_grad_(False)
-        if m.region_objective == "change":
-            g = m.change_grid
-            self.change_decoder = nn.Parameter(torch.randn(k, channels, 3 * g * g) * 0.01 / channels ** 0.5)
         if m.mim_weight:
             self.mask_token = nn.Parameter(torch.zeros(self.encoder.embed_dim))
             nn.init.trunc_normal_(self.mask_token, std=0.02)
@@ -256,10 +239,7 @@ class RegionRelationPretrain(L.LightningModule):
             f1, f2 = self.view_features(x1, l1), self.view_features(x2, l2)
             z1, z2 = self.projector(f1), self.projector(f2)
             p1, p2 = self.predictor(z1), self.predictor(z2)
-            if m.region_objective == "change":
-                region = self.change_loss(first.float(), second.float(), landmarks)
-            else:
-                region = region_consistency_loss(p1, p2, z1, z2)
+            region = region_consistency_loss(p1, p2, z1, z2)
             ot = dict(relation=self.prior.relation(), beta=m.ot_beta, reg=m.ot_reg, num_iter=m.ot_iters)
             if m.ot_siamese:
                 relation, plans = siamese_ot_loss(p1, p2, z1, z2, **ot)
@@ -284,20 +264,6 @@ class RegionRelationPretrain(L.LightningModule):
             return self.encoder(images, landmarks)
         feats = self.encoder.features(images).detach()
         return self.encoder.region(feats, self.encoder.attention_maps(landmarks))
-
-    def change_loss(self, first: torch.Tensor, second: torch.Tensor, landmarks: torch.Tensor) -> torch.Tensor:
-        """Region change (ours): ``Δf_i = f_i(second) − f_i(first)`` on the unaugmented aligned pair, a per-AU
-        linear map of ``Δf_i`` predicts ``M_i ⊙ (second − first)`` average-pooled to a g × g grid; squared error
-        relative to the target's energy (1 for a zero prediction). What stays constant within a track (identity,
-        light) cancels in both; what changes (AUs, small pose) must be carried by the region features."""
-        g = self.cfg.method.change_grid
-        delta = self.view_features(second, landmarks) - self.view_features(first, landmarks)
-        prediction = torch.einsum("bkc,kcd->bkd", delta, self.change_decoder)
-        size = self.encoder.image_size
-        maps = au_attention_maps(landmarks.float(), self.au_names, (size, size), (g, g), xi=self.encoder.attention_xi)
-        change = F.adaptive_avg_pool2d(second - first, g)
-        target = (maps[:, :, None] * change[:, None]).flatten(2)
-        return (prediction - target).pow(2).sum() / target.pow(2).sum().clamp_min(1e-8)
 
     def mim_loss(self, images: torch.Tensor) -> torch.Tensor:
         """SimMIM (Xie et al., CVPR 2022, eq. 1): mask random feature-map cells (all patch tokens under a
@@ -460,10 +426,6 @@ class RegionRelation(MethodSpec):
         pre = RegionRelationPretrain(cfg, region_aus)
         if m.pretrain:
             keys: dict[str, Any] = {"task": m.pretrain_task}
-            if m.pretrain_task == "pairs":
-                keys["items_per_track"] = m.pretrain_items_per_track
-                if m.region_objective == "change":  # a pixel change needs both frames under the same crop and flip
-                    keys["pair_independent_jitter"] = False
             if m.pretrain_batch_size:
                 keys["batch_size"] = m.pretrain_batch_size
             if m.pretrain_data is None:
