@@ -116,6 +116,7 @@ def _fit_one_step(module, tmp_path) -> list[str]:
     trainer = L.Trainer(max_steps=1, accelerator="cpu", logger=False, enable_checkpointing=False,
                         enable_progress_bar=False, enable_model_summary=False, default_root_dir=tmp_path)
     loader = DataLoader(TensorDataset(torch.randn(4, 3)), batch_size=2)
+    module.train()  # as the runner does before every fit
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         with frozen_eval_modules_expected(module):

@@ -45,10 +45,8 @@ def silence_benign_noise() -> None:
 @contextmanager
 def frozen_eval_modules_expected(module: nn.Module) -> Iterator[None]:
     """Fit ``module`` without Lightning's eval-mode warning when it is expected: a frozen encoder kept in
-    eval mode on purpose (its BatchNorm statistics stay pretraining's) holds no trainable parameter. Puts
-    the module in training mode first (its own ``train`` decides what stays in eval); a submodule in eval
-    mode that holds a trainable parameter still warns."""
-    module.train()
+    eval mode on purpose (its BatchNorm statistics stay pretraining's) holds no trainable parameter. A
+    submodule in eval mode that holds a trainable parameter still warns."""
     frozen_only = all(not any(p.requires_grad for p in m.parameters()) for m in module.modules() if not m.training)
     with warnings.catch_warnings():
         if frozen_only:

@@ -169,6 +169,9 @@ def fit_stage(stage: Stage, cfg: DictConfig, run: RunDirectory, progress: RunPro
     if ckpt_path:
         print(f"[affectlab] resuming stage {stage.name!r} from {ckpt_path}", flush=True)
     started = time.perf_counter()
+    # Lightning >= 2.2 starts fitting in whatever mode each submodule is in; a stage starts in training mode,
+    # and the module's own train() decides what stays in eval (a frozen probe's encoder)
+    stage.module.train()
     with frozen_eval_modules_expected(stage.module):
         trainer.fit(stage.module, datamodule=stage.datamodule, ckpt_path=ckpt_path)
     if trainer.global_step == 0:  # else the missing checkpoint would be the error, which explains nothing
