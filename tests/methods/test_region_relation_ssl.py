@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import torch
 
+from affectlab.config import compose
 from affectlab.losses.region_relation import masked_mean
 from affectlab.models.au_attention import template_landmarks
 
@@ -153,3 +154,25 @@ def test_swin_stages_after_the_feature_stage_are_frozen():
     assert not any(p.requires_grad for p in (*swin.layers[1].parameters(), *swin.norm.parameters()))
     enc(torch.randn(2, 3, 32, 32), template_landmarks(32, 2)).sum().backward()
     assert [n for n, p in enc.named_parameters() if p.requires_grad and p.grad is None] == []
+
+
+def test_linear_probe_trains_on_the_frozen_encoder_in_eval_mode(synth_root, tmp_path, monkeypatch):
+    """Lightning (>= 2.2) keeps each submodule's mode when a fit starts; the runner puts the stage in training
+    mode, so the probe's own train() keeps the frozen encoder in eval mode (no stochastic depth) while it trains."""
+    from affectlab.engine.runner import train
+    from affectlab.methods.region_relation import RegionRelationProbe
+
+    seen: list[tuple[bool, bool]] = []
+    original = RegionRelationProbe.training_step
+
+    def recording_step(self, batch, batch_idx):
+        seen.append((self.training, self.encoder.training))
+        return original(self, batch, batch_idx)
+
+    monkeypatch.setattr(RegionRelationProbe, "training_step", recording_step)
+    cfg = compose(["METHOD=region_relation", f"data.root={synth_root / 'BP4D'}", "data.num_workers=0",
+                   "data.limit_items=48", "data.batch_size=8", "method.pretrain=false", "method.probe_epochs=1",
+                   "trainer.limit_train_batches=2", "trainer.limit_val_batches=1", "trainer.limit_test_batches=1",
+                   "logger.wandb.enabled=false", "leaderboard.enabled=false", f"run_root={tmp_path}"])
+    train(cfg)
+    assert seen and all(seen_probe and not seen_encoder for seen_probe, seen_encoder in seen), seen
