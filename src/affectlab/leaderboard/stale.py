@@ -5,6 +5,11 @@ module named after it, and the model, loss, evaluation and metric modules its mo
 (followed through those packages: e.g. a loss module the method's model imports). The shared
 engine and data modules are not followed: they serve every method. A record whose commit is not in
 this repository cannot be judged (``None``), and a record made from a dirty tree says so in its reason.
+
+"Changed" means changed as code, not as text: Python files are compared as syntax trees without
+docstrings, comments and function-signature annotations (dataclass field annotations stay: they
+define fields), YAML files as the data they load to. So a documentation edit, or a change that a
+later commit reverts, leaves a record up to date.
 """
 from __future__ import annotations
 
@@ -13,6 +18,9 @@ import inspect
 import sys
 import subprocess
 from pathlib import Path
+from typing import Any
+
+import yaml
 
 #: packages whose modules count as the method's code when its module imports them
 FOLLOWED = ("models", "losses", "evaluation", "metrics")
@@ -85,6 +93,48 @@ def _git(repo_root: Path, *args: str) -> subprocess.CompletedProcess:
     return subprocess.run(["git", "-C", str(repo_root), *args], capture_output=True, text=True, check=False)
 
 
+def code_of(path: str, text: str | None) -> Any:
+    """The part of a file's text that decides what a run does (see the module docstring); ``None``
+    for a file that does not exist."""
+    if text is None:
+        return None
+    if path.endswith(".py"):
+        try:
+            tree = ast.parse(text)
+        except SyntaxError:
+            return text
+        for node in ast.walk(tree):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                node.returns = None
+                arguments = node.args
+                for arg in [*arguments.posonlyargs, *arguments.args, *arguments.kwonlyargs,
+                            arguments.vararg, arguments.kwarg]:
+                    if arg is not None:
+                        arg.annotation = None
+            if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)):
+                first = node.body[0] if node.body else None
+                if isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant) \
+                        and isinstance(first.value.value, str):
+                    node.body = node.body[1:] or [ast.Pass()]
+        return ast.dump(tree)
+    if path.endswith((".yaml", ".yml")):
+        try:
+            return yaml.safe_load(text)
+        except yaml.YAMLError:
+            return text
+    return text
+
+
+def _text_at(repo_root: Path, revision: str, path: str) -> str | None:
+    shown = _git(repo_root, "show", f"{revision}:{path}")
+    return shown.stdout if shown.returncode == 0 else None
+
+
+def _working_text(repo_root: Path, path: str) -> str | None:
+    file = repo_root / path
+    return file.read_text() if file.is_file() else None
+
+
 def staleness(method: str, commit: str | None, repo_root: Path = REPO_ROOT) -> tuple[bool | None, str]:
     """``(stale, reason)``; ``stale`` is None when the commit cannot be checked here."""
     if not commit:
@@ -92,14 +142,21 @@ def staleness(method: str, commit: str | None, repo_root: Path = REPO_ROOT) -> t
     if _git(repo_root, "cat-file", "-e", f"{commit}^{{commit}}").returncode != 0:
         return None, f"commit {commit[:10]} not in this repository"
     paths = method_paths(method, repo_root)
-    changed = _git(repo_root, "log", "--format=%h", f"{commit}..HEAD", "--", *paths)
-    if changed.returncode != 0:
-        return None, changed.stderr.strip() or "git log failed"
-    commits = changed.stdout.split()
-    if commits:
-        return True, f"{method} code changed in {len(commits)} commit(s) after {commit[:10]} (latest {commits[0]})"
+    touched = _git(repo_root, "log", "--format=", "--name-only", f"{commit}..HEAD", "--", *paths)
+    if touched.returncode != 0:
+        return None, touched.stderr.strip() or "git log failed"
+    changed = sorted(path for path in set(touched.stdout.split())
+                     if code_of(path, _text_at(repo_root, commit, path))
+                     != code_of(path, _text_at(repo_root, "HEAD", path)))
+    if changed:
+        return True, f"{method} code changed after {commit[:10]} in {', '.join(changed)}"
     # uncommitted edits of the method's files also make the row unreproducible from its commit
     dirty = _git(repo_root, "status", "--porcelain", "--", *paths)
-    if dirty.stdout.strip():
-        return True, f"{method} code has uncommitted changes"
+    edited = []
+    for line in dirty.stdout.splitlines():
+        path = line[3:].split(" -> ")[-1].strip()
+        if code_of(path, _text_at(repo_root, "HEAD", path)) != code_of(path, _working_text(repo_root, path)):
+            edited.append(path)
+    if edited:
+        return True, f"{method} code has uncommitted changes in {', '.join(sorted(edited))}"
     return False, "up to date"
