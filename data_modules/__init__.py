@@ -11,7 +11,7 @@ from affectlab.registry import import_submodules
 from data_modules.base import DATAMODULES, DataConfig, build_config
 
 
-def create_datamodule(name: str | Any, **keys: Any):
+def create_datamodule(name: str | Any, **keys: Any) -> Any:
     """Build a registered LightningDataModule from a name (or a ``cfg.data`` section) and keys."""
     if not isinstance(name, str):  # a DictConfig / dict section holding ``name``
         section = dict(name)

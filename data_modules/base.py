@@ -157,7 +157,7 @@ def check_fold(name: str, fold: int, n: int) -> None:
         raise ConfigError(f"bad value for 'data.fold': {name} has folds 1…{n}, got {fold}")
 
 
-def build_config(cls: type, keys: dict[str, Any]):
+def build_config(cls: type, keys: dict[str, Any]) -> Any:
     """Validate ``keys`` against ``cls.Config`` (unknown keys fail listing the valid ones)."""
     from affectlab.schema import validated
 

@@ -124,6 +124,8 @@ def fit_indexing(path: Path, n_fit: int, image_indices: list[int], coded_images:
 
 @dataclass
 class BP4DConfig(DataConfig):
+    """``data`` keys of BP4D (datasets.md §1): release root, 3-fold protocol, alignment, label handling."""
+
     name: str = "bp4d"
     #: AUs of the label vector (occurrence); the 12 benchmark AUs by default, any coded AU allowed
     aus: list[int] = field(default_factory=lambda: list(BP4D_AUS))

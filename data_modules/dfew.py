@@ -44,6 +44,8 @@ def read_split_csv(path: Path, classes: list[str]) -> list[tuple[int, int, int]]
 
 @dataclass
 class DFEWConfig(DataConfig):
+    """``data`` keys of DFEW (datasets.md §3): release root, fold, clip sampling, validation split."""
+
     name: str = "dfew"
     task: str = "expression"
     #: clip_224x224 (all detected frames) | clip_224x224_16f (16 interpolated frames)

@@ -90,6 +90,8 @@ def read_landmarks(path: Path, one_based: bool) -> np.ndarray:
 
 @dataclass
 class DISFAConfig(DataConfig):
+    """``data`` keys of DISFA (datasets.md §2): release root, 3-fold protocol, alignment, intensity labels."""
+
     name: str = "disfa"
     #: left | right camera video
     camera: str = "left"

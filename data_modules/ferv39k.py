@@ -42,6 +42,8 @@ def read_setup(path: Path, classes: list[str]) -> list[tuple[str, int, int]]:
 
 @dataclass
 class FERV39kConfig(DataConfig):
+    """``data`` keys of FERV39k (datasets.md §4): release root, official split, clip sampling."""
+
     name: str = "ferv39k"
     task: str = "expression"
     clip_segments: int = 8

@@ -21,6 +21,8 @@ from data_modules.seeded_sampler import seeded_train_loader
 
 @dataclass
 class ToyAUConfig(DataConfig):
+    """``data`` keys of the in-memory toy AU problem used by fast tests."""
+
     subjects: int = 9
     frames_per_subject: int = 48
     num_aus: int = 4

@@ -23,6 +23,8 @@ LAYOUT = """  <root>/<identity>/.../<track>/*.jpg|*.png      (a folder of frames
 
 @dataclass
 class VideosConfig(DataConfig):
+    """``data`` keys of the unlabelled talking-face corpus (``videos``: frame folders per identity and track)."""
+
     name: str = "videos"
     task: str = "pairs"
     #: tracks with fewer frames are skipped (and listed in the summary)

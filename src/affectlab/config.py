@@ -127,6 +127,8 @@ def check_optimiser_numbers(section: Any, prefix: str = "method") -> None:
 
 @dataclass
 class WandbConfig:
+    """Weights & Biases logging (``logger.wandb``): offline without credentials, never required."""
+
     enabled: bool = True
     project: str = "affectlab"
     entity: Optional[str] = None
@@ -138,12 +140,16 @@ class WandbConfig:
 
 @dataclass
 class LoggerConfig:
+    """Loggers of every run (``logger``): CSV always, wandb when enabled."""
+
     csv: bool = True
     wandb: WandbConfig = field(default_factory=WandbConfig)
 
 
 @dataclass
 class LeaderboardConfig:
+    """Where a finished run's record goes (``leaderboard``): SQLite under ``results/`` or a shared URL."""
+
     enabled: bool = True
     #: SQLAlchemy URL of a shared board; None → sqlite under ``results/``
     url: Optional[str] = None
@@ -152,6 +158,9 @@ class LeaderboardConfig:
 
 @dataclass
 class RootConfig:
+    """Top level of the merged config (base → method → data → trainer → experiment → command line);
+    ``method`` and ``data`` are validated against the registered method's and dataset's own schemas."""
+
     seed: int = 0
     deterministic: bool = False
     run_root: str = "runs"

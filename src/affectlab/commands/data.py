@@ -82,7 +82,7 @@ def _format(summary: dict[str, Any], max_skipped: int) -> str:
     return "\n".join(lines)
 
 
-def check_images(dm) -> list[str]:
+def check_images(dm: Any) -> list[str]:
     from data_modules.frames import read_rgb
 
     bad = []

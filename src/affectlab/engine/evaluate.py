@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 import lightning as L
-from omegaconf import OmegaConf
+from omegaconf import DictConfig, OmegaConf
 
 from affectlab.config import ConfigError, compose, merge_into, parse_dotlist, split_overrides
 from affectlab.engine.checkpoints import UnreadableCheckpoint, read_checkpoint
@@ -18,7 +18,7 @@ from affectlab.engine.runner import configure_torch, fit_stage, selected_on, tes
 from affectlab.methods import METHODS, RunContext
 
 
-def load_run_config(run_dir: Path, overrides: Sequence[str] = ()):
+def load_run_config(run_dir: Path, overrides: Sequence[str] = ()) -> DictConfig:
     saved_file = run_dir / "config.yaml"
     selectors, dotlist = split_overrides(overrides)
     if selectors:

@@ -31,6 +31,9 @@ def _shared_run_name() -> str | None:
 
 @dataclass
 class RunDirectory:
+    """A run's folder (``run.json``, checkpoints, logs, results) and whether it resumes an earlier run
+    with the same config hash."""
+
     path: Path
     config_hash: str
     resumed: bool

@@ -46,6 +46,8 @@ def _parse(overrides: Sequence[str]) -> tuple[dict[str, str], dict[str, str]]:
 
 @dataclass
 class FoldOutcome:
+    """What happened to one fold of a cross-validation: finished (with its record), failed or skipped."""
+
     fold: int
     status: str  # finished | failed | skipped
     run_dir: str | None = None

@@ -25,6 +25,8 @@ TASK_TITLE = {"au_occurrence": "AU occurrence", "au_intensity": "AU intensity", 
 
 @dataclass
 class Row:
+    """One line of a board table: a record (or a paper's reported numbers) with its provenance and staleness."""
+
     method: str
     evaluation: str
     metrics: dict[str, float]
@@ -51,6 +53,8 @@ class Row:
 
 @dataclass
 class Table:
+    """The board of one source kind (synthetic / real) × dataset × task: ranked rows and the papers' numbers."""
+
     source_kind: str
     dataset: str
     task: str

@@ -28,6 +28,8 @@ from affectlab.schema import ConfigError
 
 @dataclass
 class BaselineConfig(MethodConfig):
+    """``method`` keys of the supervised baseline (experiments/method/baseline.yaml)."""
+
     backbone: str = "resnet10t"
     #: local checkpoint for the backbone (weights are never downloaded)
     checkpoint: str | None = None

@@ -147,6 +147,9 @@ class RegressConfig:
 
 @dataclass
 class ContrastiveIntensityConfig(MethodConfig):
+    """``method`` keys of contrastive spatio-temporal pretraining + sparse-label intensity regression
+    (experiments/method/contrastive_intensity.yaml): the network, stage 1, stage 2 and the online probe."""
+
     model: ModelConfig = field(default_factory=ModelConfig)
     pretrain: PretrainConfig = field(default_factory=PretrainConfig)
     regress: RegressConfig = field(default_factory=RegressConfig)
@@ -443,7 +446,7 @@ def online_probe(cfg: DictConfig, dm: Any, budget: LabelBudget | None) -> Online
 PRETRAIN_SOURCES = ("videos", "regress_train")
 
 
-def pretrain_datamodule(cfg: DictConfig):
+def pretrain_datamodule(cfg: DictConfig) -> L.LightningDataModule:
     """Stage-1 clips (task ``clips``: one segment of clip_length + jitter consecutive frames,
     ``pretrain.clips_per_track`` per track and epoch) from ``method.pretrain.source``:
 
@@ -471,7 +474,7 @@ def pretrain_datamodule(cfg: DictConfig):
     return create_datamodule("videos", **keys)
 
 
-def regress_datamodule(cfg: DictConfig):
+def regress_datamodule(cfg: DictConfig) -> tuple[L.LightningDataModule, LabelBudget | None]:
     """Stage 2 data (``cfg.data``, task ``sequences``) and, for ``label_scope=global``, the label
     budget drawn over all training frames (the datamodule then keeps every coded label)."""
     from data_modules import create_datamodule

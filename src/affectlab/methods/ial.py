@@ -39,6 +39,8 @@ from affectlab.schema import ConfigError, config_errors
 
 @dataclass
 class IALConfig(MethodConfig):
+    """``method`` keys of GCA + IAL (experiments/method/ial.yaml; the official recipe in exp/ial_paper.yaml)."""
+
     #: network preset (``paper`` = the official network, ``small`` = narrow CPU variant);
     #: clip length and image size always come from the data section (U×V and ``image_size``)
     preset: str = "paper"

@@ -35,6 +35,9 @@ from affectlab.schema import ConfigError, config_errors
 
 @dataclass
 class RegionRelationConfig(MethodConfig):
+    """``method`` keys of the Swin region/relation model (experiments/method/region_relation.yaml);
+    docs/methods/region_relation.md says which are the paper's and which are ours."""
+
     # --- backbone (timm Swin; "small" = timm SwinTransformer sized for CPU runs) ---
     backbone: str = "small"
     #: local checkpoint for the backbone (never downloaded)

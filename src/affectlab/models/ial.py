@@ -222,6 +222,8 @@ PRESETS: dict[str, dict] = {
 
 
 class IALOutput(NamedTuple):
+    """Outputs of :class:`GCAIALNet` for one batch of clips."""
+
     logits: torch.Tensor  #: (B, K) final logits
     features: torch.Tensor  #: (B, D) mean-pooled temporal features (before the classifier)
     aux_logits: tuple[Optional[torch.Tensor], ...]  #: GCA auxiliary logits of layer2, layer3 (None if no GCA)

@@ -145,7 +145,7 @@ class TCAEDecoder(nn.Module):
         return out[:, :2], out[:, 2:]
 
 
-def identity_grid(size: int, device=None) -> torch.Tensor:
+def identity_grid(size: int, device: torch.device | str | None = None) -> torch.Tensor:
     """Identity sampling grid G (1,2,S,S) in float32: channel 0 = x (along width), 1 = y.
 
     Built as ``linspace(-1, 1, S)`` in float64 and rounded once to float32, which is bit-equal to the

@@ -204,6 +204,8 @@ def _last_line(path: Path) -> str:
 
 @dataclass
 class Trial:
+    """One trial of an offline sweep: its parameters, state, reported metric history and run folder."""
+
     name: str
     params: dict[str, Any]
     state: str = "running"

@@ -8,6 +8,7 @@ import os
 import shutil
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 
@@ -140,7 +141,8 @@ def synthetic_root(profile: str = "quick", seed: int = 0) -> Path:
     return base / f"v{GENERATOR_VERSION}" / f"{profile}-seed{seed}"
 
 
-def ensure_synthetic(profile: str = "quick", seed: int = 0, datasets=None, progress: bool = False) -> Path:
+def ensure_synthetic(profile: str = "quick", seed: int = 0, datasets: Sequence[str] | None = None,
+                     progress: bool = False) -> Path:
     """Root of the cached synthetic copy, generating missing datasets first under a file lock.
 
     Each dataset is generated in a temporary folder beside the root and moved in, then its marker

@@ -26,11 +26,11 @@ _W = np.array([0.0, 0.15, 0.35, 0.58, 0.80, 1.0])
 _T = np.array([0.0, 0.12, 0.45, 0.70, 0.88, 1.0])
 
 
-def geom_weight(u):
+def geom_weight(u: np.ndarray | float) -> np.ndarray:
     return np.interp(u, _LEVELS, _W)
 
 
-def texture_weight(u):
+def texture_weight(u: np.ndarray | float) -> np.ndarray:
     return np.interp(u, _LEVELS, _T)
 
 

@@ -129,7 +129,8 @@ def _episodes(rng, T, fps, types, weights, au_sets, peak_fn, gap_s=0.08):
     return U
 
 
-def bp4d_state(rng, task: str, n: int, subject_weights: np.ndarray, fps=25, seconds=18.0):
+def bp4d_state(rng: np.random.Generator, task: str, n: int, subject_weights: np.ndarray, fps: int = 25,
+               seconds: float = 18.0) -> tuple[np.ndarray, np.ndarray]:
     T = int(seconds * fps)
     U = _episodes(rng, T, fps, BP4D_TYPES, subject_weights, BP4D_AUS,
                   lambda r: 1 + r.choice(5, p=BP4D_LEVELS) + r.uniform(-0.3, 0.3))
@@ -140,12 +141,13 @@ def bp4d_state(rng, task: str, n: int, subject_weights: np.ndarray, fps=25, seco
     return _take(rng, apply_rules(U), n, fps)
 
 
-def bp4d_subject_weights(rng, task: str) -> np.ndarray:
+def bp4d_subject_weights(rng: np.random.Generator, task: str) -> np.ndarray:
     w = np.asarray(BP4D_TASK_WEIGHTS[task]) + 1e-3
     return rng.dirichlet(w / w.sum() * 20)
 
 
-def disfa_state(rng, n: int, fps=20, seconds=242.0):
+def disfa_state(rng: np.random.Generator, n: int, fps: int = 20,
+                seconds: float = 242.0) -> tuple[np.ndarray, np.ndarray]:
     T = int(seconds * fps)
     names = list(DISFA_TYPES)
     w = rng.dirichlet(np.array([DISFA_TYPES[k][0] for k in names]) * 30)
@@ -186,7 +188,8 @@ TALK_SYLLABLES_PER_S = 4.0
 TALK_BLINKS_PER_MIN = 17.0
 
 
-def talking_state(rng, n: int, fps: int = 25):
+def talking_state(rng: np.random.Generator, n: int,
+                  fps: int = 25) -> tuple[np.ndarray, np.ndarray, list[tuple[str, int, int, int, int]]]:
     """A talking person (`videos`): speech mouth motion, spontaneous AU episodes and blinks.
 
     Returns U (n, 17), blink (n,) and the episode list [(type, start frame, onset, apex, offset)]
@@ -236,7 +239,7 @@ def talking_state(rng, n: int, fps: int = 25):
     return U, blink, episodes
 
 
-def talking_pose(rng, n: int, fps: int, scale: float, size: tuple[int, int]) -> np.ndarray:
+def talking_pose(rng: np.random.Generator, n: int, fps: int, scale: float, size: tuple[int, int]) -> np.ndarray:
     """Head motion of a talking person: slow drift, nods, and a larger turn about every 10 s."""
     sec = max(2, int(1.5 * fps))
     yaw = rng.normal(0, 8) + _smooth_noise(rng, n, sec, 5)
@@ -262,7 +265,8 @@ def class_counts(n: int, shares: np.ndarray, min_per_class: int = 0) -> np.ndarr
     return c + min_per_class
 
 
-def expression_state(rng, cls: str, n: int, length: int, fps=25):
+def expression_state(rng: np.random.Generator, cls: str, n: int, length: int,
+                     fps: int = 25) -> tuple[np.ndarray, np.ndarray, str]:
     """Class clip (§2, §5.8): recipe variant, peak band, phase pattern. Returns U, blink, band."""
     T = max(length, n)
     variants, extra = RECIPES[cls]
@@ -297,7 +301,7 @@ def expression_state(rng, cls: str, n: int, length: int, fps=25):
     return U, blink, band
 
 
-def pose_track(rng, n: int, wild: bool, scale: float, size: tuple[int, int]):
+def pose_track(rng: np.random.Generator, n: int, wild: bool, scale: float, size: tuple[int, int]) -> np.ndarray:
     """Smooth pose drift (OU-like) per frame: yaw, pitch, roll (deg), scale (px/IOD), tx, ty (px)."""
     sd = (15, 10, 8, .12, .06) if wild else (9, 7, 4, .05, .04)
     clip = (45, 30, 25)
@@ -313,7 +317,7 @@ HAND_RATE = 0.05        # wild clips with a hand passing over the lower face (sy
 MICROPHONE_RATE = 0.03  # wild clips with a hand-held microphone in front of the chin
 
 
-def occlusion_track(rng, n: int, wild: bool) -> tuple[str, int, np.ndarray, tuple[float, float, float]] | None:
+def occlusion_track(rng: np.random.Generator, n: int, wild: bool) -> tuple[str, int, np.ndarray, tuple[float, float, float]] | None:
     """Occasional occluder of one track: (kind, side, per-frame reach 0–1, BGR colour), or None.
 
     A hand enters, covers the lower face for a few frames and leaves (a smooth bump of reach over a

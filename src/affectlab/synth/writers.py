@@ -32,6 +32,8 @@ LOWRES_SCENES = {"Crime", "War", "Terror", "Crisis", "History"}
 
 @dataclass(frozen=True)
 class Profile:
+    """Sizes of one synthetic profile (``tiny``, ``quick``, ``full``): frames, clips, identities, image sizes."""
+
     name: str
     bp4d_frames: int
     bp4d_size: tuple[int, int]
@@ -362,7 +364,7 @@ def chance_uar_standard_error(class_counts_of_test: np.ndarray, classes: int = 7
     return float(np.sqrt(np.sum(p * (1 - p) / np.asarray(class_counts_of_test, float))) / classes)
 
 
-def write_dfew_splits(root: Path, ids: np.ndarray, labels: np.ndarray, seed: int):
+def write_dfew_splits(root: Path, ids: np.ndarray, labels: np.ndarray, seed: int) -> None:
     """Five disjoint test folds stratified by class; train = complement (datasets.md §3.3)."""
     fold = dfew_folds(labels, seed)
     for split in ("train", "test"):
@@ -374,7 +376,8 @@ def write_dfew_splits(root: Path, ids: np.ndarray, labels: np.ndarray, seed: int
             (d / f"set_{k + 1}.csv").write_text("\n".join(lines) + "\n")
 
 
-def ferv_job(root: Path, prof: Profile, seed: int, scene: str, label: int, clip_no: int, length: int):
+def ferv_job(root: Path, prof: Profile, seed: int, scene: str, label: int, clip_no: int,
+             length: int) -> list[str]:
     key = f"{scene}/{CLASSES[label]}/{clip_no:04d}"
     rng = rng_for(seed, "ferv39k", key)
     ident = sample_identity(rng_for(seed, "ferv39k-id", key), wild=True)
@@ -398,7 +401,7 @@ def ferv_job(root: Path, prof: Profile, seed: int, scene: str, label: int, clip_
                     band, [lm for _, lm in frames], occlusion)
 
 
-def ferv_plan(prof: Profile, seed: int):
+def ferv_plan(prof: Profile, seed: int) -> tuple[np.random.Generator, list[tuple[str, int, int, int]]]:
     rng, labels, lengths = _clip_plan(prof, seed, "ferv39k")
     scenes = FERV_SCENES[:: max(1, len(FERV_SCENES) // prof.ferv_scenes)][: prof.ferv_scenes]
     scene_of = np.array([scenes[i % len(scenes)] for i in range(len(labels))])
@@ -412,7 +415,7 @@ def ferv_plan(prof: Profile, seed: int):
     return rng, jobs
 
 
-def ferv_split(jobs, seed: int) -> tuple[list[str], list[str]]:
+def ferv_split(jobs: list[tuple[str, int, int, int]], seed: int) -> tuple[list[str], list[str]]:
     """Train and test lines (``scene/Class/NNNN Class``): 20 % of every scene × class group to test."""
     rng = rng_for(seed, "ferv39k", "split")
     groups: dict = {}
@@ -429,7 +432,7 @@ def ferv_split(jobs, seed: int) -> tuple[list[str], list[str]]:
     return train, test
 
 
-def write_ferv_splits(root: Path, jobs, seed: int):
+def write_ferv_splits(root: Path, jobs: list[tuple[str, int, int, int]], seed: int) -> None:
     train, test = ferv_split(jobs, seed)
     rng = rng_for(seed, "ferv39k", "split-order")
     d = root / "FERV39k" / "4_setups" / "All_scenes"
