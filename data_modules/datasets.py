@@ -245,14 +245,17 @@ class PairDataset(_Base):
             raise RuntimeError(f"{self.dataset}: no frame of track {row['clip']} could be decoded")
         lms = row["landmarks"] if "landmarks" in row and row["landmarks"] is not None else None
         if self.independent:
-            src, _ = self.transform(frames[:1], [lms[s]] if lms else None, rng)
+            src, source_landmarks = self.transform(frames[:1], [lms[s]] if lms else None, rng)
             tgt, _ = self.transform(frames[1:], [lms[t]] if lms else None, rng)
             pair = torch.cat([src, tgt])
         else:
-            pair, _ = self.transform(frames, [lms[s], lms[t]] if lms else None, rng)
-        return {"source": pair[0], "target": pair[1],
+            pair, source_landmarks = self.transform(frames, [lms[s], lms[t]] if lms else None, rng)
+        item = {"source": pair[0], "target": pair[1],
                 "meta": {"dataset": self.dataset, "clip": str(row["clip"]), "subject": str(row["subject"]),
                          "frames": torch.tensor([s, t]), "gap": abs(t - s)}}
+        if source_landmarks is not None:  # the source frame's, in its aligned (and jittered) pixels
+            item["landmarks"] = torch.from_numpy(source_landmarks)
+        return item
 
 
 class SequenceDataset(_Base):

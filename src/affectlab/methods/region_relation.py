@@ -26,7 +26,8 @@ from affectlab.evaluation.relation_agreement import groundtruth_cooccurrence, re
 from affectlab.evaluation.relation_plots import save_relation_matrix
 from affectlab.evidence.arms import Arm, Evidence
 from affectlab.losses.optimal_transport import RelationPrior, ot_relation_loss
-from affectlab.losses.region_relation import masked_mean, region_consistency_loss, siamese_ot_loss
+from affectlab.losses.region_relation import (masked_mean, region_consistency_loss, siamese_ot_loss,
+                                             track_contrast_loss)
 from affectlab.methods.base import METHODS, MethodConfig, MethodSpec, RunContext, Stage, probe_split_keys
 from affectlab.models.au_attention import AU_CENTRE_RULES, template_landmarks
 from affectlab.models.region_relation import RegionRelationEncoder, TokenMLP, TwoViewAugment
@@ -70,8 +71,12 @@ class RegionRelationConfig(MethodConfig):
     #: BatchNorm statistics of the projector/predictor: shared (over batch and AUs) | per_au (over the
     #: batch for each AU token; a per-AU constant then has zero variance, so BN resists that collapse)
     head_bn: str = "shared"
-    #: weight of the per-AU consistency term (1 = the spec's L_region)
+    #: weight of the per-AU region term (1 = the spec's L_region)
     region_weight: float = 1.0
+    #: the region term: consistency (the spec's per-AU SimSiam between two views) | track_contrast (ours,
+    #: pretrain_task=pairs: per AU, two views of frame a against frame b of the same track, InfoNCE)
+    region_objective: str = "consistency"
+    track_temperature: float = 0.1
     # --- masked image modelling (ours; 0 = off): SimMIM-style pixel reconstruction of masked patches ---
     mim_weight: float = 0.0
     #: fraction of the feature-map cells whose patch tokens are masked
@@ -147,6 +152,7 @@ CHOICES = {
     "pretrain_task": ("au_occurrence", "pairs"),
     "pretrain_select": ("last", "val_loss"),
     "two_view_grad": ("full", "region"),
+    "region_objective": ("consistency", "track_contrast"),
 }
 
 
@@ -158,6 +164,9 @@ def check_choices(m: DictConfig) -> None:
         raise ConfigError(f"method.mim_weight must be >= 0, got {m.mim_weight}")
     if m.ot_siamese and m.ot_features != "projection":
         raise ConfigError("method.ot_siamese needs ot_features=projection")
+    if m.region_objective == "track_contrast" and m.pretrain_task != "pairs":
+        raise ConfigError("method.region_objective=track_contrast contrasts two frames of one track: "
+                          "it needs method.pretrain_task=pairs")
 
 
 def build_encoder(cfg: DictConfig, au_names: list[str]) -> RegionRelationEncoder:
@@ -227,7 +236,9 @@ class RegionRelationPretrain(L.LightningModule):
     def losses(self, batch: dict, update_prior: bool) -> dict[str, torch.Tensor]:
         m = self.cfg.method
         landmarks = batch_landmarks(batch, m.landmarks_source, self.encoder.image_size)
-        if "source" in batch:  # two frames of one track (pairs task), each augmented
+        if m.region_objective == "track_contrast":  # two augmentations of frame a, one of frame b
+            first = second = batch["source"]
+        elif "source" in batch:  # two frames of one track (pairs task), each augmented
             first, second = batch["source"], batch["target"]
         else:  # two augmentations of one frame
             first = second = batch["image"]
@@ -242,7 +253,12 @@ class RegionRelationPretrain(L.LightningModule):
             f1, f2 = self.view_features(x1, l1), self.view_features(x2, l2)
             z1, z2 = self.projector(f1), self.projector(f2)
             p1, p2 = self.predictor(z1), self.predictor(z2)
-            region = region_consistency_loss(p1, p2, z1, z2)
+            if m.region_objective == "track_contrast":
+                x3, l3 = self.augment(batch["target"], landmarks)
+                z3 = self.projector(self.view_features(x3, l3))
+                region = track_contrast_loss(z1, z2, z3, m.track_temperature)
+            else:
+                region = region_consistency_loss(p1, p2, z1, z2)
             ot = dict(relation=self.prior.relation(), beta=m.ot_beta, reg=m.ot_reg, num_iter=m.ot_iters)
             if m.ot_siamese:
                 relation, plans = siamese_ot_loss(p1, p2, z1, z2, **ot)
