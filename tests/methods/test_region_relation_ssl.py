@@ -180,7 +180,8 @@ def test_linear_probe_trains_on_the_frozen_encoder_in_eval_mode(synth_root, tmp_
 
 
 def test_track_contrast_loss_by_hand_and_on_pairs_batches():
-    """Per AU: −log softmax([cos(a1,a2), cos(a1,b)]/τ)₀, symmetrised over the anchors a1 and a2."""
+    """Per AU: −log softmax([cos(a1,a2), cos(a1,b)]/τ)₀, symmetrised over the anchors a1 and a2; the method
+    feeds frame a, its neighbour and frame b of a pairs item."""
     import math
 
     from affectlab.losses.region_relation import track_contrast_loss
@@ -207,6 +208,9 @@ def test_track_contrast_loss_by_hand_and_on_pairs_batches():
     size = cfg.data.image_size
     batch = {"source": torch.rand(3, 3, size, size), "target": torch.rand(3, 3, size, size),
              "landmarks": template_landmarks(size, 3)}
+    with pytest.raises(ConfigError, match="pair_near_gap"):
+        module.losses(batch, update_prior=False)
+    batch["near"] = torch.rand(3, 3, size, size)
     terms = module.losses(batch, update_prior=False)
     terms["loss"].backward()
     assert float(terms["region"]) > 0

@@ -236,9 +236,9 @@ class RegionRelationPretrain(L.LightningModule):
     def losses(self, batch: dict, update_prior: bool) -> dict[str, torch.Tensor]:
         m = self.cfg.method
         landmarks = batch_landmarks(batch, m.landmarks_source, self.encoder.image_size)
-        if m.region_objective == "track_contrast":  # two augmentations of frame a, one of frame b
-            first = second = batch["source"]
-        elif "source" in batch:  # two frames of one track (pairs task), each augmented
+        if m.region_objective == "track_contrast":
+            return self.track_contrast_losses(batch, landmarks, update_prior)
+        if "source" in batch:  # two frames of one track (pairs task), each augmented
             first, second = batch["source"], batch["target"]
         else:  # two augmentations of one frame
             first = second = batch["image"]
@@ -253,12 +253,7 @@ class RegionRelationPretrain(L.LightningModule):
             f1, f2 = self.view_features(x1, l1), self.view_features(x2, l2)
             z1, z2 = self.projector(f1), self.projector(f2)
             p1, p2 = self.predictor(z1), self.predictor(z2)
-            if m.region_objective == "track_contrast":
-                x3, l3 = self.augment(batch["target"], landmarks)
-                z3 = self.projector(self.view_features(x3, l3))
-                region = track_contrast_loss(z1, z2, z3, m.track_temperature)
-            else:
-                region = region_consistency_loss(p1, p2, z1, z2)
+            region = region_consistency_loss(p1, p2, z1, z2)
             ot = dict(relation=self.prior.relation(), beta=m.ot_beta, reg=m.ot_reg, num_iter=m.ot_iters)
             if m.ot_siamese:
                 relation, plans = siamese_ot_loss(p1, p2, z1, z2, **ot)
@@ -275,6 +270,32 @@ class RegionRelationPretrain(L.LightningModule):
         terms.update(region=region, relation=relation)
         if m.mim_weight:
             loss = loss + m.mim_weight * terms["mim"]
+        return {"loss": loss, **terms}
+
+    def track_contrast_losses(self, batch: dict, landmarks: torch.Tensor,
+                              update_prior: bool) -> dict[str, torch.Tensor]:
+        """``region_objective=track_contrast``: SimMIM on an augmented view of frame a; the region term
+        contrasts, per AU, frame a with its neighbour (``near``, positive) against frame b (``target``,
+        negative), all unaugmented and pooled under frame a's AU maps; the OT plans relate a and near."""
+        m = self.cfg.method
+        if "near" not in batch:
+            raise ConfigError("method.region_objective=track_contrast needs a neighbour frame in every pairs "
+                              "item: set data.pair_near_gap (e.g. 1)")
+        terms: dict[str, torch.Tensor] = {}
+        loss = torch.zeros((), device=landmarks.device)
+        if m.mim_weight:
+            x1, _ = self.augment(batch["source"], landmarks)
+            terms["mim"] = self.mim_loss(x1)
+            loss = loss + m.mim_weight * terms["mim"]
+        f_a, f_near, f_b = (self.view_features(batch[key].float(), landmarks) for key in ("source", "near", "target"))
+        z_a, z_near, z_b = self.projector(f_a), self.projector(f_near), self.projector(f_b)
+        terms["region"] = track_contrast_loss(z_a, z_near, z_b, m.track_temperature)
+        a, b = (z_a, z_near) if m.ot_features == "projection" else (f_a, f_near)
+        terms["relation"], plans = ot_relation_loss(a, b, relation=self.prior.relation(), beta=m.ot_beta,
+                                                    reg=m.ot_reg, num_iter=m.ot_iters)
+        if update_prior:
+            self.prior.update_plans(self._gathered(plans))
+        loss = loss + m.region_weight * terms["region"] + m.ot_weight * terms["relation"]
         return {"loss": loss, **terms}
 
     def view_features(self, images: torch.Tensor, landmarks: torch.Tensor) -> torch.Tensor:
