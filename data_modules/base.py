@@ -113,8 +113,6 @@ class DataConfig:
     pair_frames: str = "gap"
     #: with ``pair_frames: any``, draw only frames 0, k, 2k, … (k = native fps gives 1-fps frames)
     pair_frame_stride: int = 1
-    #: > 0: each pairs item also holds ``near``, the frame this many frames from the source
-    pair_near_gap: int = 0
     #: draw crop/flip jitter independently for source and target (TCAE); False → identical
     pair_independent_jitter: bool = True
     #: long labelled sequences: frames per item and fraction of frames whose labels are kept
@@ -130,7 +128,7 @@ class DataConfig:
 _DATA_BOUNDS = (("batch_size", 1, None), ("eval_batch_size", 1, None), ("num_workers", 0, None),
                 ("image_size", 8, None), ("limit_items", 1, None), ("val_fraction", 0.0, 0.99),
                 ("max_bad_fraction", 0.0, 1.0), ("clip_segments", 1, None), ("clip_frames_per_segment", 1, None),
-                ("items_per_track", 1, None), ("pair_gap_min", 0, None), ("pair_near_gap", 0, None), ("pair_frame_stride", 1, None),
+                ("items_per_track", 1, None), ("pair_gap_min", 0, None), ("pair_frame_stride", 1, None),
                 ("sequence_length", 1, None), ("label_fraction", 1e-6, 1.0))
 
 

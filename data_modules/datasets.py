@@ -14,7 +14,7 @@ import torch
 from torch.utils.data import Dataset
 
 from data_modules.frames import BadImageCounter, read_rgb
-from data_modules.sampling import clip_indices, distinct_pair, near_index, pair_indices, sparse_label_mask
+from data_modules.sampling import clip_indices, distinct_pair, pair_indices, sparse_label_mask
 from data_modules.transforms import FaceTransform
 
 
@@ -208,12 +208,12 @@ class PairDataset(_Base):
     def __init__(self, tracks: pd.DataFrame, transform: FaceTransform, gap_min: int, gap_max: int,
                  independent_jitter: bool, dataset: str, max_bad_fraction: float, train: bool,
                  seed: int = 0, per_track: int = 1, unit: str = "track", frames: str = "gap",
-                 stride: int = 1, near_gap: int = 0) -> None:
+                 stride: int = 1) -> None:
         self.tracks = tracks.reset_index(drop=True)
         self.units = self._units(self.tracks, unit)
         super().__init__(dataset, transform, max_bad_fraction, len(self.units) * per_track, train, seed)
         self.gap_min, self.gap_max, self.independent = gap_min, gap_max, independent_jitter
-        self.per_track, self.frames, self.stride, self.near_gap = per_track, frames, stride, near_gap
+        self.per_track, self.frames, self.stride = per_track, frames, stride
 
     @staticmethod
     def _units(tracks: pd.DataFrame, unit: str) -> list[list[list[int]]]:
@@ -240,24 +240,19 @@ class PairDataset(_Base):
             s, t = distinct_pair(n, self.stride, rng)
         else:
             s, t = pair_indices(n, self.gap_min, self.gap_max, rng)
-        positions = [s, t] + ([near_index(n, s, self.near_gap, rng)] if self.near_gap else [])
-        frames = self._read_many([row["frames"][i] for i in positions])
+        frames = self._read_many([row["frames"][s], row["frames"][t]])
         if frames is None:
             raise RuntimeError(f"{self.dataset}: no frame of track {row['clip']} could be decoded")
         lms = row["landmarks"] if "landmarks" in row and row["landmarks"] is not None else None
         if self.independent:
-            views = [self.transform(frames[k:k + 1], [lms[i]] if lms else None, rng) for k, i in enumerate(positions)]
-            pair, source_landmarks = torch.cat([v for v, _ in views]), views[0][1]
+            src, _ = self.transform(frames[:1], [lms[s]] if lms else None, rng)
+            tgt, _ = self.transform(frames[1:], [lms[t]] if lms else None, rng)
+            pair = torch.cat([src, tgt])
         else:
-            pair, source_landmarks = self.transform(frames, [lms[i] for i in positions] if lms else None, rng)
-        item = {"source": pair[0], "target": pair[1],
+            pair, _ = self.transform(frames, [lms[s], lms[t]] if lms else None, rng)
+        return {"source": pair[0], "target": pair[1],
                 "meta": {"dataset": self.dataset, "clip": str(row["clip"]), "subject": str(row["subject"]),
                          "frames": torch.tensor([s, t]), "gap": abs(t - s)}}
-        if self.near_gap:  # a third frame near_gap frames from the source (its temporal neighbour)
-            item["near"] = pair[2]
-        if source_landmarks is not None:  # the source frame's, in its aligned (and jittered) pixels
-            item["landmarks"] = torch.from_numpy(source_landmarks)
-        return item
 
 
 class SequenceDataset(_Base):

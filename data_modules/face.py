@@ -337,7 +337,7 @@ class FaceDataModule(L.LightningDataModule):
         if c.task == "pairs":
             return PairDataset(self.tracks(df), tf, c.pair_gap_min, c.pair_gap_max, c.pair_independent_jitter,
                                per_track=c.items_per_track, unit=c.pair_unit, frames=c.pair_frames,
-                               stride=c.pair_frame_stride, near_gap=c.pair_near_gap, **common)
+                               stride=c.pair_frame_stride, **common)
         if c.task == "sequences":
             windows = SequenceDataset.make_windows(df, self.au_columns(), c.sequence_length, sparse=train,
                                                    fraction=c.label_fraction, seed=c.label_mask_seed)

@@ -85,15 +85,6 @@ def pair_indices(n: int, gap_min: int, gap_max: int, rng: np.random.Generator) -
     return (s, s + gap) if rng.random() < 0.5 else (s + gap, s)
 
 
-def near_index(n: int, source: int, gap: int, rng: np.random.Generator) -> int:
-    """A frame ``gap`` frames before or after ``source`` (a random side when both are in the track;
-    clamped to the track)."""
-    sides = [i for i in (source - gap, source + gap) if 0 <= i < n]
-    if not sides:
-        return min(max(source + gap, 0), n - 1)
-    return sides[int(rng.integers(len(sides)))] if len(sides) > 1 else sides[0]
-
-
 def distinct_pair(n: int, stride: int, rng: np.random.Generator) -> tuple[int, int]:
     """Two distinct positions drawn uniformly, without replacement and in random order, among frames
     ``0, stride, 2·stride, … < n`` (official TCAE: any two frames of a track extracted at 1 fps, i.e.

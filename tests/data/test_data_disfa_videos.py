@@ -121,24 +121,6 @@ def test_videos_pairs_gap_and_identity_split(videos_root):
                 assert grey_index(item["source"]) == s and grey_index(item["target"]) == t
 
 
-def test_pairs_near_frame_is_the_sources_neighbour(videos_root):
-    dm = make("videos", videos_root, task="pairs", pair_gap_min=8, pair_gap_max=20, pair_near_gap=2,
-              pair_independent_jitter=False, normalize="zero_one", image_size=20, hflip=False, val_fraction=0.25)
-    ds = dm.dataset("train")
-    sides = set()
-    for i in range(len(ds)):
-        for _ in range(5):
-            item = ds[i]
-            if item["meta"]["clip"] == "id004/v1.avi":
-                continue
-            s, t = item["meta"]["frames"].tolist()
-            near = grey_index(item["near"])
-            assert abs(near - s) == 2 and grey_index(item["target"]) == t and 8 <= abs(t - s) <= 20
-            sides.add(near - s)
-    assert sides == {-2, 2}
-    assert "near" not in make("videos", videos_root, task="pairs", image_size=20).dataset("train")[0]
-
-
 def test_videos_clips_shape(videos_root):
     dm = make("videos", videos_root, task="clips", clip_segments=4, clip_frames_per_segment=2, image_size=20)
     item = dm.dataset("train")[0]

@@ -1,7 +1,6 @@
 """Our anti-collapse and masked-image-modelling switches of region_relation, against loop references."""
 from __future__ import annotations
 
-import pytest
 import torch
 
 from affectlab.config import compose
@@ -177,43 +176,3 @@ def test_linear_probe_trains_on_the_frozen_encoder_in_eval_mode(synth_root, tmp_
                    "logger.wandb.enabled=false", "leaderboard.enabled=false", f"run_root={tmp_path}"])
     train(cfg)
     assert seen and all(seen_probe and not seen_encoder for seen_probe, seen_encoder in seen), seen
-
-
-def test_track_contrast_loss_by_hand_and_on_pairs_batches():
-    """Per AU: −log softmax([cos(a1,a2), cos(a1,b)]/τ)₀, symmetrised over the anchors a1 and a2; the method
-    feeds frame a, its neighbour and frame b of a pairs item."""
-    import math
-
-    from affectlab.losses.region_relation import track_contrast_loss
-    from affectlab.methods.region_relation import RegionRelationPretrain
-    from affectlab.schema import ConfigError
-
-    a1 = torch.tensor([[[2.0, 0.0], [1.0, 1.0]]])  # B=1, K=2 AUs, D=2 (normalised inside)
-    a2 = torch.tensor([[[1.0, 0.0], [0.0, 3.0]]])
-    b = torch.tensor([[[0.0, 1.0], [1.0, 0.0]]])
-    tau = 0.5
-    c = 1 / math.sqrt(2)
-
-    def term(pos: float, neg: float) -> float:
-        return -math.log(math.exp(pos / tau) / (math.exp(pos / tau) + math.exp(neg / tau)))
-
-    au1 = 0.5 * (term(1.0, 0.0) + term(1.0, 0.0))
-    au2 = 0.5 * (term(c, c) + term(c, 0.0))
-    assert float(track_contrast_loss(a1, a2, b, tau)) == pytest.approx((au1 + au2) / 2, rel=1e-6)
-
-    torch.manual_seed(0)
-    cfg = _cfg(pretrain_task="pairs", region_objective="track_contrast", region_weight=1.0, ot_weight=0.0,
-               two_view_grad="region")
-    module = RegionRelationPretrain(cfg, NAMES)
-    size = cfg.data.image_size
-    batch = {"source": torch.rand(3, 3, size, size), "target": torch.rand(3, 3, size, size),
-             "landmarks": template_landmarks(size, 3)}
-    with pytest.raises(ConfigError, match="pair_near_gap"):
-        module.losses(batch, update_prior=False)
-    batch["near"] = torch.rand(3, 3, size, size)
-    terms = module.losses(batch, update_prior=False)
-    terms["loss"].backward()
-    assert float(terms["region"]) > 0
-    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in module.encoder.region.parameters())
-    with pytest.raises(ConfigError, match="pretrain_task=pairs"):
-        RegionRelationPretrain(_cfg(region_objective="track_contrast"), NAMES)

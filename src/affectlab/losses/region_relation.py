@@ -42,22 +42,6 @@ def siamese_ot_loss(p1: torch.Tensor, p2: torch.Tensor, z1: torch.Tensor, z2: to
     return 0.5 * (loss12 + loss21), 0.5 * (plan12 + plan21.transpose(-1, -2))
 
 
-def track_contrast_loss(z_a1: torch.Tensor, z_a2: torch.Tensor, z_b: torch.Tensor,
-                        temperature: float) -> torch.Tensor:
-    """Per-AU contrast against a later moment of the same track (ours): for each AU, each view of frame a
-    must be closer to the other view of a than to frame b of the same track, all (B, K, D).
-
-    ``−log softmax([cos(a1, a2), cos(a1, b)] / τ)₀``, symmetrised over the anchors a1 and a2 and averaged
-    over AUs and the batch. The only negative shares identity, light and camera with the anchor, so what
-    separates them is what changed in that AU's region between the two moments, not who the person is.
-    """
-    a1, a2, b = (F.normalize(z, dim=-1) for z in (z_a1, z_a2, z_b))
-    positive = (a1 * a2).sum(-1)
-    logits1 = torch.stack([positive, (a1 * b).sum(-1)], -1) / temperature
-    logits2 = torch.stack([positive, (a2 * b).sum(-1)], -1) / temperature
-    return 0.5 * (-logits1.log_softmax(-1)[..., 0].mean() - logits2.log_softmax(-1)[..., 0].mean())
-
-
 def masked_mean(error: torch.Tensor, pixel_mask: torch.Tensor) -> torch.Tensor:
     """Mean of ``error`` (B, C, H, W) over the pixels where ``pixel_mask`` (B, 1, H, W) is 1."""
     return (error * pixel_mask).sum() / (pixel_mask.sum() * error.shape[1]).clamp_min(1)

@@ -26,8 +26,7 @@ from affectlab.evaluation.relation_agreement import groundtruth_cooccurrence, re
 from affectlab.evaluation.relation_plots import save_relation_matrix
 from affectlab.evidence.arms import Arm, Evidence
 from affectlab.losses.optimal_transport import RelationPrior, ot_relation_loss
-from affectlab.losses.region_relation import (masked_mean, region_consistency_loss, siamese_ot_loss,
-                                             track_contrast_loss)
+from affectlab.losses.region_relation import masked_mean, region_consistency_loss, siamese_ot_loss
 from affectlab.methods.base import METHODS, MethodConfig, MethodSpec, RunContext, Stage, probe_split_keys
 from affectlab.models.au_attention import AU_CENTRE_RULES, template_landmarks
 from affectlab.models.region_relation import RegionRelationEncoder, TokenMLP, TwoViewAugment
@@ -71,12 +70,8 @@ class RegionRelationConfig(MethodConfig):
     #: BatchNorm statistics of the projector/predictor: shared (over batch and AUs) | per_au (over the
     #: batch for each AU token; a per-AU constant then has zero variance, so BN resists that collapse)
     head_bn: str = "shared"
-    #: weight of the per-AU region term (1 = the spec's L_region)
+    #: weight of the per-AU consistency term (1 = the spec's L_region)
     region_weight: float = 1.0
-    #: the region term: consistency (the spec's per-AU SimSiam between two views) | track_contrast (ours,
-    #: pretrain_task=pairs: per AU, two views of frame a against frame b of the same track, InfoNCE)
-    region_objective: str = "consistency"
-    track_temperature: float = 0.1
     # --- masked image modelling (ours; 0 = off): SimMIM-style pixel reconstruction of masked patches ---
     mim_weight: float = 0.0
     #: fraction of the feature-map cells whose patch tokens are masked
@@ -152,7 +147,6 @@ CHOICES = {
     "pretrain_task": ("au_occurrence", "pairs"),
     "pretrain_select": ("last", "val_loss"),
     "two_view_grad": ("full", "region"),
-    "region_objective": ("consistency", "track_contrast"),
 }
 
 
@@ -164,9 +158,6 @@ def check_choices(m: DictConfig) -> None:
         raise ConfigError(f"method.mim_weight must be >= 0, got {m.mim_weight}")
     if m.ot_siamese and m.ot_features != "projection":
         raise ConfigError("method.ot_siamese needs ot_features=projection")
-    if m.region_objective == "track_contrast" and m.pretrain_task != "pairs":
-        raise ConfigError("method.region_objective=track_contrast contrasts two frames of one track: "
-                          "it needs method.pretrain_task=pairs")
 
 
 def build_encoder(cfg: DictConfig, au_names: list[str]) -> RegionRelationEncoder:
@@ -236,8 +227,6 @@ class RegionRelationPretrain(L.LightningModule):
     def losses(self, batch: dict, update_prior: bool) -> dict[str, torch.Tensor]:
         m = self.cfg.method
         landmarks = batch_landmarks(batch, m.landmarks_source, self.encoder.image_size)
-        if m.region_objective == "track_contrast":
-            return self.track_contrast_losses(batch, landmarks, update_prior)
         if "source" in batch:  # two frames of one track (pairs task), each augmented
             first, second = batch["source"], batch["target"]
         else:  # two augmentations of one frame
@@ -270,32 +259,6 @@ class RegionRelationPretrain(L.LightningModule):
         terms.update(region=region, relation=relation)
         if m.mim_weight:
             loss = loss + m.mim_weight * terms["mim"]
-        return {"loss": loss, **terms}
-
-    def track_contrast_losses(self, batch: dict, landmarks: torch.Tensor,
-                              update_prior: bool) -> dict[str, torch.Tensor]:
-        """``region_objective=track_contrast``: SimMIM on an augmented view of frame a; the region term
-        contrasts, per AU, frame a with its neighbour (``near``, positive) against frame b (``target``,
-        negative), all unaugmented and pooled under frame a's AU maps; the OT plans relate a and near."""
-        m = self.cfg.method
-        if "near" not in batch:
-            raise ConfigError("method.region_objective=track_contrast needs a neighbour frame in every pairs "
-                              "item: set data.pair_near_gap (e.g. 1)")
-        terms: dict[str, torch.Tensor] = {}
-        loss = torch.zeros((), device=landmarks.device)
-        if m.mim_weight:
-            x1, _ = self.augment(batch["source"], landmarks)
-            terms["mim"] = self.mim_loss(x1)
-            loss = loss + m.mim_weight * terms["mim"]
-        f_a, f_near, f_b = (self.view_features(batch[key].float(), landmarks) for key in ("source", "near", "target"))
-        z_a, z_near, z_b = self.projector(f_a), self.projector(f_near), self.projector(f_b)
-        terms["region"] = track_contrast_loss(z_a, z_near, z_b, m.track_temperature)
-        a, b = (z_a, z_near) if m.ot_features == "projection" else (f_a, f_near)
-        terms["relation"], plans = ot_relation_loss(a, b, relation=self.prior.relation(), beta=m.ot_beta,
-                                                    reg=m.ot_reg, num_iter=m.ot_iters)
-        if update_prior:
-            self.prior.update_plans(self._gathered(plans))
-        loss = loss + m.region_weight * terms["region"] + m.ot_weight * terms["relation"]
         return {"loss": loss, **terms}
 
     def view_features(self, images: torch.Tensor, landmarks: torch.Tensor) -> torch.Tensor:
