@@ -145,8 +145,8 @@ def staleness(method: str, commit: str | None, repo_root: Path = REPO_ROOT) -> t
     touched = _git(repo_root, "log", "--format=", "--name-only", f"{commit}..HEAD", "--", *paths)
     if touched.returncode != 0:
         return None, touched.stderr.strip() or "git log failed"
-    changed = sorted(path for path in set(touched.stdout.splitlines()) if path
-                     if code_of(path, _text_at(repo_root, commit, path))
+    changed = sorted(path for path in set(touched.stdout.splitlines())
+                     if path and code_of(path, _text_at(repo_root, commit, path))
                      != code_of(path, _text_at(repo_root, "HEAD", path)))
     if changed:
         return True, f"{method} code changed after {commit[:10]} in {', '.join(changed)}"
