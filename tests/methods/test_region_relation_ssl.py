@@ -11,8 +11,6 @@ NAMES = ["AU01", "AU02", "AU04", "AU06"]
 
 
 def _cfg(**method):
-    from affectlab.config import compose
-
     keys = {"method.small_embed_dim": 16, "method.small_heads": "[2,2]", "method.projector_hidden": 32,
             "method.projection_dim": 16, "method.predictor_hidden": 8, **{f"method.{k}": v for k, v in method.items()}}
     return compose(["METHOD=region_relation", "DATA=toyau", "data.image_size=32",

@@ -317,7 +317,8 @@ HAND_RATE = 0.05        # wild clips with a hand passing over the lower face (sy
 MICROPHONE_RATE = 0.03  # wild clips with a hand-held microphone in front of the chin
 
 
-def occlusion_track(rng: np.random.Generator, n: int, wild: bool) -> tuple[str, int, np.ndarray, tuple[float, float, float]] | None:
+def occlusion_track(rng: np.random.Generator, n: int,
+                    wild: bool) -> tuple[str, int, np.ndarray, tuple[float, float, float]] | None:
     """Occasional occluder of one track: (kind, side, per-frame reach 0–1, BGR colour), or None.
 
     A hand enters, covers the lower face for a few frames and leaves (a smooth bump of reach over a

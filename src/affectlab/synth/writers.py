@@ -27,6 +27,8 @@ DISFA_SUBJECTS = ["SN%03d" % i for i in (1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 
 FERV_SCENES = ["Action", "Argue", "Business", "Conflict", "Contest", "Crime", "Crisis", "DailyLife",
                "ElegantArt", "Experiment", "History", "Interview", "Liveshow", "Medicine", "OfficialEvent",
                "ScholarReport", "School", "Social", "Speech", "Talkshow", "Terror", "War"]
+#: one FERV39k clip to render: (scene, class index, clip number within scene × class, length in frames)
+FervJob = tuple[str, int, int, int]
 LOWRES_SCENES = {"Crime", "War", "Terror", "Crisis", "History"}
 
 
@@ -401,7 +403,7 @@ def ferv_job(root: Path, prof: Profile, seed: int, scene: str, label: int, clip_
                     band, [lm for _, lm in frames], occlusion)
 
 
-def ferv_plan(prof: Profile, seed: int) -> tuple[np.random.Generator, list[tuple[str, int, int, int]]]:
+def ferv_plan(prof: Profile, seed: int) -> tuple[np.random.Generator, list[FervJob]]:
     rng, labels, lengths = _clip_plan(prof, seed, "ferv39k")
     scenes = FERV_SCENES[:: max(1, len(FERV_SCENES) // prof.ferv_scenes)][: prof.ferv_scenes]
     scene_of = np.array([scenes[i % len(scenes)] for i in range(len(labels))])
@@ -415,7 +417,7 @@ def ferv_plan(prof: Profile, seed: int) -> tuple[np.random.Generator, list[tuple
     return rng, jobs
 
 
-def ferv_split(jobs: list[tuple[str, int, int, int]], seed: int) -> tuple[list[str], list[str]]:
+def ferv_split(jobs: list[FervJob], seed: int) -> tuple[list[str], list[str]]:
     """Train and test lines (``scene/Class/NNNN Class``): 20 % of every scene × class group to test."""
     rng = rng_for(seed, "ferv39k", "split")
     groups: dict = {}
@@ -432,7 +434,7 @@ def ferv_split(jobs: list[tuple[str, int, int, int]], seed: int) -> tuple[list[s
     return train, test
 
 
-def write_ferv_splits(root: Path, jobs: list[tuple[str, int, int, int]], seed: int) -> None:
+def write_ferv_splits(root: Path, jobs: list[FervJob], seed: int) -> None:
     train, test = ferv_split(jobs, seed)
     rng = rng_for(seed, "ferv39k", "split-order")
     d = root / "FERV39k" / "4_setups" / "All_scenes"
